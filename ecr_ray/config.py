@@ -1,0 +1,377 @@
+"""Typed configuration: dataclasses with documented fields, loaded from YAML recipes, overridable from the CLI.
+
+One `Config` holds one section per concern (data, emotion, recommender, generator, tune, serve). A recipe
+(`recipes/<name>.yaml`) is a complete, reproducible setting; the command line overrides single fields with
+`--section.field value` (or `--section.field=value`). Precedence: CLI > environment (`ECR_DATA_DIR`,
+`ECR_RUN_DIR`) > recipe > defaults below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = PROJECT_ROOT / "recipes"
+SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "data" / "sample"
+
+EMOTIONS = ("like", "curious", "happy", "grateful", "negative", "neutral", "nostalgia", "agreement", "surprise")
+
+
+class ConfigError(ValueError):
+    """A recipe or command-line value is wrong; the message names the field."""
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass
+class DataConfig:
+    """Where the raw data is and how it becomes tables."""
+
+    data_dir: str = "sample"
+    """Raw data directory (layout of `../shared/data`). `sample` = the dataset shipped inside the package."""
+    dataset: str = "redial"
+    """`redial` or `inspired`."""
+    valid_fraction: float = 0.1
+    """Share of train conversations carved (deterministically, by id hash) into the validation split."""
+    max_conversations: int = 0
+    """Use at most this many conversations per split (0 = all); for quick runs."""
+    link_entities: bool = True
+    """Link free-text mentions (actors, genres, ...) to KG entities with the offline linker."""
+    skip_invalid: bool = False
+    """Skip malformed rows (and report them) instead of failing on the first one."""
+
+    def __post_init__(self) -> None:
+        _check(self.dataset in ("redial", "inspired"), f"data.dataset: expected redial|inspired, got {self.dataset!r}")
+        _check(0.0 <= self.valid_fraction < 1.0, f"data.valid_fraction: must be in [0, 1), got {self.valid_fraction}")
+        _check(self.max_conversations >= 0, "data.max_conversations: must be >= 0")
+
+    def resolved_dir(self) -> Path:
+        return SAMPLE_DATA_DIR if self.data_dir == "sample" else Path(self.data_dir).expanduser().resolve()
+
+
+@dataclass
+class EmotionConfig:
+    """User-emotion labelling (LLM seed labels) and the emotion classifier."""
+
+    llm_base_url: str = ""
+    """OpenAI-compatible endpoint for LLM labelling; empty = the project's own embedded-model server."""
+    llm_model: str = "smollm2-135m-instruct"
+    """Model name sent to the endpoint."""
+    classifier_model: str = "minilm"
+    """Classifier backbone: `minilm` (embedded all-MiniLM-L6-v2) or a path / hub id."""
+    threshold: float = 0.1
+    """β: keep labels with probability above this."""
+    max_emotions_per_entity: int = 3
+    """n_f: at most this many emotions attached to one entity."""
+    focal_gamma: float = 2.0
+    """Focal-loss γ."""
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.threshold < 1.0, f"emotion.threshold: must be in [0, 1), got {self.threshold}")
+        _check(1 <= self.max_emotions_per_entity <= len(EMOTIONS), "emotion.max_emotions_per_entity: 1..9")
+        _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "emotion.epochs/batch_size/lr must be > 0")
+
+
+@dataclass
+class RecommenderConfig:
+    """Emotion-aware item recommender (UniCRS-style prompt over a KG encoder)."""
+
+    variant: str = "full"
+    """Ablation switch: baseline | L | LS | LG | full (paper Table 3)."""
+    text_encoder: str = "minilm"
+    """Context encoder: `minilm` (embedded) or a path / hub id (the paper recipe uses RoBERTa/DialoGPT)."""
+    entity_dim: int = 128
+    """Entity embedding width (UniCRS uses 384)."""
+    emotion_dim: int = 48
+    """Emotion label embedding size (paper: 48)."""
+    num_bases: int = 8
+    """RGCN bases."""
+    max_context_entities: int = 32
+    max_context_tokens: int = 200
+    feedback_weights: dict[str, float] = field(default_factory=lambda: {"like": 2.0, "dislike": 1.0, "not_said": 0.5})
+    """Per-sample loss weight by the user's feedback on the target item (paper: 2.0 / 1.0 / 0.5)."""
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    num_workers: int = 1
+    """Ray Train workers."""
+    use_gpu: bool = False
+    deepspeed: dict[str, Any] = field(default_factory=dict)
+    """DeepSpeed config (empty = plain DDP)."""
+
+    def __post_init__(self) -> None:
+        _check(self.variant in ("baseline", "L", "LS", "LG", "full"),
+               f"recommender.variant: expected baseline|L|LS|LG|full, got {self.variant!r}")
+        missing = {"like", "dislike", "not_said"} - set(self.feedback_weights)
+        _check(not missing, f"recommender.feedback_weights: missing {sorted(missing)}")
+        _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
+        _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0")
+        _check(self.num_workers >= 1, "recommender.num_workers: must be >= 1")
+
+
+@dataclass
+class GeneratorConfig:
+    """Emotion-aligned response generator (LoRA on a Llama-architecture chat model)."""
+
+    base_model: str = "smollm2"
+    """`smollm2` (embedded SmolLM2-135M-Instruct GGUF, converted once and cached) or a path / hub id."""
+    method: str = "lora"
+    """`lora` or `full` (full fine-tuning, for DialoGPT-style models)."""
+    num_triples: int = 2
+    """pn_t: KG triples in the prompt."""
+    num_review_entities: int = 4
+    """pn_e: review entities in the prompt."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    max_length: int = 256
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = run all epochs)."""
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 5e-5
+    max_new_tokens: int = 64
+    num_workers: int = 1
+    use_gpu: bool = False
+    deepspeed: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.method in ("lora", "full"), f"generator.method: expected lora|full, got {self.method!r}")
+        _check(self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0")
+        _check(self.max_length >= 16, "generator.max_length: must be >= 16")
+        _check(self.num_workers >= 1, "generator.num_workers: must be >= 1")
+
+
+@dataclass
+class TuneConfig:
+    """Ray Tune sweeps (paper Appendix B)."""
+
+    search_space: dict[str, Any] = field(default_factory=dict)
+    """Search space by sweep kind, e.g. {feedback: {...}, knowledge: {...}}."""
+    max_concurrent_trials: int = 1
+    cpus_per_trial: float = 1.0
+
+
+@dataclass
+class ServeConfig:
+    """Ray Serve application."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_turns: int = 50
+    max_chars: int = 4000
+    max_top_k: int = 50
+    max_sessions: int = 1000
+    session_ttl_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.port < 65536, f"serve.port: out of range: {self.port}")
+
+
+@dataclass
+class Config:
+    """A whole ecr-ray setting: one recipe."""
+
+    recipe: str = "demo"
+    """Name of the recipe this config came from."""
+    run_dir: str = "runs/demo"
+    """Where every stage writes its artifacts (local path or shared storage on a cluster)."""
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    emotion: EmotionConfig = field(default_factory=EmotionConfig)
+    recommender: RecommenderConfig = field(default_factory=RecommenderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir).expanduser().resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """Content hash of the named sections (what a stage's output depends on)."""
+        d = self.to_dict()
+        blob = json.dumps({s: d[s] for s in sections}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert a YAML or CLI value to the annotated type; raise ConfigError naming `where`."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, val_tp = typing.get_args(tp) or (str, Any)
+        return {str(k): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in values.items():
+        tp = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # pragma: no cover - defensive
+        raise ConfigError(f"{where or 'config'}: {e}") from None
+
+
+def recipe_path(recipe: str) -> Path:
+    p = Path(recipe)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    p = RECIPES_DIR / f"{recipe}.yaml"
+    if not p.exists():
+        known = sorted(x.stem for x in RECIPES_DIR.glob("*.yaml"))
+        raise ConfigError(f"recipe {recipe!r} not found (looked for {p}); known recipes: {known}")
+    return p
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _set_dotted(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"--{dotted}: {k} is not a section")
+    d[keys[-1]] = value
+
+
+def load_config(recipe: str = "demo", overrides: dict[str, Any] | None = None) -> Config:
+    """Recipe YAML (+ `extends:` parent) → environment → dotted overrides → validated `Config`."""
+    path = recipe_path(recipe)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    parent = raw.pop("extends", None)
+    if parent:
+        base = yaml.safe_load(recipe_path(parent).read_text()) or {}
+        base.pop("extends", None)
+        raw = _deep_merge(base, raw)
+    raw.setdefault("recipe", path.stem)
+    if os.environ.get("ECR_DATA_DIR"):
+        _set_dotted(raw, "data.data_dir", os.environ["ECR_DATA_DIR"])
+    if os.environ.get("ECR_RUN_DIR"):
+        raw["run_dir"] = os.environ["ECR_RUN_DIR"]
+    for k, v in (overrides or {}).items():
+        _set_dotted(raw, k, v)
+    return _build(Config, raw, "")
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", default="demo", help="recipe name in recipes/ or a YAML path (default: demo)")
+    parser.add_argument("--data-dir", help="raw data directory (overrides recipe and ECR_DATA_DIR)")
+    parser.add_argument("--run-dir", help="run directory for all artifacts (overrides recipe and ECR_RUN_DIR)")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip and report malformed input rows")
+
+
+def parse_overrides(extra: list[str]) -> dict[str, Any]:
+    """`--section.field value` / `--section.field=value` pairs → {"section.field": parsed YAML value}."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(extra):
+        tok = extra[i]
+        if not tok.startswith("--") or len(tok) == 2:
+            raise ConfigError(f"unexpected argument {tok!r}; overrides look like --section.field value")
+        key = tok[2:]
+        if "=" in key:
+            key, text = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(extra):
+                raise ConfigError(f"--{key}: missing value")
+            text = extra[i + 1]
+            i += 2
+        key = key.replace("-", "_")
+        try:
+            out[key] = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            out[key] = text
+    return out
+
+
+def config_from_args(args: argparse.Namespace, extra: list[str]) -> Config:
+    overrides = parse_overrides(extra)
+    if getattr(args, "data_dir", None):
+        overrides["data.data_dir"] = args.data_dir
+    if getattr(args, "run_dir", None):
+        overrides["run_dir"] = args.run_dir
+    if getattr(args, "skip_invalid", False):
+        overrides["data.skip_invalid"] = True
+    return load_config(args.recipe, overrides)

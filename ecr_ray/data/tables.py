@@ -1,0 +1,195 @@
+"""Build and read the Parquet tables every later stage reads (`<run_dir>/tables/`).
+
+turns.parquet      one row per turn: conversation_id, split, turn_index, role, message_ids, text, raw_text,
+                   movie_ids, movie_entities (aligned with movie_ids; -1 = not in the KG), entities (linked)
+feedback.parquet   one row per (conversation, movie): liked 0/1/2, feedback dislike/like/not_said, source
+samples.parquet    recommendation samples: context, context_entities, target_item, liked, target_in_context
+entities.parquet   entity_id, uri, name, is_item
+kg_triples.parquet head, relation, tail (self loops excluded; the encoder adds them)
+manifest.json      counts, input hashes, config hash, build time: what produced these tables
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import Config
+from . import inspired, redial
+from .errors import DataError, InvalidRows
+from .kg import KnowledgeGraph, load_kg
+from .linker import EntityLinker
+
+TABLES = ("turns", "feedback", "samples", "entities", "kg_triples")
+
+
+@dataclass
+class Sources:
+    """Where the raw files of one dataset are inside the data directory."""
+
+    splits: dict[str, Path]
+    kg_dir: Path
+    redial_dir: Path | None
+
+    @classmethod
+    def of(cls, data_dir: Path, dataset: str) -> "Sources":
+        if dataset == "redial":
+            d = data_dir / "redial"
+            return cls({"train": d / "train_data.jsonl", "test": d / "test_data.jsonl"}, d / "kg", d)
+        d = data_dir / "inspired"
+        # INSPIRED's test split is not public in UniCRS format here: its valid file serves as test, and the
+        # validation split is carved from train like ReDial's (never tune on test).
+        return cls({"train": d / "train_data_dbpedia.jsonl", "test": d / "valid_data_dbpedia.jsonl"}, d, None)
+
+    def files(self) -> list[Path]:
+        return [*self.splits.values(), *sorted(p for p in self.kg_dir.glob("*.json"))]
+
+    def check(self) -> None:
+        for p in self.files() + [self.kg_dir / "entity2id.json"]:
+            if not p.exists():
+                raise DataError(p, None, "<file>", "file not found (run `ecr-ray data download` or set --data-dir)")
+
+
+def in_valid(conversation_id: str, fraction: float, seed: int) -> bool:
+    """Deterministic validation membership by a hash of the conversation id (stable across machines)."""
+    h = int(hashlib.sha256(f"{seed}:{conversation_id}".encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < fraction
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_dataset_kg(cfg: Config) -> KnowledgeGraph:
+    src = Sources.of(cfg.data.resolved_dir(), cfg.data.dataset)
+    movie_map = None
+    if src.redial_dir is not None and (src.kg_dir / "redial_movieid2entity.json").exists():
+        movie_map = json.loads((src.kg_dir / "redial_movieid2entity.json").read_text(encoding="utf-8"))
+    return load_kg(src.kg_dir, movie_map)
+
+
+def build_tables(cfg: Config, out_dir: Path | None = None) -> dict:
+    """Raw data → Parquet tables + manifest. Returns the manifest."""
+    t0 = time.perf_counter()
+    data_dir = cfg.data.resolved_dir()
+    src = Sources.of(data_dir, cfg.data.dataset)
+    src.check()
+    out_dir = Path(out_dir or cfg.run_path / "tables")
+    kg = load_dataset_kg(cfg)
+    linker = EntityLinker.from_kg(kg) if cfg.data.link_entities else None
+    invalid = InvalidRows(skip=cfg.data.skip_invalid)
+
+    turns, feedback, n_conv = [], [], {}
+    if cfg.data.dataset == "redial":
+        movies = redial.MovieCatalogue.load(src.redial_dir)
+        for split, path in src.splits.items():
+            t, f, n = redial.load_split(path, split, movies, linker, invalid, cfg.data.max_conversations)
+            turns += t
+            feedback += f
+            n_conv[split] = n
+    else:
+        for split, path in src.splits.items():
+            t, f, n = inspired.load_split(path, split, kg.entity2id, invalid, cfg.data.max_conversations)
+            turns += t
+            n_conv[split] = n
+
+    # Carve validation from train, deterministically by conversation id.
+    valid_ids = {t["conversation_id"] for t in turns
+                 if t["split"] == "train" and in_valid(t["conversation_id"], cfg.data.valid_fraction, cfg.seed)}
+    for row in (*turns, *feedback):
+        if row["conversation_id"] in valid_ids and row["split"] == "train":
+            row["split"] = "valid"
+    n_conv["valid"] = len(valid_ids)
+    n_conv["train"] -= len(valid_ids)
+
+    fb_index = redial.as_feedback_index(feedback)
+    samples, not_sampled = [], {"no_context": 0, "not_in_kg": 0}
+    for conv_turns in redial.group_by_conversation(turns).values():
+        s, skipped = redial.recommendation_samples(conv_turns, fb_index)
+        samples += s
+        for k, v in skipped.items():
+            not_sampled[k] += v
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entities = [{"entity_id": i, "uri": uri, "name": kg.names[i], "is_item": i in kg.item_set}
+                for uri, i in sorted(kg.entity2id.items(), key=lambda x: x[1])]
+    kg_rows = {"head": kg.triples[:, 0], "relation": kg.triples[:, 1], "tail": kg.triples[:, 2]}
+    pq.write_table(pa.Table.from_pylist(turns, schema=TURNS_SCHEMA), out_dir / "turns.parquet")
+    pq.write_table(pa.Table.from_pylist(feedback, schema=FEEDBACK_SCHEMA), out_dir / "feedback.parquet")
+    pq.write_table(pa.Table.from_pylist(samples, schema=SAMPLES_SCHEMA), out_dir / "samples.parquet")
+    pq.write_table(pa.Table.from_pylist(entities), out_dir / "entities.parquet")
+    pq.write_table(pa.table(kg_rows), out_dir / "kg_triples.parquet")
+
+    manifest = {
+        "dataset": cfg.data.dataset,
+        "data_dir": str(data_dir),
+        "config_hash": cfg.section_hash("data", "seed"),
+        "inputs": {str(p.relative_to(data_dir)): sha256_file(p) for p in src.files()},
+        "counts": _counts(turns, feedback, samples, n_conv, kg),
+        "not_sampled": not_sampled,
+        "invalid_rows": invalid.report(),
+        "build_seconds": round(time.perf_counter() - t0, 2),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _counts(turns, feedback, samples, n_conv, kg) -> dict:
+    by_split: dict[str, dict] = {}
+    for split in ("train", "valid", "test"):
+        ts = [t for t in turns if t["split"] == split]
+        ss = [s for s in samples if s["split"] == split]
+        user = [t for t in ts if t["role"] == "user"]
+        by_split[split] = {
+            "conversations": n_conv.get(split, 0),
+            "turns": len(ts),
+            "messages": sum(len(t["message_ids"]) for t in ts),
+            "samples": len(ss),
+            "samples_by_feedback": {k: sum(s["feedback"] == k for s in ss) for k in ("like", "dislike", "not_said")},
+            "samples_target_in_context": sum(s["target_in_context"] for s in ss),
+            "linked_entities_per_turn": round(sum(len(t["entities"]) for t in ts) / max(len(ts), 1), 3),
+            "linked_entities_per_user_turn": round(sum(len(t["entities"]) for t in user) / max(len(user), 1), 3),
+        }
+    fb = {k: sum(f["feedback"] == k for f in feedback) for k in ("like", "dislike", "not_said")}
+    return {"splits": by_split, "feedback": fb, "entities": kg.num_entities, "relations": kg.num_relations,
+            "items": len(kg.item_ids), "kg_triples": int(len(kg.triples))}
+
+
+TURNS_SCHEMA = pa.schema([
+    ("conversation_id", pa.string()), ("split", pa.string()), ("turn_index", pa.int32()), ("role", pa.string()),
+    ("message_ids", pa.list_(pa.int64())), ("text", pa.string()), ("raw_text", pa.string()),
+    ("movie_ids", pa.list_(pa.string())), ("movie_entities", pa.list_(pa.int64())),
+    ("entities", pa.list_(pa.int64())),
+])
+FEEDBACK_SCHEMA = pa.schema([
+    ("conversation_id", pa.string()), ("split", pa.string()), ("movie_id", pa.string()),
+    ("movie_name", pa.string()), ("entity_id", pa.int64()), ("liked", pa.int8()), ("feedback", pa.string()),
+    ("source", pa.string()),
+])
+SAMPLES_SCHEMA = pa.schema([
+    ("sample_id", pa.string()), ("conversation_id", pa.string()), ("split", pa.string()),
+    ("turn_index", pa.int32()), ("context", pa.list_(pa.string())), ("context_entities", pa.list_(pa.int64())),
+    ("target_movie_id", pa.string()), ("target_item", pa.int64()), ("liked", pa.int8()),
+    ("feedback", pa.string()), ("target_in_context", pa.bool_()), ("response", pa.string()),
+])
+
+
+def read_table(run_dir: Path, name: str, split: str | None = None) -> pa.Table:
+    """Read one table from `<run_dir>/tables/`, optionally one split."""
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; known: {TABLES}")
+    path = Path(run_dir) / "tables" / f"{name}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: build the tables first (`ecr-ray data --recipe ...`)")
+    filters = [("split", "=", split)] if split else None
+    return pq.read_table(path, filters=filters)

@@ -1,0 +1,31 @@
+"""Shared fixtures: the packaged sample dataset, tiny configs, and the real data when `../shared/data` exists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ecr_ray.config import PROJECT_ROOT, load_config
+
+REAL_DATA = Path(os.environ.get("ECR_REAL_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leak(monkeypatch):
+    monkeypatch.delenv("ECR_DATA_DIR", raising=False)
+    monkeypatch.delenv("ECR_RUN_DIR", raising=False)
+
+
+@pytest.fixture
+def demo_cfg(tmp_path):
+    """The demo recipe (packaged sample data) writing into a temporary run directory."""
+    return load_config("demo", {"run_dir": str(tmp_path / "run")})
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    if not (REAL_DATA / "redial" / "test_data.jsonl").exists():
+        pytest.skip(f"real data not found at {REAL_DATA}")
+    return REAL_DATA
