@@ -66,10 +66,35 @@ class DataConfig:
 class EmotionConfig:
     """User-emotion labelling (LLM seed labels) and the emotion classifier."""
 
+    # --- LLM labelling (jobs/label_emotions.py); the API key comes from OPENAI_API_KEY only
     llm_base_url: str = ""
     """OpenAI-compatible endpoint for LLM labelling; empty = the project's own embedded-model server."""
     llm_model: str = "smollm2-135m-instruct"
     """Model name sent to the endpoint."""
+    llm_concurrency: int = 4
+    """Requests in flight per labelling actor (bounded thread pool)."""
+    llm_actors: int = 1
+    """Ray Data actors sending requests (total in flight = llm_actors × llm_concurrency)."""
+    llm_timeout_s: float = 120.0
+    """Per-request timeout; a timeout is retried like a 429/5xx."""
+    llm_max_retries: int = 5
+    """Attempts per request beyond the first (exponential backoff with jitter)."""
+    llm_max_tokens: int = 64
+    """Completion budget per turn (the emotion words come first, then the reasons)."""
+    llm_temperature: float = 0.0
+    llm_shard_rows: int = 16
+    """Rows per resumable Parquet shard (a kill loses at most the shards in flight)."""
+    llm_subset: str = "all"
+    """Which user turns to label: `all` or `seeded` (only turns that have seed labels, to measure agreement)."""
+    llm_max_turns: int = 0
+    """Label at most this many turns (deterministic sample by turn id hash; 0 = all)."""
+    llm_price_prompt_per_1k: float = 0.0
+    """USD per 1k prompt tokens, for the cost estimate (0 for the local model)."""
+    llm_price_completion_per_1k: float = 0.0
+    """USD per 1k completion tokens, for the cost estimate."""
+    seed_labels: str = ""
+    """Seed-label JSONL; empty = `<data_dir>/emotions/redial_llm_labels.jsonl`."""
+    # --- classifier (ecr_ray/models/emotion.py, jobs/train_emotion.py)
     classifier_model: str = "minilm"
     """Classifier backbone: `minilm` (embedded all-MiniLM-L6-v2) or a path / hub id."""
     threshold: float = 0.1
@@ -78,15 +103,37 @@ class EmotionConfig:
     """n_f: at most this many emotions attached to one entity."""
     focal_gamma: float = 2.0
     """Focal-loss γ."""
+    focal_alpha: float = 0.25
+    """Focal-loss α (weight of positives; negative to disable)."""
+    valid_fraction: float = 0.15
+    """Share of seed-labelled conversations (by id hash) held out for validation."""
     epochs: int = 3
     batch_size: int = 32
     lr: float = 5e-5
     max_length: int = 128
+    max_train_rows: int = 0
+    """Train on at most this many seed rows (0 = all); for quick runs."""
+    num_workers: int = 1
+    """Ray Train workers."""
+    label_actors: int = 2
+    """Ray Data actor-pool size for batch labelling every user turn."""
+    label_batch_size: int = 128
+    seed_override: bool = False
+    """Seed-labelled turns keep their seed labels (source `seed`) instead of the classifier's."""
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.threshold < 1.0, f"emotion.threshold: must be in [0, 1), got {self.threshold}")
         _check(1 <= self.max_emotions_per_entity <= len(EMOTIONS), "emotion.max_emotions_per_entity: 1..9")
         _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "emotion.epochs/batch_size/lr must be > 0")
+        _check(self.llm_concurrency >= 1 and self.llm_actors >= 1, "emotion.llm_concurrency/llm_actors: must be >= 1")
+        _check(self.llm_timeout_s > 0 and self.llm_max_retries >= 0, "emotion.llm_timeout_s > 0, llm_max_retries >= 0")
+        _check(self.llm_max_tokens >= 1 and self.llm_shard_rows >= 1, "emotion.llm_max_tokens/llm_shard_rows >= 1")
+        _check(self.llm_subset in ("all", "seeded"), f"emotion.llm_subset: expected all|seeded, got {self.llm_subset!r}")
+        _check(self.llm_max_turns >= 0 and self.max_train_rows >= 0, "emotion.llm_max_turns/max_train_rows >= 0")
+        _check(0.0 < self.valid_fraction < 1.0, f"emotion.valid_fraction: must be in (0, 1), got {self.valid_fraction}")
+        _check(self.focal_gamma >= 0, "emotion.focal_gamma: must be >= 0")
+        _check(self.num_workers >= 1 and self.label_actors >= 1 and self.label_batch_size >= 1,
+               "emotion.num_workers/label_actors/label_batch_size: must be >= 1")
 
 
 @dataclass
