@@ -141,9 +141,10 @@ class RecommenderConfig:
     """Emotion-aware item recommender (UniCRS-style prompt over a KG encoder)."""
 
     variant: str = "full"
-    """Ablation switch: baseline | L | LS | LG | full (paper Table 3)."""
+    """Ablation switch: baseline | L | LS | LG | full (paper Table 3). L = local emotion reps, G = global
+    emotion reps, S = feedback-aware sample reweighting; baseline = UniCRS-equivalent (no emotions, uniform)."""
     text_encoder: str = "minilm"
-    """Context encoder: `minilm` (embedded) or a path / hub id (the paper recipe uses RoBERTa/DialoGPT)."""
+    """Frozen context encoder: `minilm` (embedded) or a path / hub id (the paper recipe uses RoBERTa)."""
     entity_dim: int = 128
     """Entity embedding width (UniCRS uses 384)."""
     emotion_dim: int = 48
@@ -151,27 +152,75 @@ class RecommenderConfig:
     num_bases: int = 8
     """RGCN bases."""
     max_context_entities: int = 32
+    """Most recent context entities kept per sample."""
     max_context_tokens: int = 200
+    """Token cap per context turn for the frozen text encoder."""
+    max_context_turns: int = 8
+    """Most recent context turns fed to the prompt (each encoded once by the frozen encoder and cached)."""
+    prompt_tokens: int = 10
+    """Learned prompt tokens (UniCRS: 10 for recommendation)."""
+    fusion_layers: int = 1
+    """Transformer layers fusing prompt tokens, entity reps and turn states."""
+    dropout: float = 0.1
+    emotions_source: str = "auto"
+    """Entity emotions: `file` (run_dir/emotions/entity_emotions.parquet), `seed` (built from the LLM seed labels in
+    data_dir/emotions), `auto` (file if present, else seed), `none` (only valid for variant baseline)."""
     feedback_weights: dict[str, float] = field(default_factory=lambda: {"like": 2.0, "dislike": 1.0, "not_said": 0.5})
     """Per-sample loss weight by the user's feedback on the target item (paper: 2.0 / 1.0 / 0.5)."""
     epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    """Share of optimizer steps with linear warm-up."""
+    max_train_samples: int = 0
+    """Use at most this many training samples (0 = all); for quick runs."""
+    auc_batch_size: int = 32
+    """Evaluation batch over which ECR's AUC is computed (authors: 32)."""
+    cache_dir: str = ""
+    """Where cached context embeddings live (empty = run_dir/recommender/cache); share it between runs."""
     num_workers: int = 1
     """Ray Train workers."""
+    cpus_per_worker: int = 1
     use_gpu: bool = False
+    max_failures: int = 2
+    """Ray Train FailureConfig: restarts from the latest checkpoint before giving up."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
-    """DeepSpeed config (empty = plain DDP)."""
+    """DeepSpeed config (empty = plain DDP); batch sizes are filled in from batch_size / num_workers."""
 
     def __post_init__(self) -> None:
-        _check(self.variant in ("baseline", "L", "LS", "LG", "full"),
+        _check(self.variant in RECOMMENDER_VARIANTS,
                f"recommender.variant: expected baseline|L|LS|LG|full, got {self.variant!r}")
         missing = {"like", "dislike", "not_said"} - set(self.feedback_weights)
         _check(not missing, f"recommender.feedback_weights: missing {sorted(missing)}")
         _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
         _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0")
-        _check(self.num_workers >= 1, "recommender.num_workers: must be >= 1")
+        _check(self.num_workers >= 1 and self.cpus_per_worker >= 1, "recommender.num_workers/cpus_per_worker >= 1")
+        _check(self.entity_dim >= 8 and self.emotion_dim >= 1, "recommender.entity_dim >= 8, emotion_dim >= 1")
+        _check(self.max_context_entities >= 1 and self.max_context_turns >= 1 and self.max_context_tokens >= 8,
+               "recommender.max_context_entities/turns >= 1, max_context_tokens >= 8")
+        _check(self.emotions_source in ("auto", "file", "seed", "none"),
+               f"recommender.emotions_source: expected auto|file|seed|none, got {self.emotions_source!r}")
+        _check(self.emotions_source != "none" or self.variant == "baseline",
+               f"recommender.emotions_source none: only variant baseline trains without emotions, got {self.variant!r}")
+        _check(0.0 <= self.dropout < 1.0 and 0.0 <= self.warmup_fraction < 1.0,
+               "recommender.dropout/warmup_fraction: must be in [0, 1)")
+        _check(self.auc_batch_size >= 2, "recommender.auc_batch_size: must be >= 2")
+
+    @property
+    def local_emotions(self) -> bool:
+        return self.variant != "baseline"
+
+    @property
+    def global_emotions(self) -> bool:
+        return self.variant in ("LG", "full")
+
+    @property
+    def reweight(self) -> bool:
+        return self.variant in ("LS", "full")
+
+
+RECOMMENDER_VARIANTS = ("baseline", "L", "LS", "LG", "full")
 
 
 @dataclass
