@@ -225,8 +225,19 @@ RECOMMENDER_VARIANTS = ("baseline", "L", "LS", "LG", "full")
 
 @dataclass
 class GeneratorConfig:
-    """Emotion-aligned response generator (LoRA on a Llama-architecture chat model)."""
+    """Emotion-aligned response generator (LoRA on a Llama-architecture chat model) and its review database."""
 
+    # --- review database (Appendix A.2)
+    reviews_file: str = "reviews/imdb_reviews_ecr.jsonl"
+    """Reviews JSONL, relative to data.data_dir (or absolute)."""
+    review_filter: str = "small"
+    """Appendix A.2 variant: `small` (≥20 words, cut to 150, helpfulness ≥1) or `llama` (≥120 words, cut to 300,
+    ≥4 first-person pronouns, helpfulness ≥5). Helpfulness applies only when the file has such a field."""
+    min_entity_mentions: int = 2
+    """A review entity joins its movie's knowledge when mentioned at least this often over the movie's reviews."""
+    link_workers: int = 2
+    """Ray Data actors linking reviews in parallel."""
+    # --- prompt (Eq. 8)
     base_model: str = "smollm2"
     """`smollm2` (embedded SmolLM2-135M-Instruct GGUF, converted once and cached) or a path / hub id."""
     method: str = "lora"
@@ -235,26 +246,59 @@ class GeneratorConfig:
     """pn_t: KG triples in the prompt."""
     num_review_entities: int = 4
     """pn_e: review entities in the prompt."""
+    # --- fine-tuning
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     max_length: int = 256
+    """Prompt + review tokens per training example; the review is cut to fit."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0 = run all epochs)."""
     epochs: int = 1
     batch_size: int = 16
+    """Examples per optimizer step per worker."""
     lr: float = 5e-5
-    max_new_tokens: int = 64
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    checkpoint_every: int = 50
+    """Report a resumable checkpoint (PEFT adapter + optimizer state) every this many steps."""
     num_workers: int = 1
     use_gpu: bool = False
     deepspeed: dict[str, Any] = field(default_factory=dict)
+    """DeepSpeed config (e.g. ZeRO-3 + bf16 for the paper recipe); empty = plain PyTorch / DDP."""
+    # --- generation
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    """Greedy (false) or sampling with temperature/top_p (true)."""
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    dtype: str = "float32"
+    """Inference dtype: float32 | bfloat16."""
+    eval_samples: int = 200
+    """ReDial test contexts (with their target item) in `evaluate_generator`."""
+    eval_batch_size: int = 16
 
     def __post_init__(self) -> None:
         _check(self.method in ("lora", "full"), f"generator.method: expected lora|full, got {self.method!r}")
+        _check(self.review_filter in ("small", "llama"),
+               f"generator.review_filter: expected small|llama, got {self.review_filter!r}")
+        _check(self.min_entity_mentions >= 1 and self.link_workers >= 1,
+               "generator.min_entity_mentions/link_workers: must be >= 1")
         _check(self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0")
         _check(self.max_length >= 16, "generator.max_length: must be >= 16")
         _check(self.num_workers >= 1, "generator.num_workers: must be >= 1")
+        _check(self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "generator.batch_size/epochs/lr must be > 0")
+        _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "generator.max_steps >= 0, checkpoint_every >= 1")
+        _check(self.max_new_tokens >= 1 and self.eval_samples >= 1 and self.eval_batch_size >= 1,
+               "generator.max_new_tokens/eval_samples/eval_batch_size must be >= 1")
+        _check(self.temperature > 0 and 0 < self.top_p <= 1, "generator.temperature > 0 and top_p in (0, 1]")
+        _check(self.dtype in ("float32", "bfloat16"), f"generator.dtype: expected float32|bfloat16, got {self.dtype!r}")
+
+    def reviews_path(self, data_dir: Path) -> Path:
+        p = Path(self.reviews_file).expanduser()
+        return p if p.is_absolute() else data_dir / p
 
 
 @dataclass
@@ -269,18 +313,70 @@ class TuneConfig:
 
 @dataclass
 class ServeConfig:
-    """Ray Serve application."""
+    """Ray Serve application (`serve/app.py`): limits on client input, sessions, and per-deployment options."""
 
     host: str = "127.0.0.1"
+    """Bind address of the HTTP proxy (`ecr-ray serve`); keep 127.0.0.1 unless behind an authenticating proxy."""
     port: int = 8000
+    model_name: str = "ecr"
+    """Model id reported by GET /v1/models and expected in chat-completion requests."""
     max_turns: int = 50
+    """Most turns in one request's dialogue (and kept in one session: older turns are dropped first)."""
     max_chars: int = 4000
+    """Most characters in one turn's text."""
+    max_body_bytes: int = 262144
+    """Larger request bodies are refused (413) before they are parsed."""
+    default_top_k: int = 5
     max_top_k: int = 50
+    max_new_tokens: int = 64
+    """Cap on generated tokens per reply (a request may ask for fewer)."""
     max_sessions: int = 1000
+    """Sessions kept in memory (least recently used evicted first)."""
     session_ttl_s: float = 3600.0
+    """A session idle for longer than this is forgotten."""
+    api_token_env: str = "ECR_API_TOKEN"
+    """Environment variable holding the bearer token; unset or empty = no authentication."""
+    request_timeout_s: float = 120.0
+    """Deadline for one request's calls to the model deployments (→ 504 when exceeded)."""
+    max_batch_size: int = 16
+    """`@serve.batch` size for emotion classification and recommender scoring."""
+    batch_wait_timeout_s: float = 0.005
+    deployments: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "ECRIngress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
+        "EmotionDetector": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25}},
+        "Recommender": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+                        "ray_actor_options": {"num_cpus": 0.25}},
+        "Generator": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}},
+    })
+    """Ray Serve options per deployment (num_replicas or autoscaling_config, ray_actor_options, max_ongoing_requests,
+    ...); a recipe's entry replaces the default entry of that deployment."""
+
+    DEPLOYMENTS = ("ECRIngress", "EmotionDetector", "Recommender", "Generator")
+    OPTIONS = ("num_replicas", "autoscaling_config", "ray_actor_options", "max_ongoing_requests",
+               "max_queued_requests", "health_check_period_s", "health_check_timeout_s",
+               "graceful_shutdown_timeout_s", "graceful_shutdown_wait_loop_s")
 
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536, f"serve.port: out of range: {self.port}")
+        _check(bool(self.model_name), "serve.model_name: must not be empty")
+        for name in ("max_turns", "max_chars", "max_body_bytes", "max_top_k", "max_new_tokens", "max_sessions",
+                     "max_batch_size"):
+            _check(getattr(self, name) >= 1, f"serve.{name}: must be >= 1, got {getattr(self, name)}")
+        _check(1 <= self.default_top_k <= self.max_top_k,
+               f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}")
+        _check(self.session_ttl_s > 0 and self.request_timeout_s > 0 and self.batch_wait_timeout_s >= 0,
+               "serve.session_ttl_s/request_timeout_s must be > 0 and batch_wait_timeout_s >= 0")
+        for dep, opts in self.deployments.items():
+            _check(dep in self.DEPLOYMENTS, f"serve.deployments.{dep}: unknown deployment; known: {self.DEPLOYMENTS}")
+            _check(isinstance(opts, dict), f"serve.deployments.{dep}: expected a mapping of Serve options")
+            bad = sorted(set(opts) - set(self.OPTIONS))
+            _check(not bad, f"serve.deployments.{dep}: unknown option(s) {bad}; known: {self.OPTIONS}")
+            _check(not ("num_replicas" in opts and "autoscaling_config" in opts),
+                   f"serve.deployments.{dep}: set num_replicas or autoscaling_config, not both")
+
+    def deployment_options(self, name: str) -> dict[str, Any]:
+        """Serve options for one deployment (a recipe's entry replaces the default one wholesale)."""
+        return dict(self.deployments.get(name, {}))
 
 
 @dataclass
