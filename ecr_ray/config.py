@@ -9,6 +9,7 @@ One `Config` holds one section per concern (data, emotion, recommender, generato
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import json
@@ -341,13 +342,7 @@ class ServeConfig:
     max_batch_size: int = 16
     """`@serve.batch` size for emotion classification and recommender scoring."""
     batch_wait_timeout_s: float = 0.005
-    deployments: dict[str, dict[str, Any]] = field(default_factory=lambda: {
-        "ECRIngress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
-        "EmotionDetector": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25}},
-        "Recommender": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
-                        "ray_actor_options": {"num_cpus": 0.25}},
-        "Generator": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}},
-    })
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Ray Serve options per deployment (num_replicas or autoscaling_config, ray_actor_options, max_ongoing_requests,
     ...); a recipe's entry replaces the default entry of that deployment."""
 
@@ -356,7 +351,16 @@ class ServeConfig:
                "max_queued_requests", "health_check_period_s", "health_check_timeout_s",
                "graceful_shutdown_timeout_s", "graceful_shutdown_wait_loop_s")
 
+    DEFAULT_DEPLOYMENTS = {  # sized for a 2-core laptop; GPU recipes give Generator num_gpus
+        "ECRIngress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
+        "EmotionDetector": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25}},
+        "Recommender": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+                        "ray_actor_options": {"num_cpus": 0.25}},
+        "Generator": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}},
+    }
+
     def __post_init__(self) -> None:
+        self.deployments = {**copy.deepcopy(self.DEFAULT_DEPLOYMENTS), **self.deployments}
         _check(0 < self.port < 65536, f"serve.port: out of range: {self.port}")
         _check(bool(self.model_name), "serve.model_name: must not be empty")
         for name in ("max_turns", "max_chars", "max_body_bytes", "max_top_k", "max_new_tokens", "max_sessions",
@@ -376,7 +380,7 @@ class ServeConfig:
 
     def deployment_options(self, name: str) -> dict[str, Any]:
         """Serve options for one deployment (a recipe's entry replaces the default one wholesale)."""
-        return dict(self.deployments.get(name, {}))
+        return copy.deepcopy(self.deployments.get(name, {}))
 
 
 @dataclass
