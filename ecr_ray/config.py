@@ -340,8 +340,11 @@ class ServeConfig:
     request_timeout_s: float = 120.0
     """Deadline for one request's calls to the model deployments (→ 504 when exceeded)."""
     max_batch_size: int = 16
-    """`@serve.batch` size for emotion classification and recommender scoring."""
+    """`@serve.batch` size for emotion classification (texts of concurrent requests share one encoder pass)."""
     batch_wait_timeout_s: float = 0.005
+    generator_batch_size: int = 4
+    """`@serve.batch` size for reply generation (concurrent replies decoded together, left-padded)."""
+    generator_batch_wait_s: float = 0.02
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Ray Serve options per deployment (num_replicas or autoscaling_config, ray_actor_options, max_ongoing_requests,
     ...); a recipe's entry replaces the default entry of that deployment."""
@@ -364,11 +367,12 @@ class ServeConfig:
         _check(0 < self.port < 65536, f"serve.port: out of range: {self.port}")
         _check(bool(self.model_name), "serve.model_name: must not be empty")
         for name in ("max_turns", "max_chars", "max_body_bytes", "max_top_k", "max_new_tokens", "max_sessions",
-                     "max_batch_size"):
+                     "max_batch_size", "generator_batch_size"):
             _check(getattr(self, name) >= 1, f"serve.{name}: must be >= 1, got {getattr(self, name)}")
         _check(1 <= self.default_top_k <= self.max_top_k,
                f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}")
-        _check(self.session_ttl_s > 0 and self.request_timeout_s > 0 and self.batch_wait_timeout_s >= 0,
+        _check(self.session_ttl_s > 0 and self.request_timeout_s > 0 and self.batch_wait_timeout_s >= 0
+               and self.generator_batch_wait_s >= 0,
                "serve.session_ttl_s/request_timeout_s must be > 0 and batch_wait_timeout_s >= 0")
         for dep, opts in self.deployments.items():
             _check(dep in self.DEPLOYMENTS, f"serve.deployments.{dep}: unknown deployment; known: {self.DEPLOYMENTS}")
