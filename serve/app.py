@@ -1,0 +1,400 @@
+"""The ECR service on Ray Serve: EmotionDetector → Recommender → Generator behind one FastAPI ingress.
+
+    serve run serve.app:app                 # demo recipe (ECR_RECIPE / ECR_RUN_DIR pick another)
+    serve run serve/config.yaml             # + the plain base-model endpoint at /llm
+    ecr-ray serve --recipe demo             # the same, started from the recipe; prints the URL
+
+The three model deployments are thin wrappers around the predictor classes (`ecr_ray.models.*`); the ingress
+validates requests (serve/api.py), keeps multi-turn sessions and composes the deployments through
+DeploymentHandles. Deployment options (replicas, autoscaling, CPUs/GPUs) come from the recipe's `serve.deployments`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hmac
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ecr_ray.config import EMOTIONS, Config, load_config
+
+from .api import APIError, Models, SessionStore, read_json
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
+RETRYABLE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at serving time
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# ----------------------------------------------------------------------------- model deployments
+
+@serve.deployment
+class EmotionDetector:
+    """User-turn emotion probabilities (9 labels, `ecr_ray.config.EMOTIONS` order)."""
+
+    def __init__(self, cfg: Config):
+        _offline()
+        from ecr_ray.models.emotion import EmotionPredictor
+
+        self.predictor = EmotionPredictor.load(cfg)
+        self.predict.set_max_batch_size(cfg.serve.max_batch_size)
+        self.predict.set_batch_wait_timeout_s(cfg.serve.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def predict(self, requests: list[list[str]]) -> list[list[list[float]]]:
+        # Concurrent requests' texts go through the encoder as one batch; the split restores per-request lists.
+        texts = [t for r in requests for t in r]
+        probs = await asyncio.to_thread(self.predictor.predict, texts) if texts else np.zeros((0, len(EMOTIONS)))
+        out, i = [], 0
+        for r in requests:
+            out.append(np.asarray(probs[i:i + len(r)], dtype=float).tolist())
+            i += len(r)
+        return out
+
+    def ready(self) -> bool:
+        return True
+
+
+@serve.deployment
+class Recommender:
+    """Top-k movies for a dialogue and its user-turn emotions, with the entities/emotions that drove the ranking."""
+
+    def __init__(self, cfg: Config):
+        _offline()
+        from ecr_ray.models.recommender import RecommenderPredictor
+
+        self.predictor = RecommenderPredictor.load(cfg)
+
+    async def recommend(self, dialogue: list[dict], user_emotions: list[list[float] | None], top_k: int) -> dict:
+        emotions = [None if e is None else np.asarray(e, dtype=np.float32) for e in user_emotions]
+        return await asyncio.to_thread(self.predictor.recommend, dialogue, emotions, top_k)
+
+    def ready(self) -> bool:
+        return True
+
+
+@serve.deployment
+class Generator:
+    """Emotion-aligned reply for the recommended movie, continuing the recommendation sentence."""
+
+    def __init__(self, cfg: Config):
+        _offline()
+        from ecr_ray.models.generator import GeneratorPredictor
+
+        self.predictor = GeneratorPredictor.load(cfg)
+        self._respond.set_max_batch_size(cfg.serve.generator_batch_size)
+        self._respond.set_batch_wait_timeout_s(cfg.serve.generator_batch_wait_s)
+
+    async def respond(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> dict:
+        return await self._respond((int(item_entity_id), first_sentence, tuple(sorted(gen_kwargs.items()))))
+
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.02)
+    async def _respond(self, requests: list[tuple[int, str, tuple]]) -> list[dict]:
+        # Concurrent replies are decoded together (one forward per step for the whole batch); requests with
+        # different generation settings go in separate sub-batches.
+        out: list = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, (_, _, kw) in enumerate(requests):
+            groups.setdefault(kw, []).append(i)
+        for kw, idx in groups.items():
+            pairs = [(requests[i][0], requests[i][1]) for i in idx]
+            for i, r in zip(idx, await asyncio.to_thread(self.predictor.respond_batch, pairs, **dict(kw))):
+                out[i] = r
+        return out
+
+    def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs):
+        yield from self.predictor.stream(item_entity_id, first_sentence, **gen_kwargs)
+
+    def ready(self) -> bool:
+        return True
+
+
+# ----------------------------------------------------------------------------- ingress
+
+api = FastAPI(title="ECR: empathetic conversational recommender", version="0.1.0",
+              description="POST /v1/recommend, OpenAI-compatible POST /v1/chat/completions, web chat at /")
+api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@api.exception_handler(APIError)
+async def _api_error(request: Request, e: APIError):
+    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+    return JSONResponse(e.body(), status_code=e.status, headers=headers)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, e: StarletteHTTPException):
+    return JSONResponse(APIError(e.status_code, str(e.detail), code="http_error").body(), status_code=e.status_code,
+                        headers=getattr(e, "headers", None))
+
+
+@api.exception_handler(RequestValidationError)
+async def _fastapi_validation(request: Request, e: RequestValidationError):
+    first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+    param = ".".join(str(p) for p in first["loc"])
+    return JSONResponse(APIError(422, f"{param}: {first['msg']}", param=param).body(), status_code=422)
+
+
+@api.exception_handler(Exception)
+async def _unexpected(request: Request, e: Exception):  # a bug on our side: say so, without a traceback
+    return JSONResponse(APIError(500, f"internal error ({type(e).__name__})").body(), status_code=500)
+
+
+RECOMMEND_TEMPLATES = {  # the recommendation sentence, chosen by the last user turn's strongest emotion
+    "negative": "Sorry that one didn't work for you. How about {name}?",
+    "like": "Since you enjoyed that, you might also like {name}.",
+    "happy": "Glad to hear it! You might also like {name}.",
+    "grateful": "You're welcome! Another one you may enjoy is {name}.",
+    "agreement": "Great, then I'd also suggest {name}.",
+    "nostalgia": "If you love the classics, try {name}.",
+    "curious": "Here's one worth a look: {name}.",
+    "surprise": "Here's one that might surprise you: {name}.",
+}
+DEFAULT_TEMPLATE = "I think you would enjoy {name}."
+NO_ITEMS = "Tell me a bit more about movies you like, and I'll find something for you."
+
+
+def recommendation_sentence(name: str, last_user_probs: list[float] | None) -> str:
+    label = EMOTIONS[int(np.argmax(last_user_probs))] if last_user_probs is not None else None
+    return RECOMMEND_TEMPLATES.get(label, DEFAULT_TEMPLATE).format(name=name)
+
+
+def join_reply(first: str, empathetic: str) -> str:
+    empathetic = empathetic.strip()
+    if not empathetic or empathetic.startswith(first):
+        return empathetic or first
+    return f"{first} {empathetic}"
+
+
+@serve.deployment
+@serve.ingress(api)
+class ECRIngress:
+    def __init__(self, cfg: Config, emotion: DeploymentHandle, recommender: DeploymentHandle,
+                 generator: DeploymentHandle):
+        self.cfg, self.limits = cfg, cfg.serve
+        self.models = Models(cfg.serve)
+        self.emotion, self.recommender, self.generator = emotion, recommender, generator
+        self.sessions = SessionStore(cfg.serve.max_sessions, cfg.serve.session_ttl_s)
+        # The token is read from this replica's environment, never from the config (no secrets in files/logs).
+        self.token = os.environ.get(cfg.serve.api_token_env, "")
+
+    # ---- helpers
+
+    def _auth(self, request: Request) -> None:
+        if not self.token:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise APIError(401, "missing or invalid bearer token (Authorization: Bearer <token>)",
+                           type="authentication_error", code="invalid_api_key")
+
+    async def _call(self, what: str, method, *args, **kwargs) -> Any:
+        """One model call with a deadline, retried if the replica died; failures → 503/504/502 JSON errors."""
+        async def once():
+            return await method.remote(*args, **kwargs)
+
+        try:
+            async for attempt in AsyncRetrying(retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(4),
+                                               wait=wait_exponential(multiplier=0.25, max=2), reraise=True):
+                with attempt:
+                    return await asyncio.wait_for(once(), self.limits.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise APIError(504, f"{what} did not answer within {self.limits.request_timeout_s:.0f} s",
+                           code="timeout") from None
+        except (*RETRYABLE, BackPressureError):
+            raise APIError(503, f"{what} is unavailable (restarting or overloaded); retry shortly",
+                           code="unavailable") from None
+        except RayTaskError as e:
+            raise APIError(502, f"{what} failed: {type(e.cause).__name__}: {str(e.cause)[:200]}",
+                           code="component_error") from None
+
+    async def _answer(self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict) -> dict:
+        """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns."""
+        need = [i for i, t in enumerate(dialogue) if t["role"] == "user" and cache[i] is None]
+        if need:
+            probs = await self._call("emotion detector", self.emotion.predict, [dialogue[i]["text"] for i in need])
+            for i, p in zip(need, probs):
+                cache[i] = p
+        user_emotions = [cache[i] if t["role"] == "user" else None for i, t in enumerate(dialogue)]
+        rec = await self._call("recommender", self.recommender.recommend, dialogue, user_emotions, top_k)
+        items = [{"entity_id": int(it["entity_id"]), "name": str(it["name"]), "score": float(it["score"])}
+                 for it in rec.get("items", [])]
+        last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
+        first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
+        empathetic, knowledge = "", {}
+        if generate and items:
+            out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
+            empathetic, knowledge = out.get("empathetic", ""), out.get("knowledge", {}) or {}
+            final = out.get("response") or join_reply(first, empathetic)
+        else:
+            final = first
+        explanation = dict(rec.get("explanation", {}))
+        explanation.update(triples=list(knowledge.get("triples", [])),
+                           review_entities=list(knowledge.get("review_entities", [])))
+        return {
+            "items": items,
+            "user_emotions": [{e: round(float(p), 4) for e, p in zip(EMOTIONS, cache[i])}
+                              for i, t in enumerate(dialogue) if t["role"] == "user"],
+            "response": {"recommendation": first, "empathetic": empathetic, "final": final},
+            "explanation": _jsonable(explanation),
+            "turns": len(dialogue),
+        }
+
+    def _gen_kwargs(self, max_new_tokens: int | None, temperature: float | None = None,
+                    top_p: float | None = None) -> dict:
+        gen: dict = {"max_new_tokens": min(max_new_tokens or self.limits.max_new_tokens, self.limits.max_new_tokens)}
+        if temperature is not None:
+            gen["temperature"] = temperature
+        if top_p is not None:
+            gen["top_p"] = top_p
+        return gen
+
+    # ---- routes
+
+    @api.get("/", include_in_schema=False)
+    async def index(self):
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @api.get("/healthz")
+    async def healthz(self, deep: bool = False):
+        """Liveness; `?deep=true` also pings every model deployment."""
+        body: dict[str, Any] = {"status": "ok", "sessions": len(self.sessions)}
+        if deep:
+            for name, h in (("emotion", self.emotion), ("recommender", self.recommender),
+                            ("generator", self.generator)):
+                body[name] = bool(await self._call(name, h.ready))
+        return body
+
+    @api.get("/v1/models")
+    async def list_models(self, request: Request):
+        self._auth(request)
+        return {"object": "list", "data": [{"id": self.limits.model_name, "object": "model", "created": 0,
+                                            "owned_by": "ecr-ray"}]}
+
+    @api.post("/v1/recommend")
+    async def recommend(self, request: Request):
+        self._auth(request)
+        req = self.models.recommend(await read_json(request, self.limits.max_body_bytes))
+        new = [t.model_dump() for t in req.dialogue]
+        gen = self._gen_kwargs(req.max_new_tokens)
+        if req.session_id is None:
+            out = await self._answer(new, [None] * len(new), req.top_k, req.generate, gen)
+            return {**out, "session_id": None}
+        session, _ = self.sessions.get_or_create(req.session_id)
+        async with session.lock:  # one request at a time per session keeps its history consistent
+            keep = self.limits.max_turns
+            dialogue = (session.turns + new)[-keep:]
+            cache = (session.emotions + [None] * len(new))[-keep:]
+            if not any(t["role"] == "user" for t in dialogue):
+                raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
+            out = await self._answer(dialogue, cache, req.top_k, req.generate, gen)
+            session.extend(new, cache[len(cache) - len(new):], max_turns=keep)
+            session.extend([{"role": "recommender", "text": out["response"]["final"]}], max_turns=keep)
+        return {**out, "session_id": req.session_id}
+
+    @api.delete("/v1/sessions/{session_id}")
+    async def end_session(self, session_id: str, request: Request):
+        self._auth(request)
+        if not self.sessions.delete(session_id):
+            raise APIError(404, f"session {session_id!r} not found (never created, or expired)", param="session_id",
+                           code="session_not_found")
+        return {"deleted": session_id}
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request):
+        """OpenAI-compatible: the conversation in `messages`, the ECR reply out (`stream: true` → SSE)."""
+        self._auth(request)
+        req, dialogue = self.models.chat(await read_json(request, self.limits.max_body_bytes))
+        gen = self._gen_kwargs(req.max_completion_tokens or req.max_tokens, req.temperature, req.top_p)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if not req.stream:
+            out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, True, gen)
+            return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": out["response"]["final"]}}],
+                    "usage": None, "ecr": out}
+        # Stream: emotions + ranking first (errors still get a proper status), then the generator's tokens.
+        out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, False, gen)
+        return StreamingResponse(self._sse(cid, created, req.model, out, gen), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _sse(self, cid: str, created: int, model: str, out: dict, gen: dict):
+        def event(delta: dict | None = None, finish: str | None = None, extra: dict | None = None) -> str:
+            chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                     "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}], **(extra or {})}
+            return f"data: {json.dumps(chunk)}\n\n"
+
+        first = out["response"]["recommendation"]
+        yield event({"role": "assistant", "content": ""})
+        yield event({"content": first})
+        if out["items"]:
+            try:
+                stream = self.generator.options(stream=True).stream.remote(out["items"][0]["entity_id"], first, **gen)
+                async for piece in stream:
+                    if piece:
+                        yield event({"content": piece})
+            except Exception as e:  # headers are sent: report in-band, as OpenAI does
+                err = APIError(503, f"generator failed while streaming ({type(e).__name__})", code="stream_error")
+                yield f"data: {json.dumps(err.body())}\n\n"
+                return
+        yield event(finish="stop", extra={"ecr": {k: out[k] for k in ("items", "user_emotions", "explanation")}})
+        yield "data: [DONE]\n\n"
+
+
+def _jsonable(x: Any) -> Any:
+    """numpy scalars/arrays and tuples from the predictors → plain JSON types."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# ----------------------------------------------------------------------------- application
+
+def _absolute(cfg: Config) -> Config:
+    """Replicas may run in another working directory: pin relative paths to this one."""
+    cfg = copy.deepcopy(cfg)
+    cfg.run_dir = str(cfg.run_path)
+    if cfg.data.data_dir != "sample":
+        cfg.data.data_dir = str(cfg.data.resolved_dir())
+    return cfg
+
+
+def build_app(cfg: Config) -> serve.Application:
+    """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`."""
+    cfg = _absolute(cfg)
+    opts = cfg.serve.deployment_options
+    emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
+    recommender = Recommender.options(**opts("Recommender")).bind(cfg)
+    generator = Generator.options(**opts("Generator")).bind(cfg)
+    return ECRIngress.options(**opts("ECRIngress")).bind(cfg, emotion, recommender, generator)
+
+
+# `serve run serve.app:app` / serve/config.yaml: the recipe comes from the environment (default demo).
+app = build_app(load_config(os.environ.get("ECR_RECIPE", "demo")))

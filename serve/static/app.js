@@ -1,0 +1,99 @@
+// ECR web chat: talks to POST v1/recommend (relative URLs, so the page works under any route prefix).
+"use strict";
+const $ = (id) => document.getElementById(id);
+const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
+let sessionId = newId();
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c);  // text is appended as text nodes: no HTML injection
+  return e;
+}
+
+function addTurn(role, text) {
+  const li = el("li", { class: role }, text);
+  $("chat").append(li);
+  li.scrollIntoView({ block: "end" });
+  return li;
+}
+
+async function post(path, body) {
+  const headers = { "Content-Type": "application/json" };
+  const token = sessionStorage.getItem("ecr-token");
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+  if (r.status === 401) {
+    const t = prompt("This server needs an API token:");
+    if (t) { sessionStorage.setItem("ecr-token", t); return post(path, body); }
+  }
+  const data = await r.json().catch(() => ({ error: { message: `HTTP ${r.status}` } }));
+  if (!r.ok) throw new Error(data.error ? data.error.message : `HTTP ${r.status}`);
+  return data;
+}
+
+function showMovies(items) {
+  const ol = $("movies");
+  ol.replaceChildren(...(items.length ? items.map((it) =>
+    el("li", { class: "movie", "data-entity-id": it.entity_id }, it.name, el("span", { class: "score" }, it.score.toFixed(3))))
+    : [el("li", { class: "empty" }, "no recommendation")]));
+}
+
+function showEmotions(perTurn) {
+  const last = perTurn[perTurn.length - 1] || {};
+  const top = Object.entries(last).sort((a, b) => b[1] - a[1]).slice(0, 5);
+  $("emotions").replaceChildren(...top.map(([label, p]) => {
+    const bar = el("div", { class: "bar" }, el("span", { style: `width:${Math.round(p * 100)}%` }));
+    return el("li", { class: "emotion" }, el("span", {}, label), bar, el("span", {}, `${Math.round(p * 100)}%`));
+  }));
+}
+
+function showExplanation(x) {
+  const box = $("explanation");
+  const parts = [];
+  const entities = x.entities || [];
+  if (entities.length) {
+    parts.push(el("div", {}, "Entities and the emotions you attached to them:"));
+    parts.push(el("ul", {}, ...entities.map((e) =>
+      el("li", {}, e.name, ...(e.emotions || []).map((m) => el("span", { class: "tag" }, typeof m === "string" ? m : (m.label || JSON.stringify(m))))))));
+  }
+  if ((x.triples || []).length) parts.push(el("div", {}, "Knowledge used:"), el("ul", {}, ...x.triples.map((t) => el("li", {}, t))));
+  if ((x.review_entities || []).length) parts.push(el("div", {}, "From reviews: ", x.review_entities.join(", ")));
+  box.replaceChildren(...(parts.length ? parts : [el("p", { class: "empty" }, "no entities recognised yet")]));
+}
+
+$("form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = $("message").value.trim();
+  if (!text) return;
+  $("message").value = "";
+  $("error").hidden = true;
+  addTurn("user", text);
+  const pending = addTurn("recommender pending", "…thinking");
+  $("send").disabled = true;
+  try {
+    const data = await post("v1/recommend", {
+      dialogue: [{ role: "user", text }], session_id: sessionId, top_k: 5, generate: $("generate").checked,
+    });
+    pending.remove();
+    addTurn("recommender", data.response.final);
+    showMovies(data.items);
+    showEmotions(data.user_emotions);
+    showExplanation(data.explanation || {});
+  } catch (e) {
+    pending.remove();
+    $("error").textContent = e.message;
+    $("error").hidden = false;
+  } finally {
+    $("send").disabled = false;
+    $("message").focus();
+  }
+});
+
+$("reset").addEventListener("click", async () => {
+  const old = sessionId;
+  sessionId = newId();
+  $("chat").replaceChildren();
+  showMovies([]);
+  fetch(`v1/sessions/${encodeURIComponent(old)}`, { method: "DELETE" }).catch(() => {});
+});
