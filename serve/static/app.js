@@ -35,7 +35,8 @@ async function post(path, body) {
 function showMovies(items) {
   const ol = $("movies");
   ol.replaceChildren(...(items.length ? items.map((it) =>
-    el("li", { class: "movie", "data-entity-id": it.entity_id }, it.name, el("span", { class: "score" }, it.score.toFixed(3))))
+    el("li", { class: "movie", "data-entity-id": it.entity_id }, el("span", { class: "name" }, it.name),
+      el("span", { class: "score" }, it.score.toFixed(3))))
     : [el("li", { class: "empty" }, "no recommendation")]));
 }
 

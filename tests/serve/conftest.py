@@ -1,0 +1,103 @@
+"""Fixtures for the Serve tests: demo-recipe artifacts built once (tiny settings), one real Ray Serve instance on a
+free 127.0.0.1 port for the whole session, and its base URL.
+
+Set ECR_SERVE_TEST_RUN_DIR to an existing demo run directory (e.g. runs/demo after `ecr-ray pipeline`) to skip
+building the artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from ecr_ray.config import PROJECT_ROOT, load_config
+
+# Tiny settings: the point is a real, loadable artifact of every stage, not a good model.
+TINY = {
+    "data.max_conversations": 40,
+    "emotion.epochs": 1,
+    "recommender.epochs": 1,
+    "generator.max_steps": 1,
+    "generator.batch_size": 1,
+    "generator.max_length": 128,
+    "serve.max_new_tokens": 12,
+}
+# (job module, artifact that proves it ran) in pipeline order; each runs as `python -m jobs.<name>`.
+STAGES = [
+    ("data", "tables/manifest.json"),
+    ("train_emotion", "emotions/turn_emotions.parquet"),
+    ("build_reviews", "reviews/movie_knowledge.parquet"),
+    ("train_recommender", "recommender/full/model.pt"),
+    ("train_generator", "generator/manifest.json"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    return ["--recipe", "demo", "--run-dir", str(run_dir)] + [f"--{k}={v}" for k, v in TINY.items()]
+
+
+@pytest.fixture(scope="session")
+def serve_run_dir(tmp_path_factory) -> Path:
+    """A demo run directory with tables, emotion classifier, review DB, recommender and generator adapter."""
+    given = os.environ.get("ECR_SERVE_TEST_RUN_DIR")
+    if given:
+        return Path(given).resolve()
+    run_dir = tmp_path_factory.mktemp("serve") / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("ECR_RUN_DIR", None)
+    for job, artifact in STAGES:
+        if not (PROJECT_ROOT / "jobs" / f"{job}.py").exists():
+            pytest.fail(f"jobs/{job}.py is missing: the Serve tests need every stage's artifacts")
+        t0 = time.time()
+        p = subprocess.run([sys.executable, "-m", f"jobs.{job}", *_overrides(run_dir)], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=900)
+        if p.returncode != 0 or not (run_dir / artifact).exists():
+            pytest.fail(f"jobs.{job} failed (rc {p.returncode}) after {time.time() - t0:.0f}s:\n{p.stderr[-3000:]}")
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def serve_cfg(serve_run_dir):
+    return load_config("demo", {"run_dir": str(serve_run_dir), **TINY})
+
+
+@pytest.fixture(scope="session")
+def serve_url(serve_cfg):
+    """Base URL (no trailing slash) of the ECR app on a real Ray Serve HTTP proxy bound to 127.0.0.1:<free>."""
+    import ray
+    from ray import serve
+
+    from serve.app import build_app
+
+    os.environ.pop(serve_cfg.serve.api_token_env, None)  # this instance runs without auth; test_auth adds one
+    port = free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(serve_cfg), name="ecr", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:  # the proxy may 404 briefly after the app is RUNNING
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,98 @@
+"""Request models, limits and sessions of serve/api.py (no Ray: pure validation logic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecr_ray.config import ConfigError, load_config
+from serve.api import APIError, Models, SessionStore
+
+
+@pytest.fixture
+def models():
+    return Models(load_config("demo", {"serve.max_turns": 4, "serve.max_chars": 20, "serve.max_top_k": 7}).serve)
+
+
+def _err(fn, obj) -> APIError:
+    with pytest.raises(APIError) as e:
+        fn(obj)
+    return e.value
+
+
+def test_valid_request_gets_defaults(models):
+    req = models.recommend({"dialogue": [{"role": "user", "text": "hi"}]})
+    assert req.top_k == 5 and req.generate is True and req.session_id is None
+
+
+@pytest.mark.parametrize("obj,param", [
+    ({}, "dialogue"),
+    ({"dialogue": []}, "dialogue"),
+    ({"dialogue": "hi"}, "dialogue"),
+    ({"dialogue": [{"role": "bot", "text": "x"}]}, "dialogue[0].role"),
+    ({"dialogue": [{"role": "user"}]}, "dialogue[0].text"),
+    ({"dialogue": [{"role": "user", "text": 5}]}, "dialogue[0].text"),
+    ({"dialogue": [{"role": "user", "text": "   "}]}, "dialogue[0].text"),
+    ({"dialogue": [{"role": "user", "text": "x" * 21}]}, "dialogue[0].text"),
+    ({"dialogue": [{"role": "user", "text": "x"}] * 5}, "dialogue"),
+    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": "3"}, "top_k"),
+    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": True}, "top_k"),
+    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": 8}, "top_k"),
+    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": 0}, "top_k"),
+    ({"dialogue": [{"role": "user", "text": "x"}], "session_id": "a b"}, "session_id"),
+    ({"dialogue": [{"role": "user", "text": "x"}], "topk": 3}, "topk"),
+    ({"dialogue": [{"role": "recommender", "text": "x"}]}, "dialogue"),
+])
+def test_invalid_requests_name_the_field(models, obj, param):
+    e = _err(models.recommend, obj)
+    assert 400 <= e.status < 500
+    assert e.body()["error"]["param"] == param and param in e.message
+
+
+def test_chat_maps_openai_roles(models):
+    req, dialogue = models.chat({"model": "ecr", "messages": [
+        {"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"}, {"role": "user", "content": [{"type": "text", "text": "more"}]}]})
+    assert [t["role"] for t in dialogue] == ["user", "recommender", "user"] and dialogue[-1]["text"] == "more"
+
+
+@pytest.mark.parametrize("obj,status,param", [
+    ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+    ({"model": "ecr", "messages": [{"role": "assistant", "content": "hi"}]}, 422, "messages"),
+    ({"model": "ecr", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 422, "messages[0].content"),
+    ({"model": "ecr", "messages": [{"role": "tool", "content": "x"}]}, 422, "messages[0].role"),
+    ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "n": 2}, 422, "n"),
+    ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, 422, "temperature"),
+])
+def test_chat_errors(models, obj, status, param):
+    e = _err(models.chat, obj)
+    assert e.status == status and e.body()["error"]["param"] == param
+
+
+def test_sessions_bounded_in_number_and_age():
+    now = [0.0]
+    store = SessionStore(max_sessions=2, ttl_s=10, clock=lambda: now[0])
+    a, created = store.get_or_create("a")
+    assert created and store.get_or_create("a") == (a, False)
+    store.get_or_create("b")
+    store.get_or_create("a")  # a is now the most recent
+    store.get_or_create("c")  # evicts b, the least recently used
+    assert store.get("b") is None and store.get("a") is a and len(store) == 2
+    now[0] = 11.0
+    assert store.get("a") is None and len(store) == 0  # idle for longer than the TTL
+
+
+def test_session_keeps_most_recent_turns():
+    store = SessionStore(10, 10)
+    s, _ = store.get_or_create("s")
+    s.extend([{"role": "user", "text": str(i)} for i in range(5)], max_turns=3)
+    assert [t["text"] for t in s.turns] == ["2", "3", "4"] and len(s.emotions) == 3
+
+
+def test_serve_config_rejects_bad_deployment_options():
+    with pytest.raises(ConfigError, match="serve.deployments.Generator: unknown option"):
+        load_config("demo", {"serve.deployments": {"Generator": {"replicas": 2}}})
+    with pytest.raises(ConfigError, match="unknown deployment"):
+        load_config("demo", {"serve.deployments": {"LLM": {"num_replicas": 1}}})
+    cfg = load_config("demo", {"serve.deployments": {"Generator": {"num_replicas": 2}}})
+    assert cfg.serve.deployment_options("Generator") == {"num_replicas": 2}
+    assert "ray_actor_options" in cfg.serve.deployment_options("Recommender")  # defaults kept for the others

@@ -1,0 +1,195 @@
+"""The ECR app on a real Ray Serve instance (127.0.0.1, free port), real HTTP, the demo recipe's artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+import requests
+
+from ecr_ray.config import EMOTIONS
+
+DIALOGUE = [
+    {"role": "user", "text": "Hi! I loved Titanic and I like romantic movies."},
+    {"role": "recommender", "text": "Have you seen The Notebook?"},
+    {"role": "user", "text": "Yes, it was great, it made me cry. Anything similar?"},
+]
+
+
+def post(url, path, body=None, *, data=None, headers=None, timeout=120):
+    return requests.post(f"{url}{path}", json=body, data=data, headers=headers, timeout=timeout)
+
+
+def assert_client_error(r: requests.Response, status: int, mentions: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    err = r.json()["error"]
+    assert mentions.lower() in err["message"].lower(), err
+    assert "Traceback" not in r.text
+
+
+# ----------------------------------------------------------------------------- client mistakes → 4xx JSON
+
+@pytest.mark.parametrize("body,status,mentions", [
+    ({"dialogue": []}, 422, "dialogue"),
+    ({"dialogue": [{"role": "bot", "text": "hi"}]}, 422, "dialogue[0].role"),
+    ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 422, "dialogue[0].text"),
+    ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 422, "top_k"),
+    ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 422, "top_k"),
+    ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 422, "dialogue[0].text"),
+    ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 422, "dialogue"),
+    ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 422, "user turn"),
+    ({"dialog": [{"role": "user", "text": "hi"}]}, 422, "dialogue"),
+    ([{"role": "user", "text": "hi"}], 422, "JSON object"),
+])
+def test_invalid_json_bodies(serve_url, body, status, mentions):
+    assert_client_error(post(serve_url, "/v1/recommend", body), status, mentions)
+
+
+@pytest.mark.parametrize("data,headers,status,mentions", [
+    (b'{"dialogue": [{"role": "user", "text": "caf\xe9"}]}', {}, 400, "UTF-8"),
+    (b'{"dialogue": [', {}, 400, "not valid JSON"),
+    (b"", {}, 400, "empty"),
+    (b'{"dialogue": NaN}', {}, 400, "NaN"),
+    (b'{"a": 1}', {"Content-Type": "text/plain"}, 415, "Content-Type"),
+    (b"[" * 100_000, {}, 400, "JSON"),
+    (b'{"dialogue": [], "pad": "' + b"x" * 300_000 + b'"}', {}, 413, "limit"),
+])
+def test_malformed_bodies(serve_url, data, headers, status, mentions):
+    headers = {"Content-Type": "application/json", **headers}
+    assert_client_error(post(serve_url, "/v1/recommend", data=data, headers=headers), status, mentions)
+
+
+def test_oversized_chunked_body_is_refused_without_content_length(serve_url):
+    chunks = (b"x" * 65536 for _ in range(8))  # a generator → chunked transfer, no Content-Length
+    r = requests.post(f"{serve_url}/v1/recommend", data=chunks, headers={"Content-Type": "application/json"},
+                      timeout=60)
+    assert_client_error(r, 413, "limit")
+
+
+def test_unknown_route_and_method(serve_url):
+    assert_client_error(requests.get(f"{serve_url}/v1/nope", timeout=30), 404, "not found")
+    assert_client_error(requests.get(f"{serve_url}/v1/recommend", timeout=30), 405, "not allowed")
+
+
+# ----------------------------------------------------------------------------- the pipeline end to end
+
+def test_recommend_end_to_end(serve_url):
+    r = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE, "top_k": 3})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out["items"]) == 3
+    assert all(isinstance(i["entity_id"], int) and i["name"] and 0 <= i["score"] <= 1 for i in out["items"])
+    assert [i["score"] for i in out["items"]] == sorted((i["score"] for i in out["items"]), reverse=True)
+    assert len(out["user_emotions"]) == 2  # one per user turn
+    for emo in out["user_emotions"]:
+        assert set(emo) == set(EMOTIONS) and all(0 <= p <= 1 for p in emo.values())
+    resp = out["response"]
+    assert out["items"][0]["name"] in resp["recommendation"]
+    assert resp["empathetic"] and resp["final"].startswith(resp["recommendation"].rstrip("."))
+    expl = out["explanation"]
+    assert isinstance(expl["entities"], list) and isinstance(expl["triples"], list)
+    assert isinstance(expl["review_entities"], list)
+
+
+def test_recommendation_only_skips_generation(serve_url):
+    out = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE[:1], "top_k": 1, "generate": False}).json()
+    assert len(out["items"]) == 1
+    assert out["response"]["empathetic"] == "" and out["response"]["final"] == out["response"]["recommendation"]
+
+
+def test_sessions_accumulate_turns(serve_url):
+    sid = "test-session-1"
+    first = post(serve_url, "/v1/recommend",
+                 {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": False}).json()
+    assert first["turns"] == 1 and first["session_id"] == sid
+    second = post(serve_url, "/v1/recommend", {"dialogue": [DIALOGUE[2]], "session_id": sid, "generate": False})
+    assert second.status_code == 200, second.text
+    second = second.json()
+    assert second["turns"] == 3  # user, our reply, user
+    assert len(second["user_emotions"]) == 2
+    # The first turn's emotions are reused from the session, not recomputed differently.
+    assert second["user_emotions"][0] == first["user_emotions"][0]
+    other = post(serve_url, "/v1/recommend", {"dialogue": [DIALOGUE[2]], "session_id": "other", "generate": False})
+    assert other.json()["turns"] == 1
+    assert requests.delete(f"{serve_url}/v1/sessions/{sid}", timeout=30).status_code == 200
+    assert_client_error(requests.delete(f"{serve_url}/v1/sessions/{sid}", timeout=30), 404, "not found")
+
+
+def test_health_and_models(serve_url):
+    assert requests.get(f"{serve_url}/healthz", timeout=30).json()["status"] == "ok"
+    deep = requests.get(f"{serve_url}/healthz?deep=true", timeout=60).json()
+    assert deep["emotion"] and deep["recommender"] and deep["generator"]
+    models = requests.get(f"{serve_url}/v1/models", timeout=30).json()
+    assert [m["id"] for m in models["data"]] == ["ecr"]
+
+
+def test_static_page_served(serve_url):
+    r = requests.get(f"{serve_url}/", timeout=30)
+    assert r.status_code == 200 and 'id="message"' in r.text
+    assert requests.get(f"{serve_url}/static/app.js", timeout=30).status_code == 200
+
+
+# ----------------------------------------------------------------------------- OpenAI compatibility
+
+def test_openai_client(serve_url):
+    client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)
+    assert [m.id for m in client.models.list()] == ["ecr"]
+    messages = [{"role": "user" if t["role"] == "user" else "assistant", "content": t["text"]} for t in DIALOGUE]
+    done = client.chat.completions.create(model="ecr", messages=messages, max_tokens=8)
+    reply = done.choices[0].message.content
+    assert done.choices[0].finish_reason == "stop" and reply
+    pieces = [c.choices[0].delta.content or "" for c in
+              client.chat.completions.create(model="ecr", messages=messages, max_tokens=8, stream=True)]
+    streamed = "".join(pieces)
+    assert len(pieces) >= 3 and streamed.strip()
+    first_item = done.model_extra["ecr"]["items"][0]["name"]
+    assert first_item in streamed  # the stream opens with the recommendation sentence
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4o", messages=messages)
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(model="ecr", messages=[{"role": "system", "content": "only a system"}])
+
+
+def test_sse_wire_format(serve_url):
+    body = {"model": "ecr", "stream": True, "max_tokens": 4, "messages": [{"role": "user", "content": "I like Alien"}]}
+    with requests.post(f"{serve_url}/v1/chat/completions", json=body, stream=True, timeout=120) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [ln for ln in r.iter_lines(decode_unicode=True) if ln]
+    assert all(ln.startswith("data: ") for ln in lines) and lines[-1] == "data: [DONE]"
+    chunks = [json.loads(ln[6:]) for ln in lines[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["ecr"]["items"]
+
+
+# ----------------------------------------------------------------------------- bearer-token auth
+
+def test_bearer_token_auth(serve_url, serve_cfg):
+    """A second ingress (token from its environment) in front of the same model deployments, under /secure."""
+    from ray import serve
+
+    from serve.app import ECRIngress
+
+    token = "test-token-123"
+    handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender", "Generator")]
+    secure = ECRIngress.options(ray_actor_options={"num_cpus": 0, "runtime_env": {
+        "env_vars": {serve_cfg.serve.api_token_env: token}}}).bind(serve_cfg, *handles)
+    serve.run(secure, name="ecr-secure", route_prefix="/secure")
+    try:
+        base = f"{serve_url}/secure"
+        body = {"dialogue": DIALOGUE[:1], "generate": False}
+        assert_client_error(post(base, "/v1/recommend", body), 401, "bearer token")
+        assert_client_error(post(base, "/v1/recommend", body, headers={"Authorization": "Bearer wrong"}), 401, "token")
+        assert_client_error(requests.get(f"{base}/v1/models", timeout=30), 401, "token")
+        ok = post(base, "/v1/recommend", body, headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.json()["items"]
+        assert requests.get(f"{base}/healthz", timeout=30).status_code == 200  # probes need no token
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0, timeout=120)
+        assert [m.id for m in client.models.list()] == ["ecr"]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{base}/v1", api_key="nope", max_retries=0).models.list()
+        # The unauthenticated app is unaffected.
+        assert post(serve_url, "/v1/recommend", body).status_code == 200
+    finally:
+        serve.delete("ecr-secure")
