@@ -1,0 +1,132 @@
+"""Report the trained recommender variants side by side with the paper (Table 1 / Table 3): JSON, Markdown, plots.
+
+Reads run_dir/recommender/<variant>/{metrics,history,manifest}.json for every variant trained in this run
+directory (train them with `ecr-ray train_recommender --recommender.variant ...`) and writes
+run_dir/eval/recommender.{json,md}, recommender_curves.png (training curves) and recommender_ablation.png.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from ecr_ray.cli import run_job
+from ecr_ray.config import RECOMMENDER_VARIANTS, Config
+
+from ._common import parse, print_json
+
+# Paper Table 1 (UniCRS, ECR) and Table 3 (ablations; RT@1/R@1 are not reported there).
+PAPER = {
+    "baseline": {"label": "UniCRS", "auc": 0.506, "rt@1": 0.052, "rt@10": 0.229, "rt@50": 0.439,
+                 "r@1": 0.047, "r@10": 0.212, "r@50": 0.414},
+    "L": {"label": "ECR[L]", "auc": 0.535, "rt@10": 0.229, "rt@50": 0.444, "r@10": 0.213, "r@50": 0.420},
+    "LS": {"label": "ECR[LS]", "auc": 0.541, "rt@10": 0.232, "rt@50": 0.442, "r@10": 0.216, "r@50": 0.420},
+    "LG": {"label": "ECR[LG]", "auc": 0.535, "rt@10": 0.232, "rt@50": 0.453, "r@10": 0.216, "r@50": 0.428},
+    "full": {"label": "ECR", "auc": 0.541, "rt@1": 0.055, "rt@10": 0.238, "rt@50": 0.452,
+             "r@1": 0.049, "r@10": 0.220, "r@50": 0.428},
+}
+COLS = ("auc", "auc_global", "rt@1", "rt@10", "rt@50", "r@1", "r@10", "r@50", "r@10_norep", "r@50_norep")
+
+
+def collect(run_dir: Path) -> dict[str, dict]:
+    out = {}
+    for v in RECOMMENDER_VARIANTS:
+        d = run_dir / "recommender" / v
+        if (d / "metrics.json").exists():
+            out[v] = {"metrics": json.loads((d / "metrics.json").read_text()),
+                      "history": json.loads((d / "history.json").read_text()),
+                      "manifest": json.loads((d / "manifest.json").read_text())}
+    return out
+
+
+def _fmt(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def markdown(runs: dict[str, dict], cfg: Config) -> str:
+    head = "| model | " + " | ".join(c.upper().replace("_NOREP", " norep").replace("AUC_GLOBAL", "AUC global")
+                                     for c in COLS) + " | wall s | peak RSS MB | emotions |"
+    lines = [f"Recommendation on {cfg.data.dataset} test ({cfg.recipe} recipe, run_dir {cfg.run_path}).", "",
+             head, "|" + "---|" * (len(COLS) + 4)]
+    for v, r in runs.items():
+        p = PAPER[v]
+        lines.append(f"| paper {p['label']} | " + " | ".join(_fmt(p.get(c)) for c in COLS) + " | | | |")
+        t, m = r["metrics"]["test"], r["manifest"]
+        rss = max(m["peak_rss_mb"].values())
+        lines.append(f"| ours {v} | " + " | ".join(_fmt(t.get(c)) for c in COLS) +
+                     f" | {m['seconds']['total']:.0f} | {rss:.0f} | {m['emotions_source']} |")
+    lines += ["", "AUC = ECR's per-batch (32) AUC; AUC global = scikit-learn ROC-AUC over all liked/disliked test "
+              "samples; norep = items already mentioned in the context removed from the ranking."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(runs: dict[str, dict], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for v, r in runs.items():
+        h = r["history"]
+        ep = [x["epoch"] for x in h]
+        axes[0].plot(ep, [x["train_loss"] for x in h], marker="o", label=v)
+        axes[1].plot(ep, [x["valid_loss"] for x in h], marker="o", label=v)
+        axes[2].plot(ep, [x.get("valid_r@50", float("nan")) for x in h], marker="o", label=v)
+    for ax, t in zip(axes, ("train loss (weighted CE)", "valid loss", "valid R@50")):
+        ax.set_title(t)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    curves = out / "recommender_curves.png"
+    fig.savefig(curves, dpi=110)
+    plt.close(fig)
+
+    metrics = ("auc", "auc_global", "rt@50", "r@50")
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / max(len(runs), 1)
+    for i, (v, r) in enumerate(runs.items()):
+        vals = [r["metrics"]["test"].get(m, float("nan")) for m in metrics]
+        ax.bar([j + i * width for j in range(len(metrics))], vals, width, label=v)
+    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(metrics))], metrics)
+    ax.axhline(0.5, color="grey", lw=0.6, ls="--")
+    ax.set_title("test metrics by variant")
+    ax.legend()
+    fig.tight_layout()
+    bars = out / "recommender_ablation.png"
+    fig.savefig(bars, dpi=110)
+    plt.close(fig)
+    return [str(curves), str(bars)]
+
+
+def evaluate(cfg: Config) -> dict:
+    runs = collect(cfg.run_path)
+    if not runs:
+        raise FileNotFoundError(f"no trained recommender under {cfg.run_path / 'recommender'}: "
+                                f"run `ecr-ray train_recommender --recipe {cfg.recipe}` first")
+    out = cfg.run_path / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    report = {v: {"test": r["metrics"]["test"], "valid": r["metrics"]["valid"], "paper": PAPER[v],
+                  "seconds": r["manifest"]["seconds"], "peak_rss_mb": r["manifest"]["peak_rss_mb"],
+                  "emotions_source": r["manifest"]["emotions_source"], "best_epoch": r["manifest"]["best_epoch"]}
+              for v, r in runs.items()}
+    (out / "recommender.json").write_text(json.dumps(report, indent=2))
+    md = markdown(runs, cfg)
+    (out / "recommender.md").write_text(md)
+    files = plots(runs, out)
+    return {"variants": list(runs), "markdown": str(out / "recommender.md"), "json": str(out / "recommender.json"),
+            "plots": files, "table": md}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, _ = parse(__doc__, argv)
+    res = evaluate(cfg)
+    print(res.pop("table"))
+    print_json(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(main))
