@@ -1,0 +1,399 @@
+"""Emotion-aligned generator (section 4.3): a Llama-architecture chat model fine-tuned (PEFT LoRA, or fully) on the
+emotional reviews with the Eq. 8 knowledge prompt; the Ray Train loop; and `GeneratorPredictor` for inference.
+
+Training examples: one per review; the prompt carries pn_e of the review's own linked entities and pn_t KG triples
+of its movie whose tail the review mentions (the paper's E_r and T_r), chosen at random with a fixed seed. The loss
+is the cross-entropy of the review tokens only (Eq. 9). At inference the knowledge is the item's: triples with the
+item as head and entities mentioned ≥ 2 times in its reviews (`reviews/movie_knowledge.parquet`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+from ..config import Config, GeneratorConfig
+from ..prompts import compose_response, fill_item, generation_messages, render_prompt, select_knowledge
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ADAPTER_DIR = "adapter"  # PEFT adapter (method=lora)
+MODEL_DIR = "model"  # full weights (method=full)
+STATE_FILE = "trainer_state.pt"
+
+
+# ----------------------------------------------------------------------------- examples
+
+def training_examples(reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig,
+                      seed: int) -> list[dict]:
+    """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": review}]."""
+    out = []
+    for i, r in enumerate(reviews):
+        rng = random.Random(f"{seed}:{i}")
+        names = list(r["entity_names"])
+        triples = [t for t in knowledge.get(r["entity_id"], {}).get("triples", [])
+                   if any(t.endswith(f" is {n}") for n in names)]
+        ents, trips = select_knowledge(names, triples, gcfg.num_review_entities, gcfg.num_triples, rng)
+        out.append({"messages": generation_messages(r["movie_name"], ents, trips, r["first_sentence"]),
+                    "target": r["review"]})
+    return out
+
+
+def encode(tokenizer, messages: list[dict], target: str, max_length: int) -> dict:
+    """Prompt + target token ids; labels mask the prompt (-100); the target is cut so the total fits."""
+    prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + eos
+    prompt_ids = prompt_ids[-(max_length // 2):]  # a very long prompt never leaves no room for the target
+    target_ids = target_ids[: max_length - len(prompt_ids)]
+    return {"input_ids": prompt_ids + target_ids, "labels": [-100] * len(prompt_ids) + target_ids}
+
+
+def collate(batch: list[dict], pad_id: int):
+    import torch
+
+    n = max(len(b["input_ids"]) for b in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), n), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, b in enumerate(batch):
+        k = len(b["input_ids"])
+        ids[i, :k] = torch.tensor(b["input_ids"])
+        labels[i, :k] = torch.tensor(b["labels"])
+        mask[i, :k] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def with_lora(model, gcfg: GeneratorConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lc = LoraConfig(r=gcfg.lora_r, lora_alpha=gcfg.lora_alpha, lora_dropout=gcfg.lora_dropout,
+                    target_modules=list(gcfg.lora_targets), task_type="CAUSAL_LM")
+    return get_peft_model(model, lc)
+
+
+# ----------------------------------------------------------------------------- Ray Train loop
+
+def _deepspeed_config(ds: dict, gcfg: GeneratorConfig, world: int) -> dict:
+    cfg = json.loads(json.dumps(ds))
+    cfg.setdefault("train_micro_batch_size_per_gpu", gcfg.batch_size)
+    cfg.setdefault("gradient_accumulation_steps", 1)
+    cfg["train_batch_size"] = cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * world
+    return cfg
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """One Ray Train worker. `config`: generator (dict), seed, examples, cpus."""
+    import ray.train
+    import torch
+
+    from .llm import load_chat_model
+
+    gcfg = GeneratorConfig(**config["generator"])
+    torch.set_num_threads(max(int(config.get("cpus", 1)), 1))
+    torch.manual_seed(config["seed"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device() if gcfg.use_gpu else torch.device("cpu")
+
+    tok, model = load_chat_model(gcfg.base_model)
+    model.config.use_cache = False
+    if gcfg.method == "lora":
+        model = with_lora(model, gcfg)
+    model.train()
+    data = [encode(tok, e["messages"], e["target"], gcfg.max_length) for e in config["examples"][rank::world]]
+    per_epoch = max(len(data) // gcfg.batch_size, 1)
+    total = gcfg.max_steps or gcfg.epochs * per_epoch
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=gcfg.lr, weight_decay=gcfg.weight_decay)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, gcfg.warmup_steps, total)
+
+    start, losses = 0, []
+    ckpt = ray.train.get_checkpoint()
+    if ckpt:  # resume: same run name → the last reported checkpoint
+        with ckpt.as_directory() as d:
+            _load_weights(model, Path(d), gcfg)
+            state = torch.load(Path(d) / STATE_FILE, weights_only=False)
+            if state["optimizer"]:  # DeepSpeed runs resume weights and step only
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            start, losses = state["step"], state["losses"]
+
+    engine = None
+    if gcfg.deepspeed:
+        import deepspeed
+
+        engine, optimizer, _, scheduler = deepspeed.initialize(
+            model=model, model_parameters=params, optimizer=optimizer, lr_scheduler=scheduler,
+            config=_deepspeed_config(gcfg.deepspeed, gcfg, world))
+        model, device = engine, engine.device
+    else:
+        model = model.to(device)
+        if world > 1:
+            model = ray.train.torch.prepare_model(model, move_to_device=False)
+
+    t0 = time.perf_counter()
+    for step in range(start, total):
+        epoch, pos = divmod(step, per_epoch)
+        order = list(range(len(data)))
+        random.Random(f"{config['seed']}:{epoch}").shuffle(order)
+        batch = collate([data[order[(pos * gcfg.batch_size + j) % len(data)]] for j in range(gcfg.batch_size)],
+                        tok.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = model(**batch).loss
+        if engine is not None:
+            engine.backward(loss)
+            engine.step()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        losses.append(round(float(loss.detach()), 4))
+        done = step + 1
+        metrics = {"step": done, "loss": losses[-1], "s_per_step": round((time.perf_counter() - t0) / (done - start), 2)}
+        if done % gcfg.checkpoint_every == 0 or done == total:
+            with tempfile.TemporaryDirectory() as d:
+                _save(model, tok, Path(d), gcfg, engine, rank)
+                if rank == 0:
+                    torch.save({"optimizer": optimizer.state_dict() if engine is None else {},
+                                "scheduler": scheduler.state_dict() if engine is None else {},
+                                "step": done, "losses": losses}, Path(d) / STATE_FILE)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+        elif done % 10 == 0:
+            ray.train.report(metrics)
+
+
+def _unwrap(model):
+    while hasattr(model, "module") and not hasattr(model, "peft_config"):
+        model = model.module
+    return model
+
+
+def _save(model, tok, d: Path, gcfg: GeneratorConfig, engine, rank: int) -> None:
+    """PEFT adapter (`save_pretrained`) or full weights. Under ZeRO-3 the shards are gathered first."""
+    import contextlib
+
+    inner = _unwrap(model)
+    gather = contextlib.nullcontext()
+    if engine is not None and engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters([p for p in inner.parameters() if p.requires_grad or
+                                                    gcfg.method == "full"], modifier_rank=None)
+    with gather:
+        if rank == 0:
+            inner.save_pretrained(d / (ADAPTER_DIR if gcfg.method == "lora" else MODEL_DIR))
+            if gcfg.method == "full":
+                tok.save_pretrained(d / MODEL_DIR)
+
+
+def _load_weights(model, d: Path, gcfg: GeneratorConfig) -> None:
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    if gcfg.method == "lora":
+        set_peft_model_state_dict(model, load_file(str(d / ADAPTER_DIR / "adapter_model.safetensors")))
+    else:
+        import transformers
+
+        src = transformers.AutoModelForCausalLM.from_pretrained(d / MODEL_DIR)
+        model.load_state_dict(src.state_dict())
+
+
+# ----------------------------------------------------------------------------- the training stage
+
+def train(cfg: Config, run_name: str = "generator") -> dict:
+    """Review DB → Ray Train TorchTrainer → `<run_dir>/generator/{adapter|model}` + manifest.json. Rerunning with the
+    same `run_name` resumes from the last checkpoint."""
+    import pyarrow.parquet as pq
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from ..reviews import load_knowledge
+
+    gcfg = cfg.generator
+    reviews_path = cfg.run_path / "reviews" / "reviews.parquet"
+    if not reviews_path.exists():
+        raise FileNotFoundError(f"{reviews_path} not found: build the review DB first (`ecr-ray build_reviews`)")
+    reviews = pq.read_table(reviews_path).to_pylist()
+    if not reviews:
+        raise ValueError(f"{reviews_path}: no reviews left after filtering")
+    examples = training_examples(reviews, load_knowledge(cfg.run_path), gcfg, cfg.seed)
+    out = cfg.run_path / "generator"
+    cpus = max(int(ray.available_resources().get("CPU", 1)) // gcfg.num_workers, 1)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"generator": asdict(gcfg), "seed": cfg.seed, "examples": examples, "cpus": cpus},
+        scaling_config=ray.train.ScalingConfig(num_workers=gcfg.num_workers, use_gpu=gcfg.use_gpu,
+                                               resources_per_worker={"CPU": cpus}),
+        run_config=ray.train.RunConfig(name=run_name, storage_path=str(out / "ray"),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+    )
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training produced no checkpoint: {result.error}")
+    name = ADAPTER_DIR if gcfg.method == "lora" else MODEL_DIR
+    with result.checkpoint.as_directory() as d:
+        import torch
+
+        state = torch.load(Path(d) / STATE_FILE, weights_only=False)
+        shutil.rmtree(out / name, ignore_errors=True)
+        shutil.copytree(Path(d) / name, out / name)
+    losses = state["losses"]
+    manifest = {
+        "stage": "generator",
+        "config_hash": cfg.section_hash("generator", "seed"),
+        "inputs": {"reviews": json.loads((cfg.run_path / "reviews" / "manifest.json").read_text())["config_hash"]},
+        "method": gcfg.method, "base_model": gcfg.base_model, "run_name": run_name,
+        "examples": len(examples), "steps": state["step"], "batch_size": gcfg.batch_size,
+        "max_length": gcfg.max_length, "lora_targets": gcfg.lora_targets,
+        "loss_first10": round(sum(losses[:10]) / max(len(losses[:10]), 1), 4),
+        "loss_last10": round(sum(losses[-10:]) / max(len(losses[-10:]), 1), 4),
+        "losses": losses, "fit_seconds": round(time.perf_counter() - t0, 1),
+        "metrics": result.metrics,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return manifest
+
+
+# ----------------------------------------------------------------------------- inference
+
+class GeneratorPredictor:
+    """Knowledge prompt → emotion-aligned response, composed with the recommendation sentence."""
+
+    def __init__(self, tokenizer, model, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
+        self.tok, self.model, self.kg, self.knowledge, self.gcfg, self.seed = (
+            tokenizer, model, kg, knowledge, gcfg, seed)
+        self.tok.padding_side = "left"  # batched generation continues every row from its own last token
+
+    @classmethod
+    def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> "GeneratorPredictor":
+        """Base model + the trained adapter of `cfg.run_path/generator` (or `adapter`); `zero_shot` = no adapter.
+        Without a review DB in the run dir, knowledge comes from the KG alone."""
+        import torch
+
+        from ..data.tables import load_dataset_kg
+        from ..reviews import load_knowledge
+        from .llm import load_chat_model
+
+        gcfg = cfg.generator
+        dtype = torch.bfloat16 if gcfg.dtype == "bfloat16" else torch.float32
+        gen_dir = cfg.run_path / "generator"
+        if not zero_shot and gcfg.method == "full":
+            tok, model = load_chat_model(str(gen_dir / MODEL_DIR), dtype=dtype)
+        else:
+            tok, model = load_chat_model(gcfg.base_model, dtype=dtype)
+            if not zero_shot:
+                path = Path(adapter) if adapter else gen_dir / ADAPTER_DIR
+                if not (path / "adapter_config.json").exists():
+                    raise FileNotFoundError(f"{path}: no PEFT adapter; train it first (`ecr-ray train_generator`)")
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()  # merged: no LoRA overhead
+        model.eval()
+        try:
+            knowledge = load_knowledge(cfg.run_path)
+        except FileNotFoundError:
+            knowledge = {}
+        return cls(tok, model, load_dataset_kg(cfg), knowledge, gcfg, cfg.seed)
+
+    def item_knowledge(self, item: int) -> dict:
+        """pn_t triples with the item as head and pn_e entities mentioned ≥2 times in its reviews (seeded by item)."""
+        from ..reviews import movie_triples
+
+        row = self.knowledge.get(item)
+        ents = list(row["review_entity_names"]) if row else []
+        triples = list(row["triples"]) if row else movie_triples(self.kg, item)
+        rng = random.Random(f"{self.seed}:{item}")
+        ents, triples = select_knowledge(ents, triples, self.gcfg.num_review_entities, self.gcfg.num_triples, rng)
+        return {"triples": triples, "review_entities": ents}
+
+    def item_name(self, item: int) -> str:
+        if not 0 <= item < len(self.kg.names):
+            raise ValueError(f"item_entity_id {item} is not a KG entity (0..{len(self.kg.names) - 1})")
+        return self.kg.names[item]
+
+    def prompt(self, item: int, first_sentence: str) -> tuple[str, str, dict]:
+        name = self.item_name(item)
+        first = fill_item(first_sentence, name)
+        k = self.item_knowledge(item)
+        msgs = generation_messages(name, k["review_entities"], k["triples"], first)
+        return render_prompt(self.tok, msgs), first, k
+
+    def _gen_kwargs(self, **kw) -> dict:
+        g = self.gcfg
+        out = {"max_new_tokens": kw.pop("max_new_tokens", g.max_new_tokens),
+               "do_sample": kw.pop("do_sample", g.do_sample),
+               "repetition_penalty": kw.pop("repetition_penalty", g.repetition_penalty),
+               "use_cache": True, "pad_token_id": self.tok.pad_token_id}
+        if out["do_sample"]:
+            out["temperature"] = kw.pop("temperature", g.temperature)
+            out["top_p"] = kw.pop("top_p", g.top_p)
+        else:
+            kw.pop("temperature", None), kw.pop("top_p", None)
+        seed = kw.pop("seed", None)
+        if seed is not None:
+            import torch
+
+            torch.manual_seed(seed)
+        out.update(kw)  # e.g. cache_implementation="static"
+        return out
+
+    def generate(self, prompts: list[str], **kw) -> list[str]:
+        import torch
+
+        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **self._gen_kwargs(**kw))
+        return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+
+    def respond_batch(self, requests: list[tuple[int, str]], **kw) -> list[dict]:
+        prompts = [self.prompt(item, first) for item, first in requests]
+        texts = self.generate([p for p, _, _ in prompts], **kw)
+        return [{"empathetic": t, "knowledge": k, "response": compose_response(first, t)}
+                for t, (_, first, k) in zip(texts, prompts)]
+
+    def respond(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> dict:
+        return self.respond_batch([(item_entity_id, first_sentence)], **gen_kwargs)[0]
+
+    def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> Iterator[str]:
+        """Text chunks of the emotion-aligned response as they are decoded (TextIteratorStreamer)."""
+        import threading
+
+        import torch
+        from transformers import TextIteratorStreamer
+
+        text, _, _ = self.prompt(item_entity_id, first_sentence)
+        enc = self.tok([text], return_tensors="pt", add_special_tokens=False)
+        streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
+        kw = {**enc, **self._gen_kwargs(**gen_kwargs), "streamer": streamer}
+
+        def run():
+            with torch.inference_mode():
+                self.model.generate(**kw)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from (chunk for chunk in streamer if chunk)
+        thread.join()
+
+
+def _clean(text: str) -> str:
+    """Drop a trailing unfinished sentence (max_new_tokens cuts mid-sentence) when a finished one exists."""
+    text = " ".join(text.split())
+    cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+    if text and text[-1] not in ".!?" and cut > 0:
+        return text[: cut + 1]
+    return text

@@ -1,0 +1,158 @@
+"""Prompt texts: the emotion-aligned generation prompt (Eq. 8), the baseline prompts (Appendix E.1) and the LLM
+scorer prompts (Appendix E.2).
+
+The generation prompt follows the authors' Llama-2-Chat variant: an Alpaca-style instruction (system message) and
+the knowledge lines `Movie Name:` / `Related Entities:` / `Related Knowledge from KG:` / `First Sentence:` (user
+message), rendered with the base model's own chat template; the training target is the emotional review.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+INSTRUCTION = ("You are a recommender chatting with the user to provide movie recommendation. Please continue "
+               "generating based on the First Sentence. Please utilize the information about Movie Name, Related "
+               "Entities, and Related Knowledge from KG.")
+ITEM_PLACEHOLDERS = ("<movie>", "[ITEM]", "<mask>")
+
+
+def select_knowledge(entities: list[str], triples: list[str], num_entities: int, num_triples: int,
+                     rng: random.Random) -> tuple[list[str], list[str]]:
+    """pn_e review entities and pn_t triples, chosen at random (section 4.3.1), kept in their stored order."""
+    def pick(xs: list[str], n: int) -> list[str]:
+        if len(xs) <= n:
+            return list(xs)
+        keep = set(rng.sample(range(len(xs)), n))
+        return [x for i, x in enumerate(xs) if i in keep]
+    return pick(entities, num_entities), pick(triples, num_triples)
+
+
+def knowledge_text(movie_name: str, entities: list[str], triples: list[str], first_sentence: str) -> str:
+    """The four input lines of Eq. 8, as in the authors' `knowledge_used` field ("None" when empty)."""
+    return (f"Movie Name: {movie_name}\n"
+            f"Related Entities: {', '.join(entities) or 'None'}\n"
+            f"Related Knowledge from KG: {', '.join(triples) or 'None'}\n"
+            f"First Sentence: {first_sentence}")
+
+
+def generation_messages(movie_name: str, entities: list[str], triples: list[str], first_sentence: str) -> list[dict]:
+    return [{"role": "system", "content": INSTRUCTION},
+            {"role": "user", "content": knowledge_text(movie_name, entities, triples, first_sentence)}]
+
+
+def render_prompt(tokenizer, messages: list[dict]) -> str:
+    """Messages → the model's chat-template text, ending where the assistant's answer begins."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # Models without a chat template (DialoGPT-style): plain Alpaca layout.
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    user = "\n".join(m["content"] for m in messages if m["role"] != "system")
+    return f"### Instruction:\n{system}\n\n### Input:\n{user}\n\n### Response:\n"
+
+
+def fill_item(sentence: str, item_name: str) -> str:
+    """The recommendation response with the recommended item filled in (UniCRS writes `<movie>` placeholders)."""
+    for p in ITEM_PLACEHOLDERS:
+        sentence = sentence.replace(p, item_name)
+    return sentence
+
+
+def compose_response(first_sentence: str, empathetic: str) -> str:
+    """Final response (section 4.3.2): recommendation response + emotion-aligned response."""
+    first, emp = first_sentence.strip(), empathetic.strip()
+    if not first:
+        return emp
+    if first[-1] not in ".!?":
+        first += "."
+    return f"{first} {emp}".strip()
+
+
+# ----------------------------------------------------------------------------- Appendix E.1 baselines
+
+def format_history(dialogue: list[dict] | list[str]) -> str:
+    """[HISTORY]: one line per turn, "User: ..." / "Recommender: ..." (strings are taken as already prefixed)."""
+    lines = []
+    for t in dialogue:
+        if isinstance(t, str):
+            lines.append(t)
+        else:
+            role = "User" if t["role"] == "user" else "Recommender"
+            lines.append(f"{role}: {t['text']}")
+    return "\n".join(lines)
+
+
+BASELINE_PROMPTS = {
+    # GPT-3.5-turbo-instruct and GPT-3.5-turbo
+    "gpt": ("{history}\n\nYou are the recommender in the above conversation chatting with the user. Generate a "
+            "response to provide recommendations. Please only recommend the movie {item} and don't mention other "
+            "movies."),
+    # Llama 2-7B-Chat
+    "llama": ("{history}\n\nYou are a recommender chatting with the user to provide recommendations. Please only "
+              "recommend the movie {item} and don't mention other movies."),
+}
+
+
+def baseline_messages(history: list[dict] | list[str], item: str, style: str = "llama") -> list[dict]:
+    if style not in BASELINE_PROMPTS:
+        raise ValueError(f"baseline style: expected one of {sorted(BASELINE_PROMPTS)}, got {style!r}")
+    return [{"role": "user", "content": BASELINE_PROMPTS[style].format(history=format_history(history), item=item)}]
+
+
+# ----------------------------------------------------------------------------- Appendix E.2 scorer
+
+METRICS = ("emo_int", "emo_pers", "log_pers", "info", "life")
+METRIC_NAMES = {"emo_int": "Emotional Intensity", "emo_pers": "Emotional Persuasiveness",
+                "log_pers": "Logic Persuasiveness", "info": "Informativeness", "life": "Lifelikeness"}
+_DEFINITIONS = {
+    "emo_int": ("Emotional Intensity refers to the strength and depth of emotions conveyed in a response, "
+                "reflecting how powerfully it communicates feelings or emotional states."),
+    "emo_pers": ("Emotional Persuasiveness refers to the ability of the response to connect with the user on an "
+                 "emotional level, influencing their feelings effectively."),
+    "log_pers": ("Logic Persuasiveness refers to how well the response uses logical reasoning and coherent "
+                 "arguments to convincingly address the given scenario."),
+    "info": "Informativeness refers to how much relevant and useful information the response provides.",
+    "life": ("Lifelikeness refers to how vivid and engaging the responses are, indicating the extent to which they "
+             "resemble natural human communication."),
+}
+_LEAST = {"emo_int": "emotional intensity", "emo_pers": "emotional persuasiveness",
+          "log_pers": "logic persuasiveness", "info": "informativeness", "life": "lifelikeness"}
+_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+
+
+def scorer_prompt(metric: str, named_responses: list[tuple[str, str]], scenario: str = "") -> str:
+    """Appendix E.2 prompt for one metric. `named_responses`: (pseudonym, response) in the order shown.
+    `scenario` (the dialogue history) is shown before the responses when given — the paper's template leaves the
+    scenario implicit; the responses alone cannot be judged as answers to it."""
+    if metric not in METRICS:
+        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+    n = len(named_responses)
+    count = _NUMBERS[n] if n < len(_NUMBERS) else str(n)
+    name = METRIC_NAMES[metric]
+    text = (f"We have {count} responses to a given scenario. Please evaluate and score each response based on its "
+            f"\u201c{name}.\u201d {_DEFINITIONS[metric]} The score should be on a scale from 0 to 9, where 0 is the "
+            f"least {_LEAST[metric]} and 9 is the most. Only answer the score in the form of "
+            f"\u201cresponse name: score.\u201d\n")
+    if scenario:
+        text += f"\nScenario:\n{scenario}\n"
+    text += "\n" + "\n".join(f"{pseudo}: {' '.join(resp.split())}" for pseudo, resp in named_responses)
+    return text
+
+
+_SCORE_LINE = re.compile(r"^\W*(?P<name>[A-Za-z][\w ]*?)\W*[:\-=]\s*\W*(?P<score>\d+(?:\.\d+)?)")
+
+
+def parse_scores(answer: str, names: list[str]) -> dict[str, float]:
+    """Parse "response name: score" lines; names are matched case-insensitively; scores outside 0-9 are
+    dropped (and so missing from the result, which the caller reports)."""
+    wanted = {n.lower(): n for n in names}
+    out: dict[str, float] = {}
+    for line in answer.splitlines():
+        m = _SCORE_LINE.match(line.strip())
+        if not m:
+            continue
+        key = m.group("name").strip().lower()
+        score = float(m.group("score"))
+        if key in wanted and 0 <= score <= 9 and wanted[key] not in out:
+            out[wanted[key]] = score
+    return out
