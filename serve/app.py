@@ -9,7 +9,6 @@ validates requests (serve/api.py), keeps multi-turn sessions and composes the de
 DeploymentHandles. Deployment options (replicas, autoscaling, CPUs/GPUs) come from the recipe's `serve.deployments`.
 """
 
-from __future__ import annotations
 
 import asyncio
 import copy
