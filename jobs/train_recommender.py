@@ -31,8 +31,9 @@ def output_dir(cfg: Config) -> Path:
     return cfg.run_path / "recommender" / cfg.recommender.variant
 
 
-def train(cfg: Config, force: bool = False, compile_shm: bool = True) -> dict:
-    """Prepare tensors, fit under Ray Train, pick the best epoch, evaluate valid + test. Returns the manifest."""
+def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_extra) -> dict:
+    """Prepare tensors, fit under Ray Train, pick the best epoch, evaluate valid + test. Returns the manifest.
+    `compile_shm=False` skips DeepSpeed's shm-comm op build (tests); `loop_extra` goes to the worker loop config."""
     import ray
     import torch
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -68,7 +69,7 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True) -> dict:
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"recommender": cfg.to_dict()["recommender"], "prep_dir": str(prep_dir), "seed": cfg.seed,
-                           "compile_shm": compile_shm},
+                           "compile_shm": compile_shm, **loop_extra},
         scaling_config=ScalingConfig(num_workers=rc.num_workers, use_gpu=rc.use_gpu,
                                      resources_per_worker={"CPU": rc.cpus_per_worker}),
         run_config=RunConfig(name=name, storage_path=str(out / "ray"),

@@ -89,21 +89,22 @@ class EmotionRecommender(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], entity_reps: torch.Tensor | None = None) -> torch.Tensor:
         """Scores [B, n_items]. `entity_reps` may be passed in to reuse one KG pass (inference)."""
         E = self.kg() if entity_reps is None else entity_reps
+        dt = E.dtype  # inputs follow the model's dtype (bf16 under DeepSpeed on GPUs)
         ent = batch["entities"]
         B, L = ent.shape
         ent_mask = ent >= 0
         e = E[ent.clamp(min=0)] * ent_mask.unsqueeze(-1)
         seq, masks = [self.prompt.expand(B, -1, -1) + self.segment.weight[0]], [ent_mask.new_ones(B, self.prompt.shape[0])]
         if self.local:
-            v = self.fuse.emotion(batch["emo_ids"], batch["emo_probs"])
+            v = self.fuse.emotion(batch["emo_ids"], batch["emo_probs"].to(dt))
             e = self.fuse(e, v)
         seq.append(e + self.segment.weight[1])
         masks.append(ent_mask)
         if self.glob:
-            g = torch.sparse.mm(batch["cooc"], E).view(B, L, -1)  # Eq. 5: rows of P(·|e_j) times all reps
+            g = torch.sparse.mm(batch["cooc"], E.float()).to(dt).view(B, L, -1)  # Eq. 5: rows of P(·|e_j) · all reps
             seq.append(self.fuse(g, v) + self.segment.weight[2])
             masks.append(ent_mask)
-        turns = batch["turn_emb"]
+        turns = batch["turn_emb"].to(dt)
         K = turns.shape[1]
         seq.append(self.text(turns) + self.turn_pos.weight[-K:] + self.segment.weight[3])
         masks.append(batch["turn_mask"])
@@ -114,7 +115,7 @@ class EmotionRecommender(nn.Module):
 
 def weighted_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Eq. 7: mean of w_k · CE_k."""
-    return (F.cross_entropy(scores, target, reduction="none") * weight).mean()
+    return (F.cross_entropy(scores.float(), target, reduction="none") * weight).mean()
 
 
 # ----------------------------------------------------------------------------- batches
@@ -139,6 +140,10 @@ class Batcher:
         if self.cooc is not None:
             out["cooc"] = cooc_rows(self.cooc, s.entities[idx])
         return out
+
+
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    return batch if torch.device(device).type == "cpu" else {k: v.to(device) for k, v in batch.items()}
 
 
 def cooc_rows(P: sp.csr_matrix, entities: np.ndarray) -> torch.Tensor:
@@ -174,18 +179,19 @@ def score_split(model: EmotionRecommender, batcher: Batcher, batch_size: int = 1
     from ..metrics import RankingAccumulator
 
     model.eval()
+    device = next(model.parameters()).device
     E = model.kg()
     acc = RankingAccumulator(len(model.item_ids), auc_batch_size)
     s = batcher.s
     tot_w, tot = 0.0, 0.0
     for start in range(0, len(batcher), batch_size):
         idx = np.arange(start, min(start + batch_size, len(batcher)))
-        b = batcher.batch(idx)
-        scores = model(b, entity_reps=E)
+        b = to_device(batcher.batch(idx), device)
+        scores = model(b, entity_reps=E).float()
         tot_w += float(weighted_loss(scores, b["target"], b["weight"])) * len(idx)
         tot += float(F.cross_entropy(scores, b["target"], reduction="sum"))
         ctx = [np.unique(_items_in(s.entities[i], model)) for i in idx]
-        acc.add(scores.numpy(), s.target[idx], s.liked[idx], ctx)
+        acc.add(scores.cpu().numpy(), s.target[idx], s.liked[idx], ctx)
     n = max(len(batcher), 1)
     return tot_w / n, tot / n, acc
 
@@ -194,7 +200,7 @@ def _items_in(entities: np.ndarray, model: EmotionRecommender) -> np.ndarray:
     """Item indices of the context entities (for the no-repetition Recall)."""
     lookup = getattr(model, "_item_lookup", None)
     if lookup is None:
-        ids = model.item_ids.numpy()
+        ids = model.item_ids.cpu().numpy()
         lookup = np.full(int(ids.max()) + 2, -1, np.int64)
         lookup[ids] = np.arange(len(ids))
         model._item_lookup = lookup

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import RecommenderConfig
-from .recommender import Batcher, build_model, load_prepared, score_split, weighted_loss
+from .recommender import Batcher, build_model, load_prepared, score_split, to_device, weighted_loss
 from .recommender_data import Split
 
 
@@ -42,7 +42,8 @@ def _deepspeed_config(rc: RecommenderConfig, micro: int, world: int) -> dict:
 
 
 def train_loop(config: dict) -> None:
-    """Ray Train worker loop. config: recommender (dict), prep_dir, seed, compile_shm (bool)."""
+    """Ray Train worker loop. config: recommender (dict), prep_dir, seed, compile_shm (bool), and for tests
+    fail_once_at_epoch (int) + fail_marker (path): raise once at that epoch to exercise FailureConfig + resume."""
     import ray.train
     import ray.train.torch
     from ray.train import Checkpoint
@@ -73,9 +74,11 @@ def train_loop(config: dict) -> None:
             state = st["state"]
             shutil.copy(Path(d) / "best_model.pt", best_file)
 
+    device = ray.train.torch.get_device()
     if rc.deepspeed:
         import deepspeed
 
+        model.to(device)
         if not config.get("compile_shm", True):  # tests: skip the ~2 min shm-comm op build
             deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         engine, opt, _, sched = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
@@ -87,6 +90,10 @@ def train_loop(config: dict) -> None:
 
     for epoch in range(state["epoch"], rc.epochs):
         t0 = time.perf_counter()
+        marker = config.get("fail_marker")
+        if config.get("fail_once_at_epoch") == epoch + 1 and marker and not Path(marker).exists():
+            Path(marker).touch()
+            raise RuntimeError(f"injected failure at epoch {epoch + 1}")
         net.train()
         perm = np.random.default_rng(config["seed"] + epoch).permutation(len(train))
         shard = perm[rank::world]
@@ -95,7 +102,7 @@ def train_loop(config: dict) -> None:
             idx = shard[step * micro:(step + 1) * micro]
             if len(idx) == 0:  # uneven shards: every rank still takes the same number of steps
                 idx = shard[:micro]
-            b = train.batch(idx)
+            b = to_device(train.batch(idx), device)
             loss = weighted_loss(net(b), b["target"], b["weight"])
             if rc.deepspeed:
                 net.backward(loss)
@@ -106,7 +113,7 @@ def train_loop(config: dict) -> None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         v_loss, v_ce, acc = score_split(core, valid, auc_batch_size=rc.auc_batch_size)
         vm = acc.compute()
         row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "valid_loss": v_loss, "valid_ce": v_ce,

@@ -1,0 +1,190 @@
+"""The recommender model and its data: co-occurrence matrix (Eq. 5), variant switches, emotions (Eq. 3-4, seed
+fallback), feedback weights (Eq. 7). Real components: demo tables, the embedded MiniLM, torch-geometric RGCN."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from ecr_ray.config import EMOTIONS, ConfigError, load_config
+from ecr_ray.data.tables import build_tables
+from ecr_ray.models.recommender import EmotionRecommender, cooc_rows, weighted_loss
+from ecr_ray.models.recommender_data import Split, build_split, cooccurrence_matrix, prepare
+
+LINKS_SCHEMA = pa.schema([("conversation_id", pa.string()), ("turn_index", pa.int32()), ("entity_id", pa.int64()),
+                          ("emotions", pa.list_(pa.string())), ("probs", pa.list_(pa.float32()))])
+
+
+def links(rows):
+    return pa.Table.from_pylist([dict(zip(("conversation_id", "turn_index", "entity_id", "emotions", "probs"), r))
+                                 for r in rows], schema=LINKS_SCHEMA)
+
+
+def test_cooccurrence_counts_ordered_overlapping_pairs_row_normalised():
+    t = links([("a", 0, 1, ["like"], [0.9]), ("a", 1, 2, ["like", "happy"], [0.5, 0.4]),
+               ("a", 2, 3, ["negative"], [0.9]), ("a", 3, 4, ["happy"], [0.8]), ("a", 4, 1, ["happy"], [0.7]),
+               ("b", 0, 1, ["like"], [0.9]), ("b", 1, 3, ["like"], [0.9])])
+    P = cooccurrence_matrix(t, {"a"}, 6)  # conversation b is not "train"
+    dense = P.toarray()
+    # a: 1→2 (like), 2→4 (happy), 2→1 (happy, later mention of 1), 4→1 (happy); 3 overlaps nobody
+    assert dense[1].tolist() == [0, 0, 1, 0, 0, 0]
+    assert dense[2, 4] == pytest.approx(0.5) and dense[2, 1] == pytest.approx(0.5)
+    assert dense[4, 1] == 1 and dense[3].sum() == 0 and dense[:, 3].sum() == 0
+    sums = np.asarray(P.sum(1)).ravel()
+    assert np.all((np.abs(sums - 1) < 1e-6) | (sums == 0))
+
+
+def test_cooccurrence_scales_sparsely():
+    rng = np.random.default_rng(0)
+    n_conv, per, n_ent = 10_000, 12, 31_161  # ~4x ReDial's train split, its KG size
+    rows = [(str(c), j, int(rng.integers(n_ent)), [EMOTIONS[k] for k in rng.choice(9, 2, replace=False)], [0.5, 0.3])
+            for c in range(n_conv) for j in range(per)]
+    t0 = time.perf_counter()
+    P = cooccurrence_matrix(links(rows), {str(c) for c in range(n_conv)}, n_ent)
+    assert time.perf_counter() - t0 < 30
+    assert P.shape == (n_ent, n_ent) and P.nnz <= n_conv * per * (per - 1) // 2
+    assert P.data.nbytes < 50e6  # sparse: a dense float32 31k² matrix would be 3.9 GB
+
+
+def tiny_model(variant: str, n_ent=30, n_items=10) -> EmotionRecommender:
+    cfg = load_config("demo", {"recommender.variant": variant, "recommender.entity_dim": 32,
+                               "recommender.max_context_entities": 4, "recommender.max_context_turns": 3,
+                               "recommender.prompt_tokens": 2, "recommender.dropout": 0.0})
+    g = torch.Generator().manual_seed(0)
+    src, dst = torch.randint(0, n_ent, (2, 80), generator=g)
+    torch.manual_seed(0)
+    return EmotionRecommender(cfg.recommender, num_entities=n_ent, num_relations=4, text_dim=16,
+                              edge_index=torch.stack([src, dst]), edge_type=torch.randint(0, 4, (80,), generator=g),
+                              item_ids=torch.arange(n_items)).eval()
+
+
+def tiny_batch(emo_ids, P=None):
+    ents = np.array([[-1, 3, 12, 5], [-1, -1, -1, 7]])
+    b = {"entities": torch.as_tensor(ents), "emo_ids": torch.as_tensor(emo_ids),
+         "emo_probs": torch.full((2, 4, 3), 0.5), "turn_emb": torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(1)),
+         "turn_mask": torch.tensor([[False, True, True], [True, True, True]])}
+    if P is not None:
+        b["cooc"] = cooc_rows(P, ents)
+    return b
+
+
+@pytest.mark.parametrize("variant", ["baseline", "L", "LS", "LG", "full"])
+def test_variant_switches(variant):
+    import scipy.sparse as sp
+
+    m = tiny_model(variant)
+    P = sp.random(30, 30, density=0.2, format="csr", random_state=0, dtype=np.float32) if m.glob else None
+    happy = np.full((2, 4, 3), -1)
+    happy[:, :, 0] = EMOTIONS.index("happy")
+    negative = np.full((2, 4, 3), -1)
+    negative[:, :, 0] = EMOTIONS.index("negative")
+    with torch.no_grad():
+        a, b = m(tiny_batch(happy, P)), m(tiny_batch(negative, P))
+    assert a.shape == (2, 10) and torch.isfinite(a).all()
+    if variant == "baseline":
+        assert m.fuse is None and torch.allclose(a, b)  # emotions are ignored
+    else:
+        assert not torch.allclose(a, b)  # Eq. 3-4: the entity's emotions change the scores
+    if m.glob:  # Eq. 5: the co-occurrence rows change the scores
+        with torch.no_grad():
+            c = m(tiny_batch(happy, sp.csr_matrix(P.shape, dtype=np.float32)))
+        assert not torch.allclose(a, c)
+
+
+def test_training_step_reaches_every_component():
+    m = tiny_model("full").train()
+    import scipy.sparse as sp
+
+    P = sp.random(30, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    emo = np.full((2, 4, 3), -1)
+    emo[:, :, :2] = [EMOTIONS.index("like"), EMOTIONS.index("happy")]
+    scores = m(tiny_batch(emo, P))
+    weighted_loss(scores, torch.tensor([1, 2]), torch.tensor([2.0, 0.5])).backward()
+    for name in ("kg.node.weight", "kg.conv.weight", "fuse.emb.weight", "fuse.mlp.0.weight", "prompt", "text.0.weight"):
+        grad = dict(m.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_weighted_loss_is_mean_of_weighted_ce():
+    scores = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    ce = torch.nn.functional.cross_entropy(scores, torch.tensor([0, 0]), reduction="none")
+    assert weighted_loss(scores, torch.tensor([0, 0]), torch.tensor([2.0, 0.5])) == pytest.approx(
+        float((ce * torch.tensor([2.0, 0.5])).mean()))
+
+
+def test_emotions_come_from_mentions_before_the_target_turn():
+    cfg = load_config("demo", {"recommender.max_context_entities": 3, "recommender.max_context_turns": 2})
+    samples = pa.Table.from_pylist([{"sample_id": "c-4-1", "conversation_id": "c", "turn_index": 4,
+                                     "context_entities": [10, 11], "target_item": 100, "liked": 0,
+                                     "feedback": "dislike", "target_in_context": False}])
+    turn_row = {("c", i): 50 + i for i in range(6)}
+    emotions = {("c", 10): [(1, [0], [0.9]), (5, [4], [0.9])],  # the turn-5 mention is after the target turn
+                ("c", 11): [(6, [2], [0.8])]}                   # only mentioned later: no emotion
+    s = build_split(samples, turn_row, emotions, {100: 7}, cfg)
+    assert s.turns.tolist() == [[52, 53]]
+    assert s.entities.tolist() == [[-1, 10, 11]]
+    assert s.emo_ids[0, 1].tolist() == [0, -1, -1] and s.emo_ids[0, 2].tolist() == [-1, -1, -1]
+    assert s.target.tolist() == [7] and s.weight.tolist() == [1.0]  # variant full: dislike → 1.0
+
+
+@pytest.fixture(scope="module")
+def demo_tables(tmp_path_factory):
+    """Demo tables + a shared embedding cache (the MiniLM pass over ~500 sample turns runs once)."""
+    root = tmp_path_factory.mktemp("rec")
+    cfg = load_config("demo", {"run_dir": str(root / "run")})
+    build_tables(cfg)
+    return root
+
+
+def demo(root, **over):
+    return load_config("demo", {"run_dir": str(root / "run"), "recommender.cache_dir": str(root / "cache"),
+                                **{f"recommender.{k}": v for k, v in over.items()}})
+
+
+def test_prepare_full_with_seed_fallback(demo_tables):
+    cfg = demo(demo_tables, variant="full")
+    s = prepare(cfg, demo_tables / "prep-full")
+    assert s["emotions_source"] == "seed" and s["links"] > 0 and s["counts"]["cooccurrence_nnz"] > 0
+    tr = Split.load(demo_tables / "prep-full" / "train.npz")
+    assert s["counts"]["train"]["with_emotions"] > 0 and (tr.emo_probs[tr.emo_ids >= 0] > 0).all()
+    fw = cfg.recommender.feedback_weights
+    assert set(np.unique(tr.weight)) <= {fw["like"], fw["dislike"], fw["not_said"]}
+    assert np.allclose(tr.weight[tr.liked == 1], fw["like"]) and np.allclose(tr.weight[tr.liked == 2], fw["not_said"])
+    L = prepare(demo(demo_tables, variant="L"), demo_tables / "prep-L")  # no S: uniform weights, no G: no matrix
+    assert np.all(Split.load(demo_tables / "prep-L" / "train.npz").weight == 1.0)
+    assert "cooccurrence_nnz" not in L["counts"]
+
+
+def test_entity_emotions_file_is_preferred_and_required_when_asked(demo_tables, tmp_path):
+    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "recommender.cache_dir": str(demo_tables / "cache"),
+                               "recommender.emotions_source": "file"})
+    shutil.copytree(demo_tables / "run" / "tables", tmp_path / "run" / "tables")
+    with pytest.raises(FileNotFoundError, match="entity_emotions.parquet"):
+        prepare(cfg, tmp_path / "prep")
+    turns = pq.read_table(tmp_path / "run" / "tables" / "turns.parquet").to_pylist()
+    u = next(t for t in turns if t["role"] == "user" and t["movie_entities"])
+    (tmp_path / "run" / "emotions").mkdir()
+    pq.write_table(links([(u["conversation_id"], u["turn_index"], u["movie_entities"][0], ["nostalgia"], [0.7])]),
+                   tmp_path / "run" / "emotions" / "entity_emotions.parquet")
+    s = prepare(cfg, tmp_path / "prep")
+    assert s["emotions_source"] == "file" and s["links"] == 1
+
+
+def test_full_without_any_emotions_fails_clearly_baseline_still_trains(demo_tables, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(load_config("demo").data.resolved_dir(), data)
+    shutil.rmtree(data / "emotions")
+    over = {"data.data_dir": str(data), "run_dir": str(demo_tables / "run"),
+            "recommender.cache_dir": str(demo_tables / "cache")}
+    with pytest.raises(FileNotFoundError, match="seed emotion labels|entity_emotions"):
+        prepare(load_config("demo", {**over, "recommender.variant": "full"}), tmp_path / "p1")
+    s = prepare(load_config("demo", {**over, "recommender.variant": "baseline"}), tmp_path / "p2")
+    assert s["emotions_source"] == "none"
+    with pytest.raises(ConfigError, match="only variant baseline"):
+        load_config("demo", {"recommender.variant": "full", "recommender.emotions_source": "none"})
