@@ -104,8 +104,8 @@ class EmotionConfig:
     """n_f: at most this many emotions attached to one entity."""
     focal_gamma: float = 2.0
     """Focal-loss γ."""
-    focal_alpha: float = 0.25
-    """Focal-loss α (weight of positives; negative to disable)."""
+    class_weight_power: float = 0.5
+    """Per-label loss weight ∝ (label frequency)^-power, mean 1 (0 = uniform; 0.5 = inverse square root)."""
     valid_fraction: float = 0.15
     """Share of seed-labelled conversations (by id hash) held out for validation."""
     epochs: int = 3
@@ -132,7 +132,7 @@ class EmotionConfig:
         _check(self.llm_subset in ("all", "seeded"), f"emotion.llm_subset: expected all|seeded, got {self.llm_subset!r}")
         _check(self.llm_max_turns >= 0 and self.max_train_rows >= 0, "emotion.llm_max_turns/max_train_rows >= 0")
         _check(0.0 < self.valid_fraction < 1.0, f"emotion.valid_fraction: must be in (0, 1), got {self.valid_fraction}")
-        _check(self.focal_gamma >= 0, "emotion.focal_gamma: must be >= 0")
+        _check(self.focal_gamma >= 0 and self.class_weight_power >= 0, "emotion.focal_gamma/class_weight_power >= 0")
         _check(self.num_workers >= 1 and self.label_actors >= 1 and self.label_batch_size >= 1,
                "emotion.num_workers/label_actors/label_batch_size: must be >= 1")
 
@@ -304,12 +304,34 @@ class GeneratorConfig:
 
 @dataclass
 class TuneConfig:
-    """Ray Tune sweeps (paper Appendix B)."""
+    """Ray Tune sweeps (paper Appendix B), run by `jobs/tune.py`."""
 
     search_space: dict[str, Any] = field(default_factory=dict)
-    """Search space by sweep kind, e.g. {feedback: {...}, knowledge: {...}}."""
+    """Per sweep: `feedback: {like: [...], dislike: [...], not_said: [...]}`, `knowledge: [[pn_t, pn_e], ...]`.
+    Missing entries take the paper's grids (ecr_ray/tuning.py)."""
+    full_grid: bool = False
+    """feedback sweep: every combination instead of the paper's one-weight-at-a-time."""
+    scheduler: str = "asha"
+    """`asha` (early-stop weak trials at epoch boundaries) or `fifo` (run every trial to the end)."""
+    grace_period: int = 1
+    """ASHA: epochs a trial runs before it may be stopped."""
     max_concurrent_trials: int = 1
-    cpus_per_trial: float = 1.0
+    """Trials at once. On 2 cores keep 1: trial drivers compete with their own training workers."""
+    driver_cpus: float = 0.01
+    """CPU reserved by each trial's driver (it only waits on its TorchTrainer); a whole CPU deadlocks 2-core nodes."""
+    knowledge_eval_samples: int = 50
+    """knowledge sweep: validation contexts generated and scored per trial."""
+    knowledge_train_steps: int = 0
+    """knowledge sweep: LoRA steps per trial with that prompt format (0 = score the trained adapter as is)."""
+
+    def __post_init__(self) -> None:
+        _check(self.scheduler in ("asha", "fifo"), f"tune.scheduler: expected asha|fifo, got {self.scheduler!r}")
+        unknown = set(self.search_space) - {"feedback", "knowledge"}
+        _check(not unknown, f"tune.search_space: unknown sweep(s) {sorted(unknown)}; known: feedback, knowledge")
+        _check(self.max_concurrent_trials >= 1, "tune.max_concurrent_trials: must be >= 1")
+        _check(0 < self.driver_cpus <= 1, "tune.driver_cpus: must be in (0, 1]")
+        _check(self.knowledge_eval_samples >= 1 and self.knowledge_train_steps >= 0,
+               "tune.knowledge_eval_samples >= 1 and tune.knowledge_train_steps >= 0")
 
 
 @dataclass

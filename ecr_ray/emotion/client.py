@@ -52,7 +52,7 @@ class ChatClient:
     def complete(self, messages: list[dict]) -> Completion:
         t0, out = time.perf_counter(), Completion()
         retrying = Retrying(retry=retry_if_exception(retryable), stop=stop_after_attempt(self.max_retries + 1),
-                            wait=wait_exponential_jitter(initial=self.backoff[0], max=self.backoff[1]), reraise=False)
+                            wait=wait_exponential_jitter(multiplier=self.backoff[0], max=self.backoff[1], jitter=self.backoff[0]), reraise=False)
         try:
             for attempt in retrying:
                 with attempt:

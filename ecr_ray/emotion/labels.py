@@ -113,6 +113,7 @@ class Parsed:
 
 _PREFIX = re.compile(r"^\s*(?:\**\s*)?(?:emotions?(?:\s+expressed)?|answer|labels?|output)\s*\**\s*[:\-]\s*", re.I)
 _HEAD_END = re.compile(r"[;\n]|\.(?:\s|$)|\s[-–—]\s|\s(?:because|as|since)\s", re.I)
+_LIST_ITEM = re.compile(r"(?:^|\n)\s*(?:\d+[.)]|[-*•])\s+")
 _WORD = re.compile(r"^[a-z][a-z\-']{1,29}$")
 _STOP = {"and", "or", "the", "a", "an", "of", "emotion", "emotions", "user", "is", "are", "none", "both"}
 
@@ -127,7 +128,7 @@ def parse_answer(text: str | None) -> Parsed:
     text = (text or "").strip()
     if not text:
         return Parsed("unparseable", reason="")
-    body = _PREFIX.sub("", text, count=1)
+    body = _LIST_ITEM.sub(", ", _PREFIX.sub("", text, count=1)).lstrip(", ")  # "1. love\n2. joy" → "love, joy"
     m = _HEAD_END.search(body)
     head, reason = (body[: m.start()], body[m.end():]) if m else (body, "")
     words = []

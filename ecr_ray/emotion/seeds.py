@@ -1,0 +1,65 @@
+"""Seed emotion labels (`<data_dir>/emotions/redial_llm_labels.jsonl`) and their match to turns by message ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..config import EMOTIONS, Config
+from ..data.errors import DataError
+
+
+def seed_path(cfg: Config) -> Path:
+    return Path(cfg.emotion.seed_labels) if cfg.emotion.seed_labels else \
+        cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
+
+
+def load_seeds(path: Path) -> list[dict]:
+    """Read and check the seed file; a bad row raises DataError naming the file, line and field."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (seed emotion labels; set --emotion.seed_labels)")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, n, "<json>", str(e)) from None
+            for key, tp in (("conversation_id", str), ("message_ids", list), ("labels", list), ("raw", list)):
+                if not isinstance(r.get(key), tp):
+                    raise DataError(path, n, key, f"expected {tp.__name__}, got {r.get(key)!r}")
+            bad = [l for l in r["labels"] if l not in EMOTIONS]
+            if bad or not r["labels"]:
+                raise DataError(path, n, "labels", f"expected 1-2 of {EMOTIONS}, got {r['labels']!r}")
+            rows.append(r)
+    return rows
+
+
+def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:
+    """Seeds → user turns with identical message ids. Returns (rows with conversation_id, split, turn_index,
+    text, labels, raw), report (matched / unmatched with examples)."""
+    by_msgs = {}
+    for t in turns.select(["conversation_id", "split", "turn_index", "role", "message_ids", "text"]).to_pylist():
+        if t["role"] == "user":
+            by_msgs[tuple(t["message_ids"])] = t
+    rows, unmatched = [], []
+    for s in seeds:
+        t = by_msgs.get(tuple(s["message_ids"]))
+        if t is None or t["conversation_id"] != str(s["conversation_id"]):
+            unmatched.append(s["message_ids"])
+            continue
+        rows.append({"conversation_id": t["conversation_id"], "split": t["split"], "turn_index": t["turn_index"],
+                     "text": t["text"], "labels": s["labels"], "raw": s["raw"]})
+    return rows, {"seeds": len(seeds), "matched": len(rows), "unmatched": len(unmatched),
+                  "unmatched_examples": unmatched[:5]}
+
+
+def in_seed_valid(conversation_id: str, fraction: float, seed: int) -> bool:
+    """Deterministic validation membership of a seed row, by conversation (no turn of one dialogue on both sides)."""
+    h = int(hashlib.sha256(f"emotion:{seed}:{conversation_id}".encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < fraction

@@ -1,0 +1,104 @@
+"""The labelling client against a real HTTP server on 127.0.0.1 that fails on purpose."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ecr_ray.emotion.client import ChatClient, estimate_cost
+
+
+class FlakyServer:
+    """OpenAI-shaped /v1/chat/completions; `script` holds the status codes to answer before succeeding."""
+
+    def __init__(self, script=(), delay=0.0):
+        self.script, self.delay, self.calls, self.inflight, self.max_inflight = list(script), delay, 0, 0, 0
+        self.lock = threading.Lock()
+        srv = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["content-length"]))
+                with srv.lock:
+                    srv.calls += 1
+                    srv.inflight += 1
+                    srv.max_inflight = max(srv.max_inflight, srv.inflight)
+                    code = srv.script.pop(0) if srv.script else 200
+                time.sleep(srv.delay if code != "hang" else 3)
+                with srv.lock:
+                    srv.inflight -= 1
+                code = 200 if code == "hang" else code
+                body = {"error": {"message": "boom"}} if code != 200 else {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "happy, joy; fine"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(request):
+    s = FlakyServer(*getattr(request, "param", ((), 0.0)))
+    yield s
+    s.close()
+
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def client(url, **kw):
+    return ChatClient(url, "m", backoff_initial_s=0.01, backoff_max_s=0.05, **kw)
+
+
+@pytest.mark.parametrize("server", [([429, 500, 503], 0.0)], indirect=True)
+def test_retries_429_and_5xx_then_succeeds(server):
+    c = client(server.url).complete(MSG)
+    assert c.error == "" and c.text == "happy, joy; fine" and c.attempts == 4 and server.calls == 4
+    assert (c.prompt_tokens, c.completion_tokens) == (11, 5)
+
+
+@pytest.mark.parametrize("server", [([400], 0.0)], indirect=True)
+def test_client_error_is_recorded_not_retried(server):
+    c = client(server.url).complete(MSG)
+    assert server.calls == 1 and c.text == "" and "400" in c.error
+
+
+@pytest.mark.parametrize("server", [([500] * 10, 0.0)], indirect=True)
+def test_gives_up_after_max_retries(server):
+    c = client(server.url, max_retries=2).complete(MSG)
+    assert server.calls == 3 and "500" in c.error
+
+
+@pytest.mark.parametrize("server", [(["hang"], 0.0)], indirect=True)
+def test_timeout_is_retried(server):
+    c = client(server.url, timeout_s=0.5).complete(MSG)
+    assert c.error == "" and c.attempts == 2
+
+
+@pytest.mark.parametrize("server", [((), 0.2)], indirect=True)
+def test_concurrency_is_bounded_and_order_kept(server):
+    out = client(server.url, concurrency=3).complete_many([MSG] * 9)
+    assert len(out) == 9 and all(c.text for c in out)
+    assert server.max_inflight == 3
+
+
+def test_cost_estimate():
+    assert estimate_cost(2000, 500, 0.5, 1.5) == pytest.approx(1.0 + 0.75)
