@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 from ecr_ray.cli import run_job
-from ecr_ray.config import RECOMMENDER_VARIANTS, Config
+import numpy as np
+
+from ecr_ray.config import RECOMMENDER_VARIANTS, Config, RecommenderConfig
 
 from ._common import parse, print_json
 
@@ -31,13 +33,44 @@ COLS = ("auc", "auc_global", "rt@1", "rt@10", "rt@50", "r@1", "r@10", "r@50", "r
 
 
 def collect(run_dir: Path) -> dict[str, dict]:
+    from jobs.train_recommender import evaluate_model
+
     out = {}
     for v in RECOMMENDER_VARIANTS:
         d = run_dir / "recommender" / v
         if (d / "metrics.json").exists():
+            if not (d / "test_predictions.npz").exists():  # runs from before predictions were saved
+                meta = json.loads((d / "meta.json").read_text())
+                evaluate_model(d, RecommenderConfig(**meta["recommender"]))
             out[v] = {"metrics": json.loads((d / "metrics.json").read_text()),
+                      "pred": dict(np.load(d / "test_predictions.npz")),
                       "history": json.loads((d / "history.json").read_text()),
                       "manifest": json.loads((d / "manifest.json").read_text())}
+    return out
+
+
+def paired_bootstrap(base: dict, other: dict, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Difference other − baseline on the same test samples, with a 95% paired-bootstrap interval, for the global
+    AUC and RT@50 (ECR's per-batch AUC is not resampled: it depends on the batch order)."""
+    from ecr_ray.metrics import global_auc
+
+    if not np.array_equal(base["sample_id"], other["sample_id"]):
+        return {}
+    rng = np.random.default_rng(seed)
+    n = len(base["liked"])
+
+    def stats(idx):
+        liked = base["liked"][idx]
+        like = liked == 1
+        return (global_auc(other["prob"][idx], liked) - global_auc(base["prob"][idx], liked),
+                float((other["rank"][idx][like] < 50).mean() - (base["rank"][idx][like] < 50).mean()))
+
+    point = stats(np.arange(n))
+    boots = np.array([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
+    out = {}
+    for j, name in enumerate(("auc_global", "rt@50")):
+        lo, hi = np.nanpercentile(boots[:, j], [2.5, 97.5])
+        out[name] = {"diff": point[j], "ci95": [float(lo), float(hi)]}
     return out
 
 
@@ -67,16 +100,18 @@ def plots(runs: dict[str, dict], out: Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for v, r in runs.items():
         h = r["history"]
         ep = [x["epoch"] for x in h]
         axes[0].plot(ep, [x["train_loss"] for x in h], marker="o", label=v)
-        axes[1].plot(ep, [x["valid_loss"] for x in h], marker="o", label=v)
+        axes[1].plot(ep, [x["valid_ce"] for x in h], marker="o", label=v)
         axes[2].plot(ep, [x.get("valid_r@50", float("nan")) for x in h], marker="o", label=v)
-    for ax, t in zip(axes, ("train loss (weighted CE)", "valid loss", "valid R@50")):
+    for ax, t in zip(axes, ("train loss (weighted CE)", "valid CE (unweighted)", "valid R@50")):
         ax.set_title(t)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.legend()
     fig.tight_layout()
@@ -112,8 +147,19 @@ def evaluate(cfg: Config) -> dict:
                   "seconds": r["manifest"]["seconds"], "peak_rss_mb": r["manifest"]["peak_rss_mb"],
                   "emotions_source": r["manifest"]["emotions_source"], "best_epoch": r["manifest"]["best_epoch"]}
               for v, r in runs.items()}
+    if "baseline" in runs:
+        for v, r in runs.items():
+            if v != "baseline":
+                report[v]["vs_baseline"] = paired_bootstrap(runs["baseline"]["pred"], r["pred"])
     (out / "recommender.json").write_text(json.dumps(report, indent=2))
     md = markdown(runs, cfg)
+    diffs = [(v, r["vs_baseline"]) for v, r in report.items() if r.get("vs_baseline")]
+    if diffs:
+        md += "\nPaired bootstrap vs baseline (same test samples, 1000 resamples, 95% interval):\n\n"
+        md += "| variant | Δ AUC global | Δ RT@50 |\n|---|---|---|\n"
+        for v, d in diffs:
+            md += f"| {v} | " + " | ".join(f"{d[k]['diff']:+.3f} [{d[k]['ci95'][0]:+.3f}, {d[k]['ci95'][1]:+.3f}]"
+                                          for k in ("auc_global", "rt@50")) + " |\n"
     (out / "recommender.md").write_text(md)
     files = plots(runs, out)
     return {"variants": list(runs), "markdown": str(out / "recommender.md"), "json": str(out / "recommender.json"),

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ecr_ray.cli import run_job
-from ecr_ray.config import Config
+from ecr_ray.config import Config, RecommenderConfig
 
 from ._common import parse, print_json
 
@@ -39,9 +39,8 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from ecr_ray.models.recommender import build_model, score_split
     from ecr_ray.models.recommender_data import prepare
-    from ecr_ray.models.recommender_train import load_batchers, train_loop
+    from ecr_ray.models.recommender_train import train_loop
 
     t0 = time.perf_counter()
     rc = cfg.recommender
@@ -84,13 +83,7 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
     with result.checkpoint.as_directory() as d:
         shutil.copy(Path(d) / "best_model.pt", out / "model.pt")
         state = torch.load(Path(d) / "state.pt", weights_only=False)["state"]
-    prep, data = load_batchers(prep_dir, ("valid", "test"))
-    model = build_model(rc, prep["graph"], prep["meta"]["text_dim"])
-    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
-    metrics = {}
-    for split in ("valid", "test"):  # test is evaluated once, with the model chosen on valid
-        loss, ce, acc = score_split(model, data[split], auc_batch_size=rc.auc_batch_size)
-        metrics[split] = {"loss": loss, "ce": ce, **acc.compute()}
+    metrics = evaluate_model(out, rc)
     worker_rss = max((h.get("peak_rss_mb", 0) for h in state["history"]), default=0)
     meta = {"variant": rc.variant, "recommender": cfg.to_dict()["recommender"], "text_dim": prep["meta"]["text_dim"],
             "emotions_source": summary["emotions_source"], "best_epoch": state["best_epoch"]}
@@ -109,6 +102,28 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def evaluate_model(out: Path, rc: RecommenderConfig) -> dict:
+    """Score valid and test with the selected model (test once per training run); per-sample test predictions go to
+    test_predictions.npz for paired comparisons between variants."""
+    import numpy as np
+    import torch
+
+    from ecr_ray.models.recommender import build_model, score_split
+    from ecr_ray.models.recommender_train import load_batchers
+
+    prep, data = load_batchers(out / "prepared", ("valid", "test"))
+    model = build_model(rc, prep["graph"], prep["meta"]["text_dim"])
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    metrics = {}
+    for split in ("valid", "test"):
+        loss, ce, acc = score_split(model, data[split], auc_batch_size=rc.auc_batch_size)
+        metrics[split] = {"loss": loss, "ce": ce, **acc.compute()}
+    np.savez(out / "test_predictions.npz", prob=np.concatenate(acc.probs), rank=np.concatenate(acc.ranks),
+             rank_norep=np.concatenate(acc.ranks_norep), liked=np.concatenate(acc.liked),
+             sample_id=data["test"].s.sample_ids)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
