@@ -53,8 +53,10 @@ def train_loop(config: dict) -> None:
     weights = torch.tensor(config["weights"])
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.01)
     bs, steps_per_epoch = config["batch_size"], (len(texts) + config["batch_size"] - 1) // config["batch_size"]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps_per_epoch * config["epochs"],
-                                                pct_start=0.1, anneal_strategy="linear")
+    total_steps = steps_per_epoch * config["epochs"]
+    warmup = max(1, total_steps // 10)  # linear warm-up then linear decay
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(total_steps - warmup, 1))))
     rng = np.random.default_rng(config["seed"] + rank)
     for epoch in range(config["epochs"]):
         model.train()

@@ -51,8 +51,9 @@ class ChatClient:
 
     def complete(self, messages: list[dict]) -> Completion:
         t0, out = time.perf_counter(), Completion()
+        first, cap = self.backoff
         retrying = Retrying(retry=retry_if_exception(retryable), stop=stop_after_attempt(self.max_retries + 1),
-                            wait=wait_exponential_jitter(multiplier=self.backoff[0], max=self.backoff[1], jitter=self.backoff[0]), reraise=False)
+                            wait=wait_exponential_jitter(multiplier=first, max=cap, jitter=first), reraise=False)
         try:
             for attempt in retrying:
                 with attempt:
