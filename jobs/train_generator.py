@@ -11,15 +11,19 @@ from ._common import parse, print_json
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, args = parse(__doc__, argv, lambda p: p.add_argument(
-        "--run-name", default="generator", help="Ray Train run name; rerun the same name to resume (default: generator)"))
+    def extra(p):
+        p.add_argument("--run-name", default="generator", help="Ray Train run name; rerun it to resume (default: generator)")
+        p.add_argument("--stop-after-steps", type=int, default=None,
+                       help="end this invocation after this many steps in all (resume later with the same run name)")
+
+    cfg, args = parse(__doc__, argv, extra)
     import ray
 
     started = not ray.is_initialized()
     if started:
         ray.init(include_dashboard=True, log_to_driver=True)  # stack.md: Train V2 floods the log without it
     try:
-        manifest = train(cfg, args.run_name)
+        manifest = train(cfg, args.run_name, args.stop_after_steps)
     finally:
         if started:
             ray.shutdown()

@@ -140,8 +140,9 @@ def train_loop_per_worker(config: dict) -> None:
         if world > 1:
             model = ray.train.torch.prepare_model(model, move_to_device=False)
 
+    end = min(total, config.get("stop_at") or total)  # a run may stop early and be resumed later
     t0 = time.perf_counter()
-    for step in range(start, total):
+    for step in range(start, end):
         epoch, pos = divmod(step, per_epoch)
         order = list(range(len(data)))
         random.Random(f"{config['seed']}:{epoch}").shuffle(order)
@@ -161,7 +162,7 @@ def train_loop_per_worker(config: dict) -> None:
         losses.append(round(float(loss.detach()), 4))
         done = step + 1
         metrics = {"step": done, "loss": losses[-1], "s_per_step": round((time.perf_counter() - t0) / (done - start), 2)}
-        if done % gcfg.checkpoint_every == 0 or done == total:
+        if done % gcfg.checkpoint_every == 0 or done == end:
             with tempfile.TemporaryDirectory() as d:
                 _save(model, tok, Path(d), gcfg, engine, rank)
                 if rank == 0:
@@ -212,9 +213,10 @@ def _load_weights(model, d: Path, gcfg: GeneratorConfig) -> None:
 
 # ----------------------------------------------------------------------------- the training stage
 
-def train(cfg: Config, run_name: str = "generator") -> dict:
+def train(cfg: Config, run_name: str = "generator", stop_at: int | None = None) -> dict:
     """Review DB → Ray Train TorchTrainer → `<run_dir>/generator/{adapter|model}` + manifest.json. Rerunning with the
-    same `run_name` resumes from the last checkpoint."""
+    same `run_name` resumes from the last checkpoint; `stop_at` ends this invocation after that many steps in all
+    (the LR schedule still spans the whole run), so a long run can go in short resumable pieces."""
     import pyarrow.parquet as pq
     import ray
     import ray.train
@@ -234,7 +236,8 @@ def train(cfg: Config, run_name: str = "generator") -> dict:
     cpus = max(int(ray.available_resources().get("CPU", 1)) // gcfg.num_workers, 1)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"generator": asdict(gcfg), "seed": cfg.seed, "examples": examples, "cpus": cpus},
+        train_loop_config={"generator": asdict(gcfg), "seed": cfg.seed, "examples": examples, "cpus": cpus,
+                           "stop_at": stop_at},
         scaling_config=ray.train.ScalingConfig(num_workers=gcfg.num_workers, use_gpu=gcfg.use_gpu,
                                                resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(name=run_name, storage_path=str(out / "ray"),
@@ -257,7 +260,8 @@ def train(cfg: Config, run_name: str = "generator") -> dict:
         "config_hash": cfg.section_hash("generator", "seed"),
         "inputs": {"reviews": json.loads((cfg.run_path / "reviews" / "manifest.json").read_text())["config_hash"]},
         "method": gcfg.method, "base_model": gcfg.base_model, "run_name": run_name,
-        "examples": len(examples), "steps": state["step"], "batch_size": gcfg.batch_size,
+        "examples": len(examples), "steps": state["step"], "total_steps": gcfg.max_steps or gcfg.epochs * max(
+            len(examples) // (gcfg.batch_size * gcfg.num_workers), 1), "batch_size": gcfg.batch_size,
         "max_length": gcfg.max_length, "lora_targets": gcfg.lora_targets,
         "loss_first10": round(sum(losses[:10]) / max(len(losses[:10]), 1), 4),
         "loss_last10": round(sum(losses[-10:]) / max(len(losses[-10:]), 1), 4),

@@ -1,0 +1,165 @@
+"""Evaluate the generator on ReDial test contexts with their target item: fine-tuned vs zero-shot (same base model,
+same Eq. 8 prompt), optional E.1 LLM baseline and E.2 LLM scorer; offline metrics, seen/unseen split (Table 5)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from ecr_ray.cli import run_job
+
+from ._common import parse, print_json
+
+VARIANTS = ("finetuned", "zeroshot")
+
+
+def _args(p) -> None:
+    p.add_argument("--samples", help="samples.parquet to draw test contexts from (default: <run_dir>/tables)")
+    p.add_argument("--models", default="finetuned,zeroshot", help=f"comma-separated subset of {VARIANTS}")
+    p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint for the E.1 baseline (key: OPENAI_API_KEY)")
+    p.add_argument("--llm-model", default="smollm2-135m-instruct")
+    p.add_argument("--scorer-base-url", help="endpoint of the E.2 LLM scorer (rater 1)")
+    p.add_argument("--scorer-model", default="smollm2-135m-instruct")
+    p.add_argument("--scorer2-base-url", help="endpoint of a second rater: Cohen's kappa between rankings")
+    p.add_argument("--scorer2-model", default="smollm2-135m-instruct")
+    p.add_argument("--score-examples", type=int, default=50, help="examples sent to the LLM scorer")
+    p.add_argument("--out", help="output folder (default: <run_dir>/eval/generator)")
+
+
+def test_contexts(path: Path, n: int, seed: int) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: build the tables first (`ecr-ray data`)")
+    rows = [r for r in pq.read_table(path, filters=[("split", "=", "test")]).to_pylist() if r["target_item"] >= 0]
+    if not rows:
+        raise ValueError(f"{path}: no test samples with a KG target item")
+    rng = random.Random(seed)
+    return rows if len(rows) <= n else sorted(rng.sample(rows, n), key=lambda r: r["sample_id"])
+
+
+def generate_all(pred, contexts: list[dict], batch_size: int) -> list[dict]:
+    """Batched, prompts sorted by length (less padding), results back in input order."""
+    reqs = [(c["target_item"], c["response"]) for c in contexts]
+    order = sorted(range(len(reqs)), key=lambda i: len(pred.prompt(*reqs[i])[0]))
+    out: list[dict | None] = [None] * len(reqs)
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        for i, r in zip(idx, pred.respond_batch([reqs[i] for i in idx])):
+            out[i] = r
+    return out
+
+
+def _table(rows: dict[str, dict], cols: list[str]) -> str:
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {m} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for m, r in rows.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = parse(__doc__, argv, _args)
+    import pyarrow.parquet as pq
+
+    from ecr_ray.data.linker import EntityLinker
+    from ecr_ray.data.tables import load_dataset_kg
+    from ecr_ray.models.generator import GeneratorPredictor
+    from ecr_ray.reviews import load_knowledge
+    from ecr_ray.scoring import (aggregate, baseline_responses, make_client, offline_metrics, ranking_kappa,
+                                 score_example)
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in VARIANTS]
+    if bad:
+        raise ValueError(f"--models: unknown {bad}; known: {VARIANTS}")
+    out = Path(args.out or cfg.run_path / "eval" / "generator")
+    out.mkdir(parents=True, exist_ok=True)
+    contexts = test_contexts(Path(args.samples or cfg.run_path / "tables" / "samples.parquet"),
+                             cfg.generator.eval_samples, cfg.seed)
+    kg = load_dataset_kg(cfg)
+    linker, knowledge = EntityLinker.from_kg(kg), load_knowledge(cfg.run_path)
+    seen_items = set(pq.read_table(cfg.run_path / "reviews" / "reviews.parquet", columns=["entity_id"])
+                     .column("entity_id").to_pylist())
+    items = [c["target_item"] for c in contexts]
+
+    results, timing = {}, {}
+    for m in models:
+        t0 = time.perf_counter()
+        pred = GeneratorPredictor.load(cfg, zero_shot=(m == "zeroshot"))
+        results[m] = generate_all(pred, contexts, cfg.generator.eval_batch_size)
+        timing[m] = round(time.perf_counter() - t0, 1)
+        del pred
+    texts = {m: [r["empathetic"] for r in rs] for m, rs in results.items()}
+    finals = {m: [r["response"] for r in rs] for m, rs in results.items()}
+    if args.llm_base_url:  # E.1: the LLM writes the whole response from the history
+        client = make_client(args.llm_base_url)
+        t0 = time.perf_counter()
+        names = [kg.names[i] for i in items]
+        base = baseline_responses(client, args.llm_model, [c["context"] for c in contexts], names,
+                                  max_tokens=cfg.generator.max_new_tokens)
+        texts["llm_baseline"] = finals["llm_baseline"] = base
+        timing["llm_baseline"] = round(time.perf_counter() - t0, 1)
+
+    emotion_note, probs = "", {}
+    try:
+        from ecr_ray.models.emotion import EmotionPredictor
+
+        emo = EmotionPredictor.load(cfg)
+        probs = {m: emo.predict(t) for m, t in texts.items()}
+    except (ImportError, FileNotFoundError, OSError) as e:
+        emotion_note = f"emotion intensity skipped: no emotion classifier in this run dir ({e})"
+
+    metrics: dict[str, dict] = {}
+    for split, keep in (("all", lambda i: True), ("seen", lambda i: items[i] in seen_items),
+                        ("unseen", lambda i: items[i] not in seen_items)):
+        idx = [i for i in range(len(items)) if keep(i)]
+        if not idx:
+            continue
+        metrics[split] = {m: offline_metrics([t[i] for i in idx], [items[i] for i in idx], kg, linker, knowledge,
+                                             probs[m][idx] if m in probs else None) for m, t in texts.items()}
+
+    report = {"contexts": len(contexts), "seen": sum(i in seen_items for i in items), "generation_seconds": timing,
+              "max_new_tokens": cfg.generator.max_new_tokens, "metrics": metrics, "emotion_note": emotion_note}
+    if args.scorer_base_url:
+        rng = random.Random(cfg.seed)
+        k = min(args.score_examples, len(contexts))
+        scen = ["\n".join(c["context"]) for c in contexts[:k]]
+        raters = [(args.scorer_base_url, args.scorer_model)]
+        if args.scorer2_base_url:
+            raters.append((args.scorer2_base_url, args.scorer2_model))
+        scored = []
+        for url, model in raters:
+            client = make_client(url)
+            scored.append([score_example(client, model, scen[i], {m: finals[m][i] for m in finals}, rng)
+                           for i in range(k)])
+        report["llm_scores"] = {f"rater{j + 1}": aggregate(s) for j, s in enumerate(scored)}
+        if len(scored) == 2:
+            report["ranking_kappa"] = ranking_kappa(*scored)
+        (out / "llm_scores.json").write_text(json.dumps(scored, indent=1))
+
+    with open(out / "responses.jsonl", "w") as f:
+        for i, c in enumerate(contexts):
+            f.write(json.dumps({"sample_id": c["sample_id"], "context": c["context"], "item": items[i],
+                                "item_name": kg.names[items[i]], "seen": items[i] in seen_items,
+                                "knowledge": results[models[0]][i]["knowledge"] if models else None,
+                                **{m: finals[m][i] for m in finals}}) + "\n")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    md = [f"# Generator evaluation ({len(contexts)} ReDial test contexts, {report['seen']} seen items)\n"]
+    cols = ["n", "distinct_1", "distinct_2", "words_mean", "emotion_intensity", "kg_entities_per_response",
+            "item_entities_per_response", "halluc_entities_per_response", "halluc_share_of_linked"]
+    for split, per in metrics.items():
+        md += [f"\n## {split}\n", _table(per, cols)]
+    if emotion_note:
+        md.append(f"\n{emotion_note}\n")
+    for r, tab in report.get("llm_scores", {}).items():
+        md += [f"\n## LLM scorer {r}\n", _table(tab, ["emo_int", "emo_pers", "log_pers", "info", "life", "_missing"])]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    print_json({k: v for k, v in report.items()})
+    print(f"evaluation written to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(main))

@@ -1,0 +1,62 @@
+"""The whole generator path on the demo recipe, tiny: review DB job → Ray Train LoRA (stopped and resumed by rerunning
+the same run name) → PEFT adapter → predictor → evaluation job with offline metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ecr_ray.config import load_config
+from ecr_ray.data.tables import build_tables
+from ecr_ray.models.generator import GeneratorPredictor
+from jobs import build_reviews, evaluate_generator, train_generator
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=2, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
+    run = tmp_path / "run"
+    common = ["--recipe", "demo", "--run-dir", str(run)]
+    tiny = ["--generator.max_steps", "3", "--generator.batch_size", "1", "--generator.max_length", "96",
+            "--generator.checkpoint_every", "1", "--generator.lr", "1e-3", "--generator.max_new_tokens", "12"]
+    assert build_reviews.main(common + ["--engine", "local"]) == 0
+
+    assert train_generator.main(common + tiny + ["--run-name", "t", "--stop-after-steps", "2"]) == 0
+    first = json.loads((run / "generator" / "manifest.json").read_text())
+    assert first["steps"] == 2 and first["total_steps"] == 3 and len(first["losses"]) == 2
+    assert train_generator.main(common + tiny + ["--run-name", "t"]) == 0  # same name: resumes at step 2
+    m = json.loads((run / "generator" / "manifest.json").read_text())
+    assert m["steps"] == 3 and m["losses"][:2] == first["losses"]
+    adapter = run / "generator" / "adapter"
+    assert (adapter / "adapter_config.json").exists()
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())  # B starts at 0: it trained
+
+    cfg = load_config("demo", {"run_dir": str(run), "generator.max_new_tokens": 12})
+    tuned, base = GeneratorPredictor.load(cfg), GeneratorPredictor.load(cfg, zero_shot=True)
+    ids = tuned.tok("Hello there", return_tensors="pt")
+    with torch.inference_mode():
+        assert not torch.allclose(tuned.model(**ids).logits, base.model(**ids).logits)
+    r = tuned.respond(0, "You should watch <movie>")
+    assert r["response"].startswith("You should watch Toy Story (1995).")
+
+    build_tables(cfg)
+    assert evaluate_generator.main(common + ["--generator.max_new_tokens", "8", "--generator.eval_samples", "6"]) == 0
+    out = run / "eval" / "generator"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["contexts"] == 6 and set(metrics["metrics"]["all"]) == {"finetuned", "zeroshot"}
+    for row in metrics["metrics"]["all"].values():
+        assert 0 < row["distinct_1"] <= 1 and row["words_mean"] > 0
+    lines = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and all(x["finetuned"] and x["zeroshot"] for x in lines)
+    assert "| finetuned |" in (out / "report.md").read_text()

@@ -1,0 +1,96 @@
+"""Generator pieces on the real embedded SmolLM2: example encoding, knowledge at inference, generation (greedy,
+sampling, batched, streaming) and the composed final response. The trained-adapter path is in
+tests/jobs/test_train_generator.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecr_ray.config import GeneratorConfig, load_config
+from ecr_ray.models.generator import GeneratorPredictor, _clean, collate, encode, training_examples
+from ecr_ray.prompts import INSTRUCTION
+from ecr_ray.reviews import build_review_db, load_knowledge
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    c = load_config("demo", {"run_dir": str(tmp_path_factory.mktemp("gen") / "run"), "generator.max_new_tokens": 12})
+    build_review_db(c, engine="local")
+    return c
+
+
+@pytest.fixture(scope="module")
+def pred(cfg):
+    return GeneratorPredictor.load(cfg, zero_shot=True)
+
+
+def test_training_examples_use_the_reviews_own_knowledge(cfg):
+    import pyarrow.parquet as pq
+
+    reviews = pq.read_table(cfg.run_path / "reviews" / "reviews.parquet").to_pylist()
+    ex = training_examples(reviews, load_knowledge(cfg.run_path), cfg.generator, seed=1)
+    assert len(ex) == len(reviews) and ex == training_examples(reviews, load_knowledge(cfg.run_path), cfg.generator, 1)
+    for e, r in zip(ex, reviews):
+        assert e["messages"][0]["content"] == INSTRUCTION and e["target"] == r["review"]
+        user = dict(line.split(": ", 1) for line in e["messages"][1]["content"].splitlines())
+        ents = [] if user["Related Entities"] == "None" else user["Related Entities"].split(", ")
+        assert set(ents) <= set(r["entity_names"]) and len(ents) <= cfg.generator.num_review_entities
+        trips = [] if user["Related Knowledge from KG"] == "None" else user["Related Knowledge from KG"].split(", ")
+        assert len(trips) <= cfg.generator.num_triples
+        assert all(any(t.endswith(" is " + n) for n in r["entity_names"]) for t in trips)  # T_r: tails in review
+    assert any(e["messages"][1]["content"].count("'s ") for e in ex)  # some review has KG triples
+
+
+def test_encode_masks_the_prompt_and_fits(pred):
+    msgs = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": "Movie Name: Up"}]
+    e = encode(pred.tok, msgs, "I loved it. " * 100, max_length=64)
+    assert len(e["input_ids"]) == 64 == len(e["labels"])
+    n_prompt = sum(x == -100 for x in e["labels"])
+    assert 0 < n_prompt < 64 and all(x == -100 for x in e["labels"][:n_prompt])
+    short = encode(pred.tok, msgs, "Great.", max_length=256)
+    assert short["labels"][-1] == pred.tok.eos_token_id  # the model learns to stop
+    b = collate([e, short], pred.tok.pad_token_id)
+    assert b["input_ids"].shape == (2, 64) and b["attention_mask"][1].sum() == len(short["input_ids"])
+    assert (b["labels"][1, len(short["input_ids"]):] == -100).all()
+
+
+def test_item_knowledge(pred):
+    toy = 0  # Toy Story (1995) in the sample KG: reviewed, with review entities
+    k = pred.item_knowledge(toy)
+    assert k == pred.item_knowledge(toy)  # seeded
+    assert len(k["triples"]) == 2 and all(t.startswith("Toy Story (1995)'s ") for t in k["triples"])
+    assert set(k["review_entities"]) <= set(pred.knowledge[toy]["review_entity_names"])
+    unseen = next(i for i in pred.kg.item_ids.tolist() if i not in pred.knowledge and pred.kg.triples_for(i))
+    assert pred.item_knowledge(unseen)["review_entities"] == []  # KG triples only for items without reviews
+    with pytest.raises(ValueError, match="not a KG entity"):
+        pred.item_name(10**9)
+
+
+def test_respond_greedy_sampling_stream(pred):
+    r = pred.respond(0, "You should watch <movie>")
+    assert r["response"].startswith("You should watch Toy Story (1995). ") and r["empathetic"]
+    assert r["response"].endswith(r["empathetic"]) and r["knowledge"]["triples"]
+    assert pred.respond(0, "You should watch <movie>")["empathetic"] == r["empathetic"]  # greedy: deterministic
+    s1 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=1, max_new_tokens=16)
+    s2 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=1, max_new_tokens=16)
+    s3 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=2, max_new_tokens=16)
+    assert s1 == s2 and s3["empathetic"] != s1["empathetic"]
+    chunks = list(pred.stream(0, "You should watch <movie>"))
+    assert len(chunks) > 1 and _clean("".join(chunks)) == r["empathetic"]
+    batch = pred.respond_batch([(0, "You should watch <movie>"), (170, "Have you seen <movie>?")])
+    assert batch[0]["response"].startswith("You should watch Toy Story (1995). ")
+    assert batch[1]["response"].startswith("Have you seen Titanic (1997)?")
+
+
+def test_clean_drops_unfinished_tail():
+    assert _clean("I loved it. The cast was") == "I loved it."
+    assert _clean("no sentence end") == "no sentence end"
+
+
+def test_config_validation():
+    from ecr_ray.config import ConfigError
+
+    with pytest.raises(ConfigError, match="review_filter"):
+        GeneratorConfig(review_filter="huge")
+    with pytest.raises(ConfigError, match="dtype"):
+        GeneratorConfig(dtype="float16")
