@@ -56,12 +56,15 @@ def model_id(base_model: str) -> str:
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress(api)
 class ChatModel:
-    def __init__(self, base_model: str, default_max_tokens: int = 128):
+    def __init__(self, base_model: str, default_max_tokens: int = 128, threads: int = 0):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from ecr_ray.models.llm import load_chat_model
 
         self.name, self.base_model = model_id(base_model), base_model
         self.default_max_tokens = default_max_tokens
+        import torch
+
+        torch.set_num_threads(threads or os.cpu_count() or 1)  # Ray pins actors to 1 thread by default
         self.tok, self.model = load_chat_model(base_model)
         self.lock = threading.Lock()  # one generate at a time per replica: CPU threads are the bottleneck
 

@@ -1,0 +1,111 @@
+"""The OpenAI-compatible endpoint (serve/llm.py) over real HTTP on 127.0.0.1, and the LLM labelling job against it:
+resumable shards, killed midway and rerun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import openai
+import pyarrow.parquet as pq
+import pytest
+
+from ecr_ray.config import PROJECT_ROOT, load_config
+from ecr_ray.data.tables import build_tables
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    import ray
+    from ray import serve
+
+    from serve.llm import start_local
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield start_local(load_config("demo"))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def post(url, body):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+MSGS = [{"role": "user", "content": "Name one movie genre."}]
+
+
+def test_models_and_chat_completion(endpoint):
+    client = openai.OpenAI(base_url=endpoint, api_key="unused")
+    assert [m.id for m in client.models.list()] == ["smollm2-135m-instruct"]
+    r = client.chat.completions.create(model="smollm2-135m-instruct", messages=MSGS, max_tokens=12, temperature=0)
+    text = r.choices[0].message.content
+    assert text.strip() and r.usage.completion_tokens <= 12 and r.usage.prompt_tokens > 5
+    assert r.choices[0].finish_reason in ("stop", "length")
+    # streaming (SSE) yields the same greedy text, chunk by chunk
+    chunks = list(client.chat.completions.create(model="smollm2-135m-instruct", messages=MSGS, max_tokens=12,
+                                                 temperature=0, stream=True))
+    assert len(chunks) > 3 and chunks[-1].choices[0].finish_reason == "stop"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
+
+
+def test_bad_requests(endpoint):
+    code, body = post(f"{endpoint}/chat/completions", {"model": "gpt-9", "messages": MSGS})
+    assert code == 404 and body["detail"]["code"] == "model_not_found"
+    assert post(f"{endpoint}/chat/completions", {"messages": []})[0] == 422
+    assert post(f"{endpoint}/chat/completions", {"messages": MSGS, "max_tokens": 0})[0] == 422
+
+
+def _job(run_dir, url, n):
+    return [sys.executable, "-m", "jobs.label_emotions", "--recipe", "demo", "--run-dir", str(run_dir),
+            "--llm-base-url", url, "--emotion.llm_max_turns", str(n), "--emotion.llm_shard_rows", "1",
+            "--emotion.llm_concurrency", "1", "--emotion.llm_max_tokens", "6"]
+
+
+def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tmp_path):
+    cfg = load_config("demo", {"run_dir": str(tmp_path / "run")})
+    build_tables(cfg)
+    shards = cfg.run_path / "emotions" / "llm_labels"
+    n = 10
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen(_job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while len(list(shards.glob("part-*.parquet"))) < 2:
+            assert proc.poll() is None, "job ended before it could be killed"
+            assert time.time() < deadline, "no shard written in time"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the job, its Ray cluster and workers: a hard crash
+        proc.wait()
+    first = {p.name: pq.read_table(p)["turn_id"].to_pylist() for p in shards.glob("part-*.parquet")}
+    assert 2 <= len(first) < n, "the kill did not land midway"
+
+    done = subprocess.run(_job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["rows"] == summary["selected"] == n and summary["missing"] == 0 and summary["duplicates"] == 0
+    assert f"{n - len(first)} to do" in done.stderr
+    ids = [t for p in shards.glob("part-*.parquet") for t in pq.read_table(p)["turn_id"].to_pylist()]
+    assert len(ids) == len(set(ids)) == n
+    for name, turn_ids in first.items():  # finished shards survive the crash untouched
+        assert pq.read_table(shards / name)["turn_id"].to_pylist() == turn_ids
+    table = pq.read_table(shards)
+    assert set(table["status"].to_pylist()) <= {"ok", "scanned", "unparseable"}
+    assert all(t > 0 for t in table["prompt_tokens"].to_pylist())
+    # a third run has nothing left to do
+    again = subprocess.run(_job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0 and "0 to do" in again.stderr
