@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecr_ray.cli import run_job
@@ -74,6 +75,22 @@ def read_shards(out_dir: Path) -> pa.Table:
     if not parts:
         return SHARD_SCHEMA.empty_table()
     return pa.concat_tables([pq.read_table(p, schema=SHARD_SCHEMA) for p in parts])
+
+
+def resolve(table: pa.Table) -> tuple[pa.Table, int]:
+    """One row per turn, labelled rows before `error` rows of earlier runs (a rerun retries errors).
+    Returns (table, number of labelled duplicates found: 0 unless shards were copied by hand)."""
+    status = table["status"].to_pylist()
+    ids = table["turn_id"].to_pylist()
+    order = sorted(range(len(ids)), key=lambda i: status[i] == "error")
+    seen, keep, dup = set(), [], 0
+    for i in order:
+        if ids[i] in seen:
+            dup += status[i] != "error"
+            continue
+        seen.add(ids[i])
+        keep.append(i)
+    return table.take(sorted(keep)), dup
 
 
 class LLMLabeler:
@@ -133,12 +150,11 @@ def summarise(cfg: Config, table: pa.Table, seeds: dict[str, list[str]], seconds
     from ecr_ray.emotion.client import estimate_cost
 
     ids = table["turn_id"].to_pylist()
-    dup = [k for k, v in Counter(ids).items() if v > 1]
     ptok, ctok = sum(table["prompt_tokens"].to_pylist()), sum(table["completion_tokens"].to_pylist())
     unmapped = Counter(w for ws in table["unmapped"].to_pylist() for w in ws)
     errors = [r for r in table.select(["turn_id", "error"]).to_pylist() if r["error"]]
     return {
-        "endpoint_model": cfg.emotion.llm_model, "rows": len(ids), "duplicates": len(dup),
+        "endpoint_model": cfg.emotion.llm_model, "rows": len(ids),
         "status": dict(Counter(table["status"].to_pylist())),
         "label_counts": dict(Counter(l for ls in table["labels"].to_pylist() for l in ls).most_common()),
         "unmapped_words": dict(unmapped.most_common()),
@@ -209,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = sample(rows, cfg.emotion.llm_max_turns)
     out_dir = labels_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = set(read_shards(out_dir)["turn_id"].to_pylist())
+    shards = read_shards(out_dir)
+    done = set(shards.filter(pc.not_equal(shards["status"], "error"))["turn_id"].to_pylist())  # errors are retried
     todo = [r for r in rows if r["turn_id"] not in done]
     print(f"{len(rows)} user turns selected, {len(rows) - len(todo)} already labelled, {len(todo)} to do",
           file=sys.stderr)
@@ -218,11 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     selected = {r["turn_id"] for r in rows}
     table = read_shards(out_dir)
     table = table.filter(pa.array([t in selected for t in table["turn_id"].to_pylist()], pa.bool_()))
+    table, duplicates = resolve(table)
     summary = summarise(cfg, table, seeds, time.perf_counter() - t0)
     summary["selected"], summary["missing"] = len(selected), len(selected - set(table["turn_id"].to_pylist()))
+    summary["duplicates"] = duplicates
     (out_dir.parent / "llm_labels_summary.json").write_text(json.dumps(summary, indent=2))
     print_json(summary)
-    return 0 if summary["missing"] == 0 and summary["duplicates"] == 0 else 1
+    return 0 if summary["missing"] == 0 and summary["duplicates"] == 0 and not summary["errors"]["count"] else 1
 
 
 if __name__ == "__main__":

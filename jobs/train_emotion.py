@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecr_ray.cli import run_job
@@ -125,7 +126,7 @@ def label_turns(cfg: Config, turns: pa.Table, model_path: Path) -> pa.Table:
     """Every user turn of every split → probs with Ray Data map_batches over an actor pool."""
     import ray
 
-    users = turns.filter(pa.compute.equal(turns["role"], "user"))
+    users = turns.filter(pc.equal(turns["role"], "user"))
     has_ent = [bool(turn_entities(r)) for r in users.select(["movie_entities", "entities"]).to_pylist()]
     base = pa.table({"row": pa.array(range(len(users)), pa.int64()), "text": users["text"]})
     threads = max(1, (os.cpu_count() or 1) // cfg.emotion.label_actors)
