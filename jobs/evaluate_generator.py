@@ -1,5 +1,7 @@
-"""Evaluate the generator on ReDial test contexts with their target item: fine-tuned vs zero-shot (same base model,
-same Eq. 8 prompt), optional E.1 LLM baseline and E.2 LLM scorer; offline metrics, seen/unseen split (Table 5)."""
+"""Evaluate the generator: fine-tuned vs zero-shot on ReDial test contexts, offline metrics, optional LLM scorer.
+
+Same base model and Eq. 8 prompt for both; the target item of each context is the recommended item; optional E.1
+LLM baseline and E.2 LLM scorer; offline metrics for all / seen / unseen items (Table 5)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def _args(p) -> None:
     p.add_argument("--scorer2-base-url", help="endpoint of a second rater: Cohen's kappa between rankings")
     p.add_argument("--scorer2-model", default="smollm2-135m-instruct")
     p.add_argument("--score-examples", type=int, default=50, help="examples sent to the LLM scorer")
+    p.add_argument("--emotion-model", help="emotion classifier dir (default: <run_dir>/emotions/classifier/model)")
     p.add_argument("--out", help="output folder (default: <run_dir>/eval/generator)")
 
 
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ecr_ray.models.emotion import EmotionPredictor
 
-        emo = EmotionPredictor.load(cfg)
+        emo = EmotionPredictor.from_dir(args.emotion_model) if args.emotion_model else EmotionPredictor.load(cfg)
         probs = {m: emo.predict(t) for m, t in texts.items()}
     except (ImportError, FileNotFoundError, OSError) as e:
         emotion_note = f"emotion intensity skipped: no emotion classifier in this run dir ({e})"

@@ -91,6 +91,7 @@ def _deepspeed_config(ds: dict, gcfg: GeneratorConfig, world: int) -> dict:
 def train_loop_per_worker(config: dict) -> None:
     """One Ray Train worker. `config`: generator (dict), seed, examples, cpus."""
     import ray.train
+    import ray.train.torch
     import torch
 
     from .llm import load_chat_model

@@ -1,0 +1,96 @@
+"""Decode speed of the generator's base model (tokens/s), batch 1 and batched, against the machine's bandwidth bound.
+
+Batch-1 decoding reads every weight once per token, so tokens/s ≤ memory bandwidth / model bytes
+(stack.md: ~20.7 GB/s → ≈38 tok/s fp32, ≈76 tok/s bf16 for SmolLM2-135M's 134.5M params).
+
+    flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/decode_speed.py [--new-tokens 64] [--batches 1,8]
+
+Variants: fp32 / bf16 weights × dynamic / static KV cache, and the LoRA adapter merged vs unmerged (unmerged adds
+2 small matmuls per target per token). Each row: the median of `--repeats` timed runs after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROMPT = ("Movie Name: Toy Story (1995)\nRelated Entities: Tom Hanks, Animation\nRelated Knowledge from KG: "
+          "Toy Story (1995)'s director is John Lasseter\nFirst Sentence: You should watch Toy Story (1995).")
+
+
+def run(model, tok, batch: int, new_tokens: int, repeats: int, **gen) -> dict:
+    import torch
+
+    from ecr_ray.prompts import INSTRUCTION, render_prompt
+
+    text = render_prompt(tok, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": PROMPT}])
+    enc = tok([text] * batch, return_tensors="pt", add_special_tokens=False)
+    kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+              use_cache=True, **gen)
+    times = []
+    with torch.inference_mode():
+        model.generate(**enc, **kw)  # warm-up
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.generate(**enc, **kw)
+            times.append(time.perf_counter() - t0)
+        # prefill alone, to report decode-only speed
+        t0 = time.perf_counter()
+        model(**enc)
+        prefill = time.perf_counter() - t0
+    t = statistics.median(times)
+    return {"batch": batch, "seconds": round(t, 3), "tok_s": round(batch * new_tokens / t, 1),
+            "decode_tok_s": round(batch * (new_tokens - 1) / max(t - prefill, 1e-6), 1),
+            "prompt_tokens": int(enc["input_ids"].shape[1])}
+
+
+def main() -> None:
+    import torch
+
+    from ecr_ray.models.llm import load_chat_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2")
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--adapter", help="PEFT adapter dir: also time it unmerged vs merged")
+    p.add_argument("--bandwidth-gbs", type=float, default=20.7, help="memory copy bandwidth (stack.md)")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    batches = [int(b) for b in a.batches.split(",")]
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        tok, model = load_chat_model(a.model, dtype=dtype)
+        params = sum(x.numel() for x in model.parameters())
+        bound = a.bandwidth_gbs * 1e9 / (params * torch.finfo(dtype).bits / 8)
+        for cache in ("dynamic", "static"):
+            gen = {"cache_implementation": "static"} if cache == "static" else {}
+            for b in batches:
+                r = run(model, tok, b, a.new_tokens, a.repeats, **gen)
+                rows.append({"dtype": str(dtype).split(".")[1], "cache": cache, "bound_tok_s_b1": round(bound, 1), **r})
+                print(json.dumps(rows[-1]), flush=True)
+        if a.adapter and dtype == torch.float32:
+            from peft import PeftModel
+
+            lora = PeftModel.from_pretrained(model, a.adapter)
+            for name, m in (("lora-unmerged", lora), ("lora-merged", lora.merge_and_unload())):
+                r = run(m, tok, 1, a.new_tokens, a.repeats)
+                rows.append({"dtype": "float32", "cache": "dynamic", "variant": name, **r})
+                print(json.dumps(rows[-1]), flush=True)
+        del model
+    print("\n| dtype | cache | batch | tok/s | decode tok/s | bound (batch 1) |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dtype']}{' ' + r['variant'] if 'variant' in r else ''} | {r['cache']} | {r['batch']} | "
+              f"{r['tok_s']} | {r['decode_tok_s']} | {r.get('bound_tok_s_b1', '')} |")
+
+
+if __name__ == "__main__":
+    main()
