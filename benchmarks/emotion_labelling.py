@@ -57,7 +57,9 @@ def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int
     t_init = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()
-        ds = ray.data.from_arrow(pa.table({"row": np.arange(len(texts)), "text": texts})).map_batches(
+        table = pa.table({"row": np.arange(len(texts)), "text": texts})
+        blocks = [table.slice(i, batch_size) for i in range(0, len(table), batch_size)]
+        ds = ray.data.from_arrow(blocks).map_batches(
             BatchLabeler, fn_constructor_kwargs={"path": str(model), "batch_size": batch_size,
                                                  "threads": max(1, (os.cpu_count() or 1) // actors)},
             batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)

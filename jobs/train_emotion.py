@@ -7,6 +7,7 @@ manifest.json.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -88,6 +89,18 @@ def train_loop(config: dict) -> None:
             ray.train.report(report, checkpoint=checkpoint)
 
 
+TRAIN_FIELDS = ("classifier_model", "focal_gamma", "class_weight_power", "valid_fraction", "epochs", "batch_size",
+                "lr", "max_length", "max_train_rows", "num_workers", "seed_labels")
+
+
+def train_key(cfg: Config, seeds_sha: str, turns_sha: str) -> str:
+    """What the trained classifier depends on: a rerun with the same key reuses it and only relabels."""
+    d = cfg.to_dict()
+    blob = json.dumps({"emotion": {k: d["emotion"][k] for k in TRAIN_FIELDS}, "data": d["data"], "seed": cfg.seed,
+                       "inputs": [seeds_sha, turns_sha]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def train(cfg: Config, train_rows: list[dict], valid_rows: list[dict]) -> tuple[Path, list[dict]]:
     """TorchTrainer fit; the best epoch (valid Recall@2) is copied to emotions/classifier/model."""
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
@@ -130,7 +143,9 @@ def label_turns(cfg: Config, turns: pa.Table, model_path: Path) -> pa.Table:
     has_ent = [bool(turn_entities(r)) for r in users.select(["movie_entities", "entities"]).to_pylist()]
     base = pa.table({"row": pa.array(range(len(users)), pa.int64()), "text": users["text"]})
     threads = max(1, (os.cpu_count() or 1) // cfg.emotion.label_actors)
-    ds = ray.data.from_arrow(base).map_batches(
+    step = cfg.emotion.label_batch_size  # one block per batch, so every actor of the pool gets work
+    blocks = [base.slice(i, step) for i in range(0, len(base), step)] or [base]
+    ds = ray.data.from_arrow(blocks).map_batches(
         em.BatchLabeler, fn_constructor_kwargs={"path": str(model_path), "threads": threads},
         batch_size=cfg.emotion.label_batch_size, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=cfg.emotion.label_actors), num_cpus=1)
@@ -175,20 +190,29 @@ def main(argv: list[str] | None = None) -> int:
                          f"emotion.valid_fraction ({cfg.emotion.valid_fraction})")
     out = cfg.run_path / "emotions"
     out.mkdir(parents=True, exist_ok=True)
+    inputs = {"seed_labels": sha256_file(spath), "turns": sha256_file(cfg.run_path / "tables" / "turns.parquet")}
+    key = train_key(cfg, inputs["seed_labels"], inputs["turns"])
+    report_path = out / "classifier" / "report.json"
+    old = json.loads(report_path.read_text()) if report_path.exists() else {}
+    reuse = old.get("train_key") == key and (em.model_dir(cfg) / "meta.json").exists()
     ray.init(ignore_reinit_error=True, include_dashboard=True, log_to_driver=False)
     try:
         t_train = time.perf_counter()
-        path, history = train(cfg, train_rows, valid)
+        if reuse:
+            print(f"classifier with train key {key} found: reusing it, relabelling only", file=sys.stderr)
+            path, report = em.model_dir(cfg), old
+        else:
+            path, history = train(cfg, train_rows, valid)
+            # Final numbers from the saved model, on the validation split (same code path as inference).
+            predictor = em.EmotionPredictor.from_dir(path)
+            metrics = em.evaluate(predictor.predict([r["text"] for r in valid]),
+                                  em.targets_from_labels([r["labels"] for r in valid]), cfg.emotion.threshold)
+            report = {"valid": metrics, "train_rows": len(train_rows), "valid_rows": len(valid),
+                      "epochs": history, "seed_match": match_report, "backbone": cfg.emotion.classifier_model,
+                      "train_seconds": round(time.perf_counter() - t_train, 1), "train_key": key}
+            report_path.write_text(json.dumps(report, indent=2))
+        metrics = report["valid"]
         t_train = time.perf_counter() - t_train
-
-        # Final numbers from the saved model, on the validation split (same code path as inference).
-        predictor = em.EmotionPredictor.from_dir(path)
-        metrics = em.evaluate(predictor.predict([r["text"] for r in valid]),
-                              em.targets_from_labels([r["labels"] for r in valid]), cfg.emotion.threshold)
-        report = {"valid": metrics, "train_rows": len(train_rows), "valid_rows": len(valid),
-                  "epochs": history, "seed_match": match_report, "train_seconds": round(t_train, 1),
-                  "backbone": cfg.emotion.classifier_model}
-        (out / "classifier" / "report.json").write_text(json.dumps(report, indent=2))
 
         t_label = time.perf_counter()
         turn_emotions = label_turns(cfg, turns, path)
@@ -207,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             label_counts[l] += 1
     manifest = {
         "config_hash": cfg.section_hash("emotion", "data", "seed"),
-        "inputs": {"seed_labels": sha256_file(spath), "turns": sha256_file(cfg.run_path / "tables" / "turns.parquet")},
+        "inputs": inputs, "train_key": key, "reused_classifier": reuse,
         "counts": {"user_turns": len(turn_emotions), "entity_links": len(entity_emotions),
                    "label_counts": label_counts, "links": link_report(turns, entity_emotions)},
         "valid": {k: metrics[k] for k in ("recall@2", "negative_recall", "macro_f1")},
