@@ -27,6 +27,14 @@ def _file_hash(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def _latest_checkpoint(run: Path):
+    """The newest epoch checkpoint of a Ray Train run directory (a resumed, already finished run reports none)."""
+    from ray.train import Checkpoint
+
+    done = sorted(p for p in run.glob("checkpoint_*") if (p / "best_model.pt").exists())
+    return Checkpoint.from_directory(str(done[-1])) if done else None
+
+
 def output_dir(cfg: Config) -> Path:
     return cfg.run_path / "recommender" / cfg.recommender.variant
 
@@ -76,16 +84,17 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
                              failure_config=FailureConfig(max_failures=rc.max_failures)),
     )
     result = trainer.fit()
-    if result.checkpoint is None:
+    checkpoint = result.checkpoint or _latest_checkpoint(out / "ray" / name)
+    if checkpoint is None:
         raise RuntimeError(f"Ray Train run {name} finished without a checkpoint (error: {result.error})")
     t_train = time.perf_counter() - t0 - t_prep
 
-    with result.checkpoint.as_directory() as d:
+    with checkpoint.as_directory() as d:
         shutil.copy(Path(d) / "best_model.pt", out / "model.pt")
         state = torch.load(Path(d) / "state.pt", weights_only=False)["state"]
     metrics = evaluate_model(out, rc)
     worker_rss = max((h.get("peak_rss_mb", 0) for h in state["history"]), default=0)
-    meta = {"variant": rc.variant, "recommender": cfg.to_dict()["recommender"], "text_dim": prep["meta"]["text_dim"],
+    meta = {"variant": rc.variant, "recommender": cfg.to_dict()["recommender"], "text_dim": summary["text_dim"],
             "emotions_source": summary["emotions_source"], "best_epoch": state["best_epoch"]}
     manifest = {
         "stage": "recommender", "variant": rc.variant, "config_hash": config_hash, "inputs": inputs,

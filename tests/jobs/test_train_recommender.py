@@ -82,8 +82,9 @@ def test_predictor_answers_a_text_dialogue(trained_full):
 
     cfg, _ = trained_full
     p = RecommenderPredictor.load(cfg)
-    kg_items = [p.names[int(i)] for i in p.item_ids]
-    title = next(n for n in kg_items if len(n.split("(")[0].strip()) >= 6)
+    # an item whose title the text linker resolves on its own (movie titles are linked, not only @ids)
+    item, title = next((int(i), p.names[int(i)]) for i in p.item_ids
+                       if p._link(f"Have you seen {p.names[int(i)]}?") == [int(i)])
     happy = np.zeros(len(EMOTIONS), np.float32)
     happy[EMOTIONS.index("happy")] = 0.8
     dialogue = [{"role": "user", "text": "Hi, I want a movie for tonight."},
@@ -93,8 +94,11 @@ def test_predictor_answers_a_text_dialogue(trained_full):
     assert len(res["items"]) == 5 and all(it["name"] for it in res["items"])
     scores = [it["score"] for it in res["items"]]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
-    linked = res["explanation"]["entities"]
-    assert linked and linked[0]["emotions"] == ["happy"]  # recommender-turn entity ← the user's next turn
+    linked = {e["entity_id"]: e for e in res["explanation"]["entities"]}
+    assert linked[item]["emotions"] == ["happy"]  # recommender-turn entity ← the user's next turn
+    # without emotions the same dialogue scores differently (variant full reads them)
+    plain = p.recommend(dialogue, [None, None, None], top_k=5)
+    assert [it["score"] for it in plain["items"]] != scores
     with pytest.raises(ValueError, match="one entry per turn"):
         p.recommend(dialogue, [None], top_k=5)
 
