@@ -101,7 +101,9 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
         "counts": summary["counts"], "emotions_source": summary["emotions_source"],
         "best_epoch": state["best_epoch"], "epochs": len(state["history"]), "test": metrics["test"],
         "seconds": {"prepare": round(t_prep, 1), "fit": round(t_train, 1),
-                    "total": round(time.perf_counter() - t0, 1)},
+                    "total": round(time.perf_counter() - t0, 1),
+                    # over every invocation of this Ray run (a resumed run's `fit` covers only its own part)
+                    "epochs_sum": round(sum(h["epoch_seconds"] for h in state["history"]), 1)},
         "peak_rss_mb": {"driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                         "worker": worker_rss},
         "ray_run": str(out / "ray" / name),
