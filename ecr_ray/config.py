@@ -556,6 +556,11 @@ def load_config(recipe: str = "demo", overrides: dict[str, Any] | None = None) -
     return _build(Config, raw, "")
 
 
+def config_from_dict(d: dict[str, Any]) -> Config:
+    """Rebuild (and re-validate) a Config from `Config.to_dict()` output, e.g. inside a Ray task."""
+    return _build(Config, d, "")
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", default="demo", help="recipe name in recipes/ or a YAML path (default: demo)")
     parser.add_argument("--data-dir", help="raw data directory (overrides recipe and ECR_DATA_DIR)")

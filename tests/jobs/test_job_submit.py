@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,26 +27,67 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop_cluster(temp_dir: Path) -> None:
+    """Stop only this cluster's processes (all carry its temp dir in their command line). `ray stop` would end
+    every Ray process on the machine, other users' clusters included."""
+    import psutil
+
+    procs = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if str(temp_dir) in " ".join(p.info["cmdline"] or []):
+                procs.append(p)
+                p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    for p in alive:
+        p.kill()
+
+
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ray")
+def ray_head():
+    # A short temp dir: Ray's unix sockets live under it and socket paths are limited to ~107 bytes.
+    tmp = Path(tempfile.mkdtemp(prefix="ecr-ray-", dir="/tmp"))
     gcs, dash = _free_port(), _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([BIN / "ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+    # Token auth, as Ray >= 2.59 clusters run it: a fresh token for this cluster, given to server and client.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # as with the venv activated: `python` = ours
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    # Every listening port free-picked: fixed defaults (e.g. the agent's 52365) clash with other local clusters.
+    ports = [f"--{name}={_free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                     "metrics-export-port", "runtime-env-agent-port",
+                                                     "ray-client-server-port")]
+    subprocess.run([BIN / "ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", *ports,
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2",
                     f"--temp-dir={tmp}", "--disable-usage-stats"], check=True, env=env, capture_output=True)
     env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dash}"
-    yield env
-    subprocess.run([BIN / "ray", "stop", "--force"], env=env, capture_output=True)
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update({k: env[k] for k in saved})  # the SDK client below reads them; restored afterwards
+    try:
+        yield env
+    finally:
+        _stop_cluster(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def submit(env, *job_args: str, timeout: float = 600) -> tuple[str, str]:
     """Submit `python -m jobs.<...>` from the repo root; wait for a terminal status; return (status, logs)."""
-    out = subprocess.run([BIN / "ray", "job", "submit", "--no-wait", "--working-dir", ".",
-                          "--runtime-env", "cluster/runtime_env.yaml", "--", "python", "-m", *job_args],
-                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True)
-    job_id = next(w for line in out.stdout.splitlines() + out.stderr.splitlines()
-                  for w in line.split() if w.startswith("raysubmit_"))
+    cmd = [BIN / "ray", "job", "submit", "--no-wait", "--working-dir", ".",
+           "--runtime-env", "cluster/runtime_env.yaml", "--", "python", "-m", *job_args]
+    for _ in range(30):  # right after `ray start` the job agent may not be up yet: Ray says to retry
+        out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+        if "No available agent" not in out.stderr:
+            break
+        time.sleep(2)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    job_id = re.search(r"raysubmit_[A-Za-z0-9]+", out.stdout + out.stderr).group(0)
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(env["RAY_API_SERVER_ADDRESS"])

@@ -1,0 +1,139 @@
+"""Ray Tune sweeps of the paper's Appendix B: feedback weights (recommender) and knowledge counts (generator).
+
+    ecr-ray tune --recipe R --sweep feedback   [--tune.full_grid true] [--tune.scheduler fifo]
+    ecr-ray tune --recipe R --sweep knowledge  [--tune.knowledge_eval_samples 50]
+
+Each feedback trial is a small driver function that builds a TorchTrainer (Train V2 pattern) reporting to Tune
+through `TuneReportCallback`; the driver reserves only `tune.driver_cpus` so that on a 2-core machine the trial's
+training workers get the cores. Rerunning the same command resumes an interrupted sweep (`Tuner.restore`).
+Writes `<run_dir>/tune/<sweep>/`: results.csv, results.md, <sweep>_sweep.png and best_<sweep>.yaml (a recipe).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ecr_ray.cli import run_job
+from ecr_ray.config import Config, config_from_dict
+from ecr_ray import tuning
+
+from ._common import parse, print_json
+
+SHARED_INPUTS = ("tables", "emotions", "reviews")
+
+
+def trial_config(base: dict, trial_dir: Path, overrides: dict) -> Config:
+    """The base config with this trial's values, writing under the trial's own run dir. The inputs (tables,
+    emotions, reviews) are linked from the base run and the recommender's text-embedding cache is shared."""
+    base_run = Path(base["run_dir"]).resolve()
+    run = trial_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_INPUTS:
+        link, target = run / name, base_run / name
+        if target.exists() and not link.exists():
+            link.symlink_to(target, target_is_directory=True)
+    d = json.loads(json.dumps(base))
+    d["run_dir"] = str(run)
+    d["recommender"]["cache_dir"] = d["recommender"].get("cache_dir") or str(base_run / "recommender" / "cache")
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        d[section][key] = value
+    return config_from_dict(d)
+
+
+def feedback_trial(config: dict) -> None:
+    """One Tune trial: train the recommender with these feedback weights; Tune sees every epoch's validation
+    metrics through the Train run's callback."""
+    import ray.tune
+
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from .train_recommender import train
+
+    trial_dir = Path(ray.tune.get_context().get_trial_dir())
+    cfg = trial_config(config["base"], trial_dir, {"recommender.feedback_weights": config["weights"]})
+    train(cfg, callbacks=[TuneReportCallback()], evaluate_test=False)
+
+
+def knowledge_trial(config: dict) -> None:
+    """One Tune trial: (optionally fine-tune with and) generate with this knowledge format on validation
+    contexts; report the generator's offline metrics."""
+    import ray.tune
+
+    from ecr_ray.models.generator import evaluate_knowledge
+
+    trial_dir = Path(ray.tune.get_context().get_trial_dir())
+    k = config["knowledge"]
+    cfg = trial_config(config["base"], trial_dir, {"generator.num_triples": k["num_triples"],
+                                                   "generator.num_review_entities": k["num_review_entities"]})
+    metrics = evaluate_knowledge(cfg, n=cfg.tune.knowledge_eval_samples, train_steps=cfg.tune.knowledge_train_steps)
+    ray.tune.report(metrics)
+
+
+def run_sweep(cfg: Config, sweep: str) -> dict:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    exp_root = cfg.run_path / "tune"
+    exp_dir = exp_root / sweep
+    obj = tuning.OBJECTIVES[sweep]
+    if sweep == "feedback":
+        space = tuning.feedback_space(cfg.tune.search_space.get("feedback"), cfg.tune.full_grid)
+        trainable, param_space = feedback_trial, {"weights": tune.grid_search(space)}
+        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=cfg.recommender.epochs,
+                                   grace_period=cfg.tune.grace_period)
+                     if cfg.tune.scheduler == "asha" else None)
+    else:
+        space = tuning.knowledge_space(cfg.tune.search_space.get("knowledge"))
+        trainable, param_space, scheduler = knowledge_trial, {"knowledge": tune.grid_search(space)}, None
+    param_space["base"] = cfg.to_dict()
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=True)
+    trainable = tune.with_resources(trainable, {"cpu": cfg.tune.driver_cpus})
+    path = str(exp_dir / "ray")
+    if tune.Tuner.can_restore(path):  # an interrupted sweep: finish the missing trials, keep the done ones
+        print(f"[tune] resuming {path}", file=sys.stderr)
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, param_space=param_space)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric=obj["metric"], mode=obj["mode"], scheduler=scheduler,
+                                        max_concurrent_trials=cfg.tune.max_concurrent_trials),
+            run_config=tune.RunConfig(name="ray", storage_path=str(exp_dir)))
+    grid = tuner.fit()
+
+    rows = []
+    for result in grid:
+        if result.error is not None and not result.metrics:
+            raise RuntimeError(f"trial {result.path} failed: {result.error}")
+        params = result.config["weights"] if sweep == "feedback" else result.config["knowledge"]
+        m = result.metrics or {}
+        rows.append({**params, **{k: m.get(k) for k in obj["report"] if k in m},
+                     "epochs_run": m.get("training_iteration"), "stopped_early": bool(
+                         sweep == "feedback" and (m.get("training_iteration") or 0) < cfg.recommender.epochs)})
+    rows.sort(key=lambda r: tuple(r.get(k, 0) for k in
+                                  (("like", "dislike", "not_said") if sweep == "feedback"
+                                   else ("num_triples", "num_review_entities"))))
+    csv_path, md_path = tuning.write_results(rows, exp_dir, sweep)
+    png = tuning.plot(rows, exp_dir, sweep)
+    best = tuning.best_row(rows, sweep)
+    recipe = tuning.write_best_recipe(best, cfg.recipe, exp_dir, sweep)
+    return {"sweep": sweep, "trials": len(rows), "best": best, "results_csv": str(csv_path),
+            "results_md": str(md_path), "plot": str(png), "best_recipe": str(recipe)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = parse(__doc__.splitlines()[0], argv,
+                      lambda p: p.add_argument("--sweep", choices=["feedback", "knowledge"], required=True))
+    summary = run_sweep(cfg, args.sweep)
+    print_json(summary)
+    print(Path(summary["results_md"]).read_text(), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(main))
