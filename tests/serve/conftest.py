@@ -29,13 +29,14 @@ TINY = {
     "generator.max_length": 128,
     "serve.max_new_tokens": 12,
 }
-# (job module, artifact that proves it ran) in pipeline order; each runs as `python -m jobs.<name>`.
+# (job module, its own flags, artifact that proves it ran) in pipeline order (jobs/pipeline.py STAGES); each runs
+# as `python -m jobs.<name>`.
 STAGES = [
-    ("data", "tables/manifest.json"),
-    ("train_emotion", "emotions/turn_emotions.parquet"),
-    ("build_reviews", "reviews/movie_knowledge.parquet"),
-    ("train_recommender", "recommender/full/model.pt"),
-    ("train_generator", "generator/manifest.json"),
+    ("data", [], "tables/manifest.json"),
+    ("train_emotion", [], "emotions/classifier/model/meta.json"),
+    ("build_reviews", ["--engine", "local"], "reviews/movie_knowledge.parquet"),
+    ("train_recommender", [], "recommender/full/model.pt"),
+    ("train_generator", [], "generator/manifest.json"),
 ]
 
 
@@ -58,11 +59,11 @@ def serve_run_dir(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("serve") / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("ECR_RUN_DIR", None)
-    for job, artifact in STAGES:
+    for job, flags, artifact in STAGES:
         if not (PROJECT_ROOT / "jobs" / f"{job}.py").exists():
             pytest.fail(f"jobs/{job}.py is missing: the Serve tests need every stage's artifacts")
         t0 = time.time()
-        p = subprocess.run([sys.executable, "-m", f"jobs.{job}", *_overrides(run_dir)], cwd=PROJECT_ROOT, env=env,
+        p = subprocess.run([sys.executable, "-m", f"jobs.{job}", *_overrides(run_dir), *flags], cwd=PROJECT_ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
         if p.returncode != 0 or not (run_dir / artifact).exists():
             pytest.fail(f"jobs.{job} failed (rc {p.returncode}) after {time.time() - t0:.0f}s:\n{p.stderr[-3000:]}")
