@@ -186,6 +186,20 @@ def join_reply(first: str, empathetic: str) -> str:
     return f"{first} {empathetic}"
 
 
+def _jsonable(x: Any) -> Any:
+    """numpy scalars/arrays and tuples from the predictors → plain JSON types."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# serve.ingress pickles the class when it is decorated: every helper it uses must be defined above it.
 @serve.deployment
 @serve.ingress(api)
 class ECRIngress:
@@ -359,19 +373,6 @@ class ECRIngress:
                 return
         yield event(finish="stop", extra={"ecr": {k: out[k] for k in ("items", "user_emotions", "explanation")}})
         yield "data: [DONE]\n\n"
-
-
-def _jsonable(x: Any) -> Any:
-    """numpy scalars/arrays and tuples from the predictors → plain JSON types."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 # ----------------------------------------------------------------------------- application
