@@ -276,7 +276,8 @@ class ECRIngress:
 
     def _gen_kwargs(self, max_new_tokens: int | None, temperature: float | None = None,
                     top_p: float | None = None) -> dict:
-        gen: dict = {"max_new_tokens": min(max_new_tokens or self.limits.max_new_tokens, self.limits.max_new_tokens)}
+        n = max_new_tokens or self.cfg.generator.max_new_tokens  # the recipe's length unless the client asks
+        gen: dict = {"max_new_tokens": min(n, self.limits.max_new_tokens)}
         if temperature is not None:
             gen["temperature"] = temperature
         if top_p is not None:
