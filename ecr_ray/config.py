@@ -378,7 +378,7 @@ class ServeConfig:
 
     DEFAULT_DEPLOYMENTS = {  # sized for a 2-core laptop; GPU recipes give Generator num_gpus
         "ECRIngress": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.1}},
-        "EmotionDetector": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25}},
+        "EmotionDetector": {"num_replicas": 1, "max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.25}},
         "Recommender": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
                         "ray_actor_options": {"num_cpus": 0.25}},
         "Generator": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}},

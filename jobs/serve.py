@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from serve.app import build_app
 
     host, port = cfg.serve.host, cfg.serve.port
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # `kill` = Ctrl-C
     ray.init(include_dashboard=False)
     try:
         serve.start(http_options={"host": host, "port": port})
