@@ -39,9 +39,12 @@ def output_dir(cfg: Config) -> Path:
     return cfg.run_path / "recommender" / cfg.recommender.variant
 
 
-def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_extra) -> dict:
+def train(cfg: Config, force: bool = False, compile_shm: bool = True, callbacks: list | None = None,
+          evaluate_test: bool = True, **loop_extra) -> dict:
     """Prepare tensors, fit under Ray Train, pick the best epoch, evaluate valid + test. Returns the manifest.
-    `compile_shm=False` skips DeepSpeed's shm-comm op build (tests); `loop_extra` goes to the worker loop config."""
+    `compile_shm=False` skips DeepSpeed's shm-comm op build (tests); `callbacks` go to the Train RunConfig (Tune's
+    TuneReportCallback in sweeps, which set `evaluate_test=False`: they select on validation only);
+    `loop_extra` goes to the worker loop config."""
     import ray
     import torch
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -81,7 +84,8 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
                                      resources_per_worker={"CPU": rc.cpus_per_worker}),
         run_config=RunConfig(name=name, storage_path=str(out / "ray"),
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
-                             failure_config=FailureConfig(max_failures=rc.max_failures)),
+                             failure_config=FailureConfig(max_failures=rc.max_failures),
+                             callbacks=callbacks),
     )
     result = trainer.fit()
     checkpoint = result.checkpoint or _latest_checkpoint(out / "ray" / name)
@@ -92,14 +96,14 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
     with checkpoint.as_directory() as d:
         shutil.copy(Path(d) / "best_model.pt", out / "model.pt")
         state = torch.load(Path(d) / "state.pt", weights_only=False)["state"]
-    metrics = evaluate_model(out, rc)
+    metrics = evaluate_model(out, rc, ("valid", "test") if evaluate_test else ("valid",))
     worker_rss = max((h.get("peak_rss_mb", 0) for h in state["history"]), default=0)
     meta = {"variant": rc.variant, "recommender": cfg.to_dict()["recommender"], "text_dim": summary["text_dim"],
             "emotions_source": summary["emotions_source"], "best_epoch": state["best_epoch"]}
     manifest = {
         "stage": "recommender", "variant": rc.variant, "config_hash": config_hash, "inputs": inputs,
         "counts": summary["counts"], "emotions_source": summary["emotions_source"],
-        "best_epoch": state["best_epoch"], "epochs": len(state["history"]), "test": metrics["test"],
+        "best_epoch": state["best_epoch"], "epochs": len(state["history"]), "test": metrics.get("test"),
         "seconds": {"prepare": round(t_prep, 1), "fit": round(t_train, 1),
                     "total": round(time.perf_counter() - t0, 1),
                     # over every invocation of this Ray run (a resumed run's `fit` covers only its own part)
@@ -115,7 +119,7 @@ def train(cfg: Config, force: bool = False, compile_shm: bool = True, **loop_ext
     return manifest
 
 
-def evaluate_model(out: Path, rc: RecommenderConfig) -> dict:
+def evaluate_model(out: Path, rc: RecommenderConfig, splits: tuple[str, ...] = ("valid", "test")) -> dict:
     """Score valid and test with the selected model (test once per training run); per-sample test predictions go to
     test_predictions.npz for paired comparisons between variants."""
     import numpy as np
@@ -124,13 +128,15 @@ def evaluate_model(out: Path, rc: RecommenderConfig) -> dict:
     from ecr_ray.models.recommender import build_model, score_split
     from ecr_ray.models.recommender_train import load_batchers
 
-    prep, data = load_batchers(out / "prepared", ("valid", "test"))
+    prep, data = load_batchers(out / "prepared", splits)
     model = build_model(rc, prep["graph"], prep["meta"]["text_dim"])
     model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     metrics = {}
-    for split in ("valid", "test"):
+    for split in splits:
         loss, ce, acc = score_split(model, data[split], auc_batch_size=rc.auc_batch_size)
         metrics[split] = {"loss": loss, "ce": ce, **acc.compute()}
+    if "test" not in splits:
+        return metrics
     np.savez(out / "test_predictions.npz", prob=np.concatenate(acc.probs), rank=np.concatenate(acc.ranks),
              rank_norep=np.concatenate(acc.ranks_norep), liked=np.concatenate(acc.liked),
              sample_id=data["test"].s.sample_ids)

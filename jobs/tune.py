@@ -43,17 +43,23 @@ def trial_config(base: dict, trial_dir: Path, overrides: dict) -> Config:
     return config_from_dict(d)
 
 
+def _trial_dir(config: dict) -> Path:
+    """`<run_dir>/tune/<sweep>/trials/<trial name>`: outside Tune's own (synced, per-session) trial folders, and the
+    same after `Tuner.restore`, so an interrupted trial's Train run resumes from its checkpoints."""
+    import ray.tune
+
+    name = ray.tune.get_context().get_trial_name()
+    return Path(config["base"]["run_dir"]).resolve() / "tune" / config["sweep"] / "trials" / name
+
+
 def feedback_trial(config: dict) -> None:
     """One Tune trial: train the recommender with these feedback weights; Tune sees every epoch's validation
     metrics through the Train run's callback."""
-    import ray.tune
-
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from .train_recommender import train
 
-    trial_dir = Path(ray.tune.get_context().get_trial_dir())
-    cfg = trial_config(config["base"], trial_dir, {"recommender.feedback_weights": config["weights"]})
+    cfg = trial_config(config["base"], _trial_dir(config), {"recommender.feedback_weights": config["weights"]})
     train(cfg, callbacks=[TuneReportCallback()], evaluate_test=False)
 
 
@@ -64,9 +70,8 @@ def knowledge_trial(config: dict) -> None:
 
     from ecr_ray.models.generator import evaluate_knowledge
 
-    trial_dir = Path(ray.tune.get_context().get_trial_dir())
     k = config["knowledge"]
-    cfg = trial_config(config["base"], trial_dir, {"generator.num_triples": k["num_triples"],
+    cfg = trial_config(config["base"], _trial_dir(config), {"generator.num_triples": k["num_triples"],
                                                    "generator.num_review_entities": k["num_review_entities"]})
     metrics = evaluate_knowledge(cfg, n=cfg.tune.knowledge_eval_samples, train_steps=cfg.tune.knowledge_train_steps)
     ray.tune.report(metrics)
@@ -83,13 +88,15 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     if sweep == "feedback":
         space = tuning.feedback_space(cfg.tune.search_space.get("feedback"), cfg.tune.full_grid)
         trainable, param_space = feedback_trial, {"weights": tune.grid_search(space)}
-        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=cfg.recommender.epochs,
+        # max_t one past the last epoch: at max_t ASHA stops the trial itself, before its driver saves the model.
+        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=cfg.recommender.epochs + 1,
                                    grace_period=cfg.tune.grace_period)
                      if cfg.tune.scheduler == "asha" else None)
     else:
         space = tuning.knowledge_space(cfg.tune.search_space.get("knowledge"))
         trainable, param_space, scheduler = knowledge_trial, {"knowledge": tune.grid_search(space)}, None
     param_space["base"] = cfg.to_dict()
+    param_space["sweep"] = sweep
 
     if not ray.is_initialized():
         ray.init(include_dashboard=True)

@@ -1,0 +1,66 @@
+"""2-trial sweeps of each kind on the demo recipe, on a real local Ray cluster."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from ecr_ray import tuning
+from ecr_ray.config import load_config
+from ecr_ray.data.tables import build_tables
+
+
+def test_feedback_space_follows_the_paper():
+    space = tuning.feedback_space()
+    assert len(space) == 7  # 3 values x 3 weights, the all-1.0 setting counted once
+    assert {"like": 2.0, "dislike": 1.0, "not_said": 1.0} in space
+    assert all(sum(v != 1.0 for v in s.values()) <= 1 for s in space)
+    assert len(tuning.feedback_space(full_grid=True)) == 27
+    with pytest.raises(ValueError, match="unknown weight"):
+        tuning.feedback_space({"love": [1.0]})
+
+
+def test_knowledge_space():
+    assert tuning.knowledge_space() == [{"num_triples": t, "num_review_entities": e}
+                                        for t, e in ([0, 0], [2, 4], [4, 8], [0, 6])]
+    with pytest.raises(ValueError, match="pn_t, pn_e"):
+        tuning.knowledge_space([[1]])
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=True)
+    yield
+    ray.shutdown()
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
+    from jobs.tune import run_sweep
+
+    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "recommender.epochs": 2,
+                               "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0],
+                                                                  "not_said": [1.0]}}})
+    build_tables(cfg)
+    summary = run_sweep(cfg, "feedback")
+    rows = _rows(summary["results_csv"])
+    assert [float(r["like"]) for r in rows] == [1.0, 2.0]
+    assert all(r["valid_rt@50"] not in ("", None) for r in rows)
+    exp = cfg.run_path / "tune" / "feedback"
+    assert (exp / "feedback_sweep.png").stat().st_size > 1000
+    best = load_config(str(exp / "best_feedback.yaml"))
+    assert best.recommender.feedback_weights["like"] == float(summary["best"]["like"])
+
+    # Rerunning the same sweep restores the experiment: finished trials are not trained again.
+    mtimes = {p: p.stat().st_mtime for p in exp.glob("trials/*/run/recommender/*/model.pt")}
+    assert len(mtimes) == 2
+    again = run_sweep(cfg, "feedback")
+    assert again["trials"] == 2
+    assert {p: p.stat().st_mtime for p in exp.glob("trials/*/run/recommender/*/model.pt")} == mtimes
