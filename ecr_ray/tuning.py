@@ -23,8 +23,10 @@ KNOWLEDGE_DEFAULT = [[0, 0], [2, 4], [4, 8], [0, 6]]
 OBJECTIVES = {
     "feedback": {"metric": "valid_rt@50", "mode": "max",
                  "report": ["valid_rt@10", "valid_rt@50", "valid_auc", "valid_auc_global", "valid_r@10", "valid_r@50"]},
-    "knowledge": {"metric": "distinct_2", "mode": "max",
-                  "report": ["distinct_1", "distinct_2", "length", "hallucination_rate", "knowledge_use_rate"]},
+    # Informativeness without an LLM judge: the item's own KG entities named per response; hallucinations beside it.
+    "knowledge": {"metric": "item_entities_per_response", "mode": "max",
+                  "report": ["item_entities_per_response", "halluc_entities_per_response", "responses_with_halluc",
+                             "distinct_1", "distinct_2", "words_mean", "emotion_intensity"]},
 }
 
 

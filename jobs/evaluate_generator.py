@@ -32,14 +32,14 @@ def _args(p) -> None:
     p.add_argument("--out", help="output folder (default: <run_dir>/eval/generator)")
 
 
-def test_contexts(path: Path, n: int, seed: int) -> list[dict]:
+def test_contexts(path: Path, n: int, seed: int, split: str = "test") -> list[dict]:
     import pyarrow.parquet as pq
 
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: build the tables first (`ecr-ray data`)")
-    rows = [r for r in pq.read_table(path, filters=[("split", "=", "test")]).to_pylist() if r["target_item"] >= 0]
+    rows = [r for r in pq.read_table(path, filters=[("split", "=", split)]).to_pylist() if r["target_item"] >= 0]
     if not rows:
-        raise ValueError(f"{path}: no test samples with a KG target item")
+        raise ValueError(f"{path}: no {split} samples with a KG target item")
     rng = random.Random(seed)
     return rows if len(rows) <= n else sorted(rng.sample(rows, n), key=lambda r: r["sample_id"])
 

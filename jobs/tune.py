@@ -24,13 +24,13 @@ from ._common import parse, print_json
 SHARED_INPUTS = ("tables", "emotions", "reviews")
 
 
-def trial_config(base: dict, trial_dir: Path, overrides: dict) -> Config:
+def trial_config(base: dict, trial_dir: Path, overrides: dict, shared: tuple[str, ...] = SHARED_INPUTS) -> Config:
     """The base config with this trial's values, writing under the trial's own run dir. The inputs (tables,
     emotions, reviews) are linked from the base run and the recommender's text-embedding cache is shared."""
     base_run = Path(base["run_dir"]).resolve()
     run = trial_dir / "run"
     run.mkdir(parents=True, exist_ok=True)
-    for name in SHARED_INPUTS:
+    for name in shared:
         link, target = run / name, base_run / name
         if target.exists() and not link.exists():
             link.symlink_to(target, target_is_directory=True)
@@ -68,13 +68,44 @@ def knowledge_trial(config: dict) -> None:
     contexts; report the generator's offline metrics."""
     import ray.tune
 
-    from ecr_ray.models.generator import evaluate_knowledge
-
     k = config["knowledge"]
+    steps = config["base"]["tune"]["knowledge_train_steps"]
+    # Without training steps every trial scores the base run's adapter: link it instead of training one.
+    shared = SHARED_INPUTS if steps else (*SHARED_INPUTS, "generator")
     cfg = trial_config(config["base"], _trial_dir(config), {"generator.num_triples": k["num_triples"],
-                                                   "generator.num_review_entities": k["num_review_entities"]})
-    metrics = evaluate_knowledge(cfg, n=cfg.tune.knowledge_eval_samples, train_steps=cfg.tune.knowledge_train_steps)
-    ray.tune.report(metrics)
+                                                           "generator.num_review_entities": k["num_review_entities"]},
+                       shared)
+    ray.tune.report(evaluate_knowledge(cfg, cfg.tune.knowledge_eval_samples, steps))
+
+
+def evaluate_knowledge(cfg: Config, n: int, train_steps: int) -> dict:
+    """Generate for `n` validation contexts with this config's knowledge format (after `train_steps` LoRA steps
+    with that format, if any) and return the offline metrics of ecr_ray.scoring."""
+    from ecr_ray.data.linker import EntityLinker
+    from ecr_ray.data.tables import load_dataset_kg
+    from ecr_ray.models.generator import GeneratorPredictor
+    from ecr_ray.models.generator import train as train_generator
+    from ecr_ray.reviews import load_knowledge
+    from ecr_ray.scoring import offline_metrics
+
+    from .evaluate_generator import generate_all, test_contexts
+
+    if train_steps:
+        cfg.generator.max_steps = train_steps
+        train_generator(cfg)
+    contexts = test_contexts(cfg.run_path / "tables" / "samples.parquet", n, cfg.seed, split="valid")
+    pred = GeneratorPredictor.load(cfg)
+    texts = [r["empathetic"] for r in generate_all(pred, contexts, cfg.generator.eval_batch_size)]
+    probs = None
+    try:
+        from ecr_ray.models.emotion import EmotionPredictor
+
+        probs = EmotionPredictor.load(cfg).predict(texts)
+    except (FileNotFoundError, OSError):
+        pass  # no classifier in this run: the metric is left out
+    kg = load_dataset_kg(cfg)
+    return offline_metrics(texts, [c["target_item"] for c in contexts], kg, EntityLinker.from_kg(kg),
+                           load_knowledge(cfg.run_path), probs)
 
 
 def run_sweep(cfg: Config, sweep: str) -> dict:

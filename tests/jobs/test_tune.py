@@ -64,3 +64,24 @@ def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
     again = run_sweep(cfg, "feedback")
     assert again["trials"] == 2
     assert {p: p.stat().st_mtime for p in exp.glob("trials/*/run/recommender/*/model.pt")} == mtimes
+
+
+def test_knowledge_sweep_two_trials(ray_local, tmp_path):
+    from jobs import build_reviews, train_generator
+    from jobs.tune import run_sweep
+
+    run = str(tmp_path / "run")
+    common = ["--recipe", "demo", "--run-dir", run, "--generator.max_steps", "2", "--generator.max_new_tokens", "12"]
+    cfg = load_config("demo", {"run_dir": run, "generator.max_steps": 2, "generator.max_new_tokens": 12,
+                               "tune.knowledge_eval_samples": 3,
+                               "tune.search_space": {"knowledge": [[0, 0], [2, 4]]}})
+    build_tables(cfg)
+    assert build_reviews.main(common) == 0
+    assert train_generator.main(common) == 0
+    summary = run_sweep(cfg, "knowledge")
+    rows = _rows(summary["results_csv"])
+    assert [(int(r["num_triples"]), int(r["num_review_entities"])) for r in rows] == [(0, 0), (2, 4)]
+    assert all(r["item_entities_per_response"] != "" and r["halluc_entities_per_response"] != "" for r in rows)
+    best = load_config(summary["best_recipe"])
+    assert (best.generator.num_triples, best.generator.num_review_entities) in [(0, 0), (2, 4)]
+    assert (cfg.run_path / "tune" / "knowledge" / "knowledge_sweep.png").exists()
