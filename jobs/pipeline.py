@@ -81,7 +81,32 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
         state[stage.name] = {"key": key, "seconds": round(time.perf_counter() - t0, 1),
                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         state_path.write_text(json.dumps(state, indent=2))
+    print(f"[pipeline] summary: {write_summary(run, state)}", flush=True)
     return state
+
+
+def write_summary(run: Path, state: dict) -> Path:
+    """One Markdown report of the run: stage timings, then each stage's own tables, and the plots."""
+    lines = [f"# ECR pipeline summary: {run}", "", "| stage | seconds | finished |", "|---|---|---|"]
+    lines += [f"| {name} | {st.get('seconds', '')} | {st.get('finished', 'failed in ' + str(st.get('failed')))} |"
+              for name, st in state.items()]
+    emo = run / "emotions" / "classifier" / "report.json"
+    if emo.exists():
+        rep = json.loads(emo.read_text()).get("valid", {})
+        flat = {k: v for k, v in rep.items() if isinstance(v, (int, float))}
+        lines += ["", "## Emotion classifier (validation split)", "",
+                  "| " + " | ".join(flat) + " |", "|" + "---|" * len(flat),
+                  "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in flat.values()) + " |"]
+    for title, md in (("Recommender", run / "eval" / "recommender.md"),
+                      ("Generator", run / "eval" / "generator" / "report.md")):
+        if md.exists():
+            lines += ["", f"## {title}", "", md.read_text().replace("\n# ", "\n### ")]
+    plots = sorted(p.relative_to(run) for p in (run / "eval").rglob("*.png")) if (run / "eval").exists() else []
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p})" for p in plots]
+    path = run / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

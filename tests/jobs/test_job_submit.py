@@ -112,3 +112,27 @@ def test_failed_job_reports_clear_error(ray_head, tmp_path):
                           "--data-dir", str(tmp_path / "missing"))
     assert status == "FAILED"
     assert "file not found" in logs and "Traceback" not in logs
+
+
+TINY = ["--emotion.epochs", "1", "--recommender.epochs", "1", "--generator.max_steps", "2",
+        "--generator.eval_samples", "4", "--generator.max_new_tokens", "8"]
+
+
+def test_pipeline_via_ray_job_submit_runs_every_stage_then_skips(ray_head, tmp_path):
+    """Every stage job (data, train_emotion, build_reviews, train/evaluate_recommender, train/evaluate_generator)
+    runs inside one submitted pipeline job on the cluster; a resubmission finds all stages up to date."""
+    run_dir = tmp_path / "run"
+    status, logs = submit(ray_head, "jobs.pipeline", "--recipe", "demo", "--run-dir", str(run_dir), *TINY,
+                          timeout=1500)
+    assert status == "SUCCEEDED", logs[-5000:]
+    state = json.loads((run_dir / "pipeline.json").read_text())
+    assert list(state) == ["data", "emotions", "reviews", "recommender", "generator"]
+    assert all(s["key"] for s in state.values())
+    for path in ("tables/samples.parquet", "emotions/entity_emotions.parquet", "reviews/movie_knowledge.parquet",
+                 "recommender/full/model.pt", "eval/recommender.md", "generator/adapter/adapter_config.json",
+                 "eval/generator/report.md", "summary.md"):
+        assert (run_dir / path).exists(), path
+
+    status, logs = submit(ray_head, "jobs.pipeline", "--recipe", "demo", "--run-dir", str(run_dir), *TINY)
+    assert status == "SUCCEEDED", logs[-3000:]
+    assert logs.count("up to date") == 5
