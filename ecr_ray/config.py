@@ -432,6 +432,17 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def with_absolute_paths(self) -> "Config":
+        """A copy whose run and data directories no longer depend on the working directory (Ray tasks, Tune trials
+        and Serve replicas run elsewhere)."""
+        import copy
+
+        cfg = copy.deepcopy(self)
+        cfg.run_dir = str(self.run_path)
+        if self.data.data_dir != "sample":
+            cfg.data.data_dir = str(self.data.resolved_dir())
+        return cfg
+
     def section_hash(self, *sections: str) -> str:
         """Content hash of the named sections (what a stage's output depends on)."""
         d = self.to_dict()

@@ -126,7 +126,7 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     else:
         space = tuning.knowledge_space(cfg.tune.search_space.get("knowledge"))
         trainable, param_space, scheduler = knowledge_trial, {"knowledge": tune.grid_search(space)}, None
-    param_space["base"] = cfg.to_dict()
+    param_space["base"] = cfg.with_absolute_paths().to_dict()  # trials run in their own working directories
     param_space["sweep"] = sweep
 
     if not ray.is_initialized():

@@ -11,7 +11,6 @@ DeploymentHandles. Deployment options (replicas, autoscaling, CPUs/GPUs) come fr
 
 
 import asyncio
-import copy
 import hmac
 import json
 import os
@@ -378,18 +377,9 @@ class ECRIngress:
 
 # ----------------------------------------------------------------------------- application
 
-def _absolute(cfg: Config) -> Config:
-    """Replicas may run in another working directory: pin relative paths to this one."""
-    cfg = copy.deepcopy(cfg)
-    cfg.run_dir = str(cfg.run_path)
-    if cfg.data.data_dir != "sample":
-        cfg.data.data_dir = str(cfg.data.resolved_dir())
-    return cfg
-
-
 def build_app(cfg: Config) -> serve.Application:
     """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`."""
-    cfg = _absolute(cfg)
+    cfg = cfg.with_absolute_paths()  # replicas may run in another working directory
     opts = cfg.serve.deployment_options
     emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
     recommender = Recommender.options(**opts("Recommender")).bind(cfg)

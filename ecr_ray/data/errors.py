@@ -16,6 +16,9 @@ class DataError(ValueError):
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: field '{field_name}': {message}")
 
+    def __reduce__(self):  # picklable, so the error crosses Ray task boundaries intact
+        return (DataError, (self.path, self.line, self.field, self.message))
+
 
 @dataclass
 class InvalidRows:
