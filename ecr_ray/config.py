@@ -182,7 +182,8 @@ class RecommenderConfig:
     """Where cached context embeddings live (empty = run_dir/recommender/cache); share it between runs."""
     num_workers: int = 1
     """Ray Train workers."""
-    cpus_per_worker: int = 1
+    cpus_per_worker: float = 1.0
+    """CPUs per Train worker; fractional is allowed (in a Tune sweep the trial's driver holds a little too)."""
     use_gpu: bool = False
     max_failures: int = 2
     """Ray Train FailureConfig: restarts from the latest checkpoint before giving up."""
@@ -196,7 +197,7 @@ class RecommenderConfig:
         _check(not missing, f"recommender.feedback_weights: missing {sorted(missing)}")
         _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
         _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0")
-        _check(self.num_workers >= 1 and self.cpus_per_worker >= 1, "recommender.num_workers/cpus_per_worker >= 1")
+        _check(self.num_workers >= 1 and self.cpus_per_worker > 0, "recommender.num_workers >= 1, cpus_per_worker > 0")
         _check(self.entity_dim >= 8 and self.emotion_dim >= 1, "recommender.entity_dim >= 8, emotion_dim >= 1")
         _check(self.max_context_entities >= 1 and self.max_context_turns >= 1 and self.max_context_tokens >= 8,
                "recommender.max_context_entities/turns >= 1, max_context_tokens >= 8")
