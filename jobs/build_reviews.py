@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ecr_ray.cli import run_job
@@ -18,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = args.engine == "ray" and not ray.is_initialized()
     if started:
-        ray.init(num_cpus=max(cfg.generator.link_workers, 1), include_dashboard=False, log_to_driver=False)
+        # Under `ray job submit` RAY_ADDRESS names the cluster, whose size is its own: num_cpus is for a local start.
+        local = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": max(cfg.generator.link_workers, 1)}
+        ray.init(include_dashboard=False, log_to_driver=False, **local)
     try:
         manifest = build_review_db(cfg, engine=args.engine)
     finally:

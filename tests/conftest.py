@@ -29,3 +29,22 @@ def real_data_dir() -> Path:
     if not (REAL_DATA / "redial" / "test_data.jsonl").exists():
         pytest.skip(f"real data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+def _shutdown_ray() -> None:
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_ray_per_module():
+    """Each test module starts without a Ray instance: jobs run in-process may leave one initialised, and the next
+    module's `ray.init(...)` with its own arguments would fail."""
+    _shutdown_ray()
+    yield
+    _shutdown_ray()

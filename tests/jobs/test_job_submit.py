@@ -63,39 +63,35 @@ def ray_head():
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2",
                     f"--temp-dir={tmp}", "--disable-usage-stats"], check=True, env=env, capture_output=True)
     env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dash}"
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ.update({k: env[k] for k in saved})  # the SDK client below reads them; restored afterwards
     try:
         yield env
     finally:
         _stop_cluster(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def submit(env, *job_args: str, timeout: float = 600) -> tuple[str, str]:
     """Submit `python -m jobs.<...>` from the repo root; wait for a terminal status; return (status, logs)."""
     cmd = [BIN / "ray", "job", "submit", "--no-wait", "--working-dir", ".",
            "--runtime-env", "cluster/runtime_env.yaml", "--", "python", "-m", *job_args]
-    for _ in range(30):  # right after `ray start` the job agent may not be up yet: Ray says to retry
+    for _ in range(90):  # right after `ray start` the job agent may not be up yet (slow on a busy machine): retry
         out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         if "No available agent" not in out.stderr:
             break
         time.sleep(2)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     job_id = re.search(r"raysubmit_[A-Za-z0-9]+", out.stdout + out.stderr).group(0)
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    client = JobSubmissionClient(env["RAY_API_SERVER_ADDRESS"])
-    deadline = time.time() + timeout
-    while (status := client.get_job_status(job_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
-        assert time.time() < deadline, f"job {job_id} still {status} after {timeout}s"
-        time.sleep(2)
-    return status.value, client.get_job_logs(job_id)
+    # Status and logs through a fresh process with this cluster's token (this process may hold another one).
+    probe = ("import sys, time; from ray.job_submission import JobSubmissionClient as C\n"
+             "c = C(sys.argv[1]); deadline = time.time() + float(sys.argv[3])\n"
+             "while (s := c.get_job_status(sys.argv[2]).value) not in ('SUCCEEDED', 'FAILED', 'STOPPED') "
+             "and time.time() < deadline: time.sleep(2)\n"
+             "print(s); print(c.get_job_logs(sys.argv[2]))")
+    res = subprocess.run([sys.executable, "-c", probe, env["RAY_API_SERVER_ADDRESS"], job_id, str(timeout)],
+                         env=env, capture_output=True, text=True)
+    status, _, logs = res.stdout.partition("\n")
+    assert status in ("SUCCEEDED", "FAILED", "STOPPED"), f"job {job_id}: {status} {res.stderr[-2000:]}"
+    return status, logs
 
 
 def test_data_job_via_ray_job_submit(ray_head, tmp_path):
