@@ -104,24 +104,12 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no seed emotion labels; run the emotion stage to write "
                                 f"{cfg.run_path / 'emotions' / 'entity_emotions.parquet'} or train variant baseline")
+    from ..emotion.seeds import load_seeds, match_seeds
+
     rows = turns.select(["conversation_id", "turn_index", "role", "message_ids", "split"]).to_pylist()
-    by_msg = {(r["conversation_id"], m): i for i, r in enumerate(rows) for m in r["message_ids"]}
-    labelled: dict[int, list[str]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                cid, mids, labels = str(rec["conversation_id"]), rec["message_ids"], rec["labels"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise DataError(path, lineno, "<record>", f"bad seed label record: {e}") from None
-            bad = [l for l in labels if l not in EMO_INDEX]
-            if bad:
-                raise DataError(path, lineno, "labels", f"unknown emotion label(s) {bad}; known: {EMOTIONS}")
-            hits = {by_msg.get((cid, int(m))) for m in mids} - {None}
-            if labels and len(hits) == 1:  # a turn of a conversation we loaded (others: e.g. max_conversations)
-                labelled[hits.pop()] = list(labels)[:MAX_EMO]
+    row_of = {(r["conversation_id"], r["turn_index"]): i for i, r in enumerate(rows)}
+    matched, _ = match_seeds(turns, load_seeds(path))  # turns of conversations not loaded stay unmatched
+    labelled = {row_of[(m["conversation_id"], m["turn_index"])]: list(m["labels"])[:MAX_EMO] for m in matched}
     probs = np.zeros((len(rows), len(EMOTIONS)), dtype=np.float32)
     for i, labels in labelled.items():
         for l, p in zip(labels, (1.0,) if len(labels) == 1 else (0.6, 0.4, 0.2)):
