@@ -48,3 +48,19 @@ def _fresh_ray_per_module():
     _shutdown_ray()
     yield
     _shutdown_ray()
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    """The project's own OpenAI-compatible base-model server (serve/llm.py) on 127.0.0.1: its base URL."""
+    import ray
+    from ray import serve
+
+    from serve.llm import start_local
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield start_local(load_config("demo"))
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -55,21 +55,6 @@ def test_aggregate_and_ranking_kappa():
     assert ranking_kappa(a, c)["emo_int"] < 0.5
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    import ray
-    from ray import serve
-
-    from serve.llm import start_local
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield start_local(load_config("demo"))
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-
-
 def test_baseline_and_scorer_over_http(endpoint):
     client = make_client(endpoint)
     hist = ["User: I love scary movies", "Recommender: What was the last one you saw?", "User: The Shining"]

@@ -18,21 +18,6 @@ from ecr_ray.config import PROJECT_ROOT, load_config
 from ecr_ray.data.tables import build_tables
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    import ray
-    from ray import serve
-
-    from serve.llm import start_local
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield start_local(load_config("demo"))
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-
-
 def post(url, body):
     req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
     try:
