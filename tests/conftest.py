@@ -42,12 +42,16 @@ def _shutdown_ray() -> None:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _fresh_ray_per_module():
+def _fresh_ray_per_module(request):
     """Each test module starts without a Ray instance: jobs run in-process may leave one initialised, and the next
-    module's `ray.init(...)` with its own arguments would fail."""
-    _shutdown_ray()
+    module's `ray.init(...)` with its own arguments would fail. tests/serve shares one session-scoped Serve app
+    across its modules, so Ray is left alone there (its fixture shuts it down at the end of the session)."""
+    shared = "serve" in Path(str(request.path)).relative_to(Path(__file__).parent).parts[:1]
+    if not shared:
+        _shutdown_ray()
     yield
-    _shutdown_ray()
+    if not shared:
+        _shutdown_ray()
 
 
 @pytest.fixture(scope="module")

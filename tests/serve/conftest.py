@@ -109,5 +109,6 @@ def serve_url(serve_cfg):
             time.sleep(0.5)
         yield url
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        if ray.is_initialized():  # a later test module may already have ended this Ray instance
+            serve.shutdown()
+            ray.shutdown()
