@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pyarrow as pa
 
 from ..config import EMOTIONS, Config
-from ..data.errors import DataError
+from ..data.errors import DataError, InvalidRows, read_jsonl
 
 
 def seed_path(cfg: Config) -> Path:
@@ -22,21 +21,14 @@ def load_seeds(path: Path) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found (seed emotion labels; set --emotion.seed_labels)")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, n, "<json>", str(e)) from None
-            for key, tp in (("conversation_id", str), ("message_ids", list), ("labels", list), ("raw", list)):
-                if not isinstance(r.get(key), tp):
-                    raise DataError(path, n, key, f"expected {tp.__name__}, got {r.get(key)!r}")
-            bad = [l for l in r["labels"] if l not in EMOTIONS]
-            if bad or not r["labels"]:
-                raise DataError(path, n, "labels", f"expected 1-2 of {EMOTIONS}, got {r['labels']!r}")
-            rows.append(r)
+    for n, r in read_jsonl(path, InvalidRows()):
+        for key, tp in (("conversation_id", str), ("message_ids", list), ("labels", list), ("raw", list)):
+            if not isinstance(r.get(key), tp):
+                raise DataError(path, n, key, f"expected {tp.__name__}, got {r.get(key)!r}")
+        bad = [l for l in r["labels"] if l not in EMOTIONS]
+        if bad or not r["labels"]:
+            raise DataError(path, n, "labels", f"expected 1-2 of {EMOTIONS}, got {r['labels']!r}")
+        rows.append(r)
     return rows
 
 
