@@ -30,19 +30,38 @@ STATE_FILE = "trainer_state.pt"
 
 # ----------------------------------------------------------------------------- examples
 
-def training_examples(reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig,
-                      seed: int) -> list[dict]:
-    """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": review}]."""
+def training_examples(reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int,
+                      tokenizer=None, linker=None) -> list[dict]:
+    """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": review}].
+
+    With `tokenizer` and `linker`, knowledge comes only from the part of the review that survives the cut to
+    `max_length` (the part the loss sees): a prompt naming entities the visible target never mentions teaches the
+    model to ignore its knowledge lines."""
     out = []
     for i, r in enumerate(reviews):
-        rng = random.Random(f"{seed}:{i}")
         names = list(r["entity_names"])
-        triples = [t for t in knowledge.get(r["entity_id"], {}).get("triples", [])
-                   if any(t.endswith(f" is {n}") for n in names)]
-        ents, trips = select_knowledge(names, triples, gcfg.num_review_entities, gcfg.num_triples, rng)
-        out.append({"messages": generation_messages(r["movie_name"], ents, trips, r["first_sentence"]),
+        if tokenizer is not None and linker is not None:
+            first = _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}"))
+            seen = {m.entity_id for m in linker.link(visible_target(tokenizer, first, r["review"], gcfg.max_length))}
+            names = [n for e, n in zip(r["entities"], r["entity_names"]) if e in seen]
+        out.append({"messages": _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}")),
                     "target": r["review"]})
     return out
+
+
+def _messages(review: dict, names: list[str], knowledge: dict[int, dict], gcfg: GeneratorConfig,
+              rng: random.Random) -> list[dict]:
+    """E_r = the review's entities `names`; T_r = triples of its movie whose tail is one of them."""
+    triples = [t for t in knowledge.get(review["entity_id"], {}).get("triples", [])
+               if any(t.endswith(f" is {n}") for n in names)]
+    ents, trips = select_knowledge(names, triples, gcfg.num_review_entities, gcfg.num_triples, rng)
+    return generation_messages(review["movie_name"], ents, trips, review["first_sentence"])
+
+
+def visible_target(tokenizer, messages: list[dict], target: str, max_length: int) -> str:
+    """The part of `target` that `encode` keeps (what the loss is computed on)."""
+    labels = encode(tokenizer, messages, target, max_length)["labels"]
+    return tokenizer.decode([t for t in labels if t != -100 and t != tokenizer.eos_token_id])
 
 
 def encode(tokenizer, messages: list[dict], target: str, max_length: int) -> dict:
@@ -232,7 +251,15 @@ def train(cfg: Config, run_name: str = "generator", stop_at: int | None = None) 
     reviews = pq.read_table(reviews_path).to_pylist()
     if not reviews:
         raise ValueError(f"{reviews_path}: no reviews left after filtering")
-    examples = training_examples(reviews, load_knowledge(cfg.run_path), gcfg, cfg.seed)
+    from transformers import AutoTokenizer
+
+    from ..data.linker import EntityLinker
+    from ..data.tables import load_dataset_kg
+    from .llm import resolve_model_dir
+
+    examples = training_examples(reviews, load_knowledge(cfg.run_path), gcfg, cfg.seed,
+                                 tokenizer=AutoTokenizer.from_pretrained(resolve_model_dir(gcfg.base_model)),
+                                 linker=EntityLinker.from_kg(load_dataset_kg(cfg)))
     out = cfg.run_path / "generator"
     cpus = max(int(ray.available_resources().get("CPU", 1)) // gcfg.num_workers, 1)
     trainer = TorchTrainer(
@@ -261,7 +288,10 @@ def train(cfg: Config, run_name: str = "generator", stop_at: int | None = None) 
         "config_hash": cfg.section_hash("generator", "seed"),
         "inputs": {"reviews": json.loads((cfg.run_path / "reviews" / "manifest.json").read_text())["config_hash"]},
         "method": gcfg.method, "base_model": gcfg.base_model, "run_name": run_name,
-        "examples": len(examples), "steps": state["step"], "total_steps": gcfg.max_steps or gcfg.epochs * max(
+        "examples": len(examples),
+        "examples_with_entities": sum("Related Entities: None" not in e["messages"][1]["content"] for e in examples),
+        "examples_with_triples": sum("from KG: None" not in e["messages"][1]["content"] for e in examples),
+        "steps": state["step"], "total_steps": gcfg.max_steps or gcfg.epochs * max(
             len(examples) // (gcfg.batch_size * gcfg.num_workers), 1), "batch_size": gcfg.batch_size,
         "max_length": gcfg.max_length, "lora_targets": gcfg.lora_targets,
         "loss_first10": round(sum(losses[:10]) / max(len(losses[:10]), 1), 4),

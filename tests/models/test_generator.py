@@ -41,6 +41,30 @@ def test_training_examples_use_the_reviews_own_knowledge(cfg):
     assert any(e["messages"][1]["content"].count("'s ") for e in ex)  # some review has KG triples
 
 
+def test_training_knowledge_comes_from_the_part_of_the_review_the_loss_sees(cfg, pred):
+    import pyarrow.parquet as pq
+
+    from ecr_ray.data.linker import EntityLinker
+    from ecr_ray.data.tables import load_dataset_kg
+    from ecr_ray.models.generator import visible_target
+
+    reviews = pq.read_table(cfg.run_path / "reviews" / "reviews.parquet").to_pylist()
+    short = GeneratorConfig(**{**cfg.generator.__dict__, "max_length": 96})  # cuts most reviews
+    linker = EntityLinker.from_kg(load_dataset_kg(cfg))
+    full = training_examples(reviews, load_knowledge(cfg.run_path), short, 1)
+    cut = training_examples(reviews, load_knowledge(cfg.run_path), short, 1, tokenizer=pred.tok, linker=linker)
+    dropped = 0
+    for e, r in zip(cut, reviews):
+        seen = visible_target(pred.tok, e["messages"], r["review"], 96)
+        assert len(pred.tok(seen)["input_ids"]) < len(pred.tok(r["review"])["input_ids"])  # really cut
+        user = dict(line.split(": ", 1) for line in e["messages"][1]["content"].splitlines())
+        ents = [] if user["Related Entities"] == "None" else user["Related Entities"].split(", ")
+        linked = {n for i, n in zip(r["entities"], r["entity_names"]) if i in set(linker.link_ids(seen))}
+        assert set(ents) <= linked
+        dropped += len(set(r["entity_names"]) - linked)
+    assert dropped > 0 and cut != full  # entities named only after the cut never reach the prompt
+
+
 def test_encode_masks_the_prompt_and_fits(pred):
     msgs = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": "Movie Name: Up"}]
     e = encode(pred.tok, msgs, "I loved it. " * 100, max_length=64)
