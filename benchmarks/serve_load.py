@@ -3,7 +3,12 @@ POST /v1/recommend (recommendation only, and with generation) at several concurr
 kills one Recommender replica mid-load and counts the errors clients saw while Serve replaced it.
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/serve_load.py --run-dir runs/demo
-    ... --concurrency 1,8,32 --requests 200 --gen-requests 16 --fault-seconds 20 --out benchmarks/results/serve_load.json
+    ... --dialogues <a run on real data>/tables --concurrency 1,8,32 --requests 200 --gen-requests 16 \
+        --fault-seconds 20 --out benchmarks/results/serve_load.json
+
+Request patterns: `replay` = a stateless chat client re-sending the dialogue after each user turn (what the web chat
+and OpenAI clients do; per-text caches make only the new turns cost), `cold` = every request a conversation the
+server has never seen (worst case). No conversation is sent in two settings.
 
 Bounded: a fixed number of requests per setting, a wall-clock cap per setting, 127.0.0.1 only. The client shares
 the machine with the server, so the figures include its CPU use.
@@ -25,51 +30,70 @@ import numpy as np
 from ecr_ray.config import load_config
 
 
-def dialogues(run_dir: Path, n: int = 200) -> list[list[dict]]:
-    """Prefixes of test conversations ending at a user turn (realistic lengths and entity mentions)."""
+def conversations(tables_dir: Path, seed: int = 0) -> list[list[dict]]:
+    """Every conversation of turns.parquet (all splits) as [{role, text}], in a seeded random order."""
     import pyarrow.parquet as pq
 
-    t = pq.read_table(run_dir / "tables" / "turns.parquet", columns=["conversation_id", "split", "turn_index",
-                                                                      "role", "text"]).to_pylist()
+    t = pq.read_table(tables_dir / "turns.parquet", columns=["conversation_id", "turn_index", "role", "text"]).to_pylist()
     by_conv: dict[str, list[dict]] = {}
     for r in sorted(t, key=lambda r: (r["conversation_id"], r["turn_index"])):
-        if r["split"] == "test" and r["text"].strip():
+        if r["text"].strip():
             by_conv.setdefault(r["conversation_id"], []).append({"role": r["role"], "text": r["text"][:1000]})
-    out = []
-    for turns in by_conv.values():
-        for k in range(1, min(len(turns), 12) + 1):
-            if turns[k - 1]["role"] == "user":
-                out.append(turns[:k])
-    if not out:
-        raise SystemExit(f"no test dialogues in {run_dir}/tables")
-    rng = np.random.default_rng(0)
-    return [out[i] for i in rng.choice(len(out), size=min(n, len(out)), replace=False)]
+    convs = [c for c in by_conv.values() if any(x["role"] == "user" for x in c)]
+    if not convs:
+        raise SystemExit(f"no conversations in {tables_dir}/turns.parquet")
+    rng = np.random.default_rng(seed)
+    return [convs[i] for i in rng.permutation(len(convs))]
 
 
-async def run_load(url: str, bodies: list[dict], concurrency: int, n: int, cap_s: float,
+def scripts(convs, pattern: str, n: int, max_turns: int = 12) -> list[list[list[dict]]]:
+    """Request sequences for `n` requests, taking conversations off `convs` (an iterator: never reused).
+
+    replay: a stateless chat client — one script per conversation, the dialogue re-sent after each user turn
+            (prefixes ending at a user turn, up to `max_turns`); each request adds ~2 turns the server has not seen.
+    cold:   one request per conversation, its longest prefix up to `max_turns`: every turn is new to the server.
+    """
+    out, total = [], 0
+    while total < n:
+        turns = next(convs, None)
+        if turns is None:
+            raise SystemExit(f"not enough conversations for {n} {pattern} requests: use a bigger --dialogues table")
+        ends = [k for k in range(1, min(len(turns), max_turns) + 1) if turns[k - 1]["role"] == "user"]
+        prefixes = [turns[:k] for k in ends] if pattern == "replay" else [turns[:ends[-1]]]
+        out.append(prefixes[: n - total])
+        total += len(out[-1])
+    return out
+
+
+async def run_load(url: str, scripts_: list[list[dict]], concurrency: int, n: int, cap_s: float,
                    on_progress=None) -> dict:
-    """`n` requests from `concurrency` closed-loop clients (or until cap_s); latency and error counts."""
+    """Closed-loop clients, each taking the next script and sending its bodies in order, until `n` requests
+    (scripts are recycled only by the open-ended fault run) or cap_s; latency and error counts."""
     lat, errors, statuses = [], [], {}
-    sent = 0
+    sent, next_script = 0, 0
 
     async def worker(session):
-        nonlocal sent
+        nonlocal sent, next_script
         while sent < n and time.perf_counter() < t_end:
-            body = bodies[sent % len(bodies)]
-            sent += 1
-            t0 = time.perf_counter()
-            try:
-                async with session.post(f"{url}/v1/recommend", json=body) as r:
-                    await r.read()
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
-                    if r.status == 200:
-                        lat.append(time.perf_counter() - t0)
-                    else:
-                        errors.append(f"HTTP {r.status}: {(await r.text())[:120]}")
-            except Exception as e:  # connection reset etc.: counted, reported
-                errors.append(f"{type(e).__name__}: {e}"[:120])
-            if on_progress:
-                on_progress(time.perf_counter())
+            script = scripts_[next_script % len(scripts_)]
+            next_script += 1
+            for body in script:
+                if sent >= n or time.perf_counter() >= t_end:
+                    break
+                sent += 1
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(f"{url}/v1/recommend", json=body) as r:
+                        await r.read()
+                        statuses[r.status] = statuses.get(r.status, 0) + 1
+                        if r.status == 200:
+                            lat.append(time.perf_counter() - t0)
+                        else:
+                            errors.append(f"HTTP {r.status}: {(await r.text())[:120]}")
+                except Exception as e:  # connection reset etc.: counted, reported
+                    errors.append(f"{type(e).__name__}: {e}"[:120])
+                if on_progress:
+                    on_progress(time.perf_counter())
 
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=concurrency)) as s:
@@ -92,7 +116,7 @@ def replicas(deployment: str) -> list[str]:
                   if a["namespace"] == "serve" and f"#{deployment}#" in a["name"])
 
 
-def fault_run(url: str, bodies: list[dict], concurrency: int, seconds: float) -> dict:
+def fault_run(url: str, scripts_: list[list[dict]], concurrency: int, seconds: float) -> dict:
     """Load for `seconds`; one third in, ray.kill one Recommender replica; report errors and recovery time."""
     import ray
     from ray import serve
@@ -116,7 +140,7 @@ def fault_run(url: str, bodies: list[dict], concurrency: int, seconds: float) ->
 
     th = threading.Thread(target=killer, daemon=True)
     th.start()
-    res = asyncio.run(run_load(url, bodies, concurrency, 10**9, seconds))
+    res = asyncio.run(run_load(url, scripts_, concurrency, 10**9, seconds))
     th.join(timeout=130)
     return {**res, **info}
 
@@ -131,6 +155,10 @@ def main() -> None:
     ap.add_argument("--cap-s", type=float, default=120, help="wall-clock cap per setting")
     ap.add_argument("--fault-seconds", type=float, default=20, help="0 = no fault run")
     ap.add_argument("--fault-replicas", type=int, default=2, help="Recommender replicas during the fault run")
+    ap.add_argument("--dialogues", default=None,
+                    help="tables dir whose conversations the clients send (default: <run-dir>/tables); use the real "
+                         "data's tables for enough distinct conversations")
+    ap.add_argument("--patterns", default="replay,cold", help="request patterns (see `scripts`): replay, cold")
     ap.add_argument("--out", default="benchmarks/results/serve_load.json")
     args = ap.parse_args()
 
@@ -145,28 +173,35 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    bodies = dialogues(cfg.run_path)
-    rec_only = [{"dialogue": d, "top_k": 10, "generate": False} for d in bodies]
-    with_gen = [{"dialogue": d, "top_k": 10, "generate": True} for d in bodies]
+    tables = Path(args.dialogues) if args.dialogues else cfg.run_path / "tables"
+    convs = conversations(tables)
+    pool = iter(convs)  # every setting gets conversations no earlier setting sent: caches start cold for them
+
+    def bodies(pattern: str, n: int, generate: bool) -> list[list[dict]]:
+        return [[{"dialogue": d, "top_k": 10, "generate": generate} for d in sc] for sc in scripts(pool, pattern, n)]
+
     levels = [int(c) for c in args.concurrency.split(",")]
-    report: dict = {"recipe": args.recipe, "url": url, "dialogues": len(bodies), "runs": []}
+    report: dict = {"recipe": args.recipe, "url": url, "dialogues_from": str(tables), "conversations": len(convs),
+                    "recommender_replicas": args.fault_replicas, "runs": []}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         t0 = time.perf_counter()
         serve.run(build_app(cfg), name="ecr", route_prefix="/")
         report["startup_s"] = round(time.perf_counter() - t0, 1)
-        asyncio.run(run_load(url, rec_only, 2, 20, 60))  # warm-up (first requests load lazily-built caches)
-        asyncio.run(run_load(url, with_gen, 1, 2, 120))
-        for mode, bodies_, n in (("recommend", rec_only, args.requests), ("recommend+generate", with_gen,
-                                                                          args.gen_requests)):
+        asyncio.run(run_load(url, bodies("replay", 20, False), 2, 20, 60))  # warm-up: lazy init, first batches
+        asyncio.run(run_load(url, bodies("replay", 2, True), 1, 2, 120))
+        settings = [("recommend", p, False, args.requests) for p in args.patterns.split(",")]
+        settings.append(("recommend+generate", "replay", True, args.gen_requests))
+        for mode, pattern, generate, n in settings:
             for c in levels:
-                r = asyncio.run(run_load(url, bodies_, c, max(n, c), args.cap_s))
-                report["runs"].append({"mode": mode, **r})
-                print(f"{mode:20s} c={c:<3d} n={r['requests']:<4d} p50={r['p50_ms']:8.1f} ms  p95={r['p95_ms']:8.1f}"
-                      f"  p99={r['p99_ms']:8.1f}  {r['throughput_rps']:7.2f} req/s  errors={r['errors']}", flush=True)
+                r = asyncio.run(run_load(url, bodies(pattern, max(n, c), generate), c, max(n, c), args.cap_s))
+                report["runs"].append({"mode": mode, "pattern": pattern, **r})
+                print(f"{mode:18s} {pattern:6s} c={c:<3d} n={r['requests']:<4d} p50={r['p50_ms']:8.1f} ms  "
+                      f"p95={r['p95_ms']:8.1f}  p99={r['p99_ms']:8.1f}  {r['throughput_rps']:7.2f} req/s  "
+                      f"errors={r['errors']}", flush=True)
         if args.fault_seconds > 0:
-            f = fault_run(url, rec_only, 8, args.fault_seconds)
+            f = fault_run(url, bodies("replay", 400, False), 8, args.fault_seconds)
             report["fault"] = f
             print(f"fault run (c=8, {args.fault_seconds:.0f}s, killed 1 of {f['replicas_before']} Recommender "
                   f"replicas at {f.get('killed_at_s')}s): ok={f['ok']} errors={f['errors']} "

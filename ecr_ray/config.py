@@ -365,6 +365,12 @@ class ServeConfig:
     max_batch_size: int = 16
     """`@serve.batch` size for emotion classification (texts of concurrent requests share one encoder pass)."""
     batch_wait_timeout_s: float = 0.005
+    recommender_batch_size: int = 8
+    """`@serve.batch` size for recommendation (concurrent dialogues scored in one forward pass)."""
+    recommender_batch_wait_s: float = 0.002
+    text_cache_size: int = 10000
+    """Texts whose emotion probabilities / turn embeddings each replica keeps (LRU): clients re-send the history with
+    every request, and only turns a replica has not seen go through the encoders."""
     generator_batch_size: int = 4
     """`@serve.batch` size for reply generation (concurrent replies decoded together, left-padded)."""
     generator_batch_wait_s: float = 0.02
@@ -390,13 +396,14 @@ class ServeConfig:
         _check(0 < self.port < 65536, f"serve.port: out of range: {self.port}")
         _check(bool(self.model_name), "serve.model_name: must not be empty")
         for name in ("max_turns", "max_chars", "max_body_bytes", "max_top_k", "max_new_tokens", "max_sessions",
-                     "max_batch_size", "generator_batch_size"):
+                     "max_batch_size", "generator_batch_size", "recommender_batch_size"):
             _check(getattr(self, name) >= 1, f"serve.{name}: must be >= 1, got {getattr(self, name)}")
         _check(1 <= self.default_top_k <= self.max_top_k,
                f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}")
         _check(self.session_ttl_s > 0 and self.request_timeout_s > 0 and self.batch_wait_timeout_s >= 0
-               and self.generator_batch_wait_s >= 0,
-               "serve.session_ttl_s/request_timeout_s must be > 0 and batch_wait_timeout_s >= 0")
+               and self.generator_batch_wait_s >= 0 and self.recommender_batch_wait_s >= 0,
+               "serve.session_ttl_s/request_timeout_s must be > 0 and the batch waits >= 0")
+        _check(self.text_cache_size >= 0, f"serve.text_cache_size: must be >= 0, got {self.text_cache_size}")
         for dep, opts in self.deployments.items():
             _check(dep in self.DEPLOYMENTS, f"serve.deployments.{dep}: unknown deployment; known: {self.DEPLOYMENTS}")
             _check(isinstance(opts, dict), f"serve.deployments.{dep}: expected a mapping of Serve options")

@@ -55,7 +55,10 @@ class EmotionDetector:
         _offline()
         from ecr_ray.models.emotion import EmotionPredictor
 
-        self.predictor = EmotionPredictor.load(cfg)
+        from ecr_ray.models.text_cache import TextCache
+
+        # Clients re-send the history with every request: each replica classifies a text once.
+        self.probs = TextCache(EmotionPredictor.load(cfg).predict, cfg.serve.text_cache_size)
         self.predict.set_max_batch_size(cfg.serve.max_batch_size)
         self.predict.set_batch_wait_timeout_s(cfg.serve.batch_wait_timeout_s)
 
@@ -63,7 +66,7 @@ class EmotionDetector:
     async def predict(self, requests: list[list[str]]) -> list[list[list[float]]]:
         # Concurrent requests' texts go through the encoder as one batch; the split restores per-request lists.
         texts = [t for r in requests for t in r]
-        probs = await asyncio.to_thread(self.predictor.predict, texts) if texts else np.zeros((0, len(EMOTIONS)))
+        probs = await asyncio.to_thread(self.probs, texts) if texts else np.zeros((0, len(EMOTIONS)))
         out, i = [], 0
         for r in requests:
             out.append(np.asarray(probs[i:i + len(r)], dtype=float).tolist())
@@ -82,11 +85,32 @@ class Recommender:
         _offline()
         from ecr_ray.models.recommender import RecommenderPredictor
 
-        self.predictor = RecommenderPredictor.load(cfg)
+        self.predictor = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size)
+        self._recommend.set_max_batch_size(cfg.serve.recommender_batch_size)
+        self._recommend.set_batch_wait_timeout_s(cfg.serve.recommender_batch_wait_s)
 
     async def recommend(self, dialogue: list[dict], user_emotions: list[list[float] | None], top_k: int) -> dict:
         emotions = [None if e is None else np.asarray(e, dtype=np.float32) for e in user_emotions]
-        return await asyncio.to_thread(self.predictor.recommend, dialogue, emotions, top_k)
+        out = await self._recommend((dialogue, emotions, int(top_k)))
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    async def _recommend(self, requests: list[tuple]) -> list:
+        # Concurrent requests are scored in one forward pass; a bad dialogue fails alone, not its batch-mates.
+        try:
+            return await asyncio.to_thread(self.predictor.recommend_batch, *map(list, zip(*requests)))
+        except ValueError as e:
+            if len(requests) == 1:
+                return [e]
+        return [await asyncio.to_thread(self._one, *r) for r in requests]
+
+    def _one(self, dialogue, emotions, top_k):
+        try:
+            return self.predictor.recommend(dialogue, emotions, top_k)
+        except ValueError as e:
+            return e
 
     def ready(self) -> bool:
         return True

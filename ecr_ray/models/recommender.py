@@ -214,11 +214,12 @@ def _items_in(entities: np.ndarray, model: EmotionRecommender) -> np.ndarray:
 class RecommenderPredictor:
     """Loads a trained recommender from `run_dir/recommender/<variant>/` and answers a dialogue given as text."""
 
-    def __init__(self, cfg: Config, model_dir: Path):
+    def __init__(self, cfg: Config, model_dir: Path, cache_size: int = 10_000):
         from ..data.linker import EntityLinker
         from ..data.redial import MovieCatalogue
         from ..data.tables import load_dataset_kg
         from .recommender_data import TextEncoder
+        from .text_cache import TextCache
 
         self.cfg, self.dir = cfg, Path(model_dir)
         meta = json.loads((self.dir / "meta.json").read_text())
@@ -238,15 +239,17 @@ class RecommenderPredictor:
         rdir = cfg.data.resolved_dir() / "redial"
         self.movies = MovieCatalogue.load(rdir) if rdir.exists() else None
         self.encoder = TextEncoder(rc.text_encoder, rc.max_context_tokens)
+        # Clients re-send the history with every request: only turns not seen yet go through the encoder.
+        self.encode_turns = TextCache(self.encoder.encode, cache_size)
         self.threshold = cfg.emotion.threshold
 
     @classmethod
-    def load(cls, cfg: Config, variant: str | None = None) -> "RecommenderPredictor":
+    def load(cls, cfg: Config, variant: str | None = None, cache_size: int = 10_000) -> "RecommenderPredictor":
         d = cfg.run_path / "recommender" / (variant or cfg.recommender.variant)
         if not (d / "model.pt").exists():
             raise FileNotFoundError(f"{d / 'model.pt'} not found: train it first (`ecr-ray train_recommender "
                                     f"--recipe {cfg.recipe} --recommender.variant {variant or cfg.recommender.variant}`)")
-        return cls(cfg, d)
+        return cls(cfg, d, cache_size)
 
     def _link(self, text: str) -> list[int]:
         import re
@@ -267,12 +270,58 @@ class RecommenderPredictor:
         kept = [i for i in order if p[i] > self.threshold][:MAX_EMO] or order[:1]
         return kept, [float(p[i]) for i in kept]
 
-    @torch.no_grad()
     def recommend(self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None,
                   top_k: int = 10) -> dict:
+        """Top-k items for one dialogue ({role: user|recommender, text}) and its per-turn user emotion
+        probabilities (None for recommender turns), with the entities and emotions that drove the ranking."""
+        return self.recommend_batch([dialogue], [user_emotions], [top_k])[0]
+
+    @torch.no_grad()
+    def recommend_batch(self, dialogues: list[list[dict]], user_emotions: list[list | None],
+                        top_ks: list[int]) -> list[dict]:
+        """`recommend` for several dialogues in one forward pass (their new turns encoded together)."""
         from .recommender_data import turn_text
 
-        rc = self.rc
+        rc, L, K = self.rc, self.rc.max_context_entities, self.rc.max_context_turns
+        feats = [self._features(d, e) for d, e in zip(dialogues, user_emotions)]
+        texts = [[turn_text(r, t["text"]) for r, t in zip(f["roles"], f["dialogue"])][-K:] for f in feats]
+        flat = [t for ts in texts for t in ts]
+        emb = self.encode_turns(flat) if flat else np.zeros((0, self.model.text[0].in_features), np.float32)
+        B = len(feats)
+        ents = np.full((B, L), -1, np.int64)
+        emo_ids = np.full((B, L, MAX_EMO), -1, np.int64)
+        emo_p = np.zeros((B, L, MAX_EMO), np.float32)
+        turn_emb = np.zeros((B, K, self.model.text[0].in_features), np.float32)
+        mask = np.zeros((B, K), bool)
+        row = 0
+        for b, (f, ts) in enumerate(zip(feats, texts)):
+            off = L - len(f["order"])
+            ents[b, off:] = f["order"]
+            for k, e in enumerate(f["order"]):
+                ids, ps = f["linked"][e]
+                emo_ids[b, off + k, :len(ids)] = ids
+                emo_p[b, off + k, :len(ps)] = ps
+            turn_emb[b, K - len(ts):] = emb[row:row + len(ts)]
+            mask[b, K - len(ts):] = True
+            row += len(ts)
+        batch = {"entities": torch.as_tensor(ents), "emo_ids": torch.as_tensor(emo_ids),
+                 "emo_probs": torch.as_tensor(emo_p), "turn_emb": torch.as_tensor(turn_emb),
+                 "turn_mask": torch.as_tensor(mask)}
+        if self.cooc is not None:
+            batch["cooc"] = cooc_rows(self.cooc, ents)
+        probs = torch.softmax(self.model(batch, entity_reps=self.E), -1)
+        out = []
+        for b, (f, k) in enumerate(zip(feats, top_ks)):
+            top = torch.topk(probs[b], min(int(k), probs.shape[1]))
+            items = [{"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])],
+                      "score": float(s)} for s, i in zip(top.values.tolist(), top.indices.tolist())]
+            expl = [{"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
+                    for e in f["order"]]
+            out.append({"items": items, "explanation": {"entities": expl, "variant": rc.variant}})
+        return out
+
+    def _features(self, dialogue: list[dict], user_emotions: list | None) -> dict:
+        """Roles, the context entities (most recent `max_context_entities`) and each one's emotions."""
         if not dialogue:
             raise ValueError("dialogue: at least one turn is needed")
         user_emotions = list(user_emotions or [None] * len(dialogue))
@@ -294,31 +343,5 @@ class RecommenderPredictor:
             em = emos[i] if roles[i] == "user" else nxt
             for e in per_turn[i]:
                 linked.setdefault(e, em)  # walking backwards: keep the most recent mention's emotions
-        order = list(dict.fromkeys(e for ts in per_turn for e in ts))[-rc.max_context_entities:]
-        L, K = rc.max_context_entities, rc.max_context_turns
-        ents = np.full((1, L), -1, np.int64)
-        emo_ids = np.full((1, L, MAX_EMO), -1, np.int64)
-        emo_p = np.zeros((1, L, MAX_EMO), np.float32)
-        off = L - len(order)
-        ents[0, off:] = order
-        for k, e in enumerate(order):
-            ids, ps = linked[e]
-            emo_ids[0, off + k, :len(ids)] = ids
-            emo_p[0, off + k, :len(ps)] = ps
-        texts = [turn_text(r, t["text"]) for r, t in zip(roles, dialogue)][-K:]
-        turn_emb = np.zeros((1, K, self.model.text[0].in_features), np.float32)
-        turn_emb[0, K - len(texts):] = self.encoder.encode(texts)
-        mask = np.zeros((1, K), bool)
-        mask[0, K - len(texts):] = True
-        batch = {"entities": torch.as_tensor(ents), "emo_ids": torch.as_tensor(emo_ids),
-                 "emo_probs": torch.as_tensor(emo_p), "turn_emb": torch.as_tensor(turn_emb),
-                 "turn_mask": torch.as_tensor(mask)}
-        if self.cooc is not None:
-            batch["cooc"] = cooc_rows(self.cooc, ents)
-        probs = torch.softmax(self.model(batch, entity_reps=self.E)[0], -1)
-        top = torch.topk(probs, min(int(top_k), len(probs)))
-        items = [{"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])], "score": float(s)}
-                 for s, i in zip(top.values.tolist(), top.indices.tolist())]
-        expl = [{"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in linked[e][0]]}
-                for e in order]
-        return {"items": items, "explanation": {"entities": expl, "variant": rc.variant}}
+        order = list(dict.fromkeys(e for ts in per_turn for e in ts))[-self.rc.max_context_entities:]
+        return {"dialogue": dialogue, "roles": roles, "order": order, "linked": linked}

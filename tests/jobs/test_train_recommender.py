@@ -101,6 +101,15 @@ def test_predictor_answers_a_text_dialogue(trained_full):
     assert [it["score"] for it in plain["items"]] != scores
     with pytest.raises(ValueError, match="one entry per turn"):
         p.recommend(dialogue, [None], top_k=5)
+    # batched = one by one; the re-sent history comes from the turn-embedding cache
+    other = [{"role": "user", "text": f"Something like {title} please"}]
+    batch = p.recommend_batch([dialogue, other, dialogue[:1]], [[None, None, happy], [None], [None]], [5, 3, 2])
+    for b, (d, e, k) in zip(batch, [(dialogue, [None, None, happy], 5), (other, [None], 3), (dialogue[:1], [None], 2)]):
+        one = p.recommend(d, e, top_k=k)
+        assert [i["entity_id"] for i in b["items"]] == [i["entity_id"] for i in one["items"]]
+        assert [i["score"] for i in b["items"]] == pytest.approx([i["score"] for i in one["items"]], rel=1e-4, abs=1e-7)
+        assert b["explanation"] == one["explanation"]
+    assert p.encode_turns.stats()["misses"] == 4  # 3 turns of `dialogue` + `other`, each encoded once
 
 
 def test_evaluate_writes_json_markdown_and_plots(trained_full, capsys):
