@@ -32,15 +32,20 @@ from ecr_ray.data.tables import read_table  # noqa: E402
 
 
 def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int) -> dict:
+    """The job's own Ray Data path (`jobs.train_emotion.label_turns`) vs `EmotionPredictor.predict` in a plain
+    loop, on the same turns, the same sorted-by-length batching, in one process run."""
     import ray
     import torch
 
-    from ecr_ray.models.emotion import BatchLabeler, EmotionPredictor
+    from ecr_ray.config import load_config
+    from ecr_ray.models.emotion import EmotionPredictor
+    from jobs.train_emotion import label_turns
 
     model = run_dir / "emotions" / "classifier" / "model"
     turns = read_table(run_dir, "turns")
-    texts = turns.filter(pc.equal(turns["role"], "user"))["text"].to_pylist()
-    texts = texts[:limit] if limit else texts
+    users = turns.filter(pc.equal(turns["role"], "user"))
+    users = users.slice(0, limit) if limit else users
+    texts = users["text"].to_pylist()
     out: dict = {"turns": len(texts), "batch_size": batch_size}
 
     default_threads = torch.get_num_threads()
@@ -52,20 +57,14 @@ def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int
         out[f"sequential_{threads}thread_s"] = round(time.perf_counter() - t0, 2)
     torch.set_num_threads(default_threads)
 
+    cfg = load_config("cpu", {"run_dir": str(run_dir), "emotion.label_actors": actors,
+                              "emotion.label_batch_size": batch_size})
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()
-        table = pa.table({"row": np.arange(len(texts)), "text": texts})
-        blocks = [table.slice(i, batch_size) for i in range(0, len(table), batch_size)]
-        ds = ray.data.from_arrow(blocks).map_batches(
-            BatchLabeler, fn_constructor_kwargs={"path": str(model), "batch_size": batch_size,
-                                                 "threads": max(1, (os.cpu_count() or 1) // actors)},
-            batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
-        probs = np.zeros_like(seq)
-        for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            probs[b["row"]] = np.stack(b["probs"])
+        probs = np.array(label_turns(cfg, users, model)["probs"].to_pylist(), dtype=np.float32)
         t_ray = time.perf_counter() - t1
     finally:
         ray.shutdown()

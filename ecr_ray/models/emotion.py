@@ -167,11 +167,13 @@ class EmotionPredictor:
     @torch.no_grad()
     def predict(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), NUM_EMOTIONS), dtype=np.float32)
+        order = np.argsort([len(t or "") for t in texts], kind="stable")  # similar lengths per batch: little padding
         for i in range(0, len(texts), self.batch_size):
-            enc = self.tok([t or "" for t in texts[i:i + self.batch_size]], padding=True, truncation=True,
+            idx = order[i:i + self.batch_size]
+            enc = self.tok([texts[j] or "" for j in idx], padding=True, truncation=True,
                            max_length=self.max_length, return_tensors="pt")
             logits = self.model(enc["input_ids"], enc["attention_mask"])
-            out[i:i + len(logits)] = torch.softmax(logits, -1).numpy()
+            out[idx] = torch.softmax(logits, -1).numpy()
         return out
 
 
