@@ -364,11 +364,16 @@ class ServeConfig:
     """Deadline for one request's calls to the model deployments (→ 504 when exceeded)."""
     max_batch_size: int = 16
     """`@serve.batch` size for emotion classification (texts of concurrent requests share one encoder pass)."""
-    batch_wait_timeout_s: float = 0.005
+    batch_wait_timeout_s: float = 0.0
+    """How long a batch waits for batch-mates. 0 = opportunistic: requests that queue while the model runs form the
+    next batch, and a lone request never waits (measured: 5 ms + 2 ms of waits were a third of a cached request)."""
     recommender_batch_size: int = 8
     """`@serve.batch` size for recommendation (concurrent dialogues scored in one forward pass)."""
-    recommender_batch_wait_s: float = 0.002
+    recommender_batch_wait_s: float = 0.0
     text_cache_size: int = 10000
+    encoder_dtype: str = "auto"
+    """dtype of the serving text encoders (emotion classifier, recommender context encoder): float32 | bfloat16 |
+    auto (= bfloat16 on CPUs with native bf16 matmul, ~1.7x faster; float32 elsewhere)."""
     """Texts whose emotion probabilities / turn embeddings each replica keeps (LRU): clients re-send the history with
     every request, and only turns a replica has not seen go through the encoders."""
     generator_batch_size: int = 4
@@ -403,6 +408,8 @@ class ServeConfig:
         _check(self.session_ttl_s > 0 and self.request_timeout_s > 0 and self.batch_wait_timeout_s >= 0
                and self.generator_batch_wait_s >= 0 and self.recommender_batch_wait_s >= 0,
                "serve.session_ttl_s/request_timeout_s must be > 0 and the batch waits >= 0")
+        _check(self.encoder_dtype in ("float32", "bfloat16", "auto"),
+               f"serve.encoder_dtype: expected float32|bfloat16|auto, got {self.encoder_dtype!r}")
         _check(self.text_cache_size >= 0, f"serve.text_cache_size: must be >= 0, got {self.text_cache_size}")
         for dep, opts in self.deployments.items():
             _check(dep in self.DEPLOYMENTS, f"serve.deployments.{dep}: unknown deployment; known: {self.DEPLOYMENTS}")

@@ -55,10 +55,12 @@ class EmotionDetector:
         _offline()
         from ecr_ray.models.emotion import EmotionPredictor
 
+        from ecr_ray.models.llm import inference_dtype
         from ecr_ray.models.text_cache import TextCache
 
         # Clients re-send the history with every request: each replica classifies a text once.
-        self.probs = TextCache(EmotionPredictor.load(cfg).predict, cfg.serve.text_cache_size)
+        predictor = EmotionPredictor.load(cfg, dtype=inference_dtype(cfg.serve.encoder_dtype))
+        self.probs = TextCache(predictor.predict, cfg.serve.text_cache_size)
         self.predict.set_max_batch_size(cfg.serve.max_batch_size)
         self.predict.set_batch_wait_timeout_s(cfg.serve.batch_wait_timeout_s)
 
@@ -79,22 +81,42 @@ class EmotionDetector:
 
 @serve.deployment
 class Recommender:
-    """Top-k movies for a dialogue and its user-turn emotions, with the entities/emotions that drove the ranking."""
+    """Top-k movies for a dialogue and its user-turn emotions, with the entities/emotions that drove the ranking.
 
-    def __init__(self, cfg: Config):
+    User turns that arrive without emotions are sent to EmotionDetector while this replica encodes the dialogue's
+    turns: the two MiniLM passes run side by side on different cores instead of one after the other."""
+
+    def __init__(self, cfg: Config, emotion: DeploymentHandle):
         _offline()
         from ecr_ray.models.recommender import RecommenderPredictor
 
-        self.predictor = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size)
+        self.emotion = emotion
+        self.predictor = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size,
+                                                   encoder_dtype=cfg.serve.encoder_dtype)
         self._recommend.set_max_batch_size(cfg.serve.recommender_batch_size)
         self._recommend.set_batch_wait_timeout_s(cfg.serve.recommender_batch_wait_s)
 
+    async def _classify(self, texts: list[str]) -> list[list[float]]:
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(4),
+                                           wait=wait_exponential(multiplier=0.25, max=2), reraise=True):
+            with attempt:  # an EmotionDetector replica that died mid-call is retried on another one
+                return await self.emotion.predict.remote(texts)
+
     async def recommend(self, dialogue: list[dict], user_emotions: list[list[float] | None], top_k: int) -> dict:
-        emotions = [None if e is None else np.asarray(e, dtype=np.float32) for e in user_emotions]
-        out = await self._recommend((dialogue, emotions, int(top_k)))
+        """`user_emotions`: per turn, 9 probabilities or None; user turns left None are classified here. The answer
+        carries the completed `user_emotions` (None for recommender turns)."""
+        emotions = list(user_emotions)
+        need = [i for i, t in enumerate(dialogue) if t["role"] == "user" and emotions[i] is None]
+        if need:
+            probs, _ = await asyncio.gather(self._classify([dialogue[i]["text"] for i in need]),
+                                            asyncio.to_thread(self.predictor.encode_dialogue, dialogue))
+            for i, p in zip(need, probs):
+                emotions[i] = p
+        arrays = [None if e is None else np.asarray(e, dtype=np.float32) for e in emotions]
+        out = await self._recommend((dialogue, arrays, int(top_k)))
         if isinstance(out, Exception):
             raise out
-        return out
+        return {**out, "user_emotions": emotions}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
     async def _recommend(self, requests: list[tuple]) -> list:
@@ -267,13 +289,12 @@ class ECRIngress:
 
     async def _answer(self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict) -> dict:
         """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns."""
-        need = [i for i, t in enumerate(dialogue) if t["role"] == "user" and cache[i] is None]
-        if need:
-            probs = await self._call("emotion detector", self.emotion.predict, [dialogue[i]["text"] for i in need])
-            for i, p in zip(need, probs):
-                cache[i] = p
         user_emotions = [cache[i] if t["role"] == "user" else None for i, t in enumerate(dialogue)]
+        # The Recommender classifies the user turns not in `cache` (EmotionDetector) while it encodes the dialogue.
         rec = await self._call("recommender", self.recommender.recommend, dialogue, user_emotions, top_k)
+        for i, p in enumerate(rec["user_emotions"]):
+            if dialogue[i]["role"] == "user" and cache[i] is None:
+                cache[i] = p
         items = [{"entity_id": int(it["entity_id"]), "name": str(it["name"]), "score": float(it["score"])}
                  for it in rec.get("items", [])]
         last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
@@ -406,7 +427,7 @@ def build_app(cfg: Config) -> serve.Application:
     cfg = cfg.with_absolute_paths()  # replicas may run in another working directory
     opts = cfg.serve.deployment_options
     emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
-    recommender = Recommender.options(**opts("Recommender")).bind(cfg)
+    recommender = Recommender.options(**opts("Recommender")).bind(cfg, emotion)
     generator = Generator.options(**opts("Generator")).bind(cfg)
     return ECRIngress.options(**opts("ECRIngress")).bind(cfg, emotion, recommender, generator)
 

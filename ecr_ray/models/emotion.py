@@ -147,7 +147,7 @@ class EmotionPredictor:
         self.max_length, self.batch_size = max_length, batch_size
 
     @classmethod
-    def from_dir(cls, path: str | Path, batch_size: int = 64) -> "EmotionPredictor":
+    def from_dir(cls, path: str | Path, batch_size: int = 64, dtype=None) -> "EmotionPredictor":
         from transformers import AutoTokenizer
 
         path = Path(path)
@@ -158,11 +158,13 @@ class EmotionPredictor:
             raise ValueError(f"{path}: trained on emotions {meta['emotions']}, expected {list(EMOTIONS)}")
         model = EmotionClassifier(str(path / "backbone"))
         model.head.load_state_dict(torch.load(path / "head.pt", map_location="cpu"))
+        if dtype is not None:
+            model = model.to(dtype)
         return cls(model, AutoTokenizer.from_pretrained(path / "backbone"), meta.get("max_length", 128), batch_size)
 
     @classmethod
-    def load(cls, cfg: Config) -> "EmotionPredictor":
-        return cls.from_dir(model_dir(cfg), batch_size=cfg.emotion.label_batch_size)
+    def load(cls, cfg: Config, dtype=None) -> "EmotionPredictor":
+        return cls.from_dir(model_dir(cfg), batch_size=cfg.emotion.label_batch_size, dtype=dtype)
 
     @torch.no_grad()
     def predict(self, texts: list[str]) -> np.ndarray:
@@ -173,7 +175,7 @@ class EmotionPredictor:
             enc = self.tok([texts[j] or "" for j in idx], padding=True, truncation=True,
                            max_length=self.max_length, return_tensors="pt")
             logits = self.model(enc["input_ids"], enc["attention_mask"])
-            out[idx] = torch.softmax(logits, -1).numpy()
+            out[idx] = torch.softmax(logits.float(), -1).numpy()
         return out
 
 

@@ -62,6 +62,18 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     tmp.rename(target)
 
 
+def inference_dtype(name: str):
+    """"float32" | "bfloat16" | "auto" → a torch dtype. auto = bfloat16 where the CPU multiplies bf16 natively
+    (AVX512-BF16/AMX: ~1.7x faster MiniLM, cosine 0.9999 to fp32), float32 elsewhere (emulated bf16 is slower)."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
+    if name not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype: expected float32|bfloat16|auto, got {name!r}")
+    return getattr(torch, name)
+
+
 def load_chat_model(name_or_path: str = "smollm2", dtype=None, device: str = "cpu"):
     """(tokenizer, model) in eval mode. Hub ids only load when already on disk (HF_HUB_OFFLINE is honoured)."""
     import torch

@@ -214,7 +214,7 @@ def _items_in(entities: np.ndarray, model: EmotionRecommender) -> np.ndarray:
 class RecommenderPredictor:
     """Loads a trained recommender from `run_dir/recommender/<variant>/` and answers a dialogue given as text."""
 
-    def __init__(self, cfg: Config, model_dir: Path, cache_size: int = 10_000):
+    def __init__(self, cfg: Config, model_dir: Path, cache_size: int = 10_000, encoder_dtype: str = "float32"):
         from ..data.linker import EntityLinker
         from ..data.redial import MovieCatalogue
         from ..data.tables import load_dataset_kg
@@ -238,18 +238,21 @@ class RecommenderPredictor:
         self.linker = EntityLinker.from_kg(self.kg, include_items=True)  # resolves movie titles as well
         rdir = cfg.data.resolved_dir() / "redial"
         self.movies = MovieCatalogue.load(rdir) if rdir.exists() else None
-        self.encoder = TextEncoder(rc.text_encoder, rc.max_context_tokens)
+        from .llm import inference_dtype
+
+        self.encoder = TextEncoder(rc.text_encoder, rc.max_context_tokens, inference_dtype(encoder_dtype))
         # Clients re-send the history with every request: only turns not seen yet go through the encoder.
         self.encode_turns = TextCache(self.encoder.encode, cache_size)
         self.threshold = cfg.emotion.threshold
 
     @classmethod
-    def load(cls, cfg: Config, variant: str | None = None, cache_size: int = 10_000) -> "RecommenderPredictor":
+    def load(cls, cfg: Config, variant: str | None = None, cache_size: int = 10_000,
+             encoder_dtype: str = "float32") -> "RecommenderPredictor":
         d = cfg.run_path / "recommender" / (variant or cfg.recommender.variant)
         if not (d / "model.pt").exists():
             raise FileNotFoundError(f"{d / 'model.pt'} not found: train it first (`ecr-ray train_recommender "
                                     f"--recipe {cfg.recipe} --recommender.variant {variant or cfg.recommender.variant}`)")
-        return cls(cfg, d, cache_size)
+        return cls(cfg, d, cache_size, encoder_dtype)
 
     def _link(self, text: str) -> list[int]:
         import re
@@ -269,6 +272,14 @@ class RecommenderPredictor:
         order = [int(i) for i in np.argsort(-p)]
         kept = [i for i in order if p[i] > self.threshold][:MAX_EMO] or order[:1]
         return kept, [float(p[i]) for i in kept]
+
+    def encode_dialogue(self, dialogue: list[dict]) -> np.ndarray:
+        """Embeddings of the turns `recommend` reads (the last `max_context_turns`), through the text cache: callers
+        may run this ahead, e.g. while the emotions are being classified elsewhere."""
+        from .recommender_data import turn_text
+
+        turns = dialogue[-self.rc.max_context_turns:]
+        return self.encode_turns([turn_text("user" if t["role"] == "user" else "recommender", t["text"]) for t in turns])
 
     def recommend(self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None,
                   top_k: int = 10) -> dict:

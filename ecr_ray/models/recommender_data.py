@@ -40,7 +40,7 @@ def turn_text(role: str, text: str) -> str:
 class TextEncoder:
     """Frozen sentence encoder: mean-pooled, L2-normalised last hidden states (all-MiniLM-L6-v2 by default)."""
 
-    def __init__(self, name: str = "minilm", max_tokens: int = 200):
+    def __init__(self, name: str = "minilm", max_tokens: int = 200, dtype=None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -53,6 +53,8 @@ class TextEncoder:
         self.name, self.max_tokens = name, max_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
+        if dtype is not None:
+            self.model = self.model.to(dtype)
         self.dim = int(self.model.config.hidden_size)
         self._torch = torch
 
@@ -68,7 +70,7 @@ class TextEncoder:
                 h = self.model(**enc).last_hidden_state
                 m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                 v = (h * m).sum(1) / m.sum(1).clamp(min=1)
-                out[idx] = torch.nn.functional.normalize(v, dim=-1).numpy()
+                out[idx] = torch.nn.functional.normalize(v.float(), dim=-1).numpy()
         return out
 
 

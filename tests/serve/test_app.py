@@ -99,6 +99,25 @@ def test_recommendation_only_skips_generation(serve_url):
     assert out["response"]["empathetic"] == "" and out["response"]["final"] == out["response"]["recommendation"]
 
 
+def test_concurrent_requests_get_their_own_answers(serve_url):
+    """Concurrent dialogues share Recommender/EmotionDetector batches (@serve.batch) and the per-text caches;
+    each client must still get exactly the answer it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dialogues = [DIALOGUE[:1], DIALOGUE, [{"role": "user", "text": "Any scary horror film with zombies?"}],
+                 [{"role": "user", "text": "Something funny for kids, like Toy Story"}], DIALOGUE[:1]]
+    bodies = [{"dialogue": d, "top_k": 4 + i % 3, "generate": False} for i, d in enumerate(dialogues)]
+    alone = [post(serve_url, "/v1/recommend", b).json() for b in bodies]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        together = list(pool.map(lambda b: post(serve_url, "/v1/recommend", b), bodies * 3))
+    for i, r in enumerate(together):
+        assert r.status_code == 200, r.text
+        got, want = r.json(), alone[i % len(bodies)]
+        assert [it["entity_id"] for it in got["items"]] == [it["entity_id"] for it in want["items"]]
+        assert [it["score"] for it in got["items"]] == pytest.approx([it["score"] for it in want["items"]], abs=1e-5)
+        assert got["user_emotions"] == want["user_emotions"]
+
+
 def test_sessions_accumulate_turns(serve_url):
     sid = "test-session-1"
     first = post(serve_url, "/v1/recommend",
