@@ -171,8 +171,7 @@ def main() -> None:
 
     from serve.app import build_app
 
-    deployments = {"Recommender": {"num_replicas": args.fault_replicas, "ray_actor_options": {"num_cpus": 0.25}}}
-    cfg = load_config(args.recipe, {"run_dir": args.run_dir, "serve.deployments": deployments})
+    cfg = load_config(args.recipe, {"run_dir": args.run_dir})  # the recipe's deployments for the latency settings
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -186,7 +185,7 @@ def main() -> None:
 
     levels = [int(c) for c in args.concurrency.split(",")]
     report: dict = {"recipe": args.recipe, "url": url, "dialogues_from": str(tables), "conversations": len(convs),
-                    "recommender_replicas": args.fault_replicas, "runs": []}
+                    "deployments": cfg.serve.deployments, "runs": []}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -207,7 +206,12 @@ def main() -> None:
                 print(f"{mode:18s} {pattern:6s} c={c:<3d} n={r['requests']:<4d} p50={r['p50_ms']:8.1f} ms  "
                       f"p95={r['p95_ms']:8.1f}  p99={r['p99_ms']:8.1f}  {r['throughput_rps']:7.2f} req/s  "
                       f"errors={r['errors']}", flush=True)
-        if args.fault_seconds > 0:
+        if args.fault_seconds > 0:  # redeploy with a fixed number of Recommender replicas, so one can be killed
+            rec = {**cfg.serve.deployments["Recommender"], "num_replicas": args.fault_replicas}
+            rec.pop("autoscaling_config", None)
+            serve.run(build_app(load_config(args.recipe, {"run_dir": args.run_dir,
+                                                          "serve.deployments": {"Recommender": rec}})),
+                      name="ecr", route_prefix="/")
             f = fault_run(url, bodies("replay", 400, False), 8, args.fault_seconds)
             report["fault"] = f
             print(f"fault run (c=8, {args.fault_seconds:.0f}s, killed 1 of {f['replicas_before']} Recommender "
