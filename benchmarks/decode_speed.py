@@ -61,6 +61,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--adapter", help="PEFT adapter dir: also time it unmerged vs merged")
+    p.add_argument("--compile", action="store_true",
+                   help="also time bf16 with torch.compile(model.forward) + static KV cache (~100 s to compile)")
     p.add_argument("--bandwidth-gbs", type=float, default=20.7, help="memory copy bandwidth (stack.md)")
     a = p.parse_args()
     if a.threads:
@@ -85,6 +87,13 @@ def main() -> None:
                 r = run(m, tok, 1, a.new_tokens, a.repeats)
                 rows.append({"dtype": "float32", "cache": "dynamic", "variant": name, **r})
                 print(json.dumps(rows[-1]), flush=True)
+        if a.compile and dtype == torch.bfloat16:
+            model.forward = torch.compile(model.forward, dynamic=False)
+            t0 = time.perf_counter()
+            r = run(model, tok, 1, a.new_tokens, a.repeats, cache_implementation="static")
+            rows.append({"dtype": "bfloat16", "cache": "static", "variant": "torch.compile",
+                         "compile_and_run_s": round(time.perf_counter() - t0, 1), **r})
+            print(json.dumps(rows[-1]), flush=True)
         del model
     print("\n| dtype | cache | batch | tok/s | decode tok/s | bound (batch 1) |\n|---|---|---|---|---|---|")
     for r in rows:
