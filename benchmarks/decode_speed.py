@@ -45,7 +45,7 @@ def run(model, tok, batch: int, new_tokens: int, repeats: int, **gen) -> dict:
         prefill = time.perf_counter() - t0
     t = statistics.median(times)
     return {"batch": batch, "seconds": round(t, 3), "tok_s": round(batch * new_tokens / t, 1),
-            "decode_tok_s": round(batch * (new_tokens - 1) / max(t - prefill, 1e-6), 1),
+            "decode_tok_s": round(batch * (new_tokens - 1) / (t - prefill), 1) if t > prefill else None,
             "prompt_tokens": int(enc["input_ids"].shape[1])}
 
 
