@@ -317,14 +317,12 @@ class GeneratorPredictor:
     def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> "GeneratorPredictor":
         """Base model + the trained adapter of `cfg.run_path/generator` (or `adapter`); `zero_shot` = no adapter.
         Without a review DB in the run dir, knowledge comes from the KG alone."""
-        import torch
-
         from ..data.tables import load_dataset_kg
         from ..reviews import load_knowledge
-        from .llm import load_chat_model
+        from .llm import inference_dtype, load_chat_model
 
         gcfg = cfg.generator
-        dtype = torch.bfloat16 if gcfg.dtype == "bfloat16" else torch.float32
+        dtype = inference_dtype(gcfg.dtype)
         gen_dir = cfg.run_path / "generator"
         if not zero_shot and gcfg.method == "full":
             tok, model = load_chat_model(str(gen_dir / MODEL_DIR), dtype=dtype)

@@ -218,6 +218,7 @@ class RecommenderPredictor:
         from ..data.linker import EntityLinker
         from ..data.redial import MovieCatalogue
         from ..data.tables import load_dataset_kg
+        from .llm import inference_dtype
         from .recommender_data import TextEncoder
         from .text_cache import TextCache
 
@@ -238,8 +239,6 @@ class RecommenderPredictor:
         self.linker = EntityLinker.from_kg(self.kg, include_items=True)  # resolves movie titles as well
         rdir = cfg.data.resolved_dir() / "redial"
         self.movies = MovieCatalogue.load(rdir) if rdir.exists() else None
-        from .llm import inference_dtype
-
         self.encoder = TextEncoder(rc.text_encoder, rc.max_context_tokens, inference_dtype(encoder_dtype))
         # Clients re-send the history with every request: only turns not seen yet go through the encoder.
         self.encode_turns = TextCache(self.encoder.encode, cache_size)
@@ -274,12 +273,16 @@ class RecommenderPredictor:
         return kept, [float(p[i]) for i in kept]
 
     def encode_dialogue(self, dialogue: list[dict]) -> np.ndarray:
-        """Embeddings of the turns `recommend` reads (the last `max_context_turns`), through the text cache: callers
-        may run this ahead, e.g. while the emotions are being classified elsewhere."""
+        """Embeddings of the turns `recommend` reads, through the text cache: callers may run this ahead, e.g. while
+        the emotions are being classified elsewhere."""
+        return self.encode_turns(self._turn_texts(dialogue))
+
+    def _turn_texts(self, dialogue: list[dict]) -> list[str]:
+        """The last `max_context_turns` turns as the encoder sees them ("User: ..." / "Recommender: ...")."""
         from .recommender_data import turn_text
 
-        turns = dialogue[-self.rc.max_context_turns:]
-        return self.encode_turns([turn_text("user" if t["role"] == "user" else "recommender", t["text"]) for t in turns])
+        return [turn_text("user" if t["role"] == "user" else "recommender", t["text"])
+                for t in dialogue[-self.rc.max_context_turns:]]
 
     def recommend(self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None,
                   top_k: int = 10) -> dict:
@@ -291,11 +294,9 @@ class RecommenderPredictor:
     def recommend_batch(self, dialogues: list[list[dict]], user_emotions: list[list | None],
                         top_ks: list[int]) -> list[dict]:
         """`recommend` for several dialogues in one forward pass (their new turns encoded together)."""
-        from .recommender_data import turn_text
-
         rc, L, K = self.rc, self.rc.max_context_entities, self.rc.max_context_turns
         feats = [self._features(d, e) for d, e in zip(dialogues, user_emotions)]
-        texts = [[turn_text(r, t["text"]) for r, t in zip(f["roles"], f["dialogue"])][-K:] for f in feats]
+        texts = [self._turn_texts(d) for d in dialogues]
         flat = [t for ts in texts for t in ts]
         emb = self.encode_turns(flat) if flat else np.zeros((0, self.model.text[0].in_features), np.float32)
         B = len(feats)

@@ -1,0 +1,74 @@
+"""Where a recommendation request's time goes on Ray Serve (127.0.0.1, one client, medians): the HTTP path alone
+(GET /healthz), three handle calls behind it (GET /healthz?deep=true), a recommendation whose turns are all cached,
+and the handle calls to EmotionDetector / Recommender made directly from this driver.
+
+    flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/serve_hops.py --run-dir runs/test-serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    import ray
+    import requests
+    from ray import serve
+
+    from ecr_ray.config import load_config
+    from serve.app import build_app
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="demo")
+    ap.add_argument("--run-dir", required=True, help="a run directory with all stages' artifacts")
+    ap.add_argument("--repeats", type=int, default=40)
+    a = ap.parse_args()
+    cfg = load_config(a.recipe, {"run_dir": a.run_dir})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url, http = f"http://127.0.0.1:{port}", requests.Session()
+
+    def ms(f) -> float:
+        f()
+        times = []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        return round(statistics.median(times) * 1000, 1)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(cfg), name="ecr", route_prefix="/")
+        dialogue = [{"role": "user", "text": "I loved Titanic and romantic movies."}]
+        body = {"dialogue": dialogue, "generate": False}
+        emotion = serve.get_deployment_handle("EmotionDetector", "ecr")
+        recommender = serve.get_deployment_handle("Recommender", "ecr")
+        probs = emotion.predict.remote([dialogue[0]["text"]]).result()
+        rows = [("GET /healthz (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
+                ("GET /healthz?deep=true (+3 handle calls)", ms(lambda: http.get(f"{url}/healthz?deep=true"))),
+                ("POST /v1/recommend, all turns cached", ms(lambda: http.post(f"{url}/v1/recommend", json=body))),
+                ("handle: EmotionDetector.predict, cached", ms(lambda: emotion.predict.remote([dialogue[0]["text"]])
+                                                             .result())),
+                ("handle: Recommender.recommend, cached", ms(lambda: recommender.recommend.remote(dialogue, probs, 10)
+                                                           .result())),
+                ("handle: Recommender.ready (empty call)", ms(lambda: recommender.ready.remote().result()))]
+        print("| call | p50 ms |\n|---|---|")
+        for name, v in rows:
+            print(f"| {name} | {v} |", flush=True)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
