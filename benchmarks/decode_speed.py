@@ -5,13 +5,15 @@ Batch-1 decoding reads every weight once per token, so tokens/s ≤ memory bandw
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/decode_speed.py [--new-tokens 64] [--batches 1,8]
 
-Variants: fp32 / bf16 weights × dynamic / static KV cache, and the LoRA adapter merged vs unmerged (unmerged adds
-2 small matmuls per target per token). Each row: the median of `--repeats` timed runs after one warm-up run.
+Variants: fp32 / bf16 weights × dynamic / static KV cache, the LoRA adapter merged vs unmerged (unmerged adds
+2 small matmuls per target per token), and with `--compile` the compiled decode steps of `generator.compile: true`
+(greedy tokens checked against eager bf16). Each row: the median of `--repeats` timed runs after one warm-up run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -23,7 +25,7 @@ PROMPT = ("Movie Name: Toy Story (1995)\nRelated Entities: Tom Hanks, Animation\
           "Toy Story (1995)'s director is John Lasseter\nFirst Sentence: You should watch Toy Story (1995).")
 
 
-def run(model, tok, batch: int, new_tokens: int, repeats: int, **gen) -> dict:
+def run(model, tok, batch: int, new_tokens: int, repeats: int, cache=None, **gen) -> dict:
     import torch
 
     from ecr_ray.prompts import INSTRUCTION, render_prompt
@@ -32,10 +34,16 @@ def run(model, tok, batch: int, new_tokens: int, repeats: int, **gen) -> dict:
     enc = tok([text] * batch, return_tensors="pt", add_special_tokens=False)
     kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
               use_cache=True, **gen)
+    if cache is not None:  # compiled decoding: the one static cache its graph was compiled with, zeroed each call
+        kw["cache"] = cache
     times = []
     with torch.inference_mode():
-        model.generate(**enc, **kw)  # warm-up
+        t0 = time.perf_counter()
+        first = model.generate(**enc, **kw)  # warm-up (and compile)
+        warm = time.perf_counter() - t0
         for _ in range(repeats):
+            if cache is not None:
+                cache.reset()
             t0 = time.perf_counter()
             model.generate(**enc, **kw)
             times.append(time.perf_counter() - t0)
@@ -46,7 +54,8 @@ def run(model, tok, batch: int, new_tokens: int, repeats: int, **gen) -> dict:
     t = statistics.median(times)
     return {"batch": batch, "seconds": round(t, 3), "tok_s": round(batch * new_tokens / t, 1),
             "decode_tok_s": round(batch * (new_tokens - 1) / (t - prefill), 1) if t > prefill else None,
-            "prompt_tokens": int(enc["input_ids"].shape[1])}
+            "prompt_tokens": int(enc["input_ids"].shape[1]), "warm_up_s": round(warm, 1),
+            "tokens": first[0, enc["input_ids"].shape[1]:].tolist()}
 
 
 def main() -> None:
@@ -62,7 +71,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--adapter", help="PEFT adapter dir: also time it unmerged vs merged")
     p.add_argument("--compile", action="store_true",
-                   help="also time bf16 with torch.compile(model.forward) + static KV cache (~100 s to compile)")
+                   help="also time bf16 with compiled decode steps (generator.compile; ~50 s to compile per batch)")
+    p.add_argument("--max-cache-len", type=int, default=512, help="static KV cache slots with --compile")
     p.add_argument("--bandwidth-gbs", type=float, default=20.7, help="memory copy bandwidth (stack.md)")
     a = p.parse_args()
     if a.threads:
@@ -78,7 +88,7 @@ def main() -> None:
             for b in batches:
                 r = run(model, tok, b, a.new_tokens, a.repeats, **gen)
                 rows.append({"dtype": str(dtype).split(".")[1], "cache": cache, "bound_tok_s_b1": round(bound, 1), **r})
-                print(json.dumps(rows[-1]), flush=True)
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "tokens"}), flush=True)
         if a.adapter and dtype == torch.float32:
             from peft import PeftModel
 
@@ -86,19 +96,28 @@ def main() -> None:
             for name, m in (("lora-unmerged", lora), ("lora-merged", lora.merge_and_unload())):
                 r = run(m, tok, 1, a.new_tokens, a.repeats)
                 rows.append({"dtype": "float32", "cache": "dynamic", "variant": name, **r})
-                print(json.dumps(rows[-1]), flush=True)
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "tokens"}), flush=True)
         if a.compile and dtype == torch.bfloat16:
-            model.forward = torch.compile(model.forward, dynamic=False)
-            t0 = time.perf_counter()
-            r = run(model, tok, 1, a.new_tokens, a.repeats, cache_implementation="static")
-            rows.append({"dtype": "bfloat16", "cache": "static", "variant": "torch.compile",
-                         "compile_and_run_s": round(time.perf_counter() - t0, 1), **r})
-            print(json.dumps(rows[-1]), flush=True)
+            # What `generator.compile: true` runs (GeneratorPredictor): eager prefill, compiled decode steps on a
+            # fixed 512-slot static cache. Greedy tokens are compared with the eager bf16 run of the same batch.
+            from transformers import StaticCache
+
+            from ecr_ray.models.llm import compile_decode
+
+            compile_decode(model)
+            for b in batches:
+                cache = StaticCache(config=model.config, max_cache_len=a.max_cache_len)
+                r = run(model, tok, b, a.new_tokens, a.repeats, cache=cache)
+                ref = next(x for x in rows if x["dtype"] == "bfloat16" and x["cache"] == "dynamic" and x["batch"] == b)
+                same = sum(1 for _ in itertools.takewhile(lambda t: t[0] == t[1], zip(r["tokens"], ref["tokens"])))
+                rows.append({"dtype": "bfloat16", "cache": f"static {a.max_cache_len}", "variant": "compiled decode",
+                             "same_greedy_tokens_as_eager": f"{same}/{a.new_tokens}", **r})
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "tokens"}), flush=True)
         del model
-    print("\n| dtype | cache | batch | tok/s | decode tok/s | bound (batch 1) |\n|---|---|---|---|---|---|")
+    print("\n| dtype | cache | batch | tok/s | decode tok/s | warm-up s | bound (batch 1) |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dtype']}{' ' + r['variant'] if 'variant' in r else ''} | {r['cache']} | {r['batch']} | "
-              f"{r['tok_s']} | {r['decode_tok_s']} | {r.get('bound_tok_s_b1', '')} |")
+              f"{r['tok_s']} | {r['decode_tok_s']} | {r['warm_up_s']} | {r.get('bound_tok_s_b1', '')} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -312,6 +313,8 @@ class GeneratorPredictor:
         self.tok, self.model, self.kg, self.knowledge, self.gcfg, self.seed = (
             tokenizer, model, kg, knowledge, gcfg, seed)
         self.tok.padding_side = "left"  # batched generation continues every row from its own last token
+        self._caches: dict[int, object] = {}  # batch size → static KV cache (compiled decoding only)
+        self._decode_lock = threading.Lock()
 
     @classmethod
     def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> "GeneratorPredictor":
@@ -340,7 +343,18 @@ class GeneratorPredictor:
             knowledge = load_knowledge(cfg.run_path)
         except FileNotFoundError:
             knowledge = {}
-        return cls(tok, model, load_dataset_kg(cfg), knowledge, gcfg, cfg.seed)
+        pred = cls(tok, model, load_dataset_kg(cfg), knowledge, gcfg, cfg.seed)
+        if gcfg.compile:
+            from .llm import compile_decode
+
+            compile_decode(model)
+            pred.warm_up()
+        return pred
+
+    def warm_up(self) -> None:
+        """Compile the decode graph of every `compile_batch_sizes` now, not at a user's first request."""
+        for b in sorted(set(self.gcfg.compile_batch_sizes)):
+            self.generate(["Hello"] * b, max_new_tokens=2, min_new_tokens=2, do_sample=False)
 
     def item_knowledge(self, item: int) -> dict:
         """pn_t triples with the item as head and pn_e entities mentioned ≥2 times in its reviews (seeded by item)."""
@@ -385,12 +399,30 @@ class GeneratorPredictor:
         return out
 
     def generate(self, prompts: list[str], **kw) -> list[str]:
+        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        out = self._run(enc, self._gen_kwargs(**kw))
+        return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+
+    def _run(self, enc: dict, gen: dict):
+        """model.generate; with `compile` and a compiled batch size, on that size's own static KV cache. The
+        compiled graph (frozen weights) is bound to the cache's tensors, so each size keeps one cache for good,
+        zeroed before each call and used by one call at a time. Other batch sizes, and prompts too long for the
+        cache, decode eagerly (same result; batches of 8 are faster eagerly anyway, docs/generator.md)."""
         import torch
 
-        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.inference_mode():
-            out = self.model.generate(**enc, **self._gen_kwargs(**kw))
-        return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        rows, length = enc["input_ids"].shape
+        if (not self.gcfg.compile or rows not in self.gcfg.compile_batch_sizes
+                or length + gen["max_new_tokens"] > self.gcfg.max_cache_len):
+            with torch.inference_mode():
+                return self.model.generate(**enc, **gen)
+        from transformers import StaticCache
+
+        with self._decode_lock, torch.inference_mode():
+            if rows not in self._caches:
+                self._caches[rows] = StaticCache(config=self.model.config, max_cache_len=self.gcfg.max_cache_len)
+            cache = self._caches[rows]
+            cache.reset()
+            return self.model.generate(**enc, **gen, cache=cache)
 
     def respond_batch(self, requests: list[tuple[int, str]], **kw) -> list[dict]:
         prompts = [self.prompt(item, first) for item, first in requests]
@@ -403,19 +435,15 @@ class GeneratorPredictor:
 
     def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> Iterator[str]:
         """Text chunks of the emotion-aligned response as they are decoded (TextIteratorStreamer)."""
-        import threading
-
-        import torch
         from transformers import TextIteratorStreamer
 
         text, _, _ = self.prompt(item_entity_id, first_sentence)
         enc = self.tok([text], return_tensors="pt", add_special_tokens=False)
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
-        kw = {**enc, **self._gen_kwargs(**gen_kwargs), "streamer": streamer}
+        gen = {**self._gen_kwargs(**gen_kwargs), "streamer": streamer}
 
         def run():
-            with torch.inference_mode():
-                self.model.generate(**kw)
+            self._run(enc, gen)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
