@@ -84,13 +84,17 @@ class Recommender:
     """Top-k movies for a dialogue and its user-turn emotions, with the entities/emotions that drove the ranking.
 
     User turns that arrive without emotions are sent to EmotionDetector while this replica encodes the dialogue's
-    turns: the two MiniLM passes run side by side on different cores instead of one after the other."""
+    turns: the two MiniLM passes run side by side on different cores instead of one after the other. The answers
+    are remembered per text, so a re-sent history costs no EmotionDetector call at all."""
 
     def __init__(self, cfg: Config, emotion: DeploymentHandle):
         _offline()
         from ecr_ray.models.recommender import RecommenderPredictor
 
+        from ecr_ray.models.text_cache import TextCache
+
         self.emotion = emotion
+        self.emotion_memo = TextCache(maxsize=cfg.serve.text_cache_size)  # text → EmotionDetector's probabilities
         self.predictor = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size,
                                                    encoder_dtype=cfg.serve.encoder_dtype)
         self._recommend.set_max_batch_size(cfg.serve.recommender_batch_size)
@@ -107,9 +111,16 @@ class Recommender:
         carries the completed `user_emotions` (None for recommender turns)."""
         emotions = list(user_emotions)
         need = [i for i, t in enumerate(dialogue) if t["role"] == "user" and emotions[i] is None]
+        memo = self.emotion_memo.lookup([dialogue[i]["text"] for i in need])
+        for i in need:
+            if dialogue[i]["text"] in memo:
+                emotions[i] = memo[dialogue[i]["text"]].tolist()
+        need = [i for i in need if emotions[i] is None]
         if need:
-            probs, _ = await asyncio.gather(self._classify([dialogue[i]["text"] for i in need]),
+            texts = [dialogue[i]["text"] for i in need]
+            probs, _ = await asyncio.gather(self._classify(texts),
                                             asyncio.to_thread(self.predictor.encode_dialogue, dialogue))
+            self.emotion_memo.store(texts, probs)
             for i, p in zip(need, probs):
                 emotions[i] = p
         arrays = [None if e is None else np.asarray(e, dtype=np.float32) for e in emotions]

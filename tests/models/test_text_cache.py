@@ -51,3 +51,13 @@ def test_zero_size_disables_caching_and_bad_functions_are_caught():
         TextCache(fn, maxsize=-1)
     with pytest.raises(RuntimeError, match="returned 1 rows for 2 texts"):
         TextCache(lambda ts: np.zeros((1, 2)))(["a", "b"])
+
+
+def test_plain_lru_without_fn_for_rows_computed_elsewhere():
+    memo = TextCache(maxsize=2)
+    memo.store(["a", "b"], [[1.0], [2.0]])
+    assert {k: v.tolist() for k, v in memo.lookup(["a", "c"]).items()} == {"a": [1.0]}  # "a" now most recent
+    memo.store(["c"], [[3.0]])  # evicts "b", the least recently used
+    assert sorted(memo.lookup(["a", "b", "c"])) == ["a", "c"]
+    with pytest.raises(TypeError, match="no fn"):
+        memo(["a"])
