@@ -62,7 +62,7 @@ def main() -> None:
             turns = [*dialogue, {"role": "user", "text": f"Something like it from {1950 + next(fresh)}, please."}]
             return http.post(f"{url}/v1/recommend", json={"dialogue": turns, "generate": False})
 
-        rows = [("GET /healthz (HTTP → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
+        rows = [("GET /healthz (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
                 ("GET /healthz?deep=true (+3 handle calls)", ms(lambda: http.get(f"{url}/healthz?deep=true"))),
                 ("POST /v1/recommend, all turns cached", ms(lambda: http.post(f"{url}/v1/recommend", json=body))),
                 ("POST /v1/recommend, one new user turn", ms(new_turn))]
