@@ -279,8 +279,9 @@ class GeneratorConfig:
     dtype: str = "float32"
     """Inference dtype: float32 | bfloat16."""
     compile: bool = False
-    """torch.compile the decode step (frozen weights, static KV cache of `max_cache_len`): ~1.35× tokens/s at
-    batch 1 on CPU (docs/generator.md), paid for with ~50 s of compiling per batch size when the model loads."""
+    """torch.compile the decode step (frozen weights, static KV cache of `max_cache_len`): 1.5× tokens/s at batch 1
+    on CPU (docs/generator.md), paid for with ~40-50 s of compiling per batch size when the model loads. Tested on
+    Llama-architecture models (SmolLM2)."""
     max_cache_len: int = 512
     """With `compile`: KV-cache slots per sequence. Longer prompt + max_new_tokens decode uncompiled."""
     compile_batch_sizes: list[int] = field(default_factory=lambda: [1])
