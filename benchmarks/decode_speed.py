@@ -58,6 +58,38 @@ def run(model, tok, batch: int, new_tokens: int, repeats: int, cache=None, **gen
             "tokens": first[0, enc["input_ids"].shape[1]:].tolist()}
 
 
+KNOWLEDGE_PROMPTS = [f"Movie Name: {n}\nRelated Entities: {e}\nRelated Knowledge from KG: None\n"
+                     f"First Sentence: You should watch {n}." for n, e in
+                     [("Titanic (1997)", "Leonardo DiCaprio"), ("Up (2009)", "Pixar"),
+                      ("Inception (2010)", "Christopher Nolan"), ("Jaws (1975)", "Steven Spielberg"),
+                      ("Toy Story (1995)", "Tom Hanks")]]
+
+
+def greedy_tokens(model, tok, new_tokens: int, cache=None) -> list[list[int]]:
+    """Greedy continuations of KNOWLEDGE_PROMPTS, one at a time (with `cache`: reset and reused, as when compiled)."""
+    import torch
+
+    from ecr_ray.prompts import INSTRUCTION, render_prompt
+
+    out = []
+    with torch.inference_mode():
+        for p in KNOWLEDGE_PROMPTS:
+            enc = tok([render_prompt(tok, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": p}])],
+                      return_tensors="pt", add_special_tokens=False)
+            kw = {"cache": cache} if cache is not None else {}
+            if cache is not None:
+                cache.reset()
+            ids = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.1,
+                                 pad_token_id=tok.pad_token_id, **kw)
+            out.append(ids[0, enc["input_ids"].shape[1]:].tolist())
+    return out
+
+
+def prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two sequences share."""
+    return sum(1 for _ in itertools.takewhile(lambda t: t[0] == t[1], zip(a, b)))
+
+
 def main() -> None:
     import torch
 
@@ -104,12 +136,19 @@ def main() -> None:
 
             from ecr_ray.models.llm import compile_decode
 
+            sdpa = greedy_tokens(model, tok, a.new_tokens)
+            model.set_attn_implementation("eager")
+            eager_attention = greedy_tokens(model, tok, a.new_tokens)
             compile_decode(model)
+            cache = StaticCache(config=model.config, max_cache_len=a.max_cache_len)
+            compiled = greedy_tokens(model, tok, a.new_tokens, cache)
+            agree = {"compiled vs eager (SDPA)": [prefix(x, y) for x, y in zip(compiled, sdpa)],
+                     "eager attention vs SDPA, both uncompiled": [prefix(x, y) for x, y in zip(eager_attention, sdpa)]}
             for b in batches:
                 cache = StaticCache(config=model.config, max_cache_len=a.max_cache_len)
                 r = run(model, tok, b, a.new_tokens, a.repeats, cache=cache)
                 ref = next(x for x in rows if x["dtype"] == "bfloat16" and x["cache"] == "dynamic" and x["batch"] == b)
-                same = sum(1 for _ in itertools.takewhile(lambda t: t[0] == t[1], zip(r["tokens"], ref["tokens"])))
+                same = prefix(r["tokens"], ref["tokens"])
                 rows.append({"dtype": "bfloat16", "cache": f"static {a.max_cache_len}", "variant": "compiled decode",
                              "same_greedy_tokens_as_eager": f"{same}/{a.new_tokens}", **r})
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "tokens"}), flush=True)
@@ -118,6 +157,11 @@ def main() -> None:
     for r in rows:
         print(f"| {r['dtype']}{' ' + r['variant'] if 'variant' in r else ''} | {r['cache']} | {r['batch']} | "
               f"{r['tok_s']} | {r['decode_tok_s']} | {r['warm_up_s']} | {r.get('bound_tok_s_b1', '')} |")
+    if a.compile:
+        print(f"\nbf16 greedy agreement over {len(KNOWLEDGE_PROMPTS)} knowledge prompts (tokens equal before the first "
+              f"difference, of {a.new_tokens}, repetition penalty 1.1):")
+        for name, counts in agree.items():
+            print(f"  {name}: {counts}")
 
 
 if __name__ == "__main__":
