@@ -153,3 +153,5 @@ def test_compiled_decoding_matches_eager(cfg, tiny_llama):
     assert compiled.generate(long) == eager.generate(long)
     streamed = _clean("".join(compiled.stream(0, "You should watch [ITEM].")))
     assert streamed == eager.respond(0, "You should watch [ITEM].")["empathetic"]
+    # and the batch-1 calls really went through transformers' compiled decode step on the one static cache
+    assert set(compiled._caches) == {1} and hasattr(compiled.model, "_compiled_call")
