@@ -1,6 +1,7 @@
 """Where a recommendation request's time goes on Ray Serve (127.0.0.1, one client, medians): the HTTP path alone
 (GET /healthz), three handle calls behind it (GET /healthz?deep=true), a recommendation whose turns are all cached,
-and the handle calls to EmotionDetector / Recommender made directly from this driver.
+one with a new user turn, the handle calls to EmotionDetector / Recommender made directly from this driver, and the
+model work alone (the same predictors in this process, one thread, before Ray starts).
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/serve_hops.py --run-dir runs/test-serve
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 flock ...   # Ray Serve's optional data path (gRPC handles, direct ingress)
@@ -18,6 +19,37 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def in_process_rows(cfg, ms) -> list[tuple[str, float]]:
+    """The model work alone: the serving predictors in this process, one torch thread (as in a replica), no Serve."""
+    import torch
+
+    from ecr_ray.models.emotion import EmotionPredictor
+    from ecr_ray.models.llm import inference_dtype
+    from ecr_ray.models.recommender import RecommenderPredictor
+    from ecr_ray.models.text_cache import TextCache
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rec = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size,
+                                        encoder_dtype=cfg.serve.encoder_dtype)
+        emo = EmotionPredictor.load(cfg, dtype=inference_dtype(cfg.serve.encoder_dtype))
+        probs = TextCache(emo.predict, cfg.serve.text_cache_size)
+        dialogue = [{"role": "user", "text": "I loved Titanic and romantic movies."}]
+        cached = probs([dialogue[0]["text"]])[0]
+        fresh = itertools.count()
+
+        def new_text() -> str:
+            return f"Something like it from {1950 + next(fresh)}, please."
+
+        return [("in-process: rank a cached dialogue", ms(lambda: rec.recommend(dialogue, [cached], 10))),
+                ("in-process: encode one new user turn",
+                 ms(lambda: rec.encode_dialogue([*dialogue, {"role": "user", "text": new_text()}]))),
+                ("in-process: classify one new user turn", ms(lambda: probs([new_text()])))]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main() -> None:
@@ -48,6 +80,7 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return round(statistics.median(times) * 1000, 1)
 
+    model_rows = in_process_rows(cfg, ms)  # before Ray starts: nothing else competes for the cores
     throughput_optimized = os.environ.get("RAY_SERVE_THROUGHPUT_OPTIMIZED", "0") == "1"
     print(f"RAY_SERVE_THROUGHPUT_OPTIMIZED={int(throughput_optimized)}")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -75,6 +108,7 @@ def main() -> None:
                      ("handle: Recommender.recommend, cached",
                       ms(lambda: recommender.recommend.remote(dialogue, probs, 10).result())),
                      ("handle: Recommender.ready (empty call)", ms(lambda: recommender.ready.remote().result()))]
+        rows += model_rows
         print("| call | p50 ms |\n|---|---|")
         for name, v in rows:
             print(f"| {name} | {v} |", flush=True)
