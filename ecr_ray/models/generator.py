@@ -100,16 +100,8 @@ def with_lora(model, gcfg: GeneratorConfig):
 
 # ----------------------------------------------------------------------------- Ray Train loop
 
-def _deepspeed_config(ds: dict, gcfg: GeneratorConfig, world: int) -> dict:
-    cfg = json.loads(json.dumps(ds))
-    cfg.setdefault("train_micro_batch_size_per_gpu", gcfg.batch_size)
-    cfg.setdefault("gradient_accumulation_steps", 1)
-    cfg["train_batch_size"] = cfg["train_micro_batch_size_per_gpu"] * cfg["gradient_accumulation_steps"] * world
-    return cfg
-
-
 def train_loop_per_worker(config: dict) -> None:
-    """One Ray Train worker. `config`: generator (dict), seed, examples, cpus."""
+    """One Ray Train worker. `config`: generator (dict), seed, examples, cpus, stop_at, compile_shm (bool)."""
     import ray.train
     import ray.train.torch
     import torch
@@ -143,18 +135,24 @@ def train_loop_per_worker(config: dict) -> None:
         with ckpt.as_directory() as d:
             _load_weights(model, Path(d), gcfg)
             state = torch.load(Path(d) / STATE_FILE, weights_only=False)
-            if state["optimizer"]:  # DeepSpeed runs resume weights and step only
+            scheduler.load_state_dict(state["scheduler"])
+            if state["optimizer"]:  # DeepSpeed's optimizer state is sharded over the workers: it restarts
                 optimizer.load_state_dict(state["optimizer"])
-                scheduler.load_state_dict(state["scheduler"])
+            for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                group["lr"] = lr  # the schedule goes on where it stopped
             start, losses = state["step"], state["losses"]
 
     engine = None
     if gcfg.deepspeed:
         import deepspeed
 
+        from .deepspeed_config import deepspeed_config
+
+        if not config.get("compile_shm", True):  # tests: skip the ~2 min shm-comm op build
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         engine, optimizer, _, scheduler = deepspeed.initialize(
             model=model, model_parameters=params, optimizer=optimizer, lr_scheduler=scheduler,
-            config=_deepspeed_config(gcfg.deepspeed, gcfg, world))
+            config=deepspeed_config(gcfg.deepspeed, gcfg.batch_size, world))
         model, device = engine, engine.device
     else:
         model = model.to(device)
@@ -170,6 +168,7 @@ def train_loop_per_worker(config: dict) -> None:
         batch = collate([data[order[(pos * gcfg.batch_size + j) % len(data)]] for j in range(gcfg.batch_size)],
                         tok.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
+        lr = optimizer.param_groups[0]["lr"]
         loss = model(**batch).loss
         if engine is not None:
             engine.backward(loss)
@@ -182,13 +181,14 @@ def train_loop_per_worker(config: dict) -> None:
             optimizer.zero_grad(set_to_none=True)
         losses.append(round(float(loss.detach()), 4))
         done = step + 1
-        metrics = {"step": done, "loss": losses[-1], "s_per_step": round((time.perf_counter() - t0) / (done - start), 2)}
+        metrics = {"step": done, "loss": losses[-1], "lr": lr,
+                   "s_per_step": round((time.perf_counter() - t0) / (done - start), 2)}
         if done % gcfg.checkpoint_every == 0 or done == end:
             with tempfile.TemporaryDirectory() as d:
                 _save(model, tok, Path(d), gcfg, engine, rank)
                 if rank == 0:
                     torch.save({"optimizer": optimizer.state_dict() if engine is None else {},
-                                "scheduler": scheduler.state_dict() if engine is None else {},
+                                "scheduler": scheduler.state_dict(),
                                 "step": done, "losses": losses}, Path(d) / STATE_FILE)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
         elif done % 10 == 0:
@@ -234,10 +234,11 @@ def _load_weights(model, d: Path, gcfg: GeneratorConfig) -> None:
 
 # ----------------------------------------------------------------------------- the training stage
 
-def train(cfg: Config, run_name: str = "generator", stop_at: int | None = None) -> dict:
+def train(cfg: Config, run_name: str = "generator", stop_at: int | None = None, compile_shm: bool = True) -> dict:
     """Review DB → Ray Train TorchTrainer → `<run_dir>/generator/{adapter|model}` + manifest.json. Rerunning with the
     same `run_name` resumes from the last checkpoint; `stop_at` ends this invocation after that many steps in all
-    (the LR schedule still spans the whole run), so a long run can go in short resumable pieces."""
+    (the LR schedule still spans the whole run), so a long run can go in short resumable pieces. `compile_shm=False`
+    skips DeepSpeed's shm-comm op build on CPU (tests)."""
     import pyarrow.parquet as pq
     import ray
     import ray.train
@@ -266,7 +267,7 @@ def train(cfg: Config, run_name: str = "generator", stop_at: int | None = None) 
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"generator": asdict(gcfg), "seed": cfg.seed, "examples": examples, "cpus": cpus,
-                           "stop_at": stop_at},
+                           "stop_at": stop_at, "compile_shm": compile_shm},
         scaling_config=ray.train.ScalingConfig(num_workers=gcfg.num_workers, use_gpu=gcfg.use_gpu,
                                                resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(name=run_name, storage_path=str(out / "ray"),

@@ -4,7 +4,6 @@ selection on the validation loss. Ray is imported inside the functions only."""
 
 from __future__ import annotations
 
-import json
 import math
 import resource
 import shutil
@@ -29,16 +28,6 @@ def load_batchers(prep_dir: Path, splits=("train", "valid")) -> tuple[dict, dict
 def lr_lambda(total: int, warmup: int):
     """Linear warm-up then linear decay to 0 (UniCRS's schedule)."""
     return lambda step: (step + 1) / max(warmup, 1) if step < warmup else max(0.0, (total - step) / max(total - warmup, 1))
-
-
-def _deepspeed_config(rc: RecommenderConfig, micro: int, world: int) -> dict:
-    ds = json.loads(json.dumps(rc.deepspeed))
-    ds.setdefault("train_micro_batch_size_per_gpu", micro)
-    ds.setdefault("gradient_accumulation_steps", 1)
-    ds["train_batch_size"] = ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"] * world
-    ds.setdefault("zero_allow_untested_optimizer", True)  # our torch AdamW; ZeRO 1/2 shard its state fine
-    ds.setdefault("steps_per_print", 10 ** 9)
-    return ds
 
 
 def train_loop(config: dict) -> None:
@@ -78,11 +67,13 @@ def train_loop(config: dict) -> None:
     if rc.deepspeed:
         import deepspeed
 
+        from .deepspeed_config import deepspeed_config
+
         model.to(device)
         if not config.get("compile_shm", True):  # tests: skip the ~2 min shm-comm op build
             deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         engine, opt, _, sched = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
-                                                     config=_deepspeed_config(rc, micro, world))
+                                                     config=deepspeed_config(rc.deepspeed, micro, world))
         net, core = engine, engine.module
     else:
         net = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU) when world > 1
