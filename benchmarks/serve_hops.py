@@ -1,7 +1,6 @@
 """Where a recommendation request's time goes on Ray Serve (127.0.0.1, one client, medians): the HTTP path alone
 (GET /healthz), three handle calls behind it (GET /healthz?deep=true), a recommendation whose turns are all cached,
-one with a new user turn, one with a new user and a new recommender turn, the next turn of a session (whose
-reply the Recommender encoded while the "user" paused 0.2 s), the handle calls to EmotionDetector / Recommender made directly from this driver, and the
+one with a new user turn, the handle calls to EmotionDetector / Recommender made directly from this driver, and the
 model work alone (the same predictors in this process, one thread, before Ray starts).
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/serve_hops.py --run-dir runs/test-serve
@@ -77,8 +76,8 @@ def main() -> None:
         times = []
         for _ in range(a.repeats):
             t0 = time.perf_counter()
-            took = f()  # seconds, when f times only part of itself
-            times.append(took if isinstance(took, float) else time.perf_counter() - t0)
+            f()
+            times.append(time.perf_counter() - t0)
         return round(statistics.median(times) * 1000, 1)
 
     model_rows = in_process_rows(cfg, ms)  # before Ray starts: nothing else competes for the cores
@@ -96,29 +95,10 @@ def main() -> None:
             turns = [*dialogue, {"role": "user", "text": f"Something like it from {1950 + next(fresh)}, please."}]
             return http.post(f"{url}/v1/recommend", json={"dialogue": turns, "generate": False})
 
-        def new_exchange():  # a new recommender turn and a new user turn, as a stateless client replays a chat
-            n = next(fresh)
-            turns = [*dialogue, {"role": "recommender", "text": f"Have you seen the {1950 + n} remake?"},
-                     {"role": "user", "text": f"Not yet, is the {1950 + n} one good?"}]
-            return http.post(f"{url}/v1/recommend", json={"dialogue": turns, "generate": False})
-
-        def session_next_turn() -> float:  # the second request of a chat; only it is timed
-            sid, n = f"hops-{next(fresh)}", next(fresh)
-            first = {"role": "user", "text": f"I loved Titanic and romantic movies from {1950 + n}."}
-            http.post(f"{url}/v1/recommend", json={"dialogue": [first], "session_id": sid, "generate": False})
-            time.sleep(0.2)  # the user reads and types; meanwhile our reply is encoded
-            t0 = time.perf_counter()
-            r = http.post(f"{url}/v1/recommend", json={"dialogue": [{"role": "user", "text": f"Any from {n}?"}],
-                                                          "session_id": sid, "generate": False})
-            assert r.status_code == 200, r.text
-            return time.perf_counter() - t0
-
         rows = [("GET /healthz (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
                 ("GET /healthz?deep=true (+3 handle calls)", ms(lambda: http.get(f"{url}/healthz?deep=true"))),
                 ("POST /v1/recommend, all turns cached", ms(lambda: http.post(f"{url}/v1/recommend", json=body))),
-                ("POST /v1/recommend, one new user turn", ms(new_turn)),
-                ("POST /v1/recommend, new recommender + new user turn", ms(new_exchange)),
-                ("POST /v1/recommend, session's next user turn (reply encoded in the pause)", ms(session_next_turn))]
+                ("POST /v1/recommend, one new user turn", ms(new_turn))]
         if not throughput_optimized:  # that mode's handles only work inside an event loop
             emotion = serve.get_deployment_handle("EmotionDetector", "ecr")
             recommender = serve.get_deployment_handle("Recommender", "ecr")

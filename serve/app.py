@@ -129,14 +129,6 @@ class Recommender:
             raise out
         return {**out, "user_emotions": emotions}
 
-    async def remember_reply(self, text: str) -> None:
-        """Encode the service's own reply now, while the user reads it: the chat's next request re-sends it (session
-        history, or an OpenAI client's messages) and then only the user's new turn goes through the encoder."""
-        await asyncio.to_thread(self.predictor.encode_dialogue, [{"role": "recommender", "text": text}])
-
-    def cache_stats(self) -> dict:
-        return {"turn_embeddings": self.predictor.encode_turns.stats(), "emotions": self.emotion_memo.stats()}
-
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
     async def _recommend(self, requests: list[tuple]) -> list:
         # Concurrent requests are scored in one forward pass; a bad dialogue fails alone, not its batch-mates.
@@ -275,20 +267,6 @@ class ECRIngress:
         self.sessions = SessionStore(cfg.serve.max_sessions, cfg.serve.session_ttl_s)
         # The token is read from this replica's environment, never from the config (no secrets in files/logs).
         self.token = os.environ.get(cfg.serve.api_token_env, "")
-        self._background: set[asyncio.Task] = set()
-
-    def _remember_reply(self, text: str) -> None:
-        """Fire and forget: the Recommender encodes our reply before the chat's next request needs it (with several
-        Recommender replicas, the one that answers next has it only if it is the one that got this call)."""
-        async def call():
-            try:
-                await self.recommender.remember_reply.remote(text)
-            except Exception:  # lost: the next request encodes the reply itself, nothing else changes
-                pass
-
-        task = asyncio.get_running_loop().create_task(call())
-        self._background.add(task)  # a reference until it is done, so the task is not garbage-collected
-        task.add_done_callback(self._background.discard)
 
     # ---- helpers
 
@@ -402,7 +380,6 @@ class ECRIngress:
             out = await self._answer(dialogue, cache, req.top_k, req.generate, gen)
             session.extend(new, cache[len(cache) - len(new):], max_turns=keep)
             session.extend([{"role": "recommender", "text": out["response"]["final"]}], max_turns=keep)
-        self._remember_reply(out["response"]["final"])
         return {**out, "session_id": req.session_id}
 
     @api.delete("/v1/sessions/{session_id}")
@@ -422,7 +399,6 @@ class ECRIngress:
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not req.stream:
             out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, True, gen)
-            self._remember_reply(out["response"]["final"])  # the client sends it back as the assistant message
             return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": out["response"]["final"]}}],

@@ -136,41 +136,6 @@ def test_sessions_accumulate_turns(serve_url):
     assert_client_error(requests.delete(f"{serve_url}/v1/sessions/{sid}", timeout=30), 404, "not found")
 
 
-def test_chat_reply_is_encoded_before_the_next_turn(serve_url):
-    """After answering a session, the Recommender encodes our reply in the background: the chat's next request
-    encodes only the user's new turn."""
-    import time
-
-    from ray import serve
-
-    recommender = serve.get_deployment_handle("Recommender", "ecr")
-
-    def lookups() -> tuple[int, int]:  # (texts looked up in the turn-embedding cache, of which misses)
-        st = recommender.cache_stats.remote().result()["turn_embeddings"]
-        return st["hits"] + st["misses"], st["misses"]
-
-    def recommend(texts: list[str], **extra) -> dict:
-        dialogue = [{"role": "user" if i % 2 == 0 else "recommender", "text": t} for i, t in enumerate(texts)]
-        r = post(serve_url, "/v1/recommend", {"dialogue": dialogue, "generate": False, **extra})
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    time.sleep(0.5)  # earlier tests' background calls are done
-    n0, _ = lookups()
-    recommend(["A western with a great score, any ideas?"])  # no session: nothing runs after the answer
-    n1, _ = lookups()
-    per_request = n1 - n0
-    first = "I am in the mood for a heist movie with a clever twist."
-    reply = recommend([first], session_id="prefetch")["response"]["final"]
-    deadline = time.time() + 30
-    while (n2 := lookups()[0]) < n1 + per_request + 1 and time.time() < deadline:
-        time.sleep(0.05)
-    assert n2 == n1 + per_request + 1  # the request's own lookups + our reply, encoded after the answer
-    _, misses = lookups()
-    recommend([first, reply, "Something from the sixties, maybe?"])  # a stateless client re-sends our reply
-    assert lookups()[1] == misses + 1  # only the new user turn went through the encoder
-
-
 def test_health_and_models(serve_url):
     assert requests.get(f"{serve_url}/healthz", timeout=30).json()["status"] == "ok"
     deep = requests.get(f"{serve_url}/healthz?deep=true", timeout=60).json()
