@@ -14,16 +14,19 @@ import dataclasses
 import hashlib
 import json
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RECIPES_DIR = PROJECT_ROOT / "recipes"
-SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "data" / "sample"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent  # the checkout (tests, benchmarks); not needed once installed
+RECIPES_DIR = PACKAGE_DIR / "recipes"
+SAMPLE_DATA_DIR = PACKAGE_DIR / "data" / "sample"
+# Every section rejects unknown fields; numbers given where a string is expected (a path "2024") are kept as text.
+STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 EMOTIONS = ("like", "curious", "happy", "grateful", "negative", "neutral", "nostalgia", "agreement", "surprise")
 
@@ -38,8 +41,45 @@ def _check(cond: bool, msg: str) -> None:
 
 
 @dataclass
+class Resources:
+    """What one piece of a stage's Ray work reserves, and how many run side by side: Ray Train workers, Ray Data
+    actors or Ray tasks. Ray schedules a piece only where a node has `cpus` CPUs and `gpus` GPUs free, so size these
+    to your node types (cluster/*.yaml): a request no node type can meet waits forever."""
+
+    __pydantic_config__ = STRICT
+    workers: int = 1
+    """Train workers / actors / parallel tasks."""
+    cpus: float = 1.0
+    """CPUs each one reserves (also its torch thread count, rounded down, at least 1)."""
+    gpus: float = 0.0
+    """GPUs each one reserves; > 0 makes the work run on CUDA (`device: auto`)."""
+
+    def __post_init__(self) -> None:
+        _check(self.workers >= 1, f"workers: must be >= 1, got {self.workers}")
+        _check(self.cpus >= 0 and self.gpus >= 0 and self.cpus + self.gpus > 0,
+               f"cpus/gpus: must be >= 0 and not both 0, got cpus={self.cpus} gpus={self.gpus}")
+
+    def scaling_config(self):
+        """Ray Train's ScalingConfig for these resources."""
+        from ray.train import ScalingConfig
+
+        per_worker = {"CPU": self.cpus, **({"GPU": self.gpus} if self.gpus else {})}
+        return ScalingConfig(num_workers=self.workers, use_gpu=self.gpus > 0, resources_per_worker=per_worker)
+
+    def options(self) -> dict[str, float]:
+        """`ray.remote(...).options(**r.options())` for a task or an actor of these resources."""
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus}
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.cpus))
+
+
+@dataclass
 class DataConfig:
     """Where the raw data is and how it becomes tables."""
+
+    __pydantic_config__ = STRICT
 
     data_dir: str = "sample"
     """Raw data directory (layout of `../shared/data`). `sample` = the dataset shipped inside the package."""
@@ -67,6 +107,8 @@ class DataConfig:
 class EmotionConfig:
     """User-emotion labelling (LLM seed labels) and the emotion classifier."""
 
+    __pydantic_config__ = STRICT
+
     # --- LLM labelling (jobs/label_emotions.py); the API key comes from OPENAI_API_KEY only
     llm_base_url: str = ""
     """OpenAI-compatible endpoint for LLM labelling; empty = the project's own embedded-model server."""
@@ -74,8 +116,9 @@ class EmotionConfig:
     """Model name sent to the endpoint."""
     llm_concurrency: int = 4
     """Requests in flight per labelling actor (bounded thread pool)."""
-    llm_actors: int = 1
-    """Ray Data actors sending requests (total in flight = llm_actors × llm_concurrency)."""
+    llm_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=0.1))
+    """Ray Data actors sending the requests (`workers` of them; in flight = workers × llm_concurrency). They only
+    wait on HTTP, hence a tenth of a CPU each."""
     llm_timeout_s: float = 120.0
     """Per-request timeout; a timeout is retried like a 429/5xx."""
     llm_max_retries: int = 5
@@ -114,10 +157,10 @@ class EmotionConfig:
     max_length: int = 128
     max_train_rows: int = 0
     """Train on at most this many seed rows (0 = all); for quick runs."""
-    num_workers: int = 1
-    """Ray Train workers."""
-    label_actors: int = 2
-    """Ray Data actor-pool size for batch labelling every user turn."""
+    train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    """Ray Train workers fine-tuning the classifier."""
+    label_resources: Resources = field(default_factory=lambda: Resources(workers=2, cpus=1))
+    """Ray Data actor pool labelling every user turn (and the Ray task scoring the validation split)."""
     label_batch_size: int = 128
     seed_override: bool = False
     """Seed-labelled turns keep their seed labels (source `seed`) instead of the classifier's."""
@@ -126,20 +169,21 @@ class EmotionConfig:
         _check(0.0 <= self.threshold < 1.0, f"emotion.threshold: must be in [0, 1), got {self.threshold}")
         _check(1 <= self.max_emotions_per_entity <= len(EMOTIONS), "emotion.max_emotions_per_entity: 1..9")
         _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "emotion.epochs/batch_size/lr must be > 0")
-        _check(self.llm_concurrency >= 1 and self.llm_actors >= 1, "emotion.llm_concurrency/llm_actors: must be >= 1")
+        _check(self.llm_concurrency >= 1, "emotion.llm_concurrency: must be >= 1")
         _check(self.llm_timeout_s > 0 and self.llm_max_retries >= 0, "emotion.llm_timeout_s > 0, llm_max_retries >= 0")
         _check(self.llm_max_tokens >= 1 and self.llm_shard_rows >= 1, "emotion.llm_max_tokens/llm_shard_rows >= 1")
         _check(self.llm_subset in ("all", "seeded"), f"emotion.llm_subset: expected all|seeded, got {self.llm_subset!r}")
         _check(self.llm_max_turns >= 0 and self.max_train_rows >= 0, "emotion.llm_max_turns/max_train_rows >= 0")
         _check(0.0 < self.valid_fraction < 1.0, f"emotion.valid_fraction: must be in (0, 1), got {self.valid_fraction}")
         _check(self.focal_gamma >= 0 and self.class_weight_power >= 0, "emotion.focal_gamma/class_weight_power >= 0")
-        _check(self.num_workers >= 1 and self.label_actors >= 1 and self.label_batch_size >= 1,
-               "emotion.num_workers/label_actors/label_batch_size: must be >= 1")
+        _check(self.label_batch_size >= 1, "emotion.label_batch_size: must be >= 1")
 
 
 @dataclass
 class RecommenderConfig:
     """Emotion-aware item recommender (UniCRS-style prompt over a KG encoder)."""
+
+    __pydantic_config__ = STRICT
 
     variant: str = "full"
     """Ablation switch: baseline | L | LS | LG | full (paper Table 3). L = local emotion reps, G = global
@@ -180,11 +224,12 @@ class RecommenderConfig:
     """Evaluation batch over which ECR's AUC is computed (authors: 32)."""
     cache_dir: str = ""
     """Where cached context embeddings live (empty = run_dir/recommender/cache); share it between runs."""
-    num_workers: int = 1
-    """Ray Train workers."""
-    cpus_per_worker: float = 1.0
-    """CPUs per Train worker; fractional is allowed (in a Tune sweep the trial's driver holds a little too)."""
-    use_gpu: bool = False
+    train_resources: Resources = field(default_factory=Resources)
+    """Ray Train workers (the global batch is split over them); fractional CPUs are allowed (in a Tune sweep the
+    trial's driver holds a little too)."""
+    encode_resources: Resources = field(default_factory=Resources)
+    """The Ray task that encodes the dialogue turns with the frozen text encoder, and the one that evaluates the
+    trained model on valid/test (`workers` is not used)."""
     max_failures: int = 2
     """Ray Train FailureConfig: restarts from the latest checkpoint before giving up."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
@@ -197,7 +242,6 @@ class RecommenderConfig:
         _check(not missing, f"recommender.feedback_weights: missing {sorted(missing)}")
         _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
         _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0")
-        _check(self.num_workers >= 1 and self.cpus_per_worker > 0, "recommender.num_workers >= 1, cpus_per_worker > 0")
         _check(self.entity_dim >= 8 and self.emotion_dim >= 1, "recommender.entity_dim >= 8, emotion_dim >= 1")
         _check(self.max_context_entities >= 1 and self.max_context_turns >= 1 and self.max_context_tokens >= 8,
                "recommender.max_context_entities/turns >= 1, max_context_tokens >= 8")
@@ -229,6 +273,8 @@ RECOMMENDER_VARIANTS = ("baseline", "L", "LS", "LG", "full")
 class GeneratorConfig:
     """Emotion-aligned response generator (LoRA on a Llama-architecture chat model) and its review database."""
 
+    __pydantic_config__ = STRICT
+
     # --- review database (Appendix A.2)
     reviews_file: str = "reviews/imdb_reviews_ecr.jsonl"
     """Reviews JSONL, relative to data.data_dir (or absolute)."""
@@ -237,8 +283,8 @@ class GeneratorConfig:
     ≥4 first-person pronouns, helpfulness ≥5). Helpfulness applies only when the file has such a field."""
     min_entity_mentions: int = 2
     """A review entity joins its movie's knowledge when mentioned at least this often over the movie's reviews."""
-    link_workers: int = 2
-    """Ray Data actors linking reviews in parallel."""
+    link_resources: Resources = field(default_factory=lambda: Resources(workers=2, cpus=1))
+    """Ray Data actors linking review entities (`build_reviews`)."""
     # --- prompt (Eq. 8)
     base_model: str = "smollm2"
     """`smollm2` (embedded SmolLM2-135M-Instruct GGUF, converted once and cached) or a path / hub id."""
@@ -265,8 +311,11 @@ class GeneratorConfig:
     warmup_steps: int = 0
     checkpoint_every: int = 50
     """Report a resumable checkpoint (PEFT adapter + optimizer state) every this many steps."""
-    num_workers: int = 1
-    use_gpu: bool = False
+    train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    """Ray Train workers fine-tuning the generator (`batch_size` examples per worker per step)."""
+    eval_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    """The Ray task that builds the training examples, and the one that generates for `evaluate_generator` and the
+    knowledge sweep."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
     """DeepSpeed config (e.g. ZeRO-3 + bf16 for the paper recipe); empty = plain PyTorch / DDP."""
     # --- generation
@@ -295,11 +344,9 @@ class GeneratorConfig:
         _check(self.method in ("lora", "full"), f"generator.method: expected lora|full, got {self.method!r}")
         _check(self.review_filter in ("small", "llama"),
                f"generator.review_filter: expected small|llama, got {self.review_filter!r}")
-        _check(self.min_entity_mentions >= 1 and self.link_workers >= 1,
-               "generator.min_entity_mentions/link_workers: must be >= 1")
+        _check(self.min_entity_mentions >= 1, "generator.min_entity_mentions: must be >= 1")
         _check(self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0")
         _check(self.max_length >= 16, "generator.max_length: must be >= 16")
-        _check(self.num_workers >= 1, "generator.num_workers: must be >= 1")
         _check(self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "generator.batch_size/epochs/lr must be > 0")
         _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "generator.max_steps >= 0, checkpoint_every >= 1")
         _check(self.max_new_tokens >= 1 and self.eval_samples >= 1 and self.eval_batch_size >= 1,
@@ -318,7 +365,9 @@ class GeneratorConfig:
 
 @dataclass
 class TuneConfig:
-    """Ray Tune sweeps (paper Appendix B), run by `jobs/tune.py`."""
+    """Ray Tune sweeps (paper Appendix B), run by `ecr-ray tune`."""
+
+    __pydantic_config__ = STRICT
 
     search_space: dict[str, Any] = field(default_factory=dict)
     """Per sweep: `feedback: {like: [...], dislike: [...], not_said: [...]}`, `knowledge: [[pn_t, pn_e], ...]`.
@@ -351,6 +400,8 @@ class TuneConfig:
 @dataclass
 class ServeConfig:
     """Ray Serve application (`serve/app.py`): limits on client input, sessions, and per-deployment options."""
+
+    __pydantic_config__ = STRICT
 
     host: str = "127.0.0.1"
     """Bind address of the HTTP proxy (`ecr-ray serve`); keep 127.0.0.1 unless behind an authenticating proxy."""
@@ -444,6 +495,8 @@ class ServeConfig:
 class Config:
     """A whole ecr-ray setting: one recipe."""
 
+    __pydantic_config__ = STRICT
+
     recipe: str = "demo"
     """Name of the recipe this config came from."""
     run_dir: str = "runs/demo"
@@ -483,68 +536,50 @@ class Config:
 
 # ----------------------------------------------------------------------------- loading
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert a YAML or CLI value to the annotated type; raise ConfigError naming `where`."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        _, val_tp = typing.get_args(tp) or (str, Any)
-        return {str(k): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
-    return value
+_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true/false", "string": "a string", "list": "a list",
+             "dict": "a mapping", "dataclass": "a mapping"}
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for name, value in values.items():
-        tp = hints[name]
-        key = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-            kwargs[name] = _build(tp, value, key)
-        else:
-            kwargs[name] = _coerce(value, tp, key)
+def _build(raw: dict[str, Any]) -> "Config":
+    """Validate a raw dict (recipe + environment + overrides) into a Config; the first problem becomes one
+    ConfigError naming the dotted field, e.g. `recommender.epochs: expected an integer, got 'many'`."""
     try:
-        return cls(**kwargs)
-    except TypeError as e:  # pragma: no cover - defensive
-        raise ConfigError(f"{where or 'config'}: {e}") from None
+        return TypeAdapter(Config).validate_python(raw)
+    except ValidationError as e:
+        raise _config_error(e, raw) from None
+
+
+def _config_error(e: ValidationError, raw: dict[str, Any]) -> ConfigError:
+    errors = e.errors(include_url=False)
+    unknown = [err for err in errors if err["type"] in ("unexpected_keyword_argument", "extra_forbidden")]
+    if unknown:  # all unknown fields of the first section that has any, with the fields it knows
+        parent = unknown[0]["loc"][:-1]
+        names = sorted(str(err["loc"][-1]) for err in unknown if err["loc"][:-1] == parent)
+        known = sorted(f.name for f in dataclasses.fields(_section_type(parent)))
+        return ConfigError(f"{_dotted(parent) or 'config'}: unknown field(s) {names}; known: {known}")
+    err = errors[0]
+    where = _dotted(err["loc"])
+    if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), ConfigError):
+        msg = str(err["ctx"]["error"])  # a __post_init__ check: its message names the field already, or a subfield
+        return ConfigError(msg if not where or msg.startswith(where) else f"{where}.{msg}")
+    kind = err["type"].split("_")[0]
+    expected = _EXPECTED.get(kind)
+    if expected:
+        return ConfigError(f"{where}: expected {expected}, got {err.get('input')!r}")
+    return ConfigError(f"{where}: {err['msg']}")
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _section_type(loc: tuple) -> type:
+    """The dataclass at a field path of Config (for listing its known fields)."""
+    tp: Any = Config
+    for name in loc:
+        tp = {f.name: f.type for f in dataclasses.fields(tp)}[name]
+        tp = globals()[tp] if isinstance(tp, str) else tp
+    return tp
 
 
 def recipe_path(recipe: str) -> Path:
@@ -585,7 +620,14 @@ def load_config(recipe: str = "demo", overrides: dict[str, Any] | None = None) -
         raise ConfigError(f"{path}: top level must be a mapping")
     parent = raw.pop("extends", None)
     if parent:
-        base = yaml.safe_load(recipe_path(parent).read_text()) or {}
+        if not isinstance(parent, str):
+            raise ConfigError(f"{path}: extends: expected a recipe name or YAML path, got {parent!r}")
+        try:
+            base = yaml.safe_load(recipe_path(parent).read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: extends {parent!r}: invalid YAML: {e}") from None
+        if not isinstance(base, dict):
+            raise ConfigError(f"{path}: extends {parent!r}: top level must be a mapping")
         base.pop("extends", None)
         raw = _deep_merge(base, raw)
     raw.setdefault("recipe", path.stem)
@@ -595,12 +637,12 @@ def load_config(recipe: str = "demo", overrides: dict[str, Any] | None = None) -
         raw["run_dir"] = os.environ["ECR_RUN_DIR"]
     for k, v in (overrides or {}).items():
         _set_dotted(raw, k, v)
-    return _build(Config, raw, "")
+    return _build(raw)
 
 
 def config_from_dict(d: dict[str, Any]) -> Config:
     """Rebuild (and re-validate) a Config from `Config.to_dict()` output, e.g. inside a Ray task."""
-    return _build(Config, d, "")
+    return _build(d)
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

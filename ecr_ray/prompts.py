@@ -1,5 +1,5 @@
-"""Prompt texts: the emotion-aligned generation prompt (Eq. 8), the baseline prompts (Appendix E.1) and the LLM
-scorer prompts (Appendix E.2).
+"""Prompt and reply texts: the emotion-aligned generation prompt (Eq. 8), the recommendation sentence and the
+final reply (section 4.3.2), the baseline prompts (Appendix E.1) and the LLM scorer prompts (Appendix E.2).
 
 The generation prompt follows the authors' Llama-2-Chat variant: an Alpaca-style instruction (system message) and
 the knowledge lines `Movie Name:` / `Related Entities:` / `Related Knowledge from KG:` / `First Sentence:` (user
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import re
+
+from .config import EMOTIONS
 
 INSTRUCTION = ("You are a recommender chatting with the user to provide movie recommendation. Please continue "
                "generating based on the First Sentence. Please utilize the information about Movie Name, Related "
@@ -56,6 +58,28 @@ def fill_item(sentence: str, item_name: str) -> str:
     for p in ITEM_PLACEHOLDERS:
         sentence = sentence.replace(p, item_name)
     return sentence
+
+
+RECOMMEND_TEMPLATES = {  # the recommendation sentence, chosen by the last user turn's strongest emotion
+    "negative": "Sorry that one didn't work for you. How about {name}?",
+    "like": "Since you enjoyed that, you might also like {name}.",
+    "happy": "Glad to hear it! You might also like {name}.",
+    "grateful": "You're welcome! Another one you may enjoy is {name}.",
+    "agreement": "Great, then I'd also suggest {name}.",
+    "nostalgia": "If you love the classics, try {name}.",
+    "curious": "Here's one worth a look: {name}.",
+    "surprise": "Here's one that might surprise you: {name}.",
+}
+DEFAULT_TEMPLATE = "I think you would enjoy {name}."
+NO_ITEMS = "Tell me a bit more about movies you like, and I'll find something for you."
+
+
+def recommendation_sentence(name: str, last_user_probs: list[float] | None) -> str:
+    """The recommendation response u_r for the served reply: a template chosen by the strongest emotion of the
+    user's last turn, the recommended item filled in."""
+    label = EMOTIONS[max(range(len(EMOTIONS)), key=lambda i: last_user_probs[i])] if last_user_probs is not None \
+        else None
+    return RECOMMEND_TEMPLATES.get(label, DEFAULT_TEMPLATE).format(name=name)
 
 
 def compose_response(first_sentence: str, empathetic: str) -> str:

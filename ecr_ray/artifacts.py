@@ -1,0 +1,137 @@
+"""Stage outputs in the run directory: what each stage reads, its content key, its manifest, and whether it is up to
+date.
+
+Every stage writes `<run_dir>/<stage dir>/manifest.json` holding its `key`: a hash of the config fields the stage
+reads, of the files it reads from outside the run directory (raw data, seed labels, reviews) and of the keys of the
+stages it reads from. A stage is up to date when its manifest holds the key the current config gives and its outputs
+exist. `pipeline` asks `is_fresh` before running a stage, and each stage's `fit` asks it too before doing work
+again, so a rerun of anything skips what is done and resumes what is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    dir: str
+    """Where the stage writes, under run_dir; `{variant}` stands for recommender.variant."""
+    reads: tuple[str, ...]
+    """Config fields the output depends on: "section" (all of it), "section.field", or "section.-field" to take a
+    whole section but that field (resources and inference-only settings never force a retrain)."""
+    after: tuple[str, ...] = ()
+    """Stages whose outputs this one reads."""
+    outputs: tuple[str, ...] = ()
+    """Files under the stage's dir that must exist for it to count as done."""
+    inputs: Callable[[Config], list[Path]] | None = None
+    """Files outside the run directory the stage reads (hashed into the key)."""
+
+    def path(self, cfg: Config) -> Path:
+        return cfg.run_path / self.dir.format(variant=cfg.recommender.variant)
+
+
+def _raw_files(cfg: Config) -> list[Path]:
+    from .data.tables import Sources
+
+    return Sources.of(cfg.data.resolved_dir(), cfg.data.dataset).files()
+
+
+def _seed_labels(cfg: Config) -> list[Path]:
+    from .emotion.data import seed_path
+
+    return [seed_path(cfg)]
+
+
+def _reviews_file(cfg: Config) -> list[Path]:
+    return [cfg.generator.reviews_path(cfg.data.resolved_dir())]
+
+
+_INFERENCE = ("max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penalty", "dtype", "compile",
+              "max_cache_len", "compile_batch_sizes", "eval_samples", "eval_batch_size", "eval_resources",
+              "link_resources")
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("tables", "tables", ("data", "seed"), (), ("turns.parquet", "samples.parquet"), _raw_files),
+    Stage("emotions", "emotions",
+          ("emotion.-llm_base_url", "emotion.-llm_model", "emotion.-llm_resources", "emotion.-label_resources",
+           "emotion.-train_resources", "emotion.-label_batch_size", "seed"),
+          ("tables",), ("turn_emotions.parquet", "entity_emotions.parquet"), _seed_labels),
+    Stage("reviews", "reviews", ("generator.reviews_file", "generator.review_filter", "generator.min_entity_mentions",
+                                 "data.skip_invalid"),
+          ("tables",), ("reviews.parquet", "movie_knowledge.parquet"), _reviews_file),
+    Stage("recommender", "recommender/{variant}",
+          ("recommender.-train_resources", "recommender.-encode_resources", "recommender.-cache_dir",
+           "recommender.-max_failures", "emotion.threshold", "emotion.max_emotions_per_entity", "seed"),
+          ("tables", "emotions"), ("model.pt", "metrics.json")),
+    Stage("generator", "generator", tuple(f"generator.-{f}" for f in _INFERENCE) + ("seed",), ("reviews",),
+          ("manifest.json",)),
+)}
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _reads(cfg: Config, stage: Stage) -> dict[str, Any]:
+    d = cfg.to_dict()
+    out: dict[str, Any] = {}
+    excluded: dict[str, set[str]] = {}
+    for spec in stage.reads:
+        section, _, name = spec.partition(".")
+        if name.startswith("-"):
+            excluded.setdefault(section, set()).add(name[1:])
+        else:
+            out[spec] = d[section][name] if name else d[section]
+    for section, names in excluded.items():
+        out[section] = {k: v for k, v in d[section].items() if k not in names}
+    return out
+
+
+def key(cfg: Config, name: str) -> str:
+    """The content key the current config gives stage `name` (upstream stages by the keys in their manifests)."""
+    stage = STAGES[name]
+    inputs = {}
+    for p in (stage.inputs(cfg) if stage.inputs else []):
+        inputs[str(p)] = file_hash(p) if p.exists() else None
+    blob = {"reads": _reads(cfg, stage), "inputs": inputs,
+            "after": {a: (read_manifest(cfg, a) or {}).get("key") for a in stage.after}}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_manifest(cfg: Config, name: str) -> dict | None:
+    path = STAGES[name].path(cfg) / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def is_fresh(cfg: Config, name: str) -> bool:
+    """Done before with this config and these inputs, and its outputs are all there."""
+    stage, manifest = STAGES[name], read_manifest(cfg, name)
+    if not manifest or manifest.get("key") != key(cfg, name) or not manifest.get("complete", True):
+        return False
+    return all((stage.path(cfg) / o).exists() for o in stage.outputs)
+
+
+def write_manifest(cfg: Config, name: str, **fields: Any) -> dict:
+    """Write the stage's manifest (its key first) atomically; returns it."""
+    manifest = {"stage": name, "key": key(cfg, name), "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
+    path = STAGES[name].path(cfg) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(tmp, path)
+    return manifest

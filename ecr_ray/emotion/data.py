@@ -1,0 +1,107 @@
+"""The emotion classifier's data: seed LLM labels (`<data_dir>/emotions/redial_llm_labels.jsonl`) matched to user
+turns by message ids, their train/validation split by conversation, and the label ↔ probability rules."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ..config import EMOTIONS, Config
+from ..data.errors import DataError, InvalidRows, read_jsonl
+
+NUM_EMOTIONS = len(EMOTIONS)
+EMOTION_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
+
+
+def seed_path(cfg: Config) -> Path:
+    return Path(cfg.emotion.seed_labels) if cfg.emotion.seed_labels else \
+        cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
+
+
+def load_seeds(path: Path) -> list[dict]:
+    """Read and check the seed file; a bad row raises DataError naming the file, line and field."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (seed emotion labels; set --emotion.seed_labels)")
+    rows = []
+    for n, r in read_jsonl(path, InvalidRows()):
+        for key, tp in (("conversation_id", str), ("message_ids", list), ("labels", list), ("raw", list)):
+            if not isinstance(r.get(key), tp):
+                raise DataError(path, n, key, f"expected {tp.__name__}, got {r.get(key)!r}")
+        bad = [l for l in r["labels"] if l not in EMOTIONS]
+        if bad or not r["labels"]:
+            raise DataError(path, n, "labels", f"expected 1-2 of {EMOTIONS}, got {r['labels']!r}")
+        rows.append(r)
+    return rows
+
+
+def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:
+    """Seeds → user turns with identical message ids. Returns (rows with conversation_id, split, turn_index,
+    text, labels, raw), report (matched / unmatched with examples)."""
+    by_msgs = {}
+    for t in turns.select(["conversation_id", "split", "turn_index", "role", "message_ids", "text"]).to_pylist():
+        if t["role"] == "user":
+            by_msgs[tuple(t["message_ids"])] = t
+    rows, unmatched = [], []
+    for s in seeds:
+        t = by_msgs.get(tuple(s["message_ids"]))
+        if t is None or t["conversation_id"] != str(s["conversation_id"]):
+            unmatched.append(s["message_ids"])
+            continue
+        rows.append({"conversation_id": t["conversation_id"], "split": t["split"], "turn_index": t["turn_index"],
+                     "text": t["text"], "labels": s["labels"], "raw": s["raw"]})
+    return rows, {"seeds": len(seeds), "matched": len(rows), "unmatched": len(unmatched),
+                  "unmatched_examples": unmatched[:5]}
+
+
+def in_seed_valid(conversation_id: str, fraction: float, seed: int) -> bool:
+    """Deterministic validation membership of a seed row, by conversation (no turn of one dialogue on both sides)."""
+    h = int(hashlib.sha256(f"emotion:{seed}:{conversation_id}".encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < fraction
+
+
+def split_seeds(cfg: Config, turns: pa.Table) -> tuple[list[dict], list[dict], dict]:
+    """Seed rows matched to `turns` → (train rows, validation rows, match report). Validation is held out by
+    conversation (emotion.valid_fraction); train is capped at emotion.max_train_rows."""
+    path = seed_path(cfg)
+    matched, report = match_seeds(turns, load_seeds(path))
+    if not matched:
+        raise FileNotFoundError(f"no seed label of {path} matches a turn of the tables")
+    e = cfg.emotion
+    valid = [r for r in matched if in_seed_valid(r["conversation_id"], e.valid_fraction, cfg.seed)]
+    train = [r for r in matched if not in_seed_valid(r["conversation_id"], e.valid_fraction, cfg.seed)]
+    if e.max_train_rows:
+        train = train[:e.max_train_rows]
+    if not valid or not train:
+        raise ValueError(f"seed split is empty (train {len(train)}, valid {len(valid)}): change "
+                         f"emotion.valid_fraction ({e.valid_fraction})")
+    return train, valid, report
+
+
+def targets_from_labels(labels: list[list[str]]) -> np.ndarray:
+    """[[label, ...]] → multi-hot [n, 9] (float32); unknown labels raise."""
+    y = np.zeros((len(labels), NUM_EMOTIONS), dtype=np.float32)
+    for i, ls in enumerate(labels):
+        for l in ls:
+            if l not in EMOTION_INDEX:
+                raise ValueError(f"row {i}: unknown emotion label {l!r}; known: {EMOTIONS}")
+            y[i, EMOTION_INDEX[l]] = 1.0
+    return y
+
+
+def class_weights(y: np.ndarray, power: float) -> np.ndarray:
+    """Per-label weights ∝ frequency^-power, normalised to mean 1 (labels never seen get the largest weight)."""
+    freq = np.maximum(y.sum(0), 1.0) / max(len(y), 1)
+    w = freq ** -power
+    return (w / w.mean()).astype(np.float32)
+
+
+def keep_labels(probs: np.ndarray, threshold: float, fallback_top: bool) -> list[str]:
+    """Labels with p > β, strongest first; if none pass and `fallback_top`, the top one."""
+    order = np.argsort(-probs, kind="stable")
+    kept = [EMOTIONS[i] for i in order if probs[i] > threshold]
+    if not kept and fallback_top:
+        kept = [EMOTIONS[int(order[0])]]
+    return kept

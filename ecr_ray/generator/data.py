@@ -1,0 +1,114 @@
+"""The generator's training data (section 4.3.1): one example per review, the Eq. 8 knowledge prompt → the review,
+and its tokenisation with the loss on the review tokens only (Eq. 9).
+
+The prompt carries pn_e of the review's own linked entities and pn_t KG triples of its movie whose tail the review
+mentions (the paper's E_r and T_r), chosen at random with a fixed seed; with a tokenizer and a linker, only the
+knowledge the visible (not cut) part of the review names. Examples are built once per run by a Ray task
+(`build_examples`) into <run_dir>/generator/examples.parquet, which the Train workers read by path.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from ..config import Config, GeneratorConfig
+from ..prompts import generation_messages, render_prompt, select_knowledge
+
+EXAMPLES_FILE = "examples.parquet"
+
+
+def training_examples(reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int,
+                      tokenizer=None, linker=None) -> list[dict]:
+    """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": review}].
+
+    With `tokenizer` and `linker`, knowledge comes only from the part of the review that survives the cut to
+    `max_length` (the part the loss sees): a prompt naming entities the visible target never mentions teaches the
+    model to ignore its knowledge lines."""
+    out = []
+    for i, r in enumerate(reviews):
+        names = list(r["entity_names"])
+        if tokenizer is not None and linker is not None:
+            first = _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}"))
+            seen = {m.entity_id for m in linker.link(visible_target(tokenizer, first, r["review"], gcfg.max_length))}
+            names = [n for e, n in zip(r["entities"], r["entity_names"]) if e in seen]
+        out.append({"messages": _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}")),
+                    "target": r["review"]})
+    return out
+
+
+def _messages(review: dict, names: list[str], knowledge: dict[int, dict], gcfg: GeneratorConfig,
+              rng: random.Random) -> list[dict]:
+    """E_r = the review's entities `names`; T_r = triples of its movie whose tail is one of them."""
+    triples = [t for t in knowledge.get(review["entity_id"], {}).get("triples", [])
+               if any(t.endswith(f" is {n}") for n in names)]
+    ents, trips = select_knowledge(names, triples, gcfg.num_review_entities, gcfg.num_triples, rng)
+    return generation_messages(review["movie_name"], ents, trips, review["first_sentence"])
+
+
+def visible_target(tokenizer, messages: list[dict], target: str, max_length: int) -> str:
+    """The part of `target` that `encode` keeps (what the loss is computed on)."""
+    labels = encode(tokenizer, messages, target, max_length)["labels"]
+    return tokenizer.decode([t for t in labels if t != -100 and t != tokenizer.eos_token_id])
+
+
+def encode(tokenizer, messages: list[dict], target: str, max_length: int) -> dict:
+    """Prompt + target token ids; labels mask the prompt (-100); the target is cut so the total fits."""
+    prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + eos
+    prompt_ids = prompt_ids[-(max_length // 2):]  # a very long prompt never leaves no room for the target
+    target_ids = target_ids[: max_length - len(prompt_ids)]
+    return {"input_ids": prompt_ids + target_ids, "labels": [-100] * len(prompt_ids) + target_ids}
+
+
+def collate(batch: list[dict], pad_id: int):
+    import torch
+
+    n = max(len(b["input_ids"]) for b in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), n), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, b in enumerate(batch):
+        k = len(b["input_ids"])
+        ids[i, :k] = torch.tensor(b["input_ids"])
+        labels[i, :k] = torch.tensor(b["labels"])
+        mask[i, :k] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def build_examples(cfg: Config, out: Path) -> dict:
+    """reviews.parquet → `out` (Parquet: messages as JSON, target); returns counts for the manifest. Run as a Ray
+    task: it loads the tokenizer and the entity linker."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    from ..data.linker import EntityLinker
+    from ..data.tables import load_dataset_kg
+    from ..hub import resolve_model_dir
+    from ..reviews.knowledge import load_knowledge
+
+    reviews_path = cfg.run_path / "reviews" / "reviews.parquet"
+    if not reviews_path.exists():
+        raise FileNotFoundError(f"{reviews_path} not found: build the review DB first (`ecr-ray build_reviews`)")
+    reviews = pq.read_table(reviews_path).to_pylist()
+    if not reviews:
+        raise ValueError(f"{reviews_path}: no reviews left after filtering")
+    gcfg = cfg.generator
+    examples = training_examples(reviews, load_knowledge(cfg.run_path), gcfg, cfg.seed,
+                                 tokenizer=AutoTokenizer.from_pretrained(resolve_model_dir(gcfg.base_model)),
+                                 linker=EntityLinker.from_kg(load_dataset_kg(cfg)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"messages": [json.dumps(e["messages"]) for e in examples],
+                             "target": [e["target"] for e in examples]}), out)
+    return {"examples": len(examples),
+            "examples_with_entities": sum("Related Entities: None" not in e["messages"][1]["content"] for e in examples),
+            "examples_with_triples": sum("from KG: None" not in e["messages"][1]["content"] for e in examples)}
+
+
+def read_examples(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [{"messages": json.loads(r["messages"]), "target": r["target"]} for r in pq.read_table(path).to_pylist()]

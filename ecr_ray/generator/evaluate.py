@@ -1,0 +1,185 @@
+"""Evaluating the generator: fine-tuned vs zero-shot on ReDial test contexts, offline metrics for all / seen /
+unseen items (Table 5), the optional E.1 LLM baseline and E.2 LLM scorer.
+
+Same base model and Eq. 8 prompt for every model; the target item of each context is the recommended item. The
+driver only orchestrates: generation and emotion classification run in Ray tasks with the recipe's resources.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+
+VARIANTS = ("finetuned", "zeroshot")
+
+
+@dataclass
+class EvalOptions:
+    """What `evaluate` compares and where it writes (the `evaluate_generator` job's flags)."""
+
+    models: tuple[str, ...] = VARIANTS
+    samples: str | None = None
+    """samples.parquet to draw test contexts from (default: <run_dir>/tables)."""
+    llm_base_url: str | None = None
+    """OpenAI-compatible endpoint for the E.1 baseline (key: OPENAI_API_KEY)."""
+    llm_model: str = "smollm2-135m-instruct"
+    scorer_base_url: str | None = None
+    """Endpoint of the E.2 LLM scorer (rater 1)."""
+    scorer_model: str = "smollm2-135m-instruct"
+    scorer2_base_url: str | None = None
+    """A second rater: Cohen's kappa between the rankings."""
+    scorer2_model: str = "smollm2-135m-instruct"
+    score_examples: int = 50
+    emotion_model: str | None = None
+    """Emotion classifier dir (default: <run_dir>/emotions/classifier/model)."""
+    out: str | None = None
+    """Output folder (default: <run_dir>/eval/generator)."""
+
+
+def test_contexts(path: Path, n: int, seed: int, split: str = "test") -> list[dict]:
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: build the tables first (`ecr-ray data`)")
+    rows = [r for r in pq.read_table(path, filters=[("split", "=", split)]).to_pylist() if r["target_item"] >= 0]
+    if not rows:
+        raise ValueError(f"{path}: no {split} samples with a KG target item")
+    rng = random.Random(seed)
+    return rows if len(rows) <= n else sorted(rng.sample(rows, n), key=lambda r: r["sample_id"])
+
+
+def generate_all(pred, contexts: list[dict], batch_size: int) -> list[dict]:
+    """Batched, prompts sorted by length (less padding), results back in input order."""
+    reqs = [(c["target_item"], c["response"]) for c in contexts]
+    order = sorted(range(len(reqs)), key=lambda i: len(pred.prompt(*reqs[i])[0]))
+    out: list[dict | None] = [None] * len(reqs)
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        for i, r in zip(idx, pred.respond_batch([reqs[i] for i in idx])):
+            out[i] = r
+    return out
+
+
+def _table(rows: dict[str, dict], cols: list[str]) -> str:
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {m} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for m, r in rows.items()]
+    return "\n".join(lines)
+
+
+def generate(cfg: Config, contexts: list[dict], zero_shot: bool = False) -> list[dict]:
+    """Replies of the trained (or zero-shot) generator for `contexts` (run as a Ray task)."""
+    from .predictor import GeneratorPredictor
+
+    pred = GeneratorPredictor.load(cfg, zero_shot=zero_shot)
+    return generate_all(pred, contexts, cfg.generator.eval_batch_size)
+
+
+def predict_emotions(model_path: str, texts: dict[str, list[str]]):
+    """Emotion probabilities of each model's replies (run as a Ray task)."""
+    from ..emotion.predictor import EmotionPredictor
+
+    emo = EmotionPredictor.from_dir(model_path)
+    return {m: emo.predict(t) for m, t in texts.items()}
+
+
+def evaluate(cfg: Config, opts: EvalOptions) -> dict:
+    """Generate, score and write <out>/{metrics.json, responses.jsonl, report.md}; returns the report."""
+    import pyarrow.parquet as pq
+
+    from ..data.linker import EntityLinker
+    from ..data.tables import load_dataset_kg
+    from ..emotion.model import model_dir
+    from ..reviews.knowledge import load_knowledge
+    from ..runtime import run_task
+    from ..scoring import aggregate, baseline_responses, make_client, offline_metrics, ranking_kappa, score_example
+
+    models = list(opts.models)
+    bad = [m for m in models if m not in VARIANTS]
+    if bad:
+        raise ValueError(f"--models: unknown {bad}; known: {VARIANTS}")
+    out = Path(opts.out or cfg.run_path / "eval" / "generator")
+    out.mkdir(parents=True, exist_ok=True)
+    contexts = test_contexts(Path(opts.samples or cfg.run_path / "tables" / "samples.parquet"),
+                             cfg.generator.eval_samples, cfg.seed)
+    kg = load_dataset_kg(cfg)
+    linker, knowledge = EntityLinker.from_kg(kg), load_knowledge(cfg.run_path)
+    seen_items = set(pq.read_table(cfg.run_path / "reviews" / "reviews.parquet", columns=["entity_id"])
+                     .column("entity_id").to_pylist())
+    items = [c["target_item"] for c in contexts]
+
+    results, timing = {}, {}
+    for m in models:  # each model generates in a Ray task of generator.eval_resources
+        t0 = time.perf_counter()
+        results[m] = run_task(generate, cfg.generator.eval_resources, cfg.with_absolute_paths(), contexts,
+                              zero_shot=(m == "zeroshot"))
+        timing[m] = round(time.perf_counter() - t0, 1)
+    texts = {m: [r["empathetic"] for r in rs] for m, rs in results.items()}
+    finals = {m: [r["response"] for r in rs] for m, rs in results.items()}
+    if opts.llm_base_url:  # E.1: the LLM writes the whole response from the history
+        client = make_client(opts.llm_base_url)
+        t0 = time.perf_counter()
+        names = [kg.names[i] for i in items]
+        base = baseline_responses(client, opts.llm_model, [c["context"] for c in contexts], names,
+                                  max_tokens=cfg.generator.max_new_tokens)
+        texts["llm_baseline"] = finals["llm_baseline"] = base
+        timing["llm_baseline"] = round(time.perf_counter() - t0, 1)
+
+    emotion_note, probs = "", {}
+    emo_dir = Path(opts.emotion_model) if opts.emotion_model else model_dir(cfg)
+    if (emo_dir / "meta.json").exists():
+        probs = run_task(predict_emotions, cfg.emotion.label_resources, str(emo_dir), texts)
+    else:
+        emotion_note = f"emotion intensity skipped: no emotion classifier at {emo_dir}"
+
+    metrics: dict[str, dict] = {}
+    for split, keep in (("all", lambda i: True), ("seen", lambda i: items[i] in seen_items),
+                        ("unseen", lambda i: items[i] not in seen_items)):
+        idx = [i for i in range(len(items)) if keep(i)]
+        if not idx:
+            continue
+        metrics[split] = {m: offline_metrics([t[i] for i in idx], [items[i] for i in idx], kg, linker, knowledge,
+                                             probs[m][idx] if m in probs else None) for m, t in texts.items()}
+
+    report = {"contexts": len(contexts), "seen": sum(i in seen_items for i in items), "generation_seconds": timing,
+              "max_new_tokens": cfg.generator.max_new_tokens, "metrics": metrics, "emotion_note": emotion_note}
+    if opts.scorer_base_url:
+        rng = random.Random(cfg.seed)
+        k = min(opts.score_examples, len(contexts))
+        scen = ["\n".join(c["context"]) for c in contexts[:k]]
+        raters = [(opts.scorer_base_url, opts.scorer_model)]
+        if opts.scorer2_base_url:
+            raters.append((opts.scorer2_base_url, opts.scorer2_model))
+        scored = []
+        for url, model in raters:
+            client = make_client(url)
+            scored.append([score_example(client, model, scen[i], {m: finals[m][i] for m in finals}, rng)
+                           for i in range(k)])
+        report["llm_scores"] = {f"rater{j + 1}": aggregate(s) for j, s in enumerate(scored)}
+        if len(scored) == 2:
+            report["ranking_kappa"] = ranking_kappa(*scored)
+        (out / "llm_scores.json").write_text(json.dumps(scored, indent=1))
+
+    with open(out / "responses.jsonl", "w") as f:
+        for i, c in enumerate(contexts):
+            f.write(json.dumps({"sample_id": c["sample_id"], "context": c["context"], "item": items[i],
+                                "item_name": kg.names[items[i]], "seen": items[i] in seen_items,
+                                "knowledge": results[models[0]][i]["knowledge"] if models else None,
+                                **{m: finals[m][i] for m in finals}}) + "\n")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    md = [f"# Generator evaluation ({len(contexts)} ReDial test contexts, {report['seen']} seen items)\n"]
+    cols = ["n", "distinct_1", "distinct_2", "words_mean", "emotion_intensity", "kg_entities_per_response",
+            "item_entities_per_response", "halluc_entities_per_response", "halluc_share_of_linked"]
+    for split, per in metrics.items():
+        md += [f"\n## {split}\n", _table(per, cols)]
+    if emotion_note:
+        md.append(f"\n{emotion_note}\n")
+    for r, tab in report.get("llm_scores", {}).items():
+        md += [f"\n## LLM scorer {r}\n", _table(tab, ["emo_int", "emo_pers", "log_pers", "info", "life", "_missing"])]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    return report
+

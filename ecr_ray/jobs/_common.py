@@ -1,0 +1,40 @@
+"""What every job shares: argument parsing into a Config, logging, and Ray."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from ecr_ray.config import Config, add_config_args, config_from_args
+
+
+def parse(description: str, argv: list[str] | None, extra_args=None, force: bool = False
+          ) -> tuple[Config, argparse.Namespace]:
+    """`--recipe`, `--data-dir`, `--run-dir`, `--skip-invalid`, `--address`, `--log-level` (+ `--force` for stages
+    that skip when up to date, + the job's own `extra_args`), and any `--section.field value` override."""
+    parser = argparse.ArgumentParser(description=description,
+                                     epilog="Any config field can be overridden: --section.field value")
+    add_config_args(parser)
+    parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a fresh local instance)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    if force:
+        parser.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
+    if extra_args:
+        extra_args(parser)
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(message)s", stream=sys.stderr, force=True)
+    return config_from_args(args, rest), args
+
+
+def ray_for(args: argparse.Namespace, num_cpus: int | None = None):
+    """Ray for this job: the cluster of `--address` / RAY_ADDRESS, else a fresh local instance."""
+    from ecr_ray.runtime import connect
+
+    return connect(args.address, num_cpus=num_cpus)
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

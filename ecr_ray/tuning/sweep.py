@@ -1,0 +1,155 @@
+"""Running the Appendix B sweeps on Ray Tune: one trial per setting, each a small driver function.
+
+A feedback trial builds its own TorchTrainer (Train V2 pattern) reporting to Tune through `TuneReportCallback`; a
+knowledge trial trains (optionally) and generates through Ray tasks. Trial drivers reserve only `tune.driver_cpus`,
+so that the trial's own workers get the cores. Rerunning the same sweep resumes it (`Tuner.restore`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..config import Config, config_from_dict
+from . import space
+
+log = logging.getLogger(__name__)
+
+SHARED_INPUTS = ("tables", "emotions", "reviews")
+
+
+def trial_config(base: dict, trial_dir: Path, overrides: dict, shared: tuple[str, ...] = SHARED_INPUTS) -> Config:
+    """The base config with this trial's values, writing under the trial's own run dir. The inputs (tables,
+    emotions, reviews) are linked from the base run and the recommender's text-embedding cache is shared."""
+    base_run = Path(base["run_dir"]).resolve()
+    run = trial_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    for name in shared:
+        link, target = run / name, base_run / name
+        if target.exists() and not link.exists():
+            link.symlink_to(target, target_is_directory=True)
+    d = json.loads(json.dumps(base))
+    d["run_dir"] = str(run)
+    d["recommender"]["cache_dir"] = d["recommender"].get("cache_dir") or str(base_run / "recommender" / "cache")
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        d[section][key] = value
+    return config_from_dict(d)
+
+
+def _trial_dir(config: dict) -> Path:
+    """`<run_dir>/tune/<sweep>/trials/<trial name>`: outside Tune's own (synced, per-session) trial folders, and the
+    same after `Tuner.restore`, so an interrupted trial's Train run resumes from its checkpoints."""
+    import ray.tune
+
+    name = ray.tune.get_context().get_trial_name()
+    return Path(config["base"]["run_dir"]).resolve() / "tune" / config["sweep"] / "trials" / name
+
+
+def feedback_trial(config: dict) -> None:
+    """One Tune trial: train the recommender with these feedback weights; Tune sees every epoch's validation
+    metrics through the Train run's callback."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ..recommender.train import fit
+
+    cfg = trial_config(config["base"], _trial_dir(config), {"recommender.feedback_weights": config["weights"]})
+    fit(cfg, callbacks=[TuneReportCallback()], evaluate_test=False)
+
+
+def knowledge_trial(config: dict) -> None:
+    """One Tune trial: (optionally fine-tune with and) generate with this knowledge format on validation
+    contexts; report the generator's offline metrics."""
+    import ray.tune
+
+    k = config["knowledge"]
+    steps = config["base"]["tune"]["knowledge_train_steps"]
+    # Without training steps every trial scores the base run's adapter: link it instead of training one.
+    shared = SHARED_INPUTS if steps else (*SHARED_INPUTS, "generator")
+    cfg = trial_config(config["base"], _trial_dir(config), {"generator.num_triples": k["num_triples"],
+                                                           "generator.num_review_entities": k["num_review_entities"]},
+                       shared)
+    ray.tune.report(evaluate_knowledge(cfg, cfg.tune.knowledge_eval_samples, steps))
+
+
+def evaluate_knowledge(cfg: Config, n: int, train_steps: int) -> dict:
+    """Generate for `n` validation contexts with this config's knowledge format (after `train_steps` LoRA steps
+    with that format, if any) and return the offline metrics of ecr_ray.scoring. Training, generation and emotion
+    classification run on Ray Train / Ray tasks with the recipe's resources, not in the trial."""
+    from ..data.linker import EntityLinker
+    from ..data.tables import load_dataset_kg
+    from ..emotion.model import model_dir
+    from ..generator.evaluate import generate, predict_emotions, test_contexts
+    from ..generator.train import fit as train_generator
+    from ..reviews.knowledge import load_knowledge
+    from ..runtime import run_task
+    from ..scoring import offline_metrics
+
+    if train_steps:
+        cfg.generator.max_steps = train_steps
+        train_generator(cfg)
+    contexts = test_contexts(cfg.run_path / "tables" / "samples.parquet", n, cfg.seed, split="valid")
+    texts = [r["empathetic"] for r in run_task(generate, cfg.generator.eval_resources, cfg, contexts)]
+    probs = None
+    if (model_dir(cfg) / "meta.json").exists():  # without a classifier in this run the metric is left out
+        probs = run_task(predict_emotions, cfg.emotion.label_resources, str(model_dir(cfg)), {"m": texts})["m"]
+    kg = load_dataset_kg(cfg)
+    return offline_metrics(texts, [c["target_item"] for c in contexts], kg, EntityLinker.from_kg(kg),
+                           load_knowledge(cfg.run_path), probs)
+
+
+def run_sweep(cfg: Config, sweep: str) -> dict:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    exp_root = cfg.run_path / "tune"
+    exp_dir = exp_root / sweep
+    obj = space.OBJECTIVES[sweep]
+    if sweep == "feedback":
+        space = space.feedback_space(cfg.tune.search_space.get("feedback"), cfg.tune.full_grid)
+        trainable, param_space = feedback_trial, {"weights": tune.grid_search(space)}
+        # max_t one past the last epoch: at max_t ASHA stops the trial itself, before its driver saves the model.
+        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=cfg.recommender.epochs + 1,
+                                   grace_period=cfg.tune.grace_period)
+                     if cfg.tune.scheduler == "asha" else None)
+    else:
+        space = space.knowledge_space(cfg.tune.search_space.get("knowledge"))
+        trainable, param_space, scheduler = knowledge_trial, {"knowledge": tune.grid_search(space)}, None
+    param_space["base"] = cfg.with_absolute_paths().to_dict()  # trials run in their own working directories
+    param_space["sweep"] = sweep
+
+    trainable = tune.with_resources(trainable, {"cpu": cfg.tune.driver_cpus})
+    path = str(exp_dir / "ray")
+    if tune.Tuner.can_restore(path):  # an interrupted sweep: finish the missing trials, keep the done ones
+        log.info("tune: resuming %s", path)
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, param_space=param_space)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric=obj["metric"], mode=obj["mode"], scheduler=scheduler,
+                                        max_concurrent_trials=cfg.tune.max_concurrent_trials),
+            run_config=tune.RunConfig(name="ray", storage_path=str(exp_dir)))
+    grid = tuner.fit()
+
+    rows = []
+    for result in grid:
+        if result.error is not None and not result.metrics:
+            raise RuntimeError(f"trial {result.path} failed: {result.error}")
+        params = result.config["weights"] if sweep == "feedback" else result.config["knowledge"]
+        m = result.metrics or {}
+        rows.append({**params, **{k: m.get(k) for k in obj["report"] if k in m},
+                     "epochs_run": m.get("training_iteration"), "stopped_early": bool(
+                         sweep == "feedback" and (m.get("training_iteration") or 0) < cfg.recommender.epochs)})
+    rows.sort(key=lambda r: tuple(r.get(k, 0) for k in
+                                  (("like", "dislike", "not_said") if sweep == "feedback"
+                                   else ("num_triples", "num_review_entities"))))
+    csv_path, md_path = space.write_results(rows, exp_dir, sweep)
+    png = space.plot(rows, exp_dir, sweep)
+    best = space.best_row(rows, sweep)
+    recipe = space.write_best_recipe(best, cfg.recipe, exp_dir, sweep)
+    return {"sweep": sweep, "trials": len(rows), "best": best, "results_csv": str(csv_path),
+            "results_md": str(md_path), "plot": str(png), "best_recipe": str(recipe)}
+
+
