@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from ..config import Config
 from . import inspired, redial
 from .errors import DataError, InvalidRows
-from .kg import KnowledgeGraph, load_kg
+from .kg import MOVIE_MAP, KnowledgeGraph, load_kg, read_movie_map
 from .linker import EntityLinker
 
 TABLES = ("turns", "feedback", "samples", "entities", "kg_triples")
@@ -72,9 +72,8 @@ def sha256_file(path: Path) -> str:
 
 def load_dataset_kg(cfg: Config) -> KnowledgeGraph:
     src = Sources.of(cfg.data.resolved_dir(), cfg.data.dataset)
-    movie_map = None
-    if src.redial_dir is not None and (src.kg_dir / "redial_movieid2entity.json").exists():
-        movie_map = json.loads((src.kg_dir / "redial_movieid2entity.json").read_text(encoding="utf-8"))
+    map_path = src.kg_dir / MOVIE_MAP
+    movie_map = read_movie_map(map_path) if src.redial_dir is not None and map_path.exists() else None
     return load_kg(src.kg_dir, movie_map)
 
 
@@ -92,8 +91,9 @@ def build_tables(cfg: Config, out_dir: Path | None = None) -> dict:
     turns, feedback, n_conv = [], [], {}
     if cfg.data.dataset == "redial":
         movies = redial.MovieCatalogue.load(src.redial_dir)
+        seen: dict[str, str] = {}  # conversation id → where read first, across splits
         for split, path in src.splits.items():
-            t, f, n = redial.load_split(path, split, movies, linker, invalid, cfg.data.max_conversations)
+            t, f, n = redial.load_split(path, split, movies, linker, invalid, cfg.data.max_conversations, seen=seen)
             turns += t
             feedback += f
             n_conv[split] = n

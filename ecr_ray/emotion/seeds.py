@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..config import EMOTIONS, Config
-from ..data.errors import DataError, InvalidRows, read_jsonl
+from ..config import Config
+from ..data import labels_file
 
 
 def seed_path(cfg: Config) -> Path:
@@ -18,18 +18,7 @@ def seed_path(cfg: Config) -> Path:
 
 def load_seeds(path: Path) -> list[dict]:
     """Read and check the seed file; a bad row raises DataError naming the file, line and field."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found (seed emotion labels; set --emotion.seed_labels)")
-    rows = []
-    for n, r in read_jsonl(path, InvalidRows()):
-        for key, tp in (("conversation_id", str), ("message_ids", list), ("labels", list), ("raw", list)):
-            if not isinstance(r.get(key), tp):
-                raise DataError(path, n, key, f"expected {tp.__name__}, got {r.get(key)!r}")
-        bad = [l for l in r["labels"] if l not in EMOTIONS]
-        if bad or not r["labels"]:
-            raise DataError(path, n, "labels", f"expected 1-2 of {EMOTIONS}, got {r['labels']!r}")
-        rows.append(r)
-    return rows
+    return labels_file.load_seeds(path)
 
 
 def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:
