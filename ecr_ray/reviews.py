@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data import reviews_file
 from .data.errors import DataError
 from .data.kg import KnowledgeGraph, strip_disambiguation
 
@@ -105,31 +106,7 @@ def filter_review(text: str, helpful: float | None, f: ReviewFilter) -> tuple[st
 def read_reviews(path: Path, item_ids_by_name: dict[str, int], skip_invalid: bool = False) -> tuple[list[dict], Counter]:
     """Read a reviews JSONL (fields `resp` review text, `rec` [movie name], `context` ["User: ..."], optional
     helpfulness) → raw rows {movie_name, entity_id, review, first_sentence, helpfulness}, plus drop counts."""
-    rows, dropped = [], Counter()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                text, rec = r["resp"], r["rec"]
-                if not isinstance(text, str) or not isinstance(rec, list) or not rec:
-                    raise KeyError("resp/rec")
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                if not skip_invalid:
-                    raise DataError(path, lineno, "resp/rec", f"malformed review row: {e}") from None
-                dropped["invalid_row"] += 1
-                continue
-            name = " ".join(str(rec[0]).split())
-            eid = item_ids_by_name.get(name)
-            if eid is None:
-                dropped["movie_not_in_kg"] += 1
-                continue
-            ctx = r.get("context") or [""]
-            first = re.sub(r"^(User|Recommender|System):\s*", "", str(ctx[-1])).strip()
-            rows.append({"entity_id": eid, "movie_name": name, "review": text, "first_sentence": first,
-                         "helpfulness": helpfulness(r)})
-    return rows, dropped
+    return reviews_file.read_reviews(path, item_ids_by_name, skip_invalid)
 
 
 def apply_filters(rows: list[dict], f: ReviewFilter) -> tuple[list[dict], Counter]:
