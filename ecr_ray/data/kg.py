@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,7 +11,8 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, read_json
+from .schema import digits, dict_of, integer, list_of, record, string
 
 SELF_LOOP = "self_loop"
 
@@ -105,38 +105,76 @@ class KnowledgeGraph:
         return f"{self.names[h]}'s {self.relation_names[r]} is {self.names[t]}"
 
 
-def _load_json(path: Path):
-    if not path.exists():
-        raise DataError(path, None, "<file>", "file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, "<json>", f"malformed JSON: {e.msg}") from None
+# What the UniCRS-format KG files must be (schema.py); ranges and uniqueness are checked in the loaders below.
+IDS = dict_of(string, integer, min_len=1)
+"""entity2id.json / relation2id.json: URI → id."""
+SUBKG = dict_of(digits, list_of(list_of(integer, min_len=2, max_len=2)), min_len=1)
+"""dbpedia_subkg.json: head id → [[relation id, tail id], ...]."""
+ITEM_IDS = list_of(integer, min_len=1)
+"""item_ids.json: entity ids of the recommendable movies."""
+MOVIE_MAP = "redial_movieid2entity.json"
+MOVIE_MAP_SPEC = dict_of(digits, record({"name": string, "entity_id": integer}, optional={"dbpedia": string}))
+"""redial_movieid2entity.json: ReDial movieId → {name, entity_id, dbpedia URI}."""
+
+
+def read_movie_map(path: Path) -> dict[str, dict]:
+    """ReDial movieId → {name, entity_id, ...}; entity ids are checked against the KG in `load_kg`."""
+    return read_json(path, MOVIE_MAP_SPEC)
+
+
+def _dense_ids(path: Path) -> dict[str, int]:
+    """entity2id / relation2id: the ids must be exactly 0..n-1, each once: they index the name tables and the
+    embedding rows, so a gap or a repeat would shift or overwrite names."""
+    ids = read_json(path, IDS)
+    owner: dict[int, str] = {}
+    for key, i in ids.items():
+        if not 0 <= i < len(ids):
+            raise DataError(path, None, key, f"id {i} out of range [0, {len(ids)}): ids must be 0..n-1")
+        if i in owner:
+            raise DataError(path, None, key, f"id {i} already used by {owner[i]!r}")
+        owner[i] = key
+    return ids
+
+
+def _item_ids(path: Path, n: int) -> np.ndarray:
+    items = read_json(path, ITEM_IDS)
+    seen: set[int] = set()
+    for j, i in enumerate(items):
+        if not 0 <= i < n:
+            raise DataError(path, None, f"[{j}]", f"entity id {i} out of range [0, {n})")
+        if i in seen:
+            raise DataError(path, None, f"[{j}]", f"entity id {i} listed twice")
+        seen.add(i)
+    return np.asarray(sorted(items), dtype=np.int64)
+
+
+def _triples(path: Path, n: int, n_relations: int, loop: int | None) -> np.ndarray:
+    rows = []
+    for head, edges in read_json(path, SUBKG).items():
+        h = int(head)
+        for j, (r, t) in enumerate(edges):
+            if not (h < n and 0 <= t < n):
+                raise DataError(path, None, f"{head}[{j}]", f"entity id out of range [0, {n}): {(h, t)}")
+            if not 0 <= r < n_relations:
+                raise DataError(path, None, f"{head}[{j}]", f"relation id out of range: {r}")
+            if r != loop:
+                rows.append((h, r, t))
+    return np.unique(np.asarray(rows, dtype=np.int64).reshape(-1, 3), axis=0)
 
 
 def load_kg(kg_dir: Path, movie_map: dict[str, dict] | None = None) -> KnowledgeGraph:
-    """Read `entity2id.json`, `relation2id.json`, `dbpedia_subkg.json`, `item_ids.json` from `kg_dir`."""
+    """Read `entity2id.json`, `relation2id.json`, `dbpedia_subkg.json`, `item_ids.json` from `kg_dir`; `movie_map`
+    (from `read_movie_map(kg_dir / MOVIE_MAP)`) gives the items' display names. Any problem is a DataError."""
     kg_dir = Path(kg_dir)
-    entity2id = {k: int(v) for k, v in _load_json(kg_dir / "entity2id.json").items()}
-    relation2id = {k: int(v) for k, v in _load_json(kg_dir / "relation2id.json").items()}
-    subkg = _load_json(kg_dir / "dbpedia_subkg.json")
+    entity2id = _dense_ids(kg_dir / "entity2id.json")
+    relation2id = _dense_ids(kg_dir / "relation2id.json")
     n = len(entity2id)
-    loop = relation2id.get(SELF_LOOP)
-    rows = []
-    path = kg_dir / "dbpedia_subkg.json"
-    for head, edges in subkg.items():
-        h = int(head)
-        for pair in edges:
-            r, t = int(pair[0]), int(pair[1])
-            if not (0 <= h < n and 0 <= t < n):
-                raise DataError(path, None, f"{head}", f"entity id out of range [0, {n}): {(h, t)}")
-            if not 0 <= r < len(relation2id):
-                raise DataError(path, None, f"{head}", f"relation id out of range: {r}")
-            if r != loop:
-                rows.append((h, r, t))
-    triples = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1, 3), axis=0)
-    item_ids = np.asarray(sorted(int(i) for i in _load_json(kg_dir / "item_ids.json")), dtype=np.int64)
+    triples = _triples(kg_dir / "dbpedia_subkg.json", n, len(relation2id), relation2id.get(SELF_LOOP))
+    item_ids = _item_ids(kg_dir / "item_ids.json", n)
     item_names = {}
-    for info in (movie_map or {}).values():
-        item_names[int(info["entity_id"])] = " ".join(str(info["name"]).split())
+    for mid, info in (movie_map or {}).items():
+        if not 0 <= info["entity_id"] < n:
+            raise DataError(kg_dir / MOVIE_MAP, None, f"{mid}.entity_id",
+                            f"entity id {info['entity_id']} out of range [0, {n})")
+        item_names[info["entity_id"]] = " ".join(info["name"].split())
     return KnowledgeGraph(entity2id, relation2id, triples, item_ids, item_names)

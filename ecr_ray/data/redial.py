@@ -8,16 +8,74 @@ entity ids through `kg/redial_movieid2entity.json`; other entities come from the
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import DataError, InvalidRows, read_jsonl
+from .errors import DataError, Invalid, InvalidRows, read_jsonl, read_text
+from .kg import MOVIE_MAP, read_movie_map
 from .linker import EntityLinker
+from .schema import (describe, digits, dict_of, integer, list_of, nonempty_string, nullable, one_of, or_empty_list,
+                     record, string)
 
 MENTION = re.compile(r"@(\d+)")
-REQUIRED = ("conversationId", "messages", "movieMentions", "initiatorWorkerId")
 LIKED = {0: "dislike", 1: "like", 2: "not_said"}
+
+# The raw ReDial schema, as far as the loader reads it (schema.py). Rules across fields are in check_conversation.
+ANSWERS = or_empty_list(dict_of(digits, record({"liked": one_of(0, 1, 2)})))
+"""initiatorQuestions / respondentQuestions: movieId → {suggested, seen, liked}; only `liked` is read."""
+MESSAGE = record({"text": string, "senderWorkerId": integer, "messageId": integer})
+CONVERSATION = record(
+    {"conversationId": nonempty_string, "messages": list_of(MESSAGE, min_len=1),
+     # movieId → name; the real train file has one null name (a movie no message mentions): no name given.
+     "movieMentions": or_empty_list(dict_of(digits, nullable(string))), "initiatorWorkerId": integer},
+    optional={"respondentWorkerId": integer, "initiatorQuestions": ANSWERS, "respondentQuestions": ANSWERS})
+
+
+def movie_name(value: Any, path: str) -> None:
+    """A non-empty name on one line: a line break means a stray quote swallowed the rows after it."""
+    nonempty_string(value, path)
+    if "\n" in value or "\r" in value:
+        raise Invalid(path, f"line break inside a quoted name (an unbalanced quote?): {describe(value)}")
+
+
+MOVIE_ROW = record({"movieId": digits, "movieName": movie_name})
+"""A row of movies_with_mentions.csv (nbMentions is not read)."""
+
+
+def read_movie_names(path: Path) -> dict[str, str]:
+    """movies_with_mentions.csv → movieId → name (whitespace collapsed). A side file: every problem is an error,
+    a repeated movieId too (which name would win?)."""
+    rows = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    names: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    try:
+        header = next(rows)
+        for column in ("movieId", "movieName"):
+            if column not in header:
+                raise DataError(path, 1, column, f"missing column (header: {','.join(header)})")
+        for row in rows:
+            if not row:
+                continue
+            line = rows.line_num
+            if len(row) != len(header):
+                raise DataError(path, line, "<row>", f"expected {len(header)} columns, got {len(row)}")
+            rec = dict(zip(header, row))
+            try:
+                MOVIE_ROW(rec, "")
+            except Invalid as e:
+                raise DataError(path, line, e.field, e.problem) from None
+            mid = rec["movieId"]
+            if mid in names:
+                raise DataError(path, line, "movieId", f"movie id {mid} repeated (first at line {first_line[mid]})")
+            names[mid], first_line[mid] = " ".join(rec["movieName"].split()), line
+    except csv.Error as e:
+        raise DataError(path, rows.line_num, "<csv>", str(e)) from None
+    if not names:
+        raise DataError(path, None, "<file>", "no movies (only a header)")
+    return names
 
 
 @dataclass
@@ -29,20 +87,14 @@ class MovieCatalogue:
 
     @classmethod
     def load(cls, redial_dir: Path) -> "MovieCatalogue":
-        import json
-
-        names: dict[str, str] = {}
         csv_path = redial_dir / "movies" / "movies_with_mentions.csv"
-        if csv_path.exists():
-            with open(csv_path, encoding="utf-8", newline="") as f:
-                for row in csv.DictReader(f):
-                    names[row["movieId"]] = " ".join(row["movieName"].split())
-        map_path = redial_dir / "kg" / "redial_movieid2entity.json"
-        movie_map = json.loads(map_path.read_text(encoding="utf-8")) if map_path.exists() else {}
+        names = read_movie_names(csv_path) if csv_path.exists() else {}
+        map_path = redial_dir / "kg" / MOVIE_MAP
+        movie_map = read_movie_map(map_path) if map_path.exists() else {}
         entity_of = {}
         for mid, info in movie_map.items():
-            entity_of[mid] = int(info["entity_id"])
-            names.setdefault(mid, " ".join(str(info["name"]).split()))
+            entity_of[mid] = info["entity_id"]
+            names.setdefault(mid, " ".join(info["name"].split()))
         return cls(names, entity_of)
 
 
@@ -50,35 +102,47 @@ def _feedback(conv: dict) -> dict[str, tuple[int, str]]:
     """movieId → (liked 0/1/2, source). Seeker's answers first; respondent's answers when the seeker's are missing."""
     out: dict[str, tuple[int, str]] = {}
     for source in ("initiatorQuestions", "respondentQuestions"):
-        answers = conv.get(source)
-        if not isinstance(answers, dict):
-            continue
-        for mid, ans in answers.items():
-            if mid in out or not isinstance(ans, dict) or ans.get("liked") not in (0, 1, 2):
-                continue
-            out[mid] = (int(ans["liked"]), "initiator" if source == "initiatorQuestions" else "respondent")
+        for mid, ans in (conv.get(source) or {}).items():
+            out.setdefault(mid, (ans["liked"], "initiator" if source == "initiatorQuestions" else "respondent"))
     return out
 
 
-def parse_conversation(conv: dict, path: Path, lineno: int, split: str, movies: MovieCatalogue,
+def check_conversation(conv: dict, movies: MovieCatalogue, seen: dict[str, str], where: str) -> None:
+    """Rules across fields, on a conversation that fits CONVERSATION: message ids unique, every sender one of the
+    two workers, every `@id` a known movie, the conversation id new (`seen`: id → where it was read first, shared
+    by the splits so a conversation cannot be counted twice). Raises Invalid."""
+    first_index: dict[int, int] = {}
+    workers = (conv["initiatorWorkerId"], conv["respondentWorkerId"]) if "respondentWorkerId" in conv else None
+    named = {mid for mid, name in (conv["movieMentions"] or {}).items() if name is not None}
+    for j, msg in enumerate(conv["messages"]):
+        msg_id = msg["messageId"]
+        if msg_id in first_index:
+            raise Invalid(f"messages[{j}].messageId",
+                          f"message id {msg_id} repeated (first at messages[{first_index[msg_id]}])")
+        first_index[msg_id] = j
+        if workers and msg["senderWorkerId"] not in workers:
+            raise Invalid(f"messages[{j}].senderWorkerId",
+                          f"sender {msg['senderWorkerId']} is neither initiatorWorkerId nor respondentWorkerId")
+        for movie in MENTION.findall(msg["text"]):
+            if movie not in named and movie not in movies.names:
+                raise Invalid(f"messages[{j}].text",
+                              f"unknown movie id @{movie} (no name in movieMentions nor the movie catalogue)")
+    cid = conv["conversationId"]
+    if cid in seen:
+        raise Invalid("conversationId", f"conversation {cid!r} already read at {seen[cid]}")
+    seen[cid] = where
+
+
+def parse_conversation(conv: dict, split: str, movies: MovieCatalogue,
                        linker: EntityLinker | None) -> tuple[list[dict], list[dict]]:
-    """One raw conversation → (turn rows, feedback rows). Raises DataError naming file, line and field."""
-    cid = str(conv["conversationId"])
-    mentions = {str(k): " ".join(str(v).split()) for k, v in (conv.get("movieMentions") or {}).items()}
-    if not isinstance(conv["messages"], list) or not conv["messages"]:
-        raise DataError(path, lineno, "messages", "expected a non-empty list of messages")
+    """One checked raw conversation → (turn rows, feedback rows)."""
+    cid = conv["conversationId"]
+    mentions = {k: " ".join(v.split()) for k, v in (conv["movieMentions"] or {}).items() if v is not None}
     seeker = conv["initiatorWorkerId"]
     turns: list[dict] = []
-    for j, msg in enumerate(conv["messages"]):
-        for key in ("text", "senderWorkerId", "messageId"):
-            if key not in msg:
-                raise DataError(path, lineno, f"messages[{j}].{key}", "missing required field")
-        text = str(msg["text"])
+    for msg in conv["messages"]:
+        text = msg["text"]
         ids = MENTION.findall(text)
-        for mid in ids:
-            if mid not in mentions and mid not in movies.names:
-                raise DataError(path, lineno, f"messages[{j}].text",
-                                f"unknown movie id @{mid} (not in movieMentions nor the movie catalogue)")
         role = "user" if msg["senderWorkerId"] == seeker else "recommender"
         if turns and turns[-1]["role"] == role:
             turn = turns[-1]
@@ -86,7 +150,7 @@ def parse_conversation(conv: dict, path: Path, lineno: int, split: str, movies: 
             turn = {"conversation_id": cid, "split": split, "turn_index": len(turns), "role": role,
                     "message_ids": [], "raw_parts": [], "movie_ids": []}
             turns.append(turn)
-        turn["message_ids"].append(int(msg["messageId"]))
+        turn["message_ids"].append(msg["messageId"])
         turn["raw_parts"].append(text)
         turn["movie_ids"].extend(m for m in ids if m not in turn["movie_ids"])
 
@@ -146,17 +210,20 @@ def recommendation_samples(turns: list[dict], feedback: dict[tuple[str, str], in
 
 
 def load_split(path: Path, split: str, movies: MovieCatalogue, linker: EntityLinker | None, invalid: InvalidRows,
-               max_conversations: int = 0, keep=lambda cid: True) -> tuple[list[dict], list[dict], int]:
-    """Parse one raw ReDial JSONL file → (turns, feedback, conversations read)."""
+               max_conversations: int = 0, keep=lambda cid: True,
+               seen: dict[str, str] | None = None) -> tuple[list[dict], list[dict], int]:
+    """Parse one raw ReDial JSONL file → (turns, feedback, conversations read). Pass the same `seen` to every split
+    of a dataset so a conversation id read in two splits is caught too."""
+    seen = {} if seen is None else seen
+
+    def check(conv: dict, lineno: int) -> None:
+        check_conversation(conv, movies, seen, f"{path.name}:{lineno}")
+
     turns, feedback, n = [], [], 0
-    for lineno, conv in read_jsonl(path, invalid, REQUIRED):
-        if not keep(str(conv["conversationId"])):
+    for _, conv in read_jsonl(path, invalid, CONVERSATION, check):
+        if not keep(conv["conversationId"]):
             continue
-        try:
-            t, f = parse_conversation(conv, path, lineno, split, movies, linker)
-        except DataError as e:
-            invalid.handle(e)
-            continue
+        t, f = parse_conversation(conv, split, movies, linker)
         turns.extend(t)
         feedback.extend(f)
         n += 1

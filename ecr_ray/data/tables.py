@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,10 @@ import pyarrow.parquet as pq
 from ..config import Config
 from . import inspired, redial
 from .errors import DataError, InvalidRows
-from .kg import KnowledgeGraph, load_kg
+from .kg import MOVIE_MAP, KnowledgeGraph, load_kg, read_movie_map
 from .linker import EntityLinker
 
+log = logging.getLogger(__name__)
 TABLES = ("turns", "feedback", "samples", "entities", "kg_triples")
 
 
@@ -62,29 +64,25 @@ def in_valid(conversation_id: str, fraction: float, seed: int) -> bool:
     return h / 0xFFFFFFFF < fraction
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_dataset_kg(cfg: Config) -> KnowledgeGraph:
     src = Sources.of(cfg.data.resolved_dir(), cfg.data.dataset)
-    movie_map = None
-    if src.redial_dir is not None and (src.kg_dir / "redial_movieid2entity.json").exists():
-        movie_map = json.loads((src.kg_dir / "redial_movieid2entity.json").read_text(encoding="utf-8"))
+    map_path = src.kg_dir / MOVIE_MAP
+    movie_map = read_movie_map(map_path) if src.redial_dir is not None and map_path.exists() else None
     return load_kg(src.kg_dir, movie_map)
 
 
-def build_tables(cfg: Config, out_dir: Path | None = None) -> dict:
-    """Raw data → Parquet tables + manifest. Returns the manifest."""
+def build_tables(cfg: Config, force: bool = False) -> dict:
+    """Raw data → Parquet tables + manifest (returned). Skipped when up to date unless `force`."""
+    from .. import artifacts
+
+    if not force and artifacts.is_fresh(cfg, "tables"):
+        log.info("tables: up to date (key %s), skipped", artifacts.key(cfg, "tables"))
+        return {**artifacts.read_manifest(cfg, "tables"), "skipped": True}
     t0 = time.perf_counter()
     data_dir = cfg.data.resolved_dir()
     src = Sources.of(data_dir, cfg.data.dataset)
     src.check()
-    out_dir = Path(out_dir or cfg.run_path / "tables")
+    out_dir = cfg.run_path / "tables"
     kg = load_dataset_kg(cfg)
     linker = EntityLinker.from_kg(kg) if cfg.data.link_entities else None
     invalid = InvalidRows(skip=cfg.data.skip_invalid)
@@ -92,8 +90,9 @@ def build_tables(cfg: Config, out_dir: Path | None = None) -> dict:
     turns, feedback, n_conv = [], [], {}
     if cfg.data.dataset == "redial":
         movies = redial.MovieCatalogue.load(src.redial_dir)
+        seen: dict[str, str] = {}  # conversation id → where read first, across splits
         for split, path in src.splits.items():
-            t, f, n = redial.load_split(path, split, movies, linker, invalid, cfg.data.max_conversations)
+            t, f, n = redial.load_split(path, split, movies, linker, invalid, cfg.data.max_conversations, seen=seen)
             turns += t
             feedback += f
             n_conv[split] = n
@@ -130,18 +129,11 @@ def build_tables(cfg: Config, out_dir: Path | None = None) -> dict:
     pq.write_table(pa.Table.from_pylist(entities), out_dir / "entities.parquet")
     pq.write_table(pa.table(kg_rows), out_dir / "kg_triples.parquet")
 
-    manifest = {
-        "dataset": cfg.data.dataset,
-        "data_dir": str(data_dir),
-        "config_hash": cfg.section_hash("data", "seed"),
-        "inputs": {str(p.relative_to(data_dir)): sha256_file(p) for p in src.files()},
-        "counts": _counts(turns, feedback, samples, n_conv, kg),
-        "not_sampled": not_sampled,
-        "invalid_rows": invalid.report(),
-        "build_seconds": round(time.perf_counter() - t0, 2),
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
+    return artifacts.write_manifest(
+        cfg, "tables", dataset=cfg.data.dataset, data_dir=str(data_dir),
+        inputs={str(p.relative_to(data_dir)): artifacts.file_hash(p) for p in src.files()},
+        counts=_counts(turns, feedback, samples, n_conv, kg), not_sampled=not_sampled,
+        invalid_rows=invalid.report(), build_seconds=round(time.perf_counter() - t0, 2))
 
 
 def _counts(turns, feedback, samples, n_conv, kg) -> dict:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..config import EMOTIONS, Config
-from ..data.errors import DataError, InvalidRows, read_jsonl
+from ..config import Config
+from ..data.labels_file import load_seeds  # noqa: F401  (the seed file's loader, with the stage's data)
 
 NUM_EMOTIONS = len(EMOTIONS)
 EMOTION_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
@@ -19,22 +19,6 @@ EMOTION_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 def seed_path(cfg: Config) -> Path:
     return Path(cfg.emotion.seed_labels) if cfg.emotion.seed_labels else \
         cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
-
-
-def load_seeds(path: Path) -> list[dict]:
-    """Read and check the seed file; a bad row raises DataError naming the file, line and field."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found (seed emotion labels; set --emotion.seed_labels)")
-    rows = []
-    for n, r in read_jsonl(path, InvalidRows()):
-        for key, tp in (("conversation_id", str), ("message_ids", list), ("labels", list), ("raw", list)):
-            if not isinstance(r.get(key), tp):
-                raise DataError(path, n, key, f"expected {tp.__name__}, got {r.get(key)!r}")
-        bad = [l for l in r["labels"] if l not in EMOTIONS]
-        if bad or not r["labels"]:
-            raise DataError(path, n, "labels", f"expected 1-2 of {EMOTIONS}, got {r['labels']!r}")
-        rows.append(r)
-    return rows
 
 
 def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-
 from ecr_ray.data.download import DownloadError, download, offline_help
 from ecr_ray.data.tables import build_tables
 
@@ -24,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}\n\n{offline_help(data_dir)}", file=sys.stderr)
             return 2
         return 0
-    cfg, _ = parse(__doc__, argv)
-    manifest = build_tables(cfg)
+    cfg, args = parse(__doc__.splitlines()[0], argv, force=True)
+    manifest = build_tables(cfg, force=args.force)
     print_json({k: manifest[k] for k in ("dataset", "data_dir", "counts", "not_sampled", "invalid_rows", "build_seconds")})
     print(f"tables written to {cfg.run_path / 'tables'}", file=sys.stderr)
     return 0

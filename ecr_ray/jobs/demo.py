@@ -11,10 +11,10 @@ import socket
 import sys
 import time
 
+from ecr_ray.pipeline import run_pipeline
 
-
-from ._common import parse
-from .pipeline import run_pipeline
+from ._common import parse, ray_for
+from .cli import run_job
 
 DIALOGUE = [
     {"role": "user", "text": "Hi! I loved The Conjuring, it scared me so much. Any horror movie like that?"},

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import artifacts
-from ..data.errors import DataError
+from ..data.errors import DataError, InvalidRows
 from ..data.kg import strip_disambiguation
 from .data import VARIANTS, apply_filters, read_reviews
 from .knowledge import movie_knowledge
@@ -112,7 +112,8 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
         raise DataError(path, None, "<file>", "reviews file not found (generator.reviews_file)")
     kg = load_dataset_kg(cfg)
     by_name = {" ".join(n.split()): i for i, n in kg.item_names.items()} or {kg.names[i]: int(i) for i in kg.item_ids}
-    raw, dropped = read_reviews(path, by_name, cfg.data.skip_invalid)
+    invalid = InvalidRows(skip=cfg.data.skip_invalid)
+    raw, dropped = read_reviews(path, by_name, invalid=invalid)
     f = VARIANTS[cfg.generator.review_filter]
     kept, filtered = apply_filters(raw, f)
     dropped.update(filtered)
@@ -141,6 +142,7 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
             "movies_with_review_entities": sum(bool(k["review_entities"]) for k in knowledge),
             "movies_with_triples": sum(bool(k["triples"]) for k in knowledge),
         },
+        "invalid_rows": invalid.report(),
         "engine": engine,
         "build_seconds": round(time.perf_counter() - t0, 2),
     })

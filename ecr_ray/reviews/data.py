@@ -18,9 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.errors import DataError
+from ..data.reviews_file import read_reviews  # noqa: F401  (the reviews file's loader)
 
-HELPFULNESS_FIELDS = ("helpfulness", "helpful_votes", "votes", "helpful")
 _WORD = re.compile(r"[a-z0-9']+")
 _FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll im ive".split())
 # Sentence ends; IMDb text often lacks the space after the full stop ("one.I recommend"), split there too.
@@ -77,13 +76,6 @@ def trim_sentences(sentences: list[str], max_words: int) -> list[str]:
     return out
 
 
-def helpfulness(row: dict) -> float | None:
-    for f in HELPFULNESS_FIELDS:
-        if f in row and row[f] is not None:
-            return float(row[f])
-    return None
-
-
 def filter_review(text: str, helpful: float | None, f: ReviewFilter) -> tuple[str | None, str | None]:
     """(cleaned review, None) if kept, else (None, name of the filter that dropped it)."""
     if helpful is not None and helpful < f.min_helpfulness:
@@ -95,36 +87,6 @@ def filter_review(text: str, helpful: float | None, f: ReviewFilter) -> tuple[st
     if first_person_count(text) < f.min_first_person:
         return None, "first_person"
     return " ".join(trim_sentences(split_sentences(text), f.max_words)), None
-
-
-def read_reviews(path: Path, item_ids_by_name: dict[str, int], skip_invalid: bool = False) -> tuple[list[dict], Counter]:
-    """Read a reviews JSONL (fields `resp` review text, `rec` [movie name], `context` ["User: ..."], optional
-    helpfulness) → raw rows {movie_name, entity_id, review, first_sentence, helpfulness}, plus drop counts."""
-    rows, dropped = [], Counter()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                text, rec = r["resp"], r["rec"]
-                if not isinstance(text, str) or not isinstance(rec, list) or not rec:
-                    raise KeyError("resp/rec")
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                if not skip_invalid:
-                    raise DataError(path, lineno, "resp/rec", f"malformed review row: {e}") from None
-                dropped["invalid_row"] += 1
-                continue
-            name = " ".join(str(rec[0]).split())
-            eid = item_ids_by_name.get(name)
-            if eid is None:
-                dropped["movie_not_in_kg"] += 1
-                continue
-            ctx = r.get("context") or [""]
-            first = re.sub(r"^(User|Recommender|System):\s*", "", str(ctx[-1])).strip()
-            rows.append({"entity_id": eid, "movie_name": name, "review": text, "first_sentence": first,
-                         "helpfulness": helpfulness(r)})
-    return rows, dropped
 
 
 def apply_filters(rows: list[dict], f: ReviewFilter) -> tuple[list[dict], Counter]:
