@@ -93,7 +93,7 @@ def prefix(a: list[int], b: list[int]) -> int:
 def main() -> None:
     import torch
 
-    from ecr_ray.models.llm import load_chat_model
+    from ecr_ray.hub import load_chat_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2")
@@ -134,7 +134,7 @@ def main() -> None:
             # fixed 512-slot static cache. Greedy tokens are compared with the eager bf16 run of the same batch.
             from transformers import StaticCache
 
-            from ecr_ray.models.llm import compile_decode
+            from ecr_ray.generator.model import compile_decode
 
             sdpa = greedy_tokens(model, tok, a.new_tokens)
             model.set_attn_implementation("eager")

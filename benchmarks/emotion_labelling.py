@@ -38,7 +38,7 @@ def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int
     import torch
 
     from ecr_ray.config import load_config
-    from ecr_ray.models.emotion import EmotionPredictor
+    from ecr_ray.emotion.predictor import EmotionPredictor
     from jobs.train_emotion import label_turns
 
     model = run_dir / "emotions" / "classifier" / "model"

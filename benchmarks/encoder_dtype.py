@@ -24,7 +24,7 @@ def main() -> None:
 
     import torch
 
-    from ecr_ray.models.recommender_data import TextEncoder
+    from ecr_ray.recommender.model import TextEncoder
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=30)

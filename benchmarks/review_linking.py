@@ -24,7 +24,7 @@ def main() -> None:
     import ray
 
     from ecr_ray.config import load_config
-    from ecr_ray.reviews import link_all
+    from ecr_ray.reviews.build import link_all
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", default="runs/cpu", help="a run with reviews/reviews.parquet (build_reviews)")

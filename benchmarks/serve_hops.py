@@ -25,10 +25,10 @@ def in_process_rows(cfg, ms) -> list[tuple[str, float]]:
     """The model work alone: the serving predictors in this process, one torch thread (as in a replica), no Serve."""
     import torch
 
-    from ecr_ray.models.emotion import EmotionPredictor
-    from ecr_ray.models.llm import inference_dtype
-    from ecr_ray.models.recommender import RecommenderPredictor
-    from ecr_ray.models.text_cache import TextCache
+    from ecr_ray.emotion.predictor import EmotionPredictor
+    from ecr_ray.hub import inference_dtype
+    from ecr_ray.recommender.predictor import RecommenderPredictor
+    from ecr_ray.text_cache import TextCache
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -58,7 +58,7 @@ def main() -> None:
     from ray import serve
 
     from ecr_ray.config import load_config
-    from serve.app import build_app
+    from ecr_ray.serve.app import build_app
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="demo")

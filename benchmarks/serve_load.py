@@ -169,7 +169,7 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from serve.app import build_app
+    from ecr_ray.serve.app import build_app
 
     cfg = load_config(args.recipe, {"run_dir": args.run_dir})  # the recipe's deployments for the latency settings
     with socket.socket() as s:

@@ -60,11 +60,12 @@ def endpoint():
     import ray
     from ray import serve
 
-    from serve.llm import start_local
+    from ecr_ray.serve.llm import start_local
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        yield start_local(load_config("demo"))
+        url, _ = start_local(load_config("demo"))
+        yield url
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -7,7 +7,7 @@
 - KubeRay (cluster/kuberay/*.yaml): the CRDs' OpenAPI v3 schemas from ../shared/schemas/kuberay, turned into
   JSON Schema with the Kubernetes extensions honoured (int-or-string, nullable, list-type set/map) and unknown
   fields rejected as `kubectl apply` does (strict field validation), then project rules.
-- Ray Serve: the RayService's embedded serveConfigV2 (and serve/config.yaml when it exists) against
+- Ray Serve: the RayService's embedded serveConfigV2 and the config `ecr-ray serve --write-config` writes, against
   `ray.serve.schema.ServeDeploySchema`, plus what that schema lets through: unknown keys and nested
   autoscaling configs.
 
@@ -36,7 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
 KUBERAY = CLUSTER / "kuberay"
 CRD_DIR = REPO.parent / "shared" / "schemas" / "kuberay"
-SERVE_CONFIG = REPO / "serve" / "config.yaml"
 DOCS = REPO / "docs" / "cluster.md"
 
 # Ray Serve's own models trigger pydantic deprecation warnings on import; they are not ours to fix.
@@ -80,12 +79,12 @@ _DIR_FLAGS = {"--run-dir": "run_dir", "--run_dir": "run_dir", "--data-dir": "dat
 def recipe_dirs(recipe: str, args: typing.Sequence[str] = (), env: dict | None = None) -> dict[str, str]:
     """data_dir and run_dir a job gets, with ecr_ray.config's precedence: flags > ECR_* env > recipe (+ extends).
     {} when the recipe does not exist."""
-    path = REPO / "recipes" / f"{recipe}.yaml"
+    path = REPO / "ecr_ray" / "recipes" / f"{recipe}.yaml"
     if not path.is_file():
         return {}
     raw = load_yaml(path) or {}
     if raw.get("extends"):
-        base = load_yaml(REPO / "recipes" / f"{raw['extends']}.yaml") or {}
+        base = load_yaml(REPO / "ecr_ray" / "recipes" / f"{raw['extends']}.yaml") or {}
         raw = {**base, **raw, "data": {**base.get("data", {}), **raw.get("data", {})}}
     dirs = {"data_dir": str((raw.get("data") or {}).get("data_dir", "sample")), "run_dir": str(raw.get("run_dir", ""))}
     env = env or {}
@@ -104,7 +103,7 @@ def under(path: str, root: str) -> bool:
 def test_paper_recipe_keeps_its_data_and_runs_on_shared_storage():
     dirs = recipe_dirs("paper")
     if not dirs:
-        pytest.skip("recipes/paper.yaml does not exist yet")
+        pytest.skip("ecr_ray/recipes/paper.yaml does not exist yet")
     assert under(dirs["data_dir"], SHARED_ROOT) and under(dirs["run_dir"], SHARED_ROOT), dirs
 
 
@@ -593,7 +592,7 @@ def reference_runtime_env() -> dict:
 
 
 def job_dirs(entrypoint: str, env: dict | None = None) -> dict[str, str]:
-    """data_dir / run_dir of `python -m jobs.<name> --recipe R [flags]` (recipe default: demo)."""
+    """data_dir / run_dir of `python -m ecr_ray.jobs.<name> --recipe R [flags]` (recipe default: demo)."""
     args = shlex.split(entrypoint)
     recipe = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--recipe"), "demo")
     return recipe_dirs(recipe, args, env)
@@ -601,7 +600,7 @@ def job_dirs(entrypoint: str, env: dict | None = None) -> dict[str, str]:
 
 def dirs_problems(dirs: dict[str, str], spec: dict, where: str) -> list[str]:
     if not dirs:
-        return [f"{where}: recipe not found in recipes/"]
+        return [f"{where}: recipe not found in ecr_ray/recipes/"]
     return [f"{where}: {key} {value!r} is not on the shared claim ({sorted(shared_mount_paths(spec))})"
             for key, value in dirs.items() if not is_shared_location(value, spec)]
 
@@ -609,7 +608,7 @@ def dirs_problems(dirs: dict[str, str], spec: dict, where: str) -> list[str]:
 def rayjob_problems(manifest: dict) -> list[str]:
     spec = manifest["spec"]
     problems = cluster_problems(spec["rayClusterSpec"])
-    if not spec.get("entrypoint", "").startswith("python -m jobs.pipeline --recipe paper"):
+    if not spec.get("entrypoint", "").startswith("python -m ecr_ray.jobs.pipeline --recipe paper"):
         problems.append(f"entrypoint {spec.get('entrypoint')!r} does not run the paper pipeline")
     if spec.get("shutdownAfterJobFinishes") is not True:
         problems.append("shutdownAfterJobFinishes must be true (the GPU cluster outlives the job otherwise)")
@@ -625,7 +624,7 @@ def rayjob_problems(manifest: dict) -> list[str]:
 # ---------------------------------------------------------------------------- Serve
 
 ECR_DEPLOYMENTS = {"EmotionDetector", "Recommender", "Generator", "ECRIngress"}
-SERVE_APPS = {("serve.app:app", "/"), ("serve.llm:app", "/llm")}
+SERVE_APPS = {("ecr_ray.serve.app:app", "/"), ("ecr_ray.serve.llm:app", "/llm")}
 
 
 def _models_in(annotation) -> list[type[pydantic.BaseModel]]:
@@ -683,7 +682,7 @@ def rayservice_problems(manifest: dict) -> list[str]:
     apps = {(a["import_path"], a.get("route_prefix", "/")): a for a in config["applications"]}
     if set(apps) != SERVE_APPS:
         problems.append(f"applications {sorted(apps)} != {sorted(SERVE_APPS)}")
-    ecr = apps.get(("serve.app:app", "/"), {})
+    ecr = apps.get(("ecr_ray.serve.app:app", "/"), {})
     names = {d["name"] for d in ecr.get("deployments", [])}
     if names != ECR_DEPLOYMENTS:
         problems.append(f"serve.app deployments {sorted(names)} != {sorted(ECR_DEPLOYMENTS)}")
@@ -694,9 +693,11 @@ def rayservice_problems(manifest: dict) -> list[str]:
         env_vars = env.pop("env_vars", {})
         if env != reference:
             problems.append(f"{path}: runtime_env (less env_vars) differs from cluster/kuberay/runtime-env.yaml")
-        if not env_vars.get("ECR_RECIPE"):
-            problems.append(f"{path}: set env_vars.ECR_RECIPE (the app serves the demo recipe otherwise)")
-        dirs = recipe_dirs(env_vars.get("ECR_RECIPE", "demo"), env=env_vars)
+        args = app.get("args") or {}
+        if not args.get("recipe"):
+            problems.append(f"{path}: set args.recipe (the app serves the demo recipe otherwise)")
+        dirs = recipe_dirs(args.get("recipe", "demo"), env=env_vars)
+        dirs.update({k: args[k] for k in ("run_dir", "data_dir") if args.get(k)})
         problems += dirs_problems(dirs, cluster, path)
     token_env = [v for _, g in _groups(cluster) for v in g["template"]["spec"]["containers"][0].get("env", [])
                  if v["name"] == "ECR_API_TOKEN"]
@@ -903,11 +904,11 @@ def _set_runtime_env(m, mutate):
         (lambda m: _set_runtime_env(m, lambda e: e.update(working_dir=".")), "remote archive"),
         (lambda m: _set_runtime_env(m, lambda e: e["pip"].update(pip_install_opts=[])), "Ray rejects"),
         (lambda m: _set_runtime_env(m, lambda e: e["pip"]["packages"].append("x")), "differs from"),
-        (lambda m: m["spec"].update(entrypoint="python -m jobs.pipeline --recipe paper --run-dir runs/paper"),
+        (lambda m: m["spec"].update(entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir runs/paper"),
          "run_dir 'runs/paper' is not on the shared claim"),
-        (lambda m: m["spec"].update(entrypoint="python -m jobs.pipeline --recipe paper --run-dir s3://b/runs"),
+        (lambda m: m["spec"].update(entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir s3://b/runs"),
          "is not on the shared claim"),
-        (lambda m: m["spec"].update(entrypoint="python -m jobs.pipeline --recipe nope"), "recipe not found"),
+        (lambda m: m["spec"].update(entrypoint="python -m ecr_ray.jobs.pipeline --recipe nope"), "recipe not found"),
         (lambda m: m["spec"].update(shutdownAfterJobFinishes=False), "shutdownAfterJobFinishes"),
     ],
 )
@@ -951,15 +952,15 @@ def _deployment(config, name):
     "mutate, expected",
     [
         (lambda c: c["applications"][1].update(route_prefix="/"), "route prefix"),
-        (lambda c: c["applications"][0].update(import_path="serve.app:app:x"), "at most one colon"),
+        (lambda c: c["applications"][0].update(import_path="ecr_ray.serve.app:app:x"), "at most one colon"),
         (lambda c: _deployment(c, "Generator").update(num_replica=2), "unknown key"),
         (lambda c: _deployment(c, "Generator")["autoscaling_config"].update(min_replicas=9), "min_replicas"),
         (lambda c: _deployment(c, "Generator")["ray_actor_options"].update(num_gpus=2), "no worker pod has"),
         (lambda c: _deployment(c, "Generator")["autoscaling_config"].update(max_replicas=40), "GPUs at max scale"),
         (lambda c: c["applications"][0]["deployments"].pop(), "deployments"),
-        (lambda c: c["applications"][0]["runtime_env"]["env_vars"].update(ECR_RUN_DIR="runs/paper"),
+        (lambda c: c["applications"][0]["args"].update(run_dir="runs/paper"),
          "run_dir 'runs/paper' is not on the shared claim"),
-        (lambda c: c["applications"][1]["runtime_env"].pop("env_vars"), "ECR_RECIPE"),
+        (lambda c: c["applications"][1].pop("args"), "args.recipe"),
     ],
 )
 def test_rayservice_rules_reject_broken_copy(mutate, expected):
@@ -975,15 +976,20 @@ def test_rayservice_requires_api_token_from_secret():
     assert any("ECR_API_TOKEN from a Secret" in p for p in problems), problems
 
 
-def test_serve_config_file_matches_serve_schema():
-    if not SERVE_CONFIG.is_file():
-        pytest.skip(f"{SERVE_CONFIG.relative_to(REPO)} does not exist yet (written with the serve package)")
-    config = load_yaml(SERVE_CONFIG)
+@pytest.mark.parametrize("recipe", ["demo", "cpu", "paper"])
+def test_written_serve_config_matches_serve_schema(recipe, tmp_path):
+    from ecr_ray.config import load_config
+    from ecr_ray.serve.deploy import write_config
+
+    path = tmp_path / "serve.yaml"
+    write_config(load_config(recipe), recipe, path)
+    config = load_yaml(path)
     assert serve_config_problems(config) == []
     # Same applications as the RayService, so both deploy the same thing.
     apps = {(a["import_path"], a.get("route_prefix", "/")) for a in config["applications"]}
     ours = {(a["import_path"], a.get("route_prefix", "/")) for a in rayservice_serve_config()["applications"]}
-    assert apps == ours, "serve/config.yaml and the RayService's serveConfigV2 deploy different applications"
+    assert apps == ours, "the written Serve config and the RayService's serveConfigV2 deploy different applications"
+    assert all(a["args"]["recipe"] == recipe for a in config["applications"])
 
 
 # ============================================================================ docs

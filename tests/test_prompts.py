@@ -34,7 +34,7 @@ def test_select_knowledge_is_seeded_and_bounded():
 
 
 def test_chat_template_of_the_base_model():
-    from ecr_ray.models.llm import load_chat_model
+    from ecr_ray.hub import load_chat_model
 
     tok, _ = load_chat_model("smollm2")
     text = render_prompt(tok, generation_messages("Up (2009)", ["Pixar"], ["Up (2009)'s director is Pete Docter"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..config import Config
+from ..config import EMOTIONS, Config
 from ..data.labels_file import load_seeds  # noqa: F401  (the seed file's loader, with the stage's data)
 
 NUM_EMOTIONS = len(EMOTIONS)

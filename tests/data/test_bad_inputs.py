@@ -188,7 +188,7 @@ def test_cli_reports_one_line_and_exit_2(tmp_path):
     train.write_bytes(corpus.set_field(lines[:-1], ("messages", 0, "text"), None, n=5))
 
     def cli(*extra):
-        return subprocess.run([sys.executable, "-m", "jobs.data", "--recipe", "demo", "--data-dir", str(data),
+        return subprocess.run([sys.executable, "-m", "ecr_ray.jobs.data", "--recipe", "demo", "--data-dir", str(data),
                                "--run-dir", str(tmp_path / "run"), *extra], cwd=ROOT, capture_output=True, text=True)
 
     strict = cli()

@@ -71,7 +71,7 @@ def ray_head():
 
 
 def submit(env, *job_args: str, timeout: float = 600) -> tuple[str, str]:
-    """Submit `python -m jobs.<...>` from the repo root; wait for a terminal status; return (status, logs)."""
+    """Submit `python -m ecr_ray.jobs.<...>` from the repo root; wait for a terminal status; return (status, logs)."""
     cmd = [BIN / "ray", "job", "submit", "--no-wait", "--working-dir", ".",
            "--runtime-env", "cluster/runtime_env.yaml", "--", "python", "-m", *job_args]
     for _ in range(90):  # right after `ray start` the job agent may not be up yet (slow on a busy machine): retry
@@ -96,7 +96,7 @@ def submit(env, *job_args: str, timeout: float = 600) -> tuple[str, str]:
 
 def test_data_job_via_ray_job_submit(ray_head, tmp_path):
     run_dir = tmp_path / "run"
-    status, logs = submit(ray_head, "jobs.data", "--recipe", "demo", "--run-dir", str(run_dir))
+    status, logs = submit(ray_head, "ecr_ray.jobs.data", "--recipe", "demo", "--run-dir", str(run_dir))
     assert status == "SUCCEEDED", logs
     assert "tables written to" in logs
     manifest = json.loads((run_dir / "tables" / "manifest.json").read_text())
@@ -104,7 +104,7 @@ def test_data_job_via_ray_job_submit(ray_head, tmp_path):
 
 
 def test_failed_job_reports_clear_error(ray_head, tmp_path):
-    status, logs = submit(ray_head, "jobs.data", "--recipe", "demo", "--run-dir", str(tmp_path),
+    status, logs = submit(ray_head, "ecr_ray.jobs.data", "--recipe", "demo", "--run-dir", str(tmp_path),
                           "--data-dir", str(tmp_path / "missing"))
     assert status == "FAILED"
     assert "file not found" in logs and "Traceback" not in logs
@@ -118,7 +118,7 @@ def test_pipeline_via_ray_job_submit_runs_every_stage_then_skips(ray_head, tmp_p
     """Every stage job (data, train_emotion, build_reviews, train/evaluate_recommender, train/evaluate_generator)
     runs inside one submitted pipeline job on the cluster; a resubmission finds all stages up to date."""
     run_dir = tmp_path / "run"
-    status, logs = submit(ray_head, "jobs.pipeline", "--recipe", "demo", "--run-dir", str(run_dir), *TINY,
+    status, logs = submit(ray_head, "ecr_ray.jobs.pipeline", "--recipe", "demo", "--run-dir", str(run_dir), *TINY,
                           timeout=1500)
     assert status == "SUCCEEDED", logs[-5000:]
     state = json.loads((run_dir / "pipeline.json").read_text())
@@ -129,6 +129,6 @@ def test_pipeline_via_ray_job_submit_runs_every_stage_then_skips(ray_head, tmp_p
                  "eval/generator/report.md", "summary.md"):
         assert (run_dir / path).exists(), path
 
-    status, logs = submit(ray_head, "jobs.pipeline", "--recipe", "demo", "--run-dir", str(run_dir), *TINY)
+    status, logs = submit(ray_head, "ecr_ray.jobs.pipeline", "--recipe", "demo", "--run-dir", str(run_dir), *TINY)
     assert status == "SUCCEEDED", logs[-3000:]
     assert logs.count("up to date") == 5

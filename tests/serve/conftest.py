@@ -32,7 +32,7 @@ TINY = {
     "serve.max_new_tokens": 12,
 }
 # (job module, its own flags, artifact that proves it ran) in pipeline order (jobs/pipeline.py STAGES); each runs
-# as `python -m jobs.<name>`.
+# as `python -m ecr_ray.jobs.<name>`.
 STAGES = [
     ("data", [], "tables/manifest.json"),
     ("train_emotion", [], "emotions/classifier/model/meta.json"),
@@ -65,16 +65,14 @@ def serve_run_dir() -> Path:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("ECR_RUN_DIR", None)
     for job, flags, artifact in STAGES:
-        if not (PROJECT_ROOT / "jobs" / f"{job}.py").exists():
-            pytest.fail(f"jobs/{job}.py is missing: the Serve tests need every stage's artifacts")
         if fresh and (run_dir / artifact).exists():
             continue
         fresh = False  # a rebuilt stage invalidates the ones after it
         t0 = time.time()
-        p = subprocess.run([sys.executable, "-m", f"jobs.{job}", *_overrides(run_dir), *flags], cwd=PROJECT_ROOT, env=env,
+        p = subprocess.run([sys.executable, "-m", f"ecr_ray.jobs.{job}", *_overrides(run_dir), *flags], cwd=PROJECT_ROOT, env=env,
                            capture_output=True, text=True, timeout=900)
         if p.returncode != 0 or not (run_dir / artifact).exists():
-            pytest.fail(f"jobs.{job} failed (rc {p.returncode}) after {time.time() - t0:.0f}s:\n{p.stderr[-3000:]}")
+            pytest.fail(f"ecr_ray.jobs.{job} failed (rc {p.returncode}) after {time.time() - t0:.0f}s:\n{p.stderr[-3000:]}")
     stamp_path.write_text(json.dumps(stamp))
     return run_dir
 
@@ -90,7 +88,7 @@ def serve_url(serve_cfg):
     import ray
     from ray import serve
 
-    from serve.app import build_app
+    from ecr_ray.serve.app import build_app
 
     os.environ.pop(serve_cfg.serve.api_token_env, None)  # this instance runs without auth; test_auth adds one
     port = free_port()

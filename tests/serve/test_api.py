@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ecr_ray.config import ConfigError, load_config
-from serve.api import APIError, Models, SessionStore
+from ecr_ray.serve.api import APIError, Models, SessionStore
 
 
 @pytest.fixture

@@ -188,7 +188,7 @@ def test_bearer_token_auth(serve_url, serve_cfg):
     """A second ingress (token from its environment) in front of the same model deployments, under /secure."""
     from ray import serve
 
-    from serve.app import ECRIngress
+    from ecr_ray.serve.app import ECRIngress
 
     token = "test-token-123"
     handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender", "Generator")]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ecr_ray.models.text_cache import TextCache
+from ecr_ray.text_cache import TextCache
 
 
 class Lengths:

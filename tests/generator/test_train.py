@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from ecr_ray.config import load_config
 from ecr_ray.data.tables import build_tables
-from ecr_ray.models.generator import GeneratorPredictor
-from jobs import build_reviews, evaluate_generator, train_generator
+from ecr_ray.generator.predictor import GeneratorPredictor
+from ecr_ray.jobs import build_reviews, evaluate_generator, train_generator
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +65,22 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
 
 def test_deepspeed_zero3_matches_ddp_and_resumes(tmp_path, ray_cluster):
     """ZeRO-3 shards every parameter over the 2 workers; the adapter it saves (shards gathered) after one step is
-    the one plain DDP trains on the same data, and a rerun resumes it."""
-    from ecr_ray.models import generator
+    the one plain DDP trains on the same data, and a rerun resumes it with the sharded optimizer state and the LR
+    schedule: 1 step + resume + 1 step ends where 2 steps in one go end."""
+    from ecr_ray.generator.train import fit as train_generator
 
     assert build_reviews.main(["--recipe", "demo", "--run-dir", str(tmp_path / "ddp"), "--engine", "local"]) == 0
     shutil.copytree(tmp_path / "ddp" / "reviews", tmp_path / "zero3" / "reviews")
+    shutil.copytree(tmp_path / "ddp" / "reviews", tmp_path / "straight" / "reviews")
 
     def fit(name: str, deepspeed: dict, stop_at: int | None):
         cfg = load_config("demo", {"run_dir": str(tmp_path / name), "generator.max_steps": 2,
                                    "generator.batch_size": 1, "generator.max_length": 96, "generator.lr": 1e-3,
-                                   "generator.checkpoint_every": 1, "generator.num_workers": 2,
-                                   "generator.warmup_steps": 0,
+                                   "generator.checkpoint_every": 1,
+                                   "generator.train_resources": {"workers": 2, "cpus": 1},
+                                   "generator.warmup_steps": 0, "generator.lora_dropout": 0.0,  # no RNG
                                    "generator.deepspeed": deepspeed})
-        m = generator.train(cfg, name, stop_at=stop_at, compile_shm=False)
+        m = train_generator(cfg, name, stop_after_steps=stop_at or 0)
         return m, load_file(str(tmp_path / name / "generator" / "adapter" / "adapter_model.safetensors"))
 
     m_ddp, ddp = fit("ddp", {}, 1)
@@ -93,3 +96,8 @@ def test_deepspeed_zero3_matches_ddp_and_resumes(tmp_path, ray_cluster):
     assert m["steps"] == 2 and m["losses"][0] == m_z3["losses"][0]
     assert m["metrics"]["lr"] == pytest.approx(0.5e-3)  # step 2 of 2 on the linear decay, not a restarted schedule
     assert any(not torch.equal(resumed[k], z3[k]) for k in z3)
+    # Adam's moments came back with the weights: a restarted optimizer would take a different second step.
+    m_straight, straight = fit("straight", {"zero_optimization": {"stage": 3}}, None)
+    assert m_straight["losses"] == m["losses"]
+    for k in straight:
+        torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0.05 * 1e-3)

@@ -52,7 +52,7 @@ def test_bad_requests(endpoint):
 
 
 def _job(run_dir, url, n):
-    return [sys.executable, "-m", "jobs.label_emotions", "--recipe", "demo", "--run-dir", str(run_dir),
+    return [sys.executable, "-m", "ecr_ray.jobs.label_emotions", "--recipe", "demo", "--run-dir", str(run_dir),
             "--llm-base-url", url, "--emotion.llm_max_turns", str(n), "--emotion.llm_shard_rows", "1",
             "--emotion.llm_concurrency", "1", "--emotion.llm_max_tokens", "6"]
 

@@ -11,17 +11,17 @@ from ecr_ray.config import EMOTIONS, load_config
 from ecr_ray.data.errors import DataError
 from ecr_ray.data.tables import build_tables, read_table
 from ecr_ray.emotion.links import ENTITY_EMOTIONS_SCHEMA, link_entity_emotions, turn_entities
-from ecr_ray.emotion.seeds import load_seeds
-from ecr_ray.models.emotion import EmotionPredictor
-from jobs import train_emotion
+from ecr_ray.emotion.data import load_seeds
+from ecr_ray.emotion.predictor import TURN_EMOTIONS_SCHEMA, EmotionPredictor
+from ecr_ray.jobs import train_emotion
 
 
 def test_train_and_label_every_user_turn(tmp_path):
     run = tmp_path / "run"
-    cfg = load_config("demo", {"run_dir": str(run), "emotion.epochs": 1, "emotion.label_actors": 1})
+    cfg = load_config("demo", {"run_dir": str(run), "emotion.epochs": 1, "emotion.label_resources": {"workers": 1}})
     build_tables(cfg)
     assert train_emotion.main(["--recipe", "demo", "--run-dir", str(run), "--emotion.epochs", "1",
-                               "--emotion.label_actors", "1"]) == 0
+                               "--emotion.label_resources", "{workers: 1}"]) == 0
 
     report = json.loads((run / "emotions" / "classifier" / "report.json").read_text())
     v = report["valid"]
@@ -32,7 +32,7 @@ def test_train_and_label_every_user_turn(tmp_path):
     turns = read_table(run, "turns")
     users = turns.filter(pc.equal(turns["role"], "user"))
     te = pq.read_table(run / "emotions" / "turn_emotions.parquet")
-    assert te.schema == train_emotion.TURN_EMOTIONS_SCHEMA
+    assert te.schema == TURN_EMOTIONS_SCHEMA
     assert len(te) == len(users) and set(te["role"].to_pylist()) == {"user"}
     assert {(r["conversation_id"], r["turn_index"]) for r in te.to_pylist()} == \
         {(r["conversation_id"], r["turn_index"]) for r in users.to_pylist()}
@@ -57,7 +57,7 @@ def test_train_and_label_every_user_turn(tmp_path):
     probs = pred.predict([rows[(r["conversation_id"], r["turn_index"])] for r in some])
     np.testing.assert_allclose(probs, np.array([r["probs"] for r in some]), atol=1e-4)
     manifest = json.loads((run / "emotions" / "manifest.json").read_text())
-    assert manifest["counts"]["user_turns"] == len(te) and manifest["config_hash"]
+    assert manifest["counts"]["user_turns"] == len(te) and manifest["key"]
 
 
 def test_bad_seed_row_names_file_line_and_field(tmp_path):

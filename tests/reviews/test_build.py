@@ -8,11 +8,14 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
+from ecr_ray.config import load_config
 from ecr_ray.data.errors import DataError
 from ecr_ray.data.linker import EntityLinker
 from ecr_ray.data.tables import load_dataset_kg
-from ecr_ray.reviews import (KNOWLEDGE_RELATIONS, VARIANTS, build_review_db, filter_review, first_person_count,
-                             read_reviews, repetition_rate, split_sentences, trim_sentences)
+from ecr_ray.reviews.build import fit as build_review_db
+from ecr_ray.reviews.data import (VARIANTS, filter_review, first_person_count, read_reviews, repetition_rate,
+                                  split_sentences, trim_sentences)
+from ecr_ray.reviews.knowledge import KNOWLEDGE_RELATIONS
 
 LONG = ("I loved this movie so much and I watched it twice with my family because my kids adore the songs " * 3)
 
@@ -86,18 +89,17 @@ def test_build_local_and_ray_agree(demo_cfg, tmp_path):
     linker = EntityLinker.from_kg(load_dataset_kg(demo_cfg))
     m_local = build_review_db(demo_cfg, engine="local")
     local = _check_db(demo_cfg.run_path, m_local, linker)
+    ray_cfg = load_config("demo", {"run_dir": str(tmp_path / "ray")})
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        m_ray = build_review_db(demo_cfg, engine="ray", out_dir=tmp_path / "ray" / "reviews")
+        m_ray = build_review_db(ray_cfg, engine="ray")
     finally:
         ray.shutdown()
-    assert _check_db(tmp_path / "ray", m_ray, linker) == local
-    assert m_ray["counts"] == m_local["counts"] and m_ray["config_hash"] == m_local["config_hash"]
+    assert _check_db(ray_cfg.run_path, m_ray, linker) == local
+    assert m_ray["counts"] == m_local["counts"] and m_ray["key"] == m_local["key"]
 
 
 def test_llama_variant_is_stricter(demo_cfg):
-    from ecr_ray.config import load_config
-
     small = build_review_db(demo_cfg, engine="local")["counts"]["kept"]
     cfg = load_config("demo", {"run_dir": str(demo_cfg.run_path), "generator.review_filter": "llama"})
     m = build_review_db(cfg, engine="local")

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import ray
 
-from ecr_ray.cli import run_job
+from ecr_ray.jobs.cli import run_job
 from ecr_ray.config import EMOTIONS, load_config
 from ecr_ray.data.tables import build_tables
-from jobs import evaluate_recommender, train_recommender
+from ecr_ray.jobs import evaluate_recommender, train_recommender
+from ecr_ray.recommender.train import fit
 
 TINY = {"recommender.entity_dim": 32, "recommender.epochs": 2, "recommender.batch_size": 16,
         "recommender.prompt_tokens": 2, "recommender.max_context_turns": 4}
@@ -42,9 +43,11 @@ def cfg_for(run_dir: Path, **over):
 @pytest.fixture(scope="module")
 def trained_full(ray_local, run_dir):
     """variant full on 2 DDP workers; worker failure injected at epoch 2 (once) → FailureConfig restart."""
-    cfg = cfg_for(run_dir, **{"recommender.variant": "full", "recommender.num_workers": 2})
+    cfg = cfg_for(run_dir, **{"recommender.variant": "full", "recommender.train_resources": {"workers": 2}})
     marker = run_dir.parent / "failed-once"
-    m = train_recommender.train(cfg, fail_once_at_epoch=2, fail_marker=str(marker))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ECR_TRAIN_FAULT", f"epoch=2,once={marker}")
+        m = fit(cfg)
     assert marker.exists()  # the failure did happen
     return cfg, m
 
@@ -68,17 +71,17 @@ def test_ddp_training_survives_a_worker_failure(trained_full):
 
 def test_rerun_skips_then_resumes_from_the_checkpoint(trained_full):
     cfg, first = trained_full
-    again = train_recommender.train(cfg)
-    assert again.get("skipped") and again["config_hash"] == first["config_hash"]
+    again = fit(cfg)
+    assert again.get("skipped") and again["key"] == first["key"]
     (cfg.run_path / "recommender" / "full" / "manifest.json").unlink()
-    resumed = train_recommender.train(cfg)  # same RunConfig(name, storage_path): nothing left to train
+    resumed = fit(cfg)  # same RunConfig(name, storage_path): nothing left to train
     history = json.loads((cfg.run_path / "recommender" / "full" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and not resumed.get("skipped")
     assert resumed["test"]["r@50"] == pytest.approx(first["test"]["r@50"])
 
 
 def test_predictor_answers_a_text_dialogue(trained_full):
-    from ecr_ray.models.recommender import RecommenderPredictor
+    from ecr_ray.recommender.predictor import RecommenderPredictor
 
     cfg, _ = trained_full
     p = RecommenderPredictor.load(cfg)
@@ -127,7 +130,7 @@ def test_evaluate_writes_json_markdown_and_plots(trained_full, capsys):
 def test_deepspeed_zero2_on_cpu(ray_local, run_dir):
     cfg = cfg_for(run_dir, **{"recommender.variant": "baseline", "recommender.epochs": 1,
                               "recommender.deepspeed": {"zero_optimization": {"stage": 2}}})
-    m = train_recommender.train(cfg, compile_shm=False)
+    m = fit(cfg)
     assert m["epochs"] == 1 and m["emotions_source"] == "none"
     assert np.isfinite(m["test"]["ce"])
 

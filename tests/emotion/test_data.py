@@ -2,7 +2,7 @@
 
 from ecr_ray.config import load_config
 from ecr_ray.data.tables import build_tables, read_table
-from ecr_ray.emotion.seeds import in_seed_valid, load_seeds, match_seeds, seed_path
+from ecr_ray.emotion.data import in_seed_valid, load_seeds, match_seeds, seed_path
 
 
 def test_sample_seeds_match_turns(tmp_path):

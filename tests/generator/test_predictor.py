@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from ecr_ray.config import GeneratorConfig, load_config
-from ecr_ray.models.generator import GeneratorPredictor, _clean, collate, encode, training_examples
+from ecr_ray.generator.data import collate, encode, training_examples
+from ecr_ray.generator.predictor import GeneratorPredictor, _clean
 from ecr_ray.prompts import INSTRUCTION
-from ecr_ray.reviews import build_review_db, load_knowledge
+from ecr_ray.reviews.build import fit as build_review_db
+from ecr_ray.reviews.knowledge import load_knowledge
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_training_knowledge_comes_from_the_part_of_the_review_the_loss_sees(cfg,
 
     from ecr_ray.data.linker import EntityLinker
     from ecr_ray.data.tables import load_dataset_kg
-    from ecr_ray.models.generator import visible_target
+    from ecr_ray.generator.data import visible_target
 
     reviews = pq.read_table(cfg.run_path / "reviews" / "reviews.parquet").to_pylist()
     short = GeneratorConfig(**{**cfg.generator.__dict__, "max_length": 96})  # cuts most reviews

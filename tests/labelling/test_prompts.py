@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ecr_ray.config import EMOTIONS
-from ecr_ray.emotion import labels as L
+from ecr_ray.labelling import prompts as L
 
 
 def test_table8_is_complete():

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ecr_ray.emotion.client import ChatClient, estimate_cost
+from ecr_ray.labelling.client import ChatClient, estimate_cost
 
 
 class FlakyServer:

@@ -14,8 +14,9 @@ import torch
 
 from ecr_ray.config import EMOTIONS, ConfigError, load_config
 from ecr_ray.data.tables import build_tables
-from ecr_ray.models.recommender import EmotionRecommender, cooc_rows, weighted_loss
-from ecr_ray.models.recommender_data import Split, build_split, cooccurrence_matrix, prepare
+from ecr_ray.recommender.data import cooc_rows
+from ecr_ray.recommender.model import EmotionRecommender, weighted_loss
+from ecr_ray.recommender.data import Split, build_split, cooccurrence_matrix, prepare
 
 LINKS_SCHEMA = pa.schema([("conversation_id", pa.string()), ("turn_index", pa.int32()), ("entity_id", pa.int64()),
                           ("emotions", pa.list_(pa.string())), ("probs", pa.list_(pa.float32()))])

@@ -43,7 +43,7 @@ def _rows(path):
 
 
 def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
-    from jobs.tune import run_sweep
+    from ecr_ray.tuning.sweep import run_sweep
 
     cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "recommender.epochs": 2,
                                "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0],
@@ -67,8 +67,8 @@ def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
 
 
 def test_knowledge_sweep_two_trials(ray_local, tmp_path):
-    from jobs import build_reviews, train_generator
-    from jobs.tune import run_sweep
+    from ecr_ray.jobs import build_reviews, train_generator
+    from ecr_ray.tuning.sweep import run_sweep
 
     run = str(tmp_path / "run")
     common = ["--recipe", "demo", "--run-dir", run, "--generator.max_steps", "2", "--generator.max_new_tokens", "12"]

@@ -3,7 +3,8 @@
 import pyarrow as pa
 
 from ecr_ray.data.tables import TURNS_SCHEMA
-from jobs.label_emotions import SHARD_SCHEMA, agreement, resolve, sample, user_turns
+from ecr_ray.labelling.data import SHARD_SCHEMA, resolve, sample, user_turns
+from ecr_ray.labelling.evaluate import agreement
 
 
 def _turns():
