@@ -546,16 +546,16 @@ def _build(raw: dict[str, Any]) -> "Config":
     try:
         return TypeAdapter(Config).validate_python(raw)
     except ValidationError as e:
-        raise _config_error(e, raw) from None
+        raise _config_error(e, Config) from None
 
 
-def _config_error(e: ValidationError, raw: dict[str, Any]) -> ConfigError:
+def _config_error(e: ValidationError, root: type) -> ConfigError:
     errors = e.errors(include_url=False)
     unknown = [err for err in errors if err["type"] in ("unexpected_keyword_argument", "extra_forbidden")]
     if unknown:  # all unknown fields of the first section that has any, with the fields it knows
         parent = unknown[0]["loc"][:-1]
         names = sorted(str(err["loc"][-1]) for err in unknown if err["loc"][:-1] == parent)
-        known = sorted(f.name for f in dataclasses.fields(_section_type(parent)))
+        known = sorted(f.name for f in dataclasses.fields(_section_type(root, parent)))
         return ConfigError(f"{_dotted(parent) or 'config'}: unknown field(s) {names}; known: {known}")
     err = errors[0]
     where = _dotted(err["loc"])
@@ -573,9 +573,9 @@ def _dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _section_type(loc: tuple) -> type:
-    """The dataclass at a field path of Config (for listing its known fields)."""
-    tp: Any = Config
+def _section_type(root: type, loc: tuple) -> type:
+    """The dataclass at a field path below `root` (for listing its known fields)."""
+    tp: Any = root
     for name in loc:
         tp = {f.name: f.type for f in dataclasses.fields(tp)}[name]
         tp = globals()[tp] if isinstance(tp, str) else tp
@@ -638,6 +638,14 @@ def load_config(recipe: str = "demo", overrides: dict[str, Any] | None = None) -
     for k, v in (overrides or {}).items():
         _set_dotted(raw, k, v)
     return _build(raw)
+
+
+def section_from_dict(cls: type, d: dict[str, Any], where: str) -> Any:
+    """One config section (e.g. RecommenderConfig) from a saved dict, validated; errors name `where`."""
+    try:
+        return TypeAdapter(cls).validate_python(d)
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {_config_error(e, cls)}") from None
 
 
 def config_from_dict(d: dict[str, Any]) -> Config:

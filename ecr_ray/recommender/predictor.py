@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import EMOTIONS, Config, RecommenderConfig
+from ..config import EMOTIONS, Config, RecommenderConfig, section_from_dict
 from .data import MAX_EMO, cooc_rows, load_prepared
 from .model import build_model
 
@@ -30,7 +30,8 @@ class RecommenderPredictor:
 
         self.cfg, self.dir = cfg, Path(model_dir)
         meta = json.loads((self.dir / "meta.json").read_text())
-        rc = RecommenderConfig(**meta["recommender"])
+        rc = section_from_dict(RecommenderConfig, meta["recommender"],
+                               f"{self.dir / 'meta.json'} (retrain with this version if it names unknown fields)")
         self.rc = rc
         prep = load_prepared(self.dir / "prepared")
         self.model = build_model(rc, prep["graph"], meta["text_dim"])

@@ -60,7 +60,7 @@ def serve_run_dir() -> Path:
         return Path(given).resolve()
     run_dir = PROJECT_ROOT / "runs" / "test-serve"
     stamp_path = run_dir / "serve-test-stamp.json"
-    stamp = {"tiny": TINY, "stages": [job for job, _, _ in STAGES]}
+    stamp = {"tiny": TINY, "stages": [job for job, _, _ in STAGES], "layout": 2}  # layout: bump when artifacts change
     fresh = stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("ECR_RUN_DIR", None)
