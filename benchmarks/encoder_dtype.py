@@ -15,8 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-TEXTS = ["User: I really loved The Notebook, it made me cry so much. Do you know any other romantic movies like that?",
-         "Recommender: Have you seen Titanic (1997)? It is a classic romance with Leonardo DiCaprio and Kate Winslet."]
+TEXTS = [
+    "User: I really loved The Notebook, it made me cry so much. Do you know any other romantic movies like that?",
+    "Recommender: Have you seen Titanic (1997)? It is a classic romance with Leonardo DiCaprio and Kate Winslet.",
+]
 
 
 def main() -> None:
@@ -42,9 +44,13 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return round(statistics.median(times) * 1000, 2)
 
-    variants = {"float32": lambda: fp32, "bfloat16": lambda: copy.deepcopy(fp32).to(torch.bfloat16),
-                "int8 dynamic": lambda: torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear},
-                                                                               dtype=torch.qint8)}
+    variants = {
+        "float32": lambda: fp32,
+        "bfloat16": lambda: copy.deepcopy(fp32).to(torch.bfloat16),
+        "int8 dynamic": lambda: torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(fp32), {torch.nn.Linear}, dtype=torch.qint8
+        ),
+    }
     print("| variant | threads | 1 turn ms | 2 turns ms | cosine to float32 (min) |\n|---|---|---|---|---|")
     for name, make in variants.items():
         enc.model = make()

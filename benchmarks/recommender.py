@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = ap.parse_known_args(argv)
     overrides = {"data.data_dir": str(Path(args.data_dir).resolve()), "run_dir": args.run_dir, **parse_overrides(rest)}
 
-    from jobs.evaluate_recommender import evaluate
-    from jobs.train_recommender import train
+    from ecr_ray.recommender.evaluate import write_report
+    from ecr_ray.recommender.train import fit
+    from ecr_ray.runtime import connect
 
     cfg = load_config("cpu", overrides)
     if not (cfg.run_path / "tables" / "manifest.json").exists():
@@ -39,13 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         build_tables(cfg)
         print(f"tables built in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-    for v in [] if args.report else args.variants:
-        vcfg = load_config("cpu", {**overrides, "recommender.variant": v})
-        m = train(vcfg, force=args.force)
-        print(f"{v}: {'up to date' if m.get('skipped') else 'trained'} in {m['seconds']['total']:.0f}s, "
-              f"peak RSS {m['peak_rss_mb']}, best epoch {m['best_epoch']}, test AUC {m['test']['auc']:.3f} "
-              f"RT@50 {m['test']['rt@50']:.3f}", file=sys.stderr)
-    res = evaluate(cfg)
+    with connect():
+        for v in [] if args.report else args.variants:
+            vcfg = load_config("cpu", {**overrides, "recommender.variant": v})
+            m = fit(vcfg, force=args.force)
+            print(
+                f"{v}: {'up to date' if m.get('skipped') else 'trained'} in {m['seconds']['total']:.0f}s, "
+                f"peak RSS {m['peak_rss_mb']}, best epoch {m['best_epoch']}, test AUC {m['test']['auc']:.3f} "
+                f"RT@50 {m['test']['rt@50']:.3f}",
+                file=sys.stderr,
+            )
+    res = write_report(cfg)
     print(res["table"])
     print(f"report: {res['markdown']}, plots: {', '.join(res['plots'])}")
     return 0

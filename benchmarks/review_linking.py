@@ -1,8 +1,8 @@
 """Review entity linking: the build_reviews job's Ray Data path vs its plain loop, same reviews, same run.
 
 The shipped review file is small (2,459 reviews), so the corpus is also repeated ×k to show where an actor pool
-starts to pay (a user's own review crawl can be far larger). Both engines are `ecr_ray.reviews.link_all`; each time
-includes building the linker (the Ray path builds one per actor); `ray.init` is reported apart.
+starts to pay (a user's own review crawl can be far larger). Both engines are `ecr_ray.reviews.build.link_all`; each
+time includes building the linker (the Ray path builds one per actor); `ray.init` is reported apart.
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/review_linking.py --run-dir runs/cpu --factors 1,8,32
 """
@@ -30,17 +30,23 @@ def main() -> None:
     ap.add_argument("--run-dir", default="runs/cpu", help="a run with reviews/reviews.parquet (build_reviews)")
     ap.add_argument("--recipe", default="cpu")
     ap.add_argument("--factors", default="1,8,32", help="corpus = the reviews repeated this many times")
-    ap.add_argument("--workers", type=int, default=2, help="Ray Data actors (generator.link_workers)")
+    ap.add_argument("--workers", type=int, default=2, help="Ray Data actors (generator.link_resources.workers)")
     ap.add_argument("--out", help="write the JSON here too")
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    cfg = load_config(a.recipe, {"run_dir": a.run_dir, "generator.link_workers": a.workers})
-    reviews = [{"review": r["review"]} for r in pq.read_table(cfg.run_path / "reviews" / "reviews.parquet",
-                                                              columns=["review"]).to_pylist()]
+    cfg = load_config(a.recipe, {"run_dir": a.run_dir, "generator.link_resources": {"workers": a.workers}})
+    reviews = [
+        {"review": r["review"]}
+        for r in pq.read_table(cfg.run_path / "reviews" / "reviews.parquet", columns=["review"]).to_pylist()
+    ]
     t0 = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    report: dict = {"cpus": os.cpu_count(), "ray_init_s": round(time.perf_counter() - t0, 2), "workers": a.workers,
-                    "runs": []}
+    report: dict = {
+        "cpus": os.cpu_count(),
+        "ray_init_s": round(time.perf_counter() - t0, 2),
+        "workers": a.workers,
+        "runs": [],
+    }
     try:
         for k in (int(f) for f in a.factors.split(",")):
             rows = reviews * k
@@ -51,9 +57,13 @@ def main() -> None:
             par = link_all(rows, cfg, engine="ray")
             t_ray = time.perf_counter() - t0
             assert [r["mentions"] for r in par] == [r["mentions"] for r in loop]  # same output
-            r = {"reviews": len(rows), "loop_s": round(t_loop, 2), "ray_data_s": round(t_ray, 2),
-                 "ratio_loop_over_ray": round(t_loop / t_ray, 2),
-                 "reviews_per_s": {"loop": round(len(rows) / t_loop), "ray_data": round(len(rows) / t_ray)}}
+            r = {
+                "reviews": len(rows),
+                "loop_s": round(t_loop, 2),
+                "ray_data_s": round(t_ray, 2),
+                "ratio_loop_over_ray": round(t_loop / t_ray, 2),
+                "reviews_per_s": {"loop": round(len(rows) / t_loop), "ray_data": round(len(rows) / t_ray)},
+            }
             report["runs"].append(r)
             print(json.dumps(r), flush=True)
     finally:

@@ -33,8 +33,9 @@ def in_process_rows(cfg, ms) -> list[tuple[str, float]]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rec = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size,
-                                        encoder_dtype=cfg.serve.encoder_dtype)
+        rec = RecommenderPredictor.load(
+            cfg, cache_size=cfg.serve.text_cache_size, encoder_dtype=cfg.serve.encoder_dtype
+        )
         emo = EmotionPredictor.load(cfg, dtype=inference_dtype(cfg.serve.encoder_dtype))
         probs = TextCache(emo.predict, cfg.serve.text_cache_size)
         dialogue = [{"role": "user", "text": "I loved Titanic and romantic movies."}]
@@ -44,10 +45,14 @@ def in_process_rows(cfg, ms) -> list[tuple[str, float]]:
         def new_text() -> str:
             return f"Something like it from {1950 + next(fresh)}, please."
 
-        return [("in-process: rank a cached dialogue", ms(lambda: rec.recommend(dialogue, [cached], 10))),
-                ("in-process: encode one new user turn",
-                 ms(lambda: rec.encode_dialogue([*dialogue, {"role": "user", "text": new_text()}]))),
-                ("in-process: classify one new user turn", ms(lambda: probs([new_text()])))]
+        return [
+            ("in-process: rank a cached dialogue", ms(lambda: rec.recommend(dialogue, [cached], 10))),
+            (
+                "in-process: encode one new user turn",
+                ms(lambda: rec.encode_dialogue([*dialogue, {"role": "user", "text": new_text()}])),
+            ),
+            ("in-process: classify one new user turn", ms(lambda: probs([new_text()]))),
+        ]
     finally:
         torch.set_num_threads(threads)
 
@@ -95,19 +100,27 @@ def main() -> None:
             turns = [*dialogue, {"role": "user", "text": f"Something like it from {1950 + next(fresh)}, please."}]
             return http.post(f"{url}/v1/recommend", json={"dialogue": turns, "generate": False})
 
-        rows = [("GET /healthz (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
-                ("GET /healthz?deep=true (+3 handle calls)", ms(lambda: http.get(f"{url}/healthz?deep=true"))),
-                ("POST /v1/recommend, all turns cached", ms(lambda: http.post(f"{url}/v1/recommend", json=body))),
-                ("POST /v1/recommend, one new user turn", ms(new_turn))]
+        rows = [
+            ("GET /healthz (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
+            ("GET /healthz?deep=true (+3 handle calls)", ms(lambda: http.get(f"{url}/healthz?deep=true"))),
+            ("POST /v1/recommend, all turns cached", ms(lambda: http.post(f"{url}/v1/recommend", json=body))),
+            ("POST /v1/recommend, one new user turn", ms(new_turn)),
+        ]
         if not throughput_optimized:  # that mode's handles only work inside an event loop
             emotion = serve.get_deployment_handle("EmotionDetector", "ecr")
             recommender = serve.get_deployment_handle("Recommender", "ecr")
             probs = emotion.predict.remote([dialogue[0]["text"]]).result()
-            rows += [("handle: EmotionDetector.predict, cached",
-                      ms(lambda: emotion.predict.remote([dialogue[0]["text"]]).result())),
-                     ("handle: Recommender.recommend, cached",
-                      ms(lambda: recommender.recommend.remote(dialogue, probs, 10).result())),
-                     ("handle: Recommender.ready (empty call)", ms(lambda: recommender.ready.remote().result()))]
+            rows += [
+                (
+                    "handle: EmotionDetector.predict, cached",
+                    ms(lambda: emotion.predict.remote([dialogue[0]["text"]]).result()),
+                ),
+                (
+                    "handle: Recommender.recommend, cached",
+                    ms(lambda: recommender.recommend.remote(dialogue, probs, 10).result()),
+                ),
+                ("handle: Recommender.ready (empty call)", ms(lambda: recommender.ready.remote().result())),
+            ]
         rows += model_rows
         print("| call | p50 ms |\n|---|---|")
         for name, v in rows:

@@ -35,7 +35,9 @@ def conversations(tables_dir: Path, seed: int = 0) -> list[list[dict]]:
     """Every conversation of turns.parquet (all splits) as [{role, text}], in a seeded random order."""
     import pyarrow.parquet as pq
 
-    t = pq.read_table(tables_dir / "turns.parquet", columns=["conversation_id", "turn_index", "role", "text"]).to_pylist()
+    t = pq.read_table(
+        tables_dir / "turns.parquet", columns=["conversation_id", "turn_index", "role", "text"]
+    ).to_pylist()
     by_conv: dict[str, list[dict]] = {}
     for r in sorted(t, key=lambda r: (r["conversation_id"], r["turn_index"])):
         if r["text"].strip():
@@ -62,14 +64,15 @@ def scripts(convs, pattern: str, n: int, max_turns: int = 12) -> list[list[list[
         if turns is None:
             raise SystemExit(f"not enough conversations for {n} {pattern} requests: use a bigger --dialogues table")
         ends = [k for k in range(1, min(len(turns), max_turns) + 1) if turns[k - 1]["role"] == "user"]
-        prefixes = [turns[:ends[-1]]] if pattern == "cold" else [turns[:k] for k in ends]
+        prefixes = [turns[: ends[-1]]] if pattern == "cold" else [turns[:k] for k in ends]
         out.append(prefixes[: n - total])
         total += len(out[-1])
     return out
 
 
-async def run_load(url: str, scripts_: list[list[dict]], concurrency: int, n: int, cap_s: float,
-                   on_progress=None) -> dict:
+async def run_load(
+    url: str, scripts_: list[list[dict]], concurrency: int, n: int, cap_s: float, on_progress=None
+) -> dict:
     """Closed-loop clients, each taking the next script and sending its bodies in order, until `n` requests
     (scripts are recycled only by the open-ended fault run) or cap_s; latency and error counts."""
     lat, errors, statuses = [], [], {}
@@ -105,18 +108,30 @@ async def run_load(url: str, scripts_: list[list[dict]], concurrency: int, n: in
         await asyncio.gather(*(worker(s) for _ in range(concurrency)))
         wall = time.perf_counter() - t_start
     ms = np.array(lat) * 1000 if lat else np.array([np.nan])
-    return {"concurrency": concurrency, "requests": len(lat) + len(errors), "ok": len(lat), "errors": len(errors),
-            "error_samples": sorted(set(errors))[:5], "statuses": statuses, "wall_s": round(wall, 2),
-            "throughput_rps": round(len(lat) / wall, 2),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(np.mean(ms)), 1)}
+    return {
+        "concurrency": concurrency,
+        "requests": len(lat) + len(errors),
+        "ok": len(lat),
+        "errors": len(errors),
+        "error_samples": sorted(set(errors))[:5],
+        "statuses": statuses,
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(len(lat) / wall, 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "mean_ms": round(float(np.mean(ms)), 1),
+    }
 
 
 def replicas(deployment: str) -> list[str]:
     import ray
 
-    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                  if a["namespace"] == "serve" and f"#{deployment}#" in a["name"])
+    return sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve" and f"#{deployment}#" in a["name"]
+    )
 
 
 def fault_run(url: str, scripts_: list[list[dict]], concurrency: int, seconds: float) -> dict:
@@ -158,11 +173,15 @@ def main() -> None:
     ap.add_argument("--cap-s", type=float, default=120, help="wall-clock cap per setting")
     ap.add_argument("--fault-seconds", type=float, default=20, help="0 = no fault run")
     ap.add_argument("--fault-replicas", type=int, default=2, help="Recommender replicas during the fault run")
-    ap.add_argument("--dialogues", default=None,
-                    help="tables dir whose conversations the clients send (default: <run-dir>/tables); use the real "
-                         "data's tables for enough distinct conversations")
-    ap.add_argument("--patterns", default="cached,replay,cold",
-                    help="request patterns (see `scripts`): cached, replay, cold")
+    ap.add_argument(
+        "--dialogues",
+        default=None,
+        help="tables dir whose conversations the clients send (default: <run-dir>/tables); use the real "
+        "data's tables for enough distinct conversations",
+    )
+    ap.add_argument(
+        "--patterns", default="cached,replay,cold", help="request patterns (see `scripts`): cached, replay, cold"
+    )
     ap.add_argument("--out", default="benchmarks/results/serve_load.json")
     args = ap.parse_args()
 
@@ -184,8 +203,14 @@ def main() -> None:
         return [[{"dialogue": d, "top_k": 10, "generate": generate} for d in sc] for sc in scripts(pool, pattern, n)]
 
     levels = [int(c) for c in args.concurrency.split(",")]
-    report: dict = {"recipe": args.recipe, "url": url, "dialogues_from": str(tables), "conversations": len(convs),
-                    "deployments": cfg.serve.deployments, "runs": []}
+    report: dict = {
+        "recipe": args.recipe,
+        "url": url,
+        "dialogues_from": str(tables),
+        "conversations": len(convs),
+        "deployments": cfg.serve.deployments,
+        "runs": [],
+    }
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -203,21 +228,30 @@ def main() -> None:
                     asyncio.run(run_load(url, b, c, max(n, c), args.cap_s))  # untimed pass fills the caches
                 r = asyncio.run(run_load(url, b, c, max(n, c), args.cap_s))
                 report["runs"].append({"mode": mode, "pattern": pattern, **r})
-                print(f"{mode:18s} {pattern:6s} c={c:<3d} n={r['requests']:<4d} p50={r['p50_ms']:8.1f} ms  "
-                      f"p95={r['p95_ms']:8.1f}  p99={r['p99_ms']:8.1f}  {r['throughput_rps']:7.2f} req/s  "
-                      f"errors={r['errors']}", flush=True)
+                print(
+                    f"{mode:18s} {pattern:6s} c={c:<3d} n={r['requests']:<4d} p50={r['p50_ms']:8.1f} ms  "
+                    f"p95={r['p95_ms']:8.1f}  p99={r['p99_ms']:8.1f}  {r['throughput_rps']:7.2f} req/s  "
+                    f"errors={r['errors']}",
+                    flush=True,
+                )
         if args.fault_seconds > 0:  # redeploy with a fixed number of Recommender replicas, so one can be killed
             rec = {**cfg.serve.deployments["Recommender"], "num_replicas": args.fault_replicas}
             rec.pop("autoscaling_config", None)
-            serve.run(build_app(load_config(args.recipe, {"run_dir": args.run_dir,
-                                                          "serve.deployments": {"Recommender": rec}})),
-                      name="ecr", route_prefix="/")
+            serve.run(
+                build_app(
+                    load_config(args.recipe, {"run_dir": args.run_dir, "serve.deployments": {"Recommender": rec}})
+                ),
+                name="ecr",
+                route_prefix="/",
+            )
             f = fault_run(url, bodies("replay", 400, False), 8, args.fault_seconds)
             report["fault"] = f
-            print(f"fault run (c=8, {args.fault_seconds:.0f}s, killed 1 of {f['replicas_before']} Recommender "
-                  f"replicas at {f.get('killed_at_s')}s): ok={f['ok']} errors={f['errors']} "
-                  f"recovered_after={f.get('recovered_after_s')}s p99={f['p99_ms']} ms {f['error_samples']}",
-                  flush=True)
+            print(
+                f"fault run (c=8, {args.fault_seconds:.0f}s, killed 1 of {f['replicas_before']} Recommender "
+                f"replicas at {f.get('killed_at_s')}s): ok={f['ok']} errors={f['errors']} "
+                f"recovered_after={f.get('recovered_after_s')}s p99={f['p99_ms']} ms {f['error_samples']}",
+                flush=True,
+            )
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .config import Config
 
@@ -58,25 +59,73 @@ def _reviews_file(cfg: Config) -> list[Path]:
     return [cfg.generator.reviews_path(cfg.data.resolved_dir())]
 
 
-_INFERENCE = ("max_new_tokens", "do_sample", "temperature", "top_p", "repetition_penalty", "dtype", "compile",
-              "max_cache_len", "compile_batch_sizes", "eval_samples", "eval_batch_size", "eval_resources",
-              "link_resources")
-STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("tables", "tables", ("data", "seed"), (), ("turns.parquet", "samples.parquet"), _raw_files),
-    Stage("emotions", "emotions",
-          ("emotion.-llm_base_url", "emotion.-llm_model", "emotion.-llm_resources", "emotion.-label_resources",
-           "emotion.-train_resources", "emotion.-label_batch_size", "seed"),
-          ("tables",), ("turn_emotions.parquet", "entity_emotions.parquet"), _seed_labels),
-    Stage("reviews", "reviews", ("generator.reviews_file", "generator.review_filter", "generator.min_entity_mentions",
-                                 "data.skip_invalid"),
-          ("tables",), ("reviews.parquet", "movie_knowledge.parquet"), _reviews_file),
-    Stage("recommender", "recommender/{variant}",
-          ("recommender.-train_resources", "recommender.-encode_resources", "recommender.-cache_dir",
-           "recommender.-max_failures", "emotion.threshold", "emotion.max_emotions_per_entity", "seed"),
-          ("tables", "emotions"), ("model.pt", "metrics.json")),
-    Stage("generator", "generator", tuple(f"generator.-{f}" for f in _INFERENCE) + ("seed",), ("reviews",),
-          ("manifest.json",)),
-)}
+_INFERENCE = (
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "repetition_penalty",
+    "dtype",
+    "compile",
+    "max_cache_len",
+    "compile_batch_sizes",
+    "eval_samples",
+    "eval_batch_size",
+    "eval_resources",
+    "link_resources",
+)
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("tables", "tables", ("data", "seed"), (), ("turns.parquet", "samples.parquet"), _raw_files),
+        Stage(
+            "emotions",
+            "emotions",
+            (
+                "emotion.-llm_base_url",
+                "emotion.-llm_model",
+                "emotion.-llm_resources",
+                "emotion.-label_resources",
+                "emotion.-train_resources",
+                "emotion.-label_batch_size",
+                "seed",
+            ),
+            ("tables",),
+            ("turn_emotions.parquet", "entity_emotions.parquet"),
+            _seed_labels,
+        ),
+        Stage(
+            "reviews",
+            "reviews",
+            ("generator.reviews_file", "generator.review_filter", "generator.min_entity_mentions", "data.skip_invalid"),
+            ("tables",),
+            ("reviews.parquet", "movie_knowledge.parquet"),
+            _reviews_file,
+        ),
+        Stage(
+            "recommender",
+            "recommender/{variant}",
+            (
+                "recommender.-train_resources",
+                "recommender.-encode_resources",
+                "recommender.-cache_dir",
+                "recommender.-max_failures",
+                "emotion.threshold",
+                "emotion.max_emotions_per_entity",
+                "seed",
+            ),
+            ("tables", "emotions"),
+            ("model.pt", "metrics.json"),
+        ),
+        Stage(
+            "generator",
+            "generator",
+            tuple(f"generator.-{f}" for f in _INFERENCE) + ("seed",),
+            ("reviews",),
+            ("manifest.json",),
+        ),
+    )
+}
 
 
 def file_hash(path: Path) -> str:
@@ -105,11 +154,13 @@ def _reads(cfg: Config, stage: Stage) -> dict[str, Any]:
 def key(cfg: Config, name: str) -> str:
     """The content key the current config gives stage `name` (upstream stages by the keys in their manifests)."""
     stage = STAGES[name]
-    inputs = {}
-    for p in (stage.inputs(cfg) if stage.inputs else []):
-        inputs[str(p)] = file_hash(p) if p.exists() else None
-    blob = {"reads": _reads(cfg, stage), "inputs": inputs,
-            "after": {a: (read_manifest(cfg, a) or {}).get("key") for a in stage.after}}
+    # By content, not by path: the same data under another folder (a job's working dir) is the same input.
+    inputs = [(p.name, file_hash(p) if p.exists() else None) for p in (stage.inputs(cfg) if stage.inputs else [])]
+    blob = {
+        "reads": _reads(cfg, stage),
+        "inputs": inputs,
+        "after": {a: (read_manifest(cfg, a) or {}).get("key") for a in stage.after},
+    }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,14 +51,17 @@ class Resources:
     workers: int = 1
     """Train workers / actors / parallel tasks."""
     cpus: float = 1.0
-    """CPUs each one reserves (also its torch thread count, rounded down, at least 1)."""
+    """CPUs each one reserves (also its torch thread count, rounded up: 1.5 leaves half a core to something small,
+    such as a Tune trial's driver, and still runs 2 threads)."""
     gpus: float = 0.0
     """GPUs each one reserves; > 0 makes the work run on CUDA (`device: auto`)."""
 
     def __post_init__(self) -> None:
         _check(self.workers >= 1, f"workers: must be >= 1, got {self.workers}")
-        _check(self.cpus >= 0 and self.gpus >= 0 and self.cpus + self.gpus > 0,
-               f"cpus/gpus: must be >= 0 and not both 0, got cpus={self.cpus} gpus={self.gpus}")
+        _check(
+            self.cpus >= 0 and self.gpus >= 0 and self.cpus + self.gpus > 0,
+            f"cpus/gpus: must be >= 0 and not both 0, got cpus={self.cpus} gpus={self.gpus}",
+        )
 
     def scaling_config(self):
         """Ray Train's ScalingConfig for these resources."""
@@ -72,7 +76,7 @@ class Resources:
 
     @property
     def threads(self) -> int:
-        return max(1, int(self.cpus))
+        return max(1, math.ceil(self.cpus))
 
 
 @dataclass
@@ -172,7 +176,9 @@ class EmotionConfig:
         _check(self.llm_concurrency >= 1, "emotion.llm_concurrency: must be >= 1")
         _check(self.llm_timeout_s > 0 and self.llm_max_retries >= 0, "emotion.llm_timeout_s > 0, llm_max_retries >= 0")
         _check(self.llm_max_tokens >= 1 and self.llm_shard_rows >= 1, "emotion.llm_max_tokens/llm_shard_rows >= 1")
-        _check(self.llm_subset in ("all", "seeded"), f"emotion.llm_subset: expected all|seeded, got {self.llm_subset!r}")
+        _check(
+            self.llm_subset in ("all", "seeded"), f"emotion.llm_subset: expected all|seeded, got {self.llm_subset!r}"
+        )
         _check(self.llm_max_turns >= 0 and self.max_train_rows >= 0, "emotion.llm_max_turns/max_train_rows >= 0")
         _check(0.0 < self.valid_fraction < 1.0, f"emotion.valid_fraction: must be in (0, 1), got {self.valid_fraction}")
         _check(self.focal_gamma >= 0 and self.class_weight_power >= 0, "emotion.focal_gamma/class_weight_power >= 0")
@@ -236,21 +242,33 @@ class RecommenderConfig:
     """DeepSpeed config (empty = plain DDP); batch sizes are filled in from batch_size / num_workers."""
 
     def __post_init__(self) -> None:
-        _check(self.variant in RECOMMENDER_VARIANTS,
-               f"recommender.variant: expected baseline|L|LS|LG|full, got {self.variant!r}")
+        _check(
+            self.variant in RECOMMENDER_VARIANTS,
+            f"recommender.variant: expected baseline|L|LS|LG|full, got {self.variant!r}",
+        )
         missing = {"like", "dislike", "not_said"} - set(self.feedback_weights)
         _check(not missing, f"recommender.feedback_weights: missing {sorted(missing)}")
         _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
-        _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0")
+        _check(
+            self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0"
+        )
         _check(self.entity_dim >= 8 and self.emotion_dim >= 1, "recommender.entity_dim >= 8, emotion_dim >= 1")
-        _check(self.max_context_entities >= 1 and self.max_context_turns >= 1 and self.max_context_tokens >= 8,
-               "recommender.max_context_entities/turns >= 1, max_context_tokens >= 8")
-        _check(self.emotions_source in ("auto", "file", "seed", "none"),
-               f"recommender.emotions_source: expected auto|file|seed|none, got {self.emotions_source!r}")
-        _check(self.emotions_source != "none" or self.variant == "baseline",
-               f"recommender.emotions_source none: only variant baseline trains without emotions, got {self.variant!r}")
-        _check(0.0 <= self.dropout < 1.0 and 0.0 <= self.warmup_fraction < 1.0,
-               "recommender.dropout/warmup_fraction: must be in [0, 1)")
+        _check(
+            self.max_context_entities >= 1 and self.max_context_turns >= 1 and self.max_context_tokens >= 8,
+            "recommender.max_context_entities/turns >= 1, max_context_tokens >= 8",
+        )
+        _check(
+            self.emotions_source in ("auto", "file", "seed", "none"),
+            f"recommender.emotions_source: expected auto|file|seed|none, got {self.emotions_source!r}",
+        )
+        _check(
+            self.emotions_source != "none" or self.variant == "baseline",
+            f"recommender.emotions_source none: only variant baseline trains without emotions, got {self.variant!r}",
+        )
+        _check(
+            0.0 <= self.dropout < 1.0 and 0.0 <= self.warmup_fraction < 1.0,
+            "recommender.dropout/warmup_fraction: must be in [0, 1)",
+        )
         _check(self.auc_batch_size >= 2, "recommender.auc_batch_size: must be >= 2")
 
     @property
@@ -342,21 +360,31 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         _check(self.method in ("lora", "full"), f"generator.method: expected lora|full, got {self.method!r}")
-        _check(self.review_filter in ("small", "llama"),
-               f"generator.review_filter: expected small|llama, got {self.review_filter!r}")
+        _check(
+            self.review_filter in ("small", "llama"),
+            f"generator.review_filter: expected small|llama, got {self.review_filter!r}",
+        )
         _check(self.min_entity_mentions >= 1, "generator.min_entity_mentions: must be >= 1")
-        _check(self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0")
+        _check(
+            self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0"
+        )
         _check(self.max_length >= 16, "generator.max_length: must be >= 16")
         _check(self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "generator.batch_size/epochs/lr must be > 0")
         _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "generator.max_steps >= 0, checkpoint_every >= 1")
-        _check(self.max_new_tokens >= 1 and self.eval_samples >= 1 and self.eval_batch_size >= 1,
-               "generator.max_new_tokens/eval_samples/eval_batch_size must be >= 1")
+        _check(
+            self.max_new_tokens >= 1 and self.eval_samples >= 1 and self.eval_batch_size >= 1,
+            "generator.max_new_tokens/eval_samples/eval_batch_size must be >= 1",
+        )
         _check(self.temperature > 0 and 0 < self.top_p <= 1, "generator.temperature > 0 and top_p in (0, 1]")
         _check(self.dtype in ("float32", "bfloat16"), f"generator.dtype: expected float32|bfloat16, got {self.dtype!r}")
-        _check(self.max_cache_len > self.max_new_tokens,
-               f"generator.max_cache_len ({self.max_cache_len}) must exceed max_new_tokens ({self.max_new_tokens})")
-        _check(bool(self.compile_batch_sizes) and all(b >= 1 for b in self.compile_batch_sizes),
-               f"generator.compile_batch_sizes: expected sizes >= 1, got {self.compile_batch_sizes}")
+        _check(
+            self.max_cache_len > self.max_new_tokens,
+            f"generator.max_cache_len ({self.max_cache_len}) must exceed max_new_tokens ({self.max_new_tokens})",
+        )
+        _check(
+            bool(self.compile_batch_sizes) and all(b >= 1 for b in self.compile_batch_sizes),
+            f"generator.compile_batch_sizes: expected sizes >= 1, got {self.compile_batch_sizes}",
+        )
 
     def reviews_path(self, data_dir: Path) -> Path:
         p = Path(self.reviews_file).expanduser()
@@ -393,8 +421,10 @@ class TuneConfig:
         _check(not unknown, f"tune.search_space: unknown sweep(s) {sorted(unknown)}; known: feedback, knowledge")
         _check(self.max_concurrent_trials >= 1, "tune.max_concurrent_trials: must be >= 1")
         _check(0 < self.driver_cpus <= 1, "tune.driver_cpus: must be in (0, 1]")
-        _check(self.knowledge_eval_samples >= 1 and self.knowledge_train_steps >= 0,
-               "tune.knowledge_eval_samples >= 1 and tune.knowledge_train_steps >= 0")
+        _check(
+            self.knowledge_eval_samples >= 1 and self.knowledge_train_steps >= 0,
+            "tune.knowledge_eval_samples >= 1 and tune.knowledge_train_steps >= 0",
+        )
 
 
 @dataclass
@@ -449,17 +479,28 @@ class ServeConfig:
     ...); a recipe's entry replaces the default entry of that deployment."""
 
     DEPLOYMENTS = ("ECRIngress", "EmotionDetector", "Recommender", "Generator")
-    OPTIONS = ("num_replicas", "autoscaling_config", "ray_actor_options", "max_ongoing_requests",
-               "max_queued_requests", "health_check_period_s", "health_check_timeout_s",
-               "graceful_shutdown_timeout_s", "graceful_shutdown_wait_loop_s")
+    OPTIONS = (
+        "num_replicas",
+        "autoscaling_config",
+        "ray_actor_options",
+        "max_ongoing_requests",
+        "max_queued_requests",
+        "health_check_period_s",
+        "health_check_timeout_s",
+        "graceful_shutdown_timeout_s",
+        "graceful_shutdown_wait_loop_s",
+    )
 
     DEFAULT_DEPLOYMENTS = {  # sized for a 2-core laptop; GPU recipes give Generator num_gpus
         # max_ongoing_requests above Serve's default 5: a request over the limit waits in the caller's router with
         # back-off (cached requests from 32 clients: 8.4 req/s before, 83 after), and batching needs requests in.
         "ECRIngress": {"num_replicas": 1, "max_ongoing_requests": 256, "ray_actor_options": {"num_cpus": 0.1}},
         "EmotionDetector": {"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.25}},
-        "Recommender": {"autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16},
-                        "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.25}},
+        "Recommender": {
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16},
+            "max_ongoing_requests": 64,
+            "ray_actor_options": {"num_cpus": 0.25},
+        },
         "Generator": {"num_replicas": 1, "max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.5}},
     }
 
@@ -467,24 +508,44 @@ class ServeConfig:
         self.deployments = {**copy.deepcopy(self.DEFAULT_DEPLOYMENTS), **self.deployments}
         _check(0 < self.port < 65536, f"serve.port: out of range: {self.port}")
         _check(bool(self.model_name), "serve.model_name: must not be empty")
-        for name in ("max_turns", "max_chars", "max_body_bytes", "max_top_k", "max_new_tokens", "max_sessions",
-                     "max_batch_size", "generator_batch_size", "recommender_batch_size"):
+        for name in (
+            "max_turns",
+            "max_chars",
+            "max_body_bytes",
+            "max_top_k",
+            "max_new_tokens",
+            "max_sessions",
+            "max_batch_size",
+            "generator_batch_size",
+            "recommender_batch_size",
+        ):
             _check(getattr(self, name) >= 1, f"serve.{name}: must be >= 1, got {getattr(self, name)}")
-        _check(1 <= self.default_top_k <= self.max_top_k,
-               f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}")
-        _check(self.session_ttl_s > 0 and self.request_timeout_s > 0 and self.batch_wait_timeout_s >= 0
-               and self.generator_batch_wait_s >= 0 and self.recommender_batch_wait_s >= 0,
-               "serve.session_ttl_s/request_timeout_s must be > 0 and the batch waits >= 0")
-        _check(self.encoder_dtype in ("float32", "bfloat16", "auto"),
-               f"serve.encoder_dtype: expected float32|bfloat16|auto, got {self.encoder_dtype!r}")
+        _check(
+            1 <= self.default_top_k <= self.max_top_k,
+            f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}",
+        )
+        _check(
+            self.session_ttl_s > 0
+            and self.request_timeout_s > 0
+            and self.batch_wait_timeout_s >= 0
+            and self.generator_batch_wait_s >= 0
+            and self.recommender_batch_wait_s >= 0,
+            "serve.session_ttl_s/request_timeout_s must be > 0 and the batch waits >= 0",
+        )
+        _check(
+            self.encoder_dtype in ("float32", "bfloat16", "auto"),
+            f"serve.encoder_dtype: expected float32|bfloat16|auto, got {self.encoder_dtype!r}",
+        )
         _check(self.text_cache_size >= 0, f"serve.text_cache_size: must be >= 0, got {self.text_cache_size}")
         for dep, opts in self.deployments.items():
             _check(dep in self.DEPLOYMENTS, f"serve.deployments.{dep}: unknown deployment; known: {self.DEPLOYMENTS}")
             _check(isinstance(opts, dict), f"serve.deployments.{dep}: expected a mapping of Serve options")
             bad = sorted(set(opts) - set(self.OPTIONS))
             _check(not bad, f"serve.deployments.{dep}: unknown option(s) {bad}; known: {self.OPTIONS}")
-            _check(not ("num_replicas" in opts and "autoscaling_config" in opts),
-                   f"serve.deployments.{dep}: set num_replicas or autoscaling_config, not both")
+            _check(
+                not ("num_replicas" in opts and "autoscaling_config" in opts),
+                f"serve.deployments.{dep}: set num_replicas or autoscaling_config, not both",
+            )
 
     def deployment_options(self, name: str) -> dict[str, Any]:
         """Serve options for one deployment (a recipe's entry replaces the default one wholesale)."""
@@ -516,7 +577,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def with_absolute_paths(self) -> "Config":
+    def with_absolute_paths(self) -> Config:
         """A copy whose run and data directories no longer depend on the working directory (Ray tasks, Tune trials
         and Serve replicas run elsewhere)."""
         import copy
@@ -536,11 +597,18 @@ class Config:
 
 # ----------------------------------------------------------------------------- loading
 
-_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true/false", "string": "a string", "list": "a list",
-             "dict": "a mapping", "dataclass": "a mapping"}
+_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true/false",
+    "string": "a string",
+    "list": "a list",
+    "dict": "a mapping",
+    "dataclass": "a mapping",
+}
 
 
-def _build(raw: dict[str, Any]) -> "Config":
+def _build(raw: dict[str, Any]) -> Config:
     """Validate a raw dict (recipe + environment + overrides) into a Config; the first problem becomes one
     ConfigError naming the dotted field, e.g. `recommender.epochs: expected an integer, got 'many'`."""
     try:

@@ -63,7 +63,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
 
 def inference_dtype(name: str):
-    """"float32" | "bfloat16" | "auto" → a torch dtype. auto = bfloat16 where the CPU multiplies bf16 natively
+    """ "float32" | "bfloat16" | "auto" → a torch dtype. auto = bfloat16 where the CPU multiplies bf16 natively
     (AVX512-BF16/AMX: ~1.6x faster MiniLM, cosine 0.99995 to fp32), float32 elsewhere (emulated bf16 is slower)."""
     import torch
 

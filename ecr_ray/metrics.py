@@ -24,7 +24,7 @@ def ecr_auc(probs: np.ndarray, liked: np.ndarray, batch_size: int = 32) -> float
     of liked over disliked samples' target probabilities (ties count 0.5). NaN when no batch qualifies."""
     aucs = []
     for s in range(0, len(probs), batch_size):
-        p, l = probs[s:s + batch_size], liked[s:s + batch_size]
+        p, l = probs[s : s + batch_size], liked[s : s + batch_size]
         pos, neg = p[l == 1], p[l == 0]
         if len(pos) and len(neg):
             diff = pos[:, None] - neg[None, :]
@@ -61,8 +61,9 @@ class RankingAccumulator:
     probs: list = field(default_factory=list)
     liked: list = field(default_factory=list)
 
-    def add(self, scores: np.ndarray, targets: np.ndarray, liked: np.ndarray,
-            context_items: list[np.ndarray] | None = None) -> None:
+    def add(
+        self, scores: np.ndarray, targets: np.ndarray, liked: np.ndarray, context_items: list[np.ndarray] | None = None
+    ) -> None:
         scores = np.asarray(scores, dtype=np.float64)
         targets = np.asarray(targets)
         if scores.shape != (len(targets), self.num_items):
@@ -74,7 +75,9 @@ class RankingAccumulator:
         self.ranks.append(target_ranks(scores, targets))
         masked = scores.copy()
         for i, items in enumerate(context_items or []):
-            masked[i, np.asarray(items, dtype=np.int64)] = -np.inf  # a repeated target lands at -inf: never in any top k
+            masked[
+                i, np.asarray(items, dtype=np.int64)
+            ] = -np.inf  # a repeated target lands at -inf: never in any top k
         r = target_ranks(masked, targets)
         r[~np.isfinite(masked[np.arange(len(targets)), targets])] = self.num_items
         self.ranks_norep.append(r)
@@ -86,8 +89,13 @@ class RankingAccumulator:
         ranks, norep = np.concatenate(self.ranks), np.concatenate(self.ranks_norep)
         probs, liked = np.concatenate(self.probs), np.concatenate(self.liked)
         like = liked == 1
-        out: dict[str, float] = {"n": int(len(ranks)), "n_liked": int(like.sum()), "n_disliked": int((liked == 0).sum()),
-                                 "auc": ecr_auc(probs, liked, self.auc_batch_size), "auc_global": global_auc(probs, liked)}
+        out: dict[str, float] = {
+            "n": int(len(ranks)),
+            "n_liked": int(like.sum()),
+            "n_disliked": int((liked == 0).sum()),
+            "auc": ecr_auc(probs, liked, self.auc_batch_size),
+            "auc_global": global_auc(probs, liked),
+        }
         for k in ks:
             out[f"r@{k}"] = float((ranks < k).mean())
             out[f"rt@{k}"] = float((ranks[like] < k).mean()) if like.any() else float("nan")

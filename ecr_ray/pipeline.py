@@ -3,8 +3,8 @@
 Each stage is one or more jobs (`python -m ecr_ray.jobs.<name>`) run as subprocesses with the same recipe and
 overrides, so the pipeline behaves exactly like submitting the jobs one by one. Before running a stage it asks the
 stage's manifest whether it is up to date (`ecr_ray.artifacts`: a content key of the config fields, input files and
-upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed. `<run_dir>/pipeline.json`
-records what ran, when and how long; `<run_dir>/summary.md` gathers every stage's report.
+upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed.
+`<run_dir>/pipeline.json` records what ran, when and how long; `<run_dir>/summary.md` gathers every stage's report.
 """
 
 from __future__ import annotations
@@ -62,17 +62,27 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
             continue
         t0 = time.perf_counter()
         for job in step.jobs:
-            cmd = [sys.executable, "-m", f"ecr_ray.jobs.{job}", *job_args, *(["--force"] if force and job in
-                                                                              FORCEABLE else [])]
+            cmd = [
+                sys.executable,
+                "-m",
+                f"ecr_ray.jobs.{job}",
+                *job_args,
+                *(["--force"] if force and job in FORCEABLE else []),
+            ]
             log.info("[pipeline] %s: %s", step.name, " ".join(cmd[1:]))
             rc = subprocess.call(cmd, env=os.environ.copy())
             if rc != 0:
                 state[step.name] = {"failed": job, "returncode": rc}
                 state_path.write_text(json.dumps(state, indent=2))
-                raise SystemExit(f"[pipeline] stage {step.name} failed in {job} (exit {rc}); "
-                                 f"rerun the same command to resume from this stage")
-        state[step.name] = {"key": artifacts.key(cfg, step.artifact), "seconds": round(time.perf_counter() - t0, 1),
-                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                raise SystemExit(
+                    f"[pipeline] stage {step.name} failed in {job} (exit {rc}); "
+                    f"rerun the same command to resume from this stage"
+                )
+        state[step.name] = {
+            "key": artifacts.key(cfg, step.artifact),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         state_path.write_text(json.dumps(state, indent=2))
     log.info("[pipeline] summary: %s", write_summary(run, state))
     return state
@@ -84,17 +94,26 @@ FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_gener
 def write_summary(run: Path, state: dict) -> Path:
     """One Markdown report of the run: stage timings, then each stage's own tables, and the plots."""
     lines = [f"# ECR pipeline summary: {run}", "", "| stage | seconds | finished |", "|---|---|---|"]
-    lines += [f"| {name} | {st.get('seconds', '')} | {st.get('finished', 'failed in ' + str(st.get('failed')))} |"
-              for name, st in state.items()]
+    lines += [
+        f"| {name} | {st.get('seconds', '')} | {st.get('finished', 'failed in ' + str(st.get('failed')))} |"
+        for name, st in state.items()
+    ]
     emo = run / "emotions" / "classifier" / "report.json"
     if emo.exists():
         rep = json.loads(emo.read_text()).get("valid", {})
         flat = {k: v for k, v in rep.items() if isinstance(v, (int, float))}
-        lines += ["", "## Emotion classifier (validation split)", "",
-                  "| " + " | ".join(flat) + " |", "|" + "---|" * len(flat),
-                  "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in flat.values()) + " |"]
-    for title, md in (("Recommender", run / "eval" / "recommender.md"),
-                      ("Generator", run / "eval" / "generator" / "report.md")):
+        lines += [
+            "",
+            "## Emotion classifier (validation split)",
+            "",
+            "| " + " | ".join(flat) + " |",
+            "|" + "---|" * len(flat),
+            "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in flat.values()) + " |",
+        ]
+    for title, md in (
+        ("Recommender", run / "eval" / "recommender.md"),
+        ("Generator", run / "eval" / "generator" / "report.md"),
+    ):
         if md.exists():
             lines += ["", f"## {title}", "", md.read_text().replace("\n# ", "\n### ")]
     plots = sorted(p.relative_to(run) for p in (run / "eval").rglob("*.png")) if (run / "eval").exists() else []
@@ -103,5 +122,3 @@ def write_summary(run: Path, state: dict) -> Path:
     path = run / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 log = logging.getLogger("ecr_ray.progress")
 

@@ -13,34 +13,43 @@ import re
 
 from .config import EMOTIONS
 
-INSTRUCTION = ("You are a recommender chatting with the user to provide movie recommendation. Please continue "
-               "generating based on the First Sentence. Please utilize the information about Movie Name, Related "
-               "Entities, and Related Knowledge from KG.")
+INSTRUCTION = (
+    "You are a recommender chatting with the user to provide movie recommendation. Please continue "
+    "generating based on the First Sentence. Please utilize the information about Movie Name, Related "
+    "Entities, and Related Knowledge from KG."
+)
 ITEM_PLACEHOLDERS = ("<movie>", "[ITEM]", "<mask>")
 
 
-def select_knowledge(entities: list[str], triples: list[str], num_entities: int, num_triples: int,
-                     rng: random.Random) -> tuple[list[str], list[str]]:
+def select_knowledge(
+    entities: list[str], triples: list[str], num_entities: int, num_triples: int, rng: random.Random
+) -> tuple[list[str], list[str]]:
     """pn_e review entities and pn_t triples, chosen at random (section 4.3.1), kept in their stored order."""
+
     def pick(xs: list[str], n: int) -> list[str]:
         if len(xs) <= n:
             return list(xs)
         keep = set(rng.sample(range(len(xs)), n))
         return [x for i, x in enumerate(xs) if i in keep]
+
     return pick(entities, num_entities), pick(triples, num_triples)
 
 
 def knowledge_text(movie_name: str, entities: list[str], triples: list[str], first_sentence: str) -> str:
     """The four input lines of Eq. 8, as in the authors' `knowledge_used` field ("None" when empty)."""
-    return (f"Movie Name: {movie_name}\n"
-            f"Related Entities: {', '.join(entities) or 'None'}\n"
-            f"Related Knowledge from KG: {', '.join(triples) or 'None'}\n"
-            f"First Sentence: {first_sentence}")
+    return (
+        f"Movie Name: {movie_name}\n"
+        f"Related Entities: {', '.join(entities) or 'None'}\n"
+        f"Related Knowledge from KG: {', '.join(triples) or 'None'}\n"
+        f"First Sentence: {first_sentence}"
+    )
 
 
 def generation_messages(movie_name: str, entities: list[str], triples: list[str], first_sentence: str) -> list[dict]:
-    return [{"role": "system", "content": INSTRUCTION},
-            {"role": "user", "content": knowledge_text(movie_name, entities, triples, first_sentence)}]
+    return [
+        {"role": "system", "content": INSTRUCTION},
+        {"role": "user", "content": knowledge_text(movie_name, entities, triples, first_sentence)},
+    ]
 
 
 def render_prompt(tokenizer, messages: list[dict]) -> str:
@@ -77,8 +86,9 @@ NO_ITEMS = "Tell me a bit more about movies you like, and I'll find something fo
 def recommendation_sentence(name: str, last_user_probs: list[float] | None) -> str:
     """The recommendation response u_r for the served reply: a template chosen by the strongest emotion of the
     user's last turn, the recommended item filled in."""
-    label = EMOTIONS[max(range(len(EMOTIONS)), key=lambda i: last_user_probs[i])] if last_user_probs is not None \
-        else None
+    label = (
+        EMOTIONS[max(range(len(EMOTIONS)), key=lambda i: last_user_probs[i])] if last_user_probs is not None else None
+    )
     return RECOMMEND_TEMPLATES.get(label, DEFAULT_TEMPLATE).format(name=name)
 
 
@@ -94,26 +104,30 @@ def compose_response(first_sentence: str, empathetic: str) -> str:
 
 # ----------------------------------------------------------------------------- Appendix E.1 baselines
 
+
+def turn_line(role: str, text: str) -> str:
+    """One dialogue turn as every prompt and the recommender's text encoder show it: "User: ..." or
+    "Recommender: ..." (any role but `user` is the recommender)."""
+    return f"{'User' if role == 'user' else 'Recommender'}: {text}"
+
+
 def format_history(dialogue: list[dict] | list[str]) -> str:
-    """[HISTORY]: one line per turn, "User: ..." / "Recommender: ..." (strings are taken as already prefixed)."""
-    lines = []
-    for t in dialogue:
-        if isinstance(t, str):
-            lines.append(t)
-        else:
-            role = "User" if t["role"] == "user" else "Recommender"
-            lines.append(f"{role}: {t['text']}")
-    return "\n".join(lines)
+    """[HISTORY]: one line per turn (`turn_line`; strings are taken as already prefixed)."""
+    return "\n".join(t if isinstance(t, str) else turn_line(t["role"], t["text"]) for t in dialogue)
 
 
 BASELINE_PROMPTS = {
     # GPT-3.5-turbo-instruct and GPT-3.5-turbo
-    "gpt": ("{history}\n\nYou are the recommender in the above conversation chatting with the user. Generate a "
-            "response to provide recommendations. Please only recommend the movie {item} and don't mention other "
-            "movies."),
+    "gpt": (
+        "{history}\n\nYou are the recommender in the above conversation chatting with the user. Generate a "
+        "response to provide recommendations. Please only recommend the movie {item} and don't mention other "
+        "movies."
+    ),
     # Llama 2-7B-Chat
-    "llama": ("{history}\n\nYou are a recommender chatting with the user to provide recommendations. Please only "
-              "recommend the movie {item} and don't mention other movies."),
+    "llama": (
+        "{history}\n\nYou are a recommender chatting with the user to provide recommendations. Please only "
+        "recommend the movie {item} and don't mention other movies."
+    ),
 }
 
 
@@ -126,22 +140,40 @@ def baseline_messages(history: list[dict] | list[str], item: str, style: str = "
 # ----------------------------------------------------------------------------- Appendix E.2 scorer
 
 METRICS = ("emo_int", "emo_pers", "log_pers", "info", "life")
-METRIC_NAMES = {"emo_int": "Emotional Intensity", "emo_pers": "Emotional Persuasiveness",
-                "log_pers": "Logic Persuasiveness", "info": "Informativeness", "life": "Lifelikeness"}
-_DEFINITIONS = {
-    "emo_int": ("Emotional Intensity refers to the strength and depth of emotions conveyed in a response, "
-                "reflecting how powerfully it communicates feelings or emotional states."),
-    "emo_pers": ("Emotional Persuasiveness refers to the ability of the response to connect with the user on an "
-                 "emotional level, influencing their feelings effectively."),
-    "log_pers": ("Logic Persuasiveness refers to how well the response uses logical reasoning and coherent "
-                 "arguments to convincingly address the given scenario."),
-    "info": "Informativeness refers to how much relevant and useful information the response provides.",
-    "life": ("Lifelikeness refers to how vivid and engaging the responses are, indicating the extent to which they "
-             "resemble natural human communication."),
+METRIC_NAMES = {
+    "emo_int": "Emotional Intensity",
+    "emo_pers": "Emotional Persuasiveness",
+    "log_pers": "Logic Persuasiveness",
+    "info": "Informativeness",
+    "life": "Lifelikeness",
 }
-_LEAST = {"emo_int": "emotional intensity", "emo_pers": "emotional persuasiveness",
-          "log_pers": "logic persuasiveness", "info": "informativeness", "life": "lifelikeness"}
-_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_DEFINITIONS = {
+    "emo_int": (
+        "Emotional Intensity refers to the strength and depth of emotions conveyed in a response, "
+        "reflecting how powerfully it communicates feelings or emotional states."
+    ),
+    "emo_pers": (
+        "Emotional Persuasiveness refers to the ability of the response to connect with the user on an "
+        "emotional level, influencing their feelings effectively."
+    ),
+    "log_pers": (
+        "Logic Persuasiveness refers to how well the response uses logical reasoning and coherent "
+        "arguments to convincingly address the given scenario."
+    ),
+    "info": "Informativeness refers to how much relevant and useful information the response provides.",
+    "life": (
+        "Lifelikeness refers to how vivid and engaging the responses are, indicating the extent to which they "
+        "resemble natural human communication."
+    ),
+}
+_LEAST = {
+    "emo_int": "emotional intensity",
+    "emo_pers": "emotional persuasiveness",
+    "log_pers": "logic persuasiveness",
+    "info": "informativeness",
+    "life": "lifelikeness",
+}
+_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 
 
 def scorer_prompt(metric: str, named_responses: list[tuple[str, str]], scenario: str = "") -> str:
@@ -153,10 +185,12 @@ def scorer_prompt(metric: str, named_responses: list[tuple[str, str]], scenario:
     n = len(named_responses)
     count = _NUMBERS[n] if n < len(_NUMBERS) else str(n)
     name = METRIC_NAMES[metric]
-    text = (f"We have {count} responses to a given scenario. Please evaluate and score each response based on its "
-            f"\u201c{name}.\u201d {_DEFINITIONS[metric]} The score should be on a scale from 0 to 9, where 0 is the "
-            f"least {_LEAST[metric]} and 9 is the most. Only answer the score in the form of "
-            f"\u201cresponse name: score.\u201d\n")
+    text = (
+        f"We have {count} responses to a given scenario. Please evaluate and score each response based on its "
+        f"\u201c{name}.\u201d {_DEFINITIONS[metric]} The score should be on a scale from 0 to 9, where 0 is the "
+        f"least {_LEAST[metric]} and 9 is the most. Only answer the score in the form of "
+        f"\u201cresponse name: score.\u201d\n"
+    )
     if scenario:
         text += f"\nScenario:\n{scenario}\n"
     text += "\n" + "\n".join(f"{pseudo}: {' '.join(resp.split())}" for pseudo, resp in named_responses)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
+_started_local = False  # whether `connect` started the Ray instance (then its nodes are all there will be)
 
 
 @contextlib.contextmanager
@@ -28,24 +30,28 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     address = address or os.environ.get("RAY_ADDRESS") or None
     # Train V2 logs controller-state errors without the dashboard (docs/stack notes); worker logs reach the driver.
     kwargs: dict[str, Any] = {"include_dashboard": dashboard, "log_to_driver": True}
+    global _started_local
     if address:
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
+    _started_local = not address
     log.debug("ray: %s", "joined " + address if address else "local instance")
     try:
         yield
     finally:
         ray.shutdown()
+        _started_local = False
 
 
 def run_task(fn: Callable, resources, *args, **kwargs) -> Any:
     """`fn(*args, **kwargs)` as one Ray task reserving `resources` (a config `Resources`), its result returned.
-    The task sets torch's thread count to the CPUs it reserved."""
+    The task sets torch's thread count to the CPUs it reserved. It is scheduled on its own, not inside the caller's
+    placement group: a Tune trial's group holds only the trial driver's sliver of a CPU."""
     import ray
 
-    return ray.get(ray.remote(_with_threads).options(**resources.options()).remote(
-        fn, resources.threads, *args, **kwargs))
+    task = ray.remote(_with_threads).options(scheduling_strategy="DEFAULT", **resources.options())
+    return ray.get(task.remote(fn, resources.threads, *args, **kwargs))
 
 
 def _with_threads(fn: Callable, threads: int, *args, **kwargs):
@@ -53,3 +59,32 @@ def _with_threads(fn: Callable, threads: int, *args, **kwargs):
 
     torch.set_num_threads(threads)
     return fn(*args, **kwargs)
+
+
+def check_fits(needs: dict[str, object], beside: float = 0.0, what: str = "") -> None:
+    """Fail early, naming the field, when no node of the cluster can ever run one of `needs` (field name →
+    `Resources`) while `beside` CPUs are held elsewhere (e.g. a Tune trial's driver) — instead of waiting forever.
+    On a cluster this job joined, nodes may still be added by an autoscaler: there it only warns."""
+    import ray
+
+    nodes = [(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n["Alive"]]
+    for name, r in needs.items():
+        ok = any(
+            cpu >= r.cpus
+            and gpu >= r.gpus
+            and (cpu >= r.cpus + beside or any(c >= beside for j, (c, _) in enumerate(nodes) if j != i))
+            for i, (cpu, gpu) in enumerate(nodes)
+        )
+        if ok:
+            continue
+        most = max((c for c, _ in nodes), default=0.0)
+        msg = (
+            f"{what}{name} asks {r.cpus:g} CPUs and {r.gpus:g} GPUs per worker, but no node of this cluster has "
+            f"that much free beside the {beside:g} CPU held by the caller (largest node: {most:g} CPUs): lower "
+            f"it, e.g. --{name} '{{cpus: {max(most - beside, 0.1):.2f}}}'"
+        )
+        if _started_local:
+            from .config import ConfigError
+
+            raise ConfigError(msg)
+        log.warning("%s (waiting for the autoscaler)", msg)

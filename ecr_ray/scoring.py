@@ -28,7 +28,7 @@ def distinct_n(texts: list[str], n: int) -> float:
     grams = Counter()
     for t in texts:
         w = t.lower().split()
-        grams.update(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+        grams.update(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
     total = sum(grams.values())
     return len(grams) / total if total else 0.0
 
@@ -54,8 +54,9 @@ def emotion_intensity(probs: np.ndarray) -> np.ndarray:
     return probs[:, keep].max(axis=1)
 
 
-def offline_metrics(texts: list[str], items: list[int], kg, linker, knowledge: dict[int, dict],
-                    emotion_probs: np.ndarray | None = None) -> dict:
+def offline_metrics(
+    texts: list[str], items: list[int], kg, linker, knowledge: dict[int, dict], emotion_probs: np.ndarray | None = None
+) -> dict:
     linked = [linker.link_ids(t) for t in texts]
     halluc = [[e for e in ids if e not in item_related(kg, it, knowledge.get(it))] for ids, it in zip(linked, items)]
     n_linked, n_hall = sum(map(len, linked)), sum(map(len, halluc))
@@ -84,33 +85,48 @@ def make_client(base_url: str, timeout: float = 120.0):
     """OpenAI client for any compatible endpoint; the key comes from OPENAI_API_KEY only (never logged)."""
     from openai import OpenAI
 
-    return OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "none", timeout=timeout,
-                  max_retries=0)  # tenacity below does the retrying
+    return OpenAI(
+        base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "none", timeout=timeout, max_retries=0
+    )  # tenacity below does the retrying
 
 
 def chat(client, model: str, messages: list[dict], max_tokens: int = 128, temperature: float = 0.0) -> str:
     import openai
     from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-    @retry(retry=retry_if_exception_type((openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError,
-                                          openai.InternalServerError)),
-           wait=wait_exponential(min=1, max=30), stop=stop_after_attempt(5), reraise=True)
+    @retry(
+        retry=retry_if_exception_type(
+            (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError)
+        ),
+        wait=wait_exponential(min=1, max=30),
+        stop=stop_after_attempt(5),
+        reraise=True,
+    )
     def call() -> str:
-        r = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
-                                           temperature=temperature)
+        r = client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_tokens, temperature=temperature
+        )
         return r.choices[0].message.content or ""
 
     return call()
 
 
-def baseline_responses(client, model: str, histories: list[list[str]], items: list[str], style: str = "llama",
-                       max_tokens: int = 96) -> list[str]:
+def baseline_responses(
+    client, model: str, histories: list[list[str]], items: list[str], style: str = "llama", max_tokens: int = 96
+) -> list[str]:
     """Appendix E.1: [HISTORY] + "Please only recommend the movie [ITEM] ..." → the LLM's response."""
     return [chat(client, model, baseline_messages(h, it, style), max_tokens).strip() for h, it in zip(histories, items)]
 
 
-def score_example(client, model: str, scenario: str, responses: dict[str, str], rng: random.Random,
-                  metrics: tuple[str, ...] = METRICS, max_tokens: int = 64) -> list[dict]:
+def score_example(
+    client,
+    model: str,
+    scenario: str,
+    responses: dict[str, str],
+    rng: random.Random,
+    metrics: tuple[str, ...] = METRICS,
+    max_tokens: int = 64,
+) -> list[dict]:
     """One scenario, every model's response, every metric: pseudonyms ("Response A", ...) in a fresh shuffled order
     per metric. Returns [{"metric", "scores": {model: score}, "missing": [models], "answer"}]."""
     out = []
@@ -121,8 +137,14 @@ def score_example(client, model: str, scenario: str, responses: dict[str, str], 
         prompt = scorer_prompt(metric, [(p, responses[m]) for p, m in pseudo.items()], scenario)
         answer = chat(client, model, [{"role": "user", "content": prompt}], max_tokens)
         parsed = parse_scores(answer, list(pseudo))
-        out.append({"metric": metric, "scores": {pseudo[p]: s for p, s in parsed.items()},
-                    "missing": [pseudo[p] for p in pseudo if p not in parsed], "answer": answer})
+        out.append(
+            {
+                "metric": metric,
+                "scores": {pseudo[p]: s for p, s in parsed.items()},
+                "missing": [pseudo[p] for p in pseudo if p not in parsed],
+                "answer": answer,
+            }
+        )
     return out
 
 
@@ -160,8 +182,7 @@ def ranking_kappa(rater_a: list[list[dict]], rater_b: list[list[dict]]) -> dict[
                 continue
             ra[a["metric"]] += _ranks(a["scores"], models)
             rb[a["metric"]] += _ranks(b["scores"], models)
-    out = {m: round(float(cohen_kappa_score(ra[m], rb[m])), 3) if len(set(ra[m]) | set(rb[m])) > 1 else 1.0
-           for m in ra}
+    out = {m: round(float(cohen_kappa_score(ra[m], rb[m])), 3) if len(set(ra[m]) | set(rb[m])) > 1 else 1.0 for m in ra}
     if out:
         out["mean"] = round(float(np.mean(list(out.values()))), 3)
     return out

@@ -30,14 +30,15 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"  # step, epoch, history, best: JSON, so resuming unpickles nothing
-OPTIM_FILE = "optim.pt"            # optimizer + scheduler state dicts (tensors and numbers: weights_only loads)
+OPTIM_FILE = "optim.pt"  # optimizer + scheduler state dicts (tensors and numbers: weights_only loads)
 MODEL_DIR, BEST_DIR, DEEPSPEED_DIR = "model", "best", "deepspeed"
 FAULT_ENV = "ECR_TRAIN_FAULT"
 
@@ -81,10 +82,12 @@ class LoopSettings:
 
 def warmup_linear(total: int, warmup: int):
     """The LR multiplier of every trainer: linear warm-up over `warmup` steps, then linear decay to 0 at `total`."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(total - warmup, 1))
+
     return factor
 
 
@@ -97,11 +100,12 @@ def deepspeed_config(user: dict[str, Any], micro_batch: int, world: int, grad_cl
     ds["train_batch_size"] = ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"] * world
     ds.setdefault("gradient_clipping", grad_clip)
     ds.setdefault("zero_allow_untested_optimizer", True)  # our torch AdamW; ZeRO shards its state fine
-    ds.setdefault("steps_per_print", 10 ** 9)
+    ds.setdefault("steps_per_print", 10**9)
     return ds
 
 
 # ----------------------------------------------------------------------------- what a stage supplies
+
 
 @dataclass
 class Worker:
@@ -166,6 +170,7 @@ def load_task(path: str) -> type[Task]:
 
 # ----------------------------------------------------------------------------- driver side
 
+
 @dataclass
 class TrainRun:
     """Everything `fit` needs: the Task, its settings and inputs, where the run lives and what it may use."""
@@ -195,18 +200,27 @@ def fit(run: TrainRun):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
-    config = {"task": run.task, "settings": asdict(run.settings), "fault": _fault_from_env(),
-              "log_level": logging.getLevelName(logging.getLogger("ecr_ray").getEffectiveLevel()),
-              "cpus": run.resources.cpus, **run.config}
+    config = {
+        "task": run.task,
+        "settings": asdict(run.settings),
+        "fault": _fault_from_env(),
+        "log_level": logging.getLevelName(logging.getLogger("ecr_ray").getEffectiveLevel()),
+        "cpus": run.resources.cpus,
+        **run.config,
+    }
     trainer = TorchTrainer(
-        train_loop, train_loop_config=config,
+        train_loop,
+        train_loop_config=config,
         scaling_config=run.resources.scaling_config(),
         datasets=run.datasets,
         dataset_config=DataConfig(datasets_to_split=list(run.split)) if run.datasets else None,
-        run_config=RunConfig(name=run.name, storage_path=str(run.storage),
-                             checkpoint_config=CheckpointConfig(num_to_keep=run.keep),
-                             failure_config=FailureConfig(max_failures=run.max_failures),
-                             callbacks=run.callbacks),
+        run_config=RunConfig(
+            name=run.name,
+            storage_path=str(run.storage),
+            checkpoint_config=CheckpointConfig(num_to_keep=run.keep),
+            failure_config=FailureConfig(max_failures=run.max_failures),
+            callbacks=run.callbacks,
+        ),
     )
     result = trainer.fit()
     checkpoint = result.checkpoint or latest_checkpoint(run.storage / run.name)
@@ -250,6 +264,93 @@ def _fault_from_env() -> dict | None:
 
 # ----------------------------------------------------------------------------- worker side
 
+
+@dataclass
+class Stepper:
+    """One optimizer step, the same for every trainer: forward (bf16 autocast on CUDA when asked), backward, gradient
+    clipping, optimizer and LR-schedule step (DeepSpeed's engine does the last three itself)."""
+
+    task: Task
+    net: Any
+    """What the loss runs through: the model, its DDP wrapper or the DeepSpeed engine."""
+    core: Any
+    """The model itself (validation, export)."""
+    params: list
+    optimizer: Any
+    scheduler: Any
+    engine: Any = None
+    grad_clip: float = 1.0
+    bf16_autocast: bool = False
+
+    def __call__(self, batch):
+        import contextlib
+
+        import torch
+
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16_autocast else contextlib.nullcontext()
+        with autocast:
+            loss = self.task.loss(self.net, batch)
+        if self.engine is not None:
+            self.engine.backward(loss)
+            self.engine.step()
+        else:
+            loss.backward()
+            if self.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+
+def make_stepper(
+    task: Task, model, s: LoopSettings, worker: Worker, total: int, resume_dir: Path | None = None
+) -> Stepper:
+    """AdamW + the warm-up/decay schedule over `total` steps for `model`, resumed from `resume_dir` when given, on
+    `worker.device`: plain PyTorch, DDP when there are several workers, or DeepSpeed when `s.deepspeed` is set."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total, s.warmup(total)))
+    if not s.deepspeed:
+        if resume_dir is not None:
+            task.restore(model, resume_dir / MODEL_DIR)
+            opt = torch.load(resume_dir / OPTIM_FILE, map_location="cpu", weights_only=True)
+            optimizer.load_state_dict(opt["optimizer"])
+            scheduler.load_state_dict(opt["scheduler"])
+        if worker.world > 1:
+            import ray.train.torch
+
+            net = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, NCCL on GPUs)
+        else:
+            net = model.to(worker.device)
+        return Stepper(
+            task,
+            net,
+            model,
+            params,
+            optimizer,
+            scheduler,
+            grad_clip=s.grad_clip,
+            bf16_autocast=s.precision == "bf16" and worker.device.type == "cuda",
+        )
+    import deepspeed
+
+    if worker.device.type == "cpu":  # DeepSpeed on CPU rehearses the GPU path: skip its ~2 min shm-comm build
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    engine, optimizer, _, scheduler = deepspeed.initialize(
+        model=model,
+        model_parameters=params,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(s.deepspeed, s.micro_batch, worker.world, s.grad_clip),
+    )
+    if resume_dir is not None:  # weights, the sharded optimizer state and the schedule, as saved
+        engine.load_checkpoint(str(resume_dir / DEEPSPEED_DIR), tag="latest_ckpt", load_module_strict=False)
+    return Stepper(task, engine, engine.module, params, optimizer, scheduler, engine=engine)
+
+
 def train_loop(config: dict) -> None:
     """One Ray Train worker: build the Task, resume, train, checkpoint, report."""
     import numpy as np
@@ -267,12 +368,8 @@ def train_loop(config: dict) -> None:
 
     task = load_task(config["task"])(config, worker)
     model = task.model()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     per_epoch = task.steps_per_epoch()
     total = s.total_steps(per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total, s.warmup(total)))
-
     state = {"step": 0, "epoch": 0, "history": [], "losses": [], "best": None}
     best_dir = Path(tempfile.mkdtemp(prefix="ecr-best-"))
     checkpoint = ray.train.get_checkpoint()
@@ -283,30 +380,9 @@ def train_loop(config: dict) -> None:
         state = json.loads((resume_dir / STATE_FILE).read_text())
         if (resume_dir / BEST_DIR).exists():
             shutil.copytree(resume_dir / BEST_DIR, best_dir, dirs_exist_ok=True)
-        if not s.deepspeed:
-            task.restore(model, resume_dir / MODEL_DIR)
-            opt = torch.load(resume_dir / OPTIM_FILE, map_location="cpu", weights_only=True)
-            optimizer.load_state_dict(opt["optimizer"])
-            scheduler.load_state_dict(opt["scheduler"])
         log.info("[%s] resuming at step %d of %d (epoch %d)", task.name, state["step"], total, state["epoch"] + 1)
-
-    engine = None
-    if s.deepspeed:
-        import deepspeed
-
-        if worker.device.type == "cpu":  # DeepSpeed on CPU rehearses the GPU path: skip its ~2 min shm-comm build
-            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-        engine, optimizer, _, scheduler = deepspeed.initialize(
-            model=model, model_parameters=params, optimizer=optimizer, lr_scheduler=scheduler,
-            config=deepspeed_config(s.deepspeed, s.micro_batch, worker.world, s.grad_clip))
-        if resume_dir is not None:  # weights, the sharded optimizer state and the schedule, as saved
-            engine.load_checkpoint(str(resume_dir / DEEPSPEED_DIR), tag="latest_ckpt", load_module_strict=False)
-        net, core = engine, engine.module
-    else:
-        net = ray.train.torch.prepare_model(model) if worker.world > 1 else model.to(worker.device)
-        core = model
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if s.precision == "bf16" and not s.deepspeed
-                and worker.device.type == "cuda" else None)
+    step_once = make_stepper(task, model, s, worker, total, resume_dir)
+    net, core, engine, optimizer = step_once.net, step_once.core, step_once.engine, step_once.optimizer
 
     end = min(total, s.stop_after_steps or total)
     fault_step = _fault_step(config.get("fault"), per_epoch)
@@ -323,31 +399,24 @@ def train_loop(config: dict) -> None:
                 break
             batch = next(batches, None)
             if batch is None:
-                raise RuntimeError(f"{task.name}: batches({epoch}) yielded fewer than the {per_epoch} steps of an epoch")
+                raise RuntimeError(
+                    f"{task.name}: batches({epoch}) yielded fewer than the {per_epoch} steps of an epoch"
+                )
             if state["step"] == fault_step:
                 _fail_once(config["fault"], state["step"])
             lr = optimizer.param_groups[0]["lr"]
-            if autocast is not None:
-                with autocast:
-                    loss = task.loss(net, batch)
-            else:
-                loss = task.loss(net, batch)
-            if engine is not None:
-                engine.backward(loss)
-                engine.step()
-            else:
-                loss.backward()
-                if s.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            loss = step_once(batch)
             state["step"] += 1
             state["losses"].append(round(_mean_over_ranks(loss.detach().float(), worker.world), 5))
             n_log += task.batch_size(batch) * worker.world
             step, epoch_done = state["step"], state["step"] % per_epoch == 0
-            row = {"step": step, "epoch": epoch + 1, "loss": state["losses"][-1], "lr": lr,
-                   "samples_per_s": round(n_log / max(time.perf_counter() - t_log, 1e-9), 2)}
+            row = {
+                "step": step,
+                "epoch": epoch + 1,
+                "loss": state["losses"][-1],
+                "lr": lr,
+                "samples_per_s": round(n_log / max(time.perf_counter() - t_log, 1e-9), 2),
+            }
             if epoch_done:
                 row.update(task.validate(core))
                 row["train_loss"] = round(float(np.mean(state["losses"][-per_epoch:])), 5)
@@ -356,14 +425,21 @@ def train_loop(config: dict) -> None:
                 state["history"].append(row)
                 _select(s, state, row, lambda out: _export(task, core, engine, out, worker), best_dir)
             if worker.rank == 0 and (epoch_done or step % s.log_every == 0 or step == end):
-                log.info("[%s] epoch %d step %d/%d loss %.4f lr %.2e %.1f samples/s%s", task.name, epoch + 1, step,
-                         total, row["loss"], lr, row["samples_per_s"],
-                         "".join(f" {k} {v:.4f}" for k, v in row.items()
-                                 if k.startswith("valid_") and isinstance(v, float)))
+                log.info(
+                    "[%s] epoch %d step %d/%d loss %.4f lr %.2e %.1f samples/s%s",
+                    task.name,
+                    epoch + 1,
+                    step,
+                    total,
+                    row["loss"],
+                    lr,
+                    row["samples_per_s"],
+                    "".join(f" {k} {v:.4f}" for k, v in row.items() if k.startswith("valid_") and isinstance(v, float)),
+                )
                 t_log, n_log = time.perf_counter(), 0
             due = step == end or (step % s.checkpoint_every == 0 if s.checkpoint_every else epoch_done)
             if due:
-                _checkpoint(task, core, engine, optimizer, scheduler, state, row, best_dir, worker)
+                _checkpoint(step_once, state, row, best_dir, worker)
             elif step % s.log_every == 0:
                 ray.train.report(row)
     if state["step"] == started and worker.rank == 0:
@@ -417,15 +493,15 @@ def _export(task: Task, core, engine, out: Path, worker: Worker) -> None:
     if engine is not None and engine.zero_optimization_stage() == 3:
         import deepspeed
 
-        gather = deepspeed.zero.GatheredParameters([p for p in core.parameters() if p.requires_grad],
-                                                   modifier_rank=None)
+        gather = deepspeed.zero.GatheredParameters(
+            [p for p in core.parameters() if p.requires_grad], modifier_rank=None
+        )
     with gather:
         if worker.rank == 0:
             task.export(core, out)
 
 
-def _checkpoint(task: Task, core, engine, optimizer, scheduler, state: dict, row: dict, best_dir: Path,
-                worker: Worker) -> None:
+def _checkpoint(st: Stepper, state: dict, row: dict, best_dir: Path, worker: Worker) -> None:
     """Write and report one checkpoint: the weights, the best model, the optimizer/scheduler state, the loop state.
     Under DeepSpeed every rank writes its own shard of the optimizer state; Ray merges the ranks' files."""
     import ray.train
@@ -433,12 +509,14 @@ def _checkpoint(task: Task, core, engine, optimizer, scheduler, state: dict, row
 
     with tempfile.TemporaryDirectory(prefix="ecr-ckpt-") as tmp:
         d = Path(tmp)
-        _export(task, core, engine, d / MODEL_DIR, worker)
-        if engine is not None:
-            engine.save_checkpoint(str(d / DEEPSPEED_DIR), tag="latest_ckpt", exclude_frozen_parameters=True)
+        _export(st.task, st.core, st.engine, d / MODEL_DIR, worker)
+        if st.engine is not None:
+            st.engine.save_checkpoint(str(d / DEEPSPEED_DIR), tag="latest_ckpt", exclude_frozen_parameters=True)
         if worker.rank == 0:
-            if engine is None:
-                torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, d / OPTIM_FILE)
+            if st.engine is None:
+                torch.save(
+                    {"optimizer": st.optimizer.state_dict(), "scheduler": st.scheduler.state_dict()}, d / OPTIM_FILE
+                )
             if any(best_dir.iterdir()):
                 shutil.copytree(best_dir, d / BEST_DIR)
             (d / STATE_FILE).write_text(json.dumps(state, default=float))

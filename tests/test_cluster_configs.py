@@ -72,8 +72,13 @@ SHARED_ROOT = "/mnt/shared"
 
 
 # Command-line flags that set the two directories (ecr_ray.config: --run-dir/--data-dir or dotted overrides).
-_DIR_FLAGS = {"--run-dir": "run_dir", "--run_dir": "run_dir", "--data-dir": "data_dir",
-              "--data.data_dir": "data_dir", "--data.data-dir": "data_dir"}
+_DIR_FLAGS = {
+    "--run-dir": "run_dir",
+    "--run_dir": "run_dir",
+    "--data-dir": "data_dir",
+    "--data.data_dir": "data_dir",
+    "--data.data-dir": "data_dir",
+}
 
 
 def recipe_dirs(recipe: str, args: typing.Sequence[str] = (), env: dict | None = None) -> dict[str, str]:
@@ -443,8 +448,10 @@ def crd_errors(manifest: dict) -> list[str]:
     kind = manifest.get("kind")
     if kind not in CRD_FILES:
         return [f"kind {kind!r} is not one of {sorted(CRD_FILES)}"]
-    errors = [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-              for e in crd_validator(kind).iter_errors(manifest)]
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in crd_validator(kind).iter_errors(manifest)
+    ]
     if manifest.get("apiVersion") != "ray.io/v1":
         errors.append(f"apiVersion {manifest.get('apiVersion')!r}, expected ray.io/v1")
     name = (manifest.get("metadata") or {}).get("name", "")
@@ -486,10 +493,14 @@ def shared_mount_paths(spec: dict) -> set[str]:
     per_group = []
     for _, group in _groups(spec):
         pod = group["template"]["spec"]
-        pvc_volumes = {v["name"] for v in pod.get("volumes", [])
-                       if (v.get("persistentVolumeClaim") or {}).get("claimName") == _pvc_name()}
-        per_group.append({m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])
-                          if m["name"] in pvc_volumes})
+        pvc_volumes = {
+            v["name"]
+            for v in pod.get("volumes", [])
+            if (v.get("persistentVolumeClaim") or {}).get("claimName") == _pvc_name()
+        }
+        per_group.append(
+            {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", []) if m["name"] in pvc_volumes}
+        )
     return set.intersection(*per_group) if per_group else set()
 
 
@@ -601,8 +612,11 @@ def job_dirs(entrypoint: str, env: dict | None = None) -> dict[str, str]:
 def dirs_problems(dirs: dict[str, str], spec: dict, where: str) -> list[str]:
     if not dirs:
         return [f"{where}: recipe not found in ecr_ray/recipes/"]
-    return [f"{where}: {key} {value!r} is not on the shared claim ({sorted(shared_mount_paths(spec))})"
-            for key, value in dirs.items() if not is_shared_location(value, spec)]
+    return [
+        f"{where}: {key} {value!r} is not on the shared claim ({sorted(shared_mount_paths(spec))})"
+        for key, value in dirs.items()
+        if not is_shared_location(value, spec)
+    ]
 
 
 def rayjob_problems(manifest: dict) -> list[str]:
@@ -616,8 +630,9 @@ def rayjob_problems(manifest: dict) -> list[str]:
     problems += runtime_env_problems(env, "runtimeEnvYAML")
     if env != reference_runtime_env():
         problems.append("runtimeEnvYAML differs from cluster/kuberay/runtime-env.yaml")
-    problems += dirs_problems(job_dirs(spec.get("entrypoint", ""), env.get("env_vars")), spec["rayClusterSpec"],
-                              "entrypoint")
+    problems += dirs_problems(
+        job_dirs(spec.get("entrypoint", ""), env.get("env_vars")), spec["rayClusterSpec"], "entrypoint"
+    )
     return problems
 
 
@@ -699,14 +714,25 @@ def rayservice_problems(manifest: dict) -> list[str]:
         dirs = recipe_dirs(args.get("recipe", "demo"), env=env_vars)
         dirs.update({k: args[k] for k in ("run_dir", "data_dir") if args.get(k)})
         problems += dirs_problems(dirs, cluster, path)
-    token_env = [v for _, g in _groups(cluster) for v in g["template"]["spec"]["containers"][0].get("env", [])
-                 if v["name"] == "ECR_API_TOKEN"]
-    if len(token_env) != len(_groups(cluster)) or any("secretKeyRef" not in (v.get("valueFrom") or {})
-                                                      for v in token_env):
+    token_env = [
+        v
+        for _, g in _groups(cluster)
+        for v in g["template"]["spec"]["containers"][0].get("env", [])
+        if v["name"] == "ECR_API_TOKEN"
+    ]
+    if len(token_env) != len(_groups(cluster)) or any(
+        "secretKeyRef" not in (v.get("valueFrom") or {}) for v in token_env
+    ):
         problems.append("every pod needs ECR_API_TOKEN from a Secret: the Serve endpoint listens on 0.0.0.0")
     # Every replica fits some worker pod, and the GPU groups can hold every GPU replica at max scale.
-    pods = [(_cpus(g["template"]["spec"]["containers"][0]), _gpus(g["template"]["spec"]["containers"][0]),
-             g.get("maxReplicas", 0)) for g in cluster.get("workerGroupSpecs", [])]
+    pods = [
+        (
+            _cpus(g["template"]["spec"]["containers"][0]),
+            _gpus(g["template"]["spec"]["containers"][0]),
+            g.get("maxReplicas", 0),
+        )
+        for g in cluster.get("workerGroupSpecs", [])
+    ]
     gpus_needed = 0.0
     for app in config["applications"]:
         for d in app.get("deployments", []):
@@ -818,15 +844,17 @@ def test_crd_validation_accepts_integer_quantity(name):
 
 
 def test_openapi_conversion_handles_nullable_and_sets():
-    schema = openapi_to_jsonschema({
-        "type": "object",
-        "properties": {
-            "a": {"type": "string", "nullable": True},
-            "s": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
-            "q": {"x-kubernetes-int-or-string": True},
-            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
-        },
-    })
+    schema = openapi_to_jsonschema(
+        {
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "nullable": True},
+                "s": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                "q": {"x-kubernetes-int-or-string": True},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}},
+            },
+        }
+    )
     v = K8sValidator(schema)
     assert v.is_valid({"a": None, "s": ["x", "y"], "q": 3, "free": {"anything": 1}})
     assert v.is_valid({"q": "50%"})
@@ -904,10 +932,18 @@ def _set_runtime_env(m, mutate):
         (lambda m: _set_runtime_env(m, lambda e: e.update(working_dir=".")), "remote archive"),
         (lambda m: _set_runtime_env(m, lambda e: e["pip"].update(pip_install_opts=[])), "Ray rejects"),
         (lambda m: _set_runtime_env(m, lambda e: e["pip"]["packages"].append("x")), "differs from"),
-        (lambda m: m["spec"].update(entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir runs/paper"),
-         "run_dir 'runs/paper' is not on the shared claim"),
-        (lambda m: m["spec"].update(entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir s3://b/runs"),
-         "is not on the shared claim"),
+        (
+            lambda m: m["spec"].update(
+                entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir runs/paper"
+            ),
+            "run_dir 'runs/paper' is not on the shared claim",
+        ),
+        (
+            lambda m: m["spec"].update(
+                entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir s3://b/runs"
+            ),
+            "is not on the shared claim",
+        ),
         (lambda m: m["spec"].update(entrypoint="python -m ecr_ray.jobs.pipeline --recipe nope"), "recipe not found"),
         (lambda m: m["spec"].update(shutdownAfterJobFinishes=False), "shutdownAfterJobFinishes"),
     ],
@@ -958,8 +994,10 @@ def _deployment(config, name):
         (lambda c: _deployment(c, "Generator")["ray_actor_options"].update(num_gpus=2), "no worker pod has"),
         (lambda c: _deployment(c, "Generator")["autoscaling_config"].update(max_replicas=40), "GPUs at max scale"),
         (lambda c: c["applications"][0]["deployments"].pop(), "deployments"),
-        (lambda c: c["applications"][0]["args"].update(run_dir="runs/paper"),
-         "run_dir 'runs/paper' is not on the shared claim"),
+        (
+            lambda c: c["applications"][0]["args"].update(run_dir="runs/paper"),
+            "run_dir 'runs/paper' is not on the shared claim",
+        ),
         (lambda c: c["applications"][1].pop("args"), "args.recipe"),
     ],
 )

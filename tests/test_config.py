@@ -21,23 +21,37 @@ def test_paper_recipe_follows_section_5_4():
 
 
 def test_cli_overrides_are_typed():
-    ov = parse_overrides(["--recommender.epochs", "3", "--recommender.lr=0.01", "--data.link_entities", "false",
-                          "--generator.lora_targets", "[q_proj, k_proj]"])
+    ov = parse_overrides(
+        [
+            "--recommender.epochs",
+            "3",
+            "--recommender.lr=0.01",
+            "--data.link_entities",
+            "false",
+            "--generator.lora_targets",
+            "[q_proj, k_proj]",
+        ]
+    )
     cfg = load_config("demo", ov)
     assert cfg.recommender.epochs == 3 and cfg.recommender.lr == 0.01
     assert cfg.data.link_entities is False
     assert cfg.generator.lora_targets == ["q_proj", "k_proj"]
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"recommender.variant": "nope"}, "recommender.variant"),
-    ({"recommender.epochs": "many"}, "recommender.epochs: expected an integer"),
-    ({"data.bogus": 1}, "unknown field(s) ['bogus']"),
-    ({"recommender.feedback_weights": {"like": 1.0}}, "missing ['dislike', 'not_said']"),
-    ({"data.valid_fraction": 1.5}, "data.valid_fraction"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"recommender.variant": "nope"}, "recommender.variant"),
+        ({"recommender.epochs": "many"}, "recommender.epochs: expected an integer"),
+        ({"data.bogus": 1}, "unknown field(s) ['bogus']"),
+        ({"recommender.feedback_weights": {"like": 1.0}}, "missing ['dislike', 'not_said']"),
+        ({"data.valid_fraction": 1.5}, "data.valid_fraction"),
+    ],
+)
 def test_bad_values_name_the_field(override, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")
+    ):
         load_config("demo", override)
 
 

@@ -8,13 +8,24 @@ import random
 import pytest
 
 from ecr_ray.config import SAMPLE_DATA_DIR
-from ecr_ray.prompts import (INSTRUCTION, baseline_messages, compose_response, fill_item, generation_messages,
-                             knowledge_text, parse_scores, render_prompt, scorer_prompt, select_knowledge)
+from ecr_ray.prompts import (
+    INSTRUCTION,
+    baseline_messages,
+    compose_response,
+    fill_item,
+    generation_messages,
+    knowledge_text,
+    parse_scores,
+    render_prompt,
+    scorer_prompt,
+    select_knowledge,
+)
 
 
 def test_knowledge_text_matches_the_authors_layout():
     """Rebuild each sample review's `knowledge_used` from its parts: same text."""
-    rows = [json.loads(line) for line in open(SAMPLE_DATA_DIR / "reviews" / "imdb_reviews_ecr.jsonl")]
+    with open(SAMPLE_DATA_DIR / "reviews" / "imdb_reviews_ecr.jsonl") as f:
+        rows = [json.loads(line) for line in f]
     for r in rows:
         lines = dict(line.split(": ", 1) for line in r["knowledge_used"].splitlines())
         ents = [] if lines["Related Entities"] == "None" else lines["Related Entities"].split(", ")
@@ -37,8 +48,12 @@ def test_chat_template_of_the_base_model():
     from ecr_ray.hub import load_chat_model
 
     tok, _ = load_chat_model("smollm2")
-    text = render_prompt(tok, generation_messages("Up (2009)", ["Pixar"], ["Up (2009)'s director is Pete Docter"],
-                                                  "You should watch Up (2009)."))
+    text = render_prompt(
+        tok,
+        generation_messages(
+            "Up (2009)", ["Pixar"], ["Up (2009)'s director is Pete Docter"], "You should watch Up (2009)."
+        ),
+    )
     assert INSTRUCTION in text and "Movie Name: Up (2009)\nRelated Entities: Pixar\n" in text
     assert text.index("<|im_start|>system") < text.index("<|im_start|>user")
     assert text.rstrip().endswith("<|im_start|>assistant")
@@ -81,4 +96,7 @@ def test_scorer_prompt_e2_and_parsing():
         scorer_prompt("humour", named)
     answer = "Response A: 7\n**Response b**: 3.5\nresponse C - 12\nResponse D: 4/9\nnoise\nResponse A: 1"
     assert parse_scores(answer, ["Response A", "Response B", "Response C", "Response D"]) == {
-        "Response A": 7.0, "Response B": 3.5, "Response D": 4.0}
+        "Response A": 7.0,
+        "Response B": 3.5,
+        "Response D": 4.0,
+    }

@@ -6,14 +6,21 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pytest
 
 from ecr_ray.config import load_config
 from ecr_ray.data.linker import EntityLinker
 from ecr_ray.data.tables import load_dataset_kg
 from ecr_ray.prompts import METRICS
-from ecr_ray.scoring import (aggregate, baseline_responses, distinct_n, emotion_intensity, make_client,
-                             offline_metrics, ranking_kappa, score_example)
+from ecr_ray.scoring import (
+    aggregate,
+    baseline_responses,
+    distinct_n,
+    emotion_intensity,
+    make_client,
+    offline_metrics,
+    ranking_kappa,
+    score_example,
+)
 
 
 def test_distinct_n():
@@ -33,12 +40,22 @@ def test_hallucination_proxy_on_the_sample_kg():
     kg = load_dataset_kg(load_config("demo"))
     linker = EntityLinker.from_kg(kg)
     toy = 0  # Toy Story (1995): Tom Hanks stars, Randy Newman scored; Leonardo DiCaprio is unrelated
-    m = offline_metrics(["Tom Hanks is wonderful and Randy Newman nailed it.", "Leonardo DiCaprio is great in it."],
-                        [toy, toy], kg, linker, {})
+    m = offline_metrics(
+        ["Tom Hanks is wonderful and Randy Newman nailed it.", "Leonardo DiCaprio is great in it."],
+        [toy, toy],
+        kg,
+        linker,
+        {},
+    )
     assert m["kg_entities_per_response"] == 1.5 and m["halluc_entities_per_response"] == 0.5
     assert m["responses_with_halluc"] == 0.5 and m["halluc_share_of_linked"] == round(1 / 3, 3)
-    with_review = offline_metrics(["Leonardo DiCaprio is great in it."], [toy], kg, linker,
-                                  {toy: {"review_entities": [linker.link_ids("Leonardo DiCaprio")[0]]}})
+    with_review = offline_metrics(
+        ["Leonardo DiCaprio is great in it."],
+        [toy],
+        kg,
+        linker,
+        {toy: {"review_entities": [linker.link_ids("Leonardo DiCaprio")[0]]}},
+    )
     assert with_review["halluc_entities_per_response"] == 0  # a review entity of the item is not a hallucination
 
 
@@ -60,9 +77,15 @@ def test_baseline_and_scorer_over_http(endpoint):
     hist = ["User: I love scary movies", "Recommender: What was the last one you saw?", "User: The Shining"]
     [resp] = baseline_responses(client, "smollm2-135m-instruct", [hist], ["Get Out (2017)"], max_tokens=24)
     assert resp
-    recs = score_example(client, "smollm2-135m-instruct", "\n".join(hist),
-                         {"ecr": "Get Out (2017) is great. I loved it!", "base": resp}, random.Random(0),
-                         metrics=("emo_int", "life"), max_tokens=24)
+    recs = score_example(
+        client,
+        "smollm2-135m-instruct",
+        "\n".join(hist),
+        {"ecr": "Get Out (2017) is great. I loved it!", "base": resp},
+        random.Random(0),
+        metrics=("emo_int", "life"),
+        max_tokens=24,
+    )
     assert [r["metric"] for r in recs] == ["emo_int", "life"]
     for r in recs:  # whatever the small model answers: each model is either scored 0-9 or reported missing
         assert set(r["scores"]) | set(r["missing"]) == {"ecr", "base"}

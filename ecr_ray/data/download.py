@@ -29,30 +29,64 @@ class Source:
 
 
 SOURCES = [
-    Source("redial/test_data.jsonl", REDIAL_ZIP, "d7781750787d104ac005e829cc7e6277d25b14644a223b0c2445aaaded6b19ac",
-           "test_data.jsonl"),
+    Source(
+        "redial/test_data.jsonl",
+        REDIAL_ZIP,
+        "d7781750787d104ac005e829cc7e6277d25b14644a223b0c2445aaaded6b19ac",
+        "test_data.jsonl",
+    ),
     Source("redial/train_data.jsonl", REDIAL_ZIP, None, "train_data.jsonl"),
     Source("redial/movies/movies_with_mentions.csv", REDIAL_ZIP, None, "movies_with_mentions.csv"),
-    Source("redial/kg/dbpedia_subkg.json", f"{LLMKB}/redial/dbpedia_subkg.json",
-           "3e2c16d1780ce63316e79c5fab40e8f35f2750146de717ae4aed8d76d59bd781"),
-    Source("redial/kg/entity2id.json", f"{LLMKB}/redial/entity2id.json",
-           "63353aca481bc9558b502f91cb98f6fa26438796fdd7e0bc06b5a1532126e8b5"),
-    Source("redial/kg/relation2id.json", f"{LLMKB}/redial/relation2id.json",
-           "43d6e261ec5a70bfac9db28aa8bd53f1140597816eb60d2c9be555a3381e2578"),
-    Source("redial/kg/item_ids.json", f"{LLMKB}/redial/item_ids.json",
-           "a36efa4ad81f487676e9861f25ec42166e72bfac6eab89500041b1c749ac1a08"),
-    Source("inspired/train_data_dbpedia.jsonl", f"{LLMKB}/inspired/train_data_dbpedia.jsonl",
-           "f185878d61f4cf95036711612befbec2e587b42fcb7bf855fba3af08016e7743"),
-    Source("inspired/valid_data_dbpedia.jsonl", f"{LLMKB}/inspired/valid_data_dbpedia.jsonl",
-           "8cde8cf7f55d4f2a71f1c7c8e4b921ca9caaee615999fd3728c7bea214b01839"),
-    Source("inspired/entity2id.json", f"{LLMKB}/inspired/entity2id.json",
-           "6ea0f59be9da55a78e2b48eff35928bf62a7232d143eb905d350ed38268583d2"),
-    Source("inspired/dbpedia_subkg.json", f"{LLMKB}/inspired/dbpedia_subkg.json",
-           "33245f36bdded33368a7988fe340dd3cb4bc0d8156a6afee56226741cb647a19"),
-    Source("inspired/relation2id.json", f"{LLMKB}/inspired/relation2id.json",
-           "6a36fdf987d0597e8346c6d9a0e6333b6d3aea67cfe03bebce0114a0deaabda1"),
-    Source("inspired/item_ids.json", f"{LLMKB}/inspired/item_ids.json",
-           "6e300dc6b89ab483f1474ee550e94709cdbcd09354928546fa32dc3b48fe12c1"),
+    Source(
+        "redial/kg/dbpedia_subkg.json",
+        f"{LLMKB}/redial/dbpedia_subkg.json",
+        "3e2c16d1780ce63316e79c5fab40e8f35f2750146de717ae4aed8d76d59bd781",
+    ),
+    Source(
+        "redial/kg/entity2id.json",
+        f"{LLMKB}/redial/entity2id.json",
+        "63353aca481bc9558b502f91cb98f6fa26438796fdd7e0bc06b5a1532126e8b5",
+    ),
+    Source(
+        "redial/kg/relation2id.json",
+        f"{LLMKB}/redial/relation2id.json",
+        "43d6e261ec5a70bfac9db28aa8bd53f1140597816eb60d2c9be555a3381e2578",
+    ),
+    Source(
+        "redial/kg/item_ids.json",
+        f"{LLMKB}/redial/item_ids.json",
+        "a36efa4ad81f487676e9861f25ec42166e72bfac6eab89500041b1c749ac1a08",
+    ),
+    Source(
+        "inspired/train_data_dbpedia.jsonl",
+        f"{LLMKB}/inspired/train_data_dbpedia.jsonl",
+        "f185878d61f4cf95036711612befbec2e587b42fcb7bf855fba3af08016e7743",
+    ),
+    Source(
+        "inspired/valid_data_dbpedia.jsonl",
+        f"{LLMKB}/inspired/valid_data_dbpedia.jsonl",
+        "8cde8cf7f55d4f2a71f1c7c8e4b921ca9caaee615999fd3728c7bea214b01839",
+    ),
+    Source(
+        "inspired/entity2id.json",
+        f"{LLMKB}/inspired/entity2id.json",
+        "6ea0f59be9da55a78e2b48eff35928bf62a7232d143eb905d350ed38268583d2",
+    ),
+    Source(
+        "inspired/dbpedia_subkg.json",
+        f"{LLMKB}/inspired/dbpedia_subkg.json",
+        "33245f36bdded33368a7988fe340dd3cb4bc0d8156a6afee56226741cb647a19",
+    ),
+    Source(
+        "inspired/relation2id.json",
+        f"{LLMKB}/inspired/relation2id.json",
+        "6a36fdf987d0597e8346c6d9a0e6333b6d3aea67cfe03bebce0114a0deaabda1",
+    ),
+    Source(
+        "inspired/item_ids.json",
+        f"{LLMKB}/inspired/item_ids.json",
+        "6e300dc6b89ab483f1474ee550e94709cdbcd09354928546fa32dc3b48fe12c1",
+    ),
 ]
 
 MANUAL = """\

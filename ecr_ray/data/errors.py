@@ -8,9 +8,10 @@ parsed with every way `json.loads` can fail turned into a `DataError`, and check
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 def _printable(text: str) -> str:
@@ -80,8 +81,12 @@ def decode(raw: bytes, path: Path, line: int | None) -> str:
             column = e.start - raw.rfind(b"\n", 0, e.start)
         else:
             column = e.start + 1
-        raise DataError(path, line, "<encoding>",
-                        f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {column} (save the file as UTF-8)") from None
+        raise DataError(
+            path,
+            line,
+            "<encoding>",
+            f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {column} (save the file as UTF-8)",
+        ) from None
 
 
 def parse_json(text: str, path: Path, line: int | None) -> Any:
@@ -90,8 +95,9 @@ def parse_json(text: str, path: Path, line: int | None) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
-        raise DataError(path, line or e.lineno, "<json>",
-                        f"malformed JSON: {e.msg.removesuffix(' at')} at column {e.colno}") from None
+        raise DataError(
+            path, line or e.lineno, "<json>", f"malformed JSON: {e.msg.removesuffix(' at')} at column {e.colno}"
+        ) from None
     except RecursionError:
         raise DataError(path, line, "<json>", "nested too deeply to parse (over ~1000 levels)") from None
     except _RepeatedKey as e:
@@ -100,8 +106,9 @@ def parse_json(text: str, path: Path, line: int | None) -> Any:
         raise DataError(path, line, "<json>", f"malformed JSON: {str(e).split(':')[0]}") from None
 
 
-def read_jsonl(path: Path, invalid: InvalidRows, spec: Callable[[Any, str], None],
-               check: Callable[[Any, int], None] | None = None) -> Iterator[tuple[int, Any]]:
+def read_jsonl(
+    path: Path, invalid: InvalidRows, spec: Callable[[Any, str], None], check: Callable[[Any, int], None] | None = None
+) -> Iterator[tuple[int, Any]]:
     """Yield (line number, record) for each record that fits `spec` and passes `check` (rules across fields or
     records, e.g. repeated ids; given the line number). Both raise `Invalid`; a failing record goes through
     `invalid`, so under skip_invalid it costs only its own line. A file with no record left (empty, or every record

@@ -10,14 +10,17 @@ from .errors import InvalidRows, read_jsonl
 from .schema import list_of, one_of, record, string
 
 LINKS = list_of(string)
-TURN = record({"role": one_of("SEEKER", "RECOMMENDER"), "text": string},
-              optional={"movie_link": LINKS, "movie": LINKS, "movie_name": LINKS, "entity_link": LINKS})
+TURN = record(
+    {"role": one_of("SEEKER", "RECOMMENDER"), "text": string},
+    optional={"movie_link": LINKS, "movie": LINKS, "movie_name": LINKS, "entity_link": LINKS},
+)
 DIALOG = list_of(TURN, min_len=1)
 """One line of the UniCRS INSPIRED file, as far as the loader reads it (schema.py)."""
 
 
-def load_split(path: Path, split: str, entity2id: dict[str, int], invalid: InvalidRows,
-               max_conversations: int = 0) -> tuple[list[dict], list[dict], int]:
+def load_split(
+    path: Path, split: str, entity2id: dict[str, int], invalid: InvalidRows, max_conversations: int = 0
+) -> tuple[list[dict], list[dict], int]:
     turns: list[dict] = []
     n = 0
     for lineno, dialog in read_jsonl(path, invalid, DIALOG):
@@ -31,9 +34,17 @@ def load_split(path: Path, split: str, entity2id: dict[str, int], invalid: Inval
                 turn = conv[-1]
                 turn["text"] += " " + t["text"]
             else:
-                turn = {"conversation_id": cid, "split": split, "turn_index": len(conv), "role": role,
-                        "message_ids": [], "text": t["text"], "movie_ids": [], "movie_entities": [],
-                        "entities": []}
+                turn = {
+                    "conversation_id": cid,
+                    "split": split,
+                    "turn_index": len(conv),
+                    "role": role,
+                    "message_ids": [],
+                    "text": t["text"],
+                    "movie_ids": [],
+                    "movie_entities": [],
+                    "entities": [],
+                }
                 conv.append(turn)
             turn["message_ids"].append(j)
             for k, uri in enumerate(movie_uris):

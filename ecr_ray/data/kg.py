@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from .errors import DataError, read_json
-from .schema import digits, dict_of, integer, list_of, record, string
+from .schema import dict_of, digits, integer, list_of, record, string
 
 SELF_LOOP = "self_loop"
 
@@ -92,7 +92,11 @@ class KnowledgeGraph:
 
     def triples_for(self, head: int, relations: tuple[str, ...] | None = None) -> list[tuple[int, int, int]]:
         """Triples with `head` as head, optionally only over the named relations (e.g. ("starring",))."""
-        wanted = None if relations is None else {self.relation2id_by_name[r] for r in relations if r in self.relation2id_by_name}
+        wanted = (
+            None
+            if relations is None
+            else {self.relation2id_by_name[r] for r in relations if r in self.relation2id_by_name}
+        )
         return [(head, r, t) for r, t in self._by_head.get(head, []) if wanted is None or r in wanted]
 
     @cached_property
@@ -174,7 +178,8 @@ def load_kg(kg_dir: Path, movie_map: dict[str, dict] | None = None) -> Knowledge
     item_names = {}
     for mid, info in (movie_map or {}).items():
         if not 0 <= info["entity_id"] < n:
-            raise DataError(kg_dir / MOVIE_MAP, None, f"{mid}.entity_id",
-                            f"entity id {info['entity_id']} out of range [0, {n})")
+            raise DataError(
+                kg_dir / MOVIE_MAP, None, f"{mid}.entity_id", f"entity id {info['entity_id']} out of range [0, {n})"
+            )
         item_names[info["entity_id"]] = " ".join(info["name"].split())
     return KnowledgeGraph(entity2id, relation2id, triples, item_ids, item_names)

@@ -14,13 +14,20 @@ from .schema import integer, list_of, nonempty_string, record, string
 
 def emotion_labels(value: Any, path: str) -> None:
     """1-2 of the nine main emotion types (the paper's Table 8), strongest first."""
-    if not (isinstance(value, list) and 1 <= len(value) <= 2 and all(isinstance(v, str) and v in EMOTIONS
-                                                                        for v in value)):
+    if not (
+        isinstance(value, list) and 1 <= len(value) <= 2 and all(isinstance(v, str) and v in EMOTIONS for v in value)
+    ):
         raise Invalid(path, f"expected 1-2 of {EMOTIONS}, got {reprlib.repr(value)}")
 
 
-SEED = record({"conversation_id": nonempty_string, "message_ids": list_of(integer, min_len=1),
-               "labels": emotion_labels, "raw": list_of(string)})
+SEED = record(
+    {
+        "conversation_id": nonempty_string,
+        "message_ids": list_of(integer, min_len=1),
+        "labels": emotion_labels,
+        "raw": list_of(string),
+    }
+)
 """A label record as far as the loaders read it; `utterance`, `history` and `reason` are not read."""
 
 
@@ -34,8 +41,10 @@ def load_seeds(path: Path, invalid: InvalidRows | None = None) -> list[dict]:
     def check(rec: dict, lineno: int) -> None:
         turn = (rec["conversation_id"], tuple(rec["message_ids"]))
         if turn in first_line:
-            raise Invalid("message_ids", f"turn {list(turn[1])} of conversation {turn[0]!r} already labelled at line "
-                                         f"{first_line[turn]}")
+            raise Invalid(
+                "message_ids",
+                f"turn {list(turn[1])} of conversation {turn[0]!r} already labelled at line {first_line[turn]}",
+            )
         first_line[turn] = lineno
 
     return [rec for _, rec in read_jsonl(path, InvalidRows() if invalid is None else invalid, SEED, check)]

@@ -4,8 +4,9 @@ Aho-Corasick (pyahocorasick) over lower-cased entity names and aliases, then thr
 1. matches must sit on word boundaries;
 2. overlapping matches resolve to the longest (then the earliest);
 3. ambiguous names are not linked: names shorter than 4 characters, single words on the stop-list of common
-   English words or shorter than 6 characters, and single-word names written in lower case (a lower-case "madonna" may be a person, a
-   lower-case "drive" is a word) — except genre aliases ("horror", "comedy"), which users write in lower case.
+   English words or shorter than 6 characters, and single-word names written in lower case (a lower-case
+   "madonna" may be a person, a lower-case "drive" is a word) — except genre aliases ("horror", "comedy"), which
+   users write in lower case.
 When one alias names several entities, the one with the most KG edges wins.
 """
 
@@ -18,6 +19,7 @@ from importlib import resources
 import ahocorasick
 
 from .kg import KnowledgeGraph, strip_disambiguation
+
 
 @dataclass(frozen=True)
 class Mention:
@@ -45,8 +47,9 @@ def _genre_aliases(name: str) -> list[str]:
 
 
 class EntityLinker:
-    def __init__(self, aliases: dict[str, list[int]], lowercase_ok: set[str], degree=None,
-                 single_word: set[str] | None = None):
+    def __init__(
+        self, aliases: dict[str, list[int]], lowercase_ok: set[str], degree=None, single_word: set[str] | None = None
+    ):
         self.lowercase_ok = lowercase_ok
         self.single_word = single_word or set()
         self._automaton = ahocorasick.Automaton()
@@ -58,7 +61,7 @@ class EntityLinker:
             self._automaton.make_automaton()
 
     @classmethod
-    def from_kg(cls, kg: KnowledgeGraph, include_items: bool = False) -> "EntityLinker":
+    def from_kg(cls, kg: KnowledgeGraph, include_items: bool = False) -> EntityLinker:
         stop = common_words()
         genre_rel = kg.relation2id_by_name.get("genre")
         genres = set(kg.triples[kg.triples[:, 1] == genre_rel][:, 2].tolist()) if genre_rel is not None else set()
@@ -72,7 +75,7 @@ class EntityLinker:
                 return
             aliases.setdefault(alias, []).append(eid)
 
-        for uri, eid in kg.entity2id.items():
+        for eid in kg.entity2id.values():
             if eid in kg.item_set and not include_items:
                 continue
             name = strip_disambiguation(kg.names[eid])

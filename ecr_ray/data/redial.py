@@ -17,8 +17,19 @@ from typing import Any
 from .errors import DataError, Invalid, InvalidRows, read_jsonl, read_text
 from .kg import MOVIE_MAP, read_movie_map
 from .linker import EntityLinker
-from .schema import (describe, digits, dict_of, integer, list_of, nonempty_string, nullable, one_of, or_empty_list,
-                     record, string)
+from .schema import (
+    describe,
+    dict_of,
+    digits,
+    integer,
+    list_of,
+    nonempty_string,
+    nullable,
+    one_of,
+    or_empty_list,
+    record,
+    string,
+)
 
 MENTION = re.compile(r"@(\d+)")
 LIKED = {0: "dislike", 1: "like", 2: "not_said"}
@@ -28,10 +39,15 @@ ANSWERS = or_empty_list(dict_of(digits, record({"liked": one_of(0, 1, 2)})))
 """initiatorQuestions / respondentQuestions: movieId → {suggested, seen, liked}; only `liked` is read."""
 MESSAGE = record({"text": string, "senderWorkerId": integer, "messageId": integer})
 CONVERSATION = record(
-    {"conversationId": nonempty_string, "messages": list_of(MESSAGE, min_len=1),
-     # movieId → name; the real train file has one null name (a movie no message mentions): no name given.
-     "movieMentions": or_empty_list(dict_of(digits, nullable(string))), "initiatorWorkerId": integer},
-    optional={"respondentWorkerId": integer, "initiatorQuestions": ANSWERS, "respondentQuestions": ANSWERS})
+    {
+        "conversationId": nonempty_string,
+        "messages": list_of(MESSAGE, min_len=1),
+        # movieId → name; the real train file has one null name (a movie no message mentions): no name given.
+        "movieMentions": or_empty_list(dict_of(digits, nullable(string))),
+        "initiatorWorkerId": integer,
+    },
+    optional={"respondentWorkerId": integer, "initiatorQuestions": ANSWERS, "respondentQuestions": ANSWERS},
+)
 
 
 def movie_name(value: Any, path: str) -> None:
@@ -86,7 +102,7 @@ class MovieCatalogue:
     entity_of: dict[str, int]
 
     @classmethod
-    def load(cls, redial_dir: Path) -> "MovieCatalogue":
+    def load(cls, redial_dir: Path) -> MovieCatalogue:
         csv_path = redial_dir / "movies" / "movies_with_mentions.csv"
         names = read_movie_names(csv_path) if csv_path.exists() else {}
         map_path = redial_dir / "kg" / MOVIE_MAP
@@ -117,24 +133,30 @@ def check_conversation(conv: dict, movies: MovieCatalogue, seen: dict[str, str],
     for j, msg in enumerate(conv["messages"]):
         msg_id = msg["messageId"]
         if msg_id in first_index:
-            raise Invalid(f"messages[{j}].messageId",
-                          f"message id {msg_id} repeated (first at messages[{first_index[msg_id]}])")
+            raise Invalid(
+                f"messages[{j}].messageId", f"message id {msg_id} repeated (first at messages[{first_index[msg_id]}])"
+            )
         first_index[msg_id] = j
         if workers and msg["senderWorkerId"] not in workers:
-            raise Invalid(f"messages[{j}].senderWorkerId",
-                          f"sender {msg['senderWorkerId']} is neither initiatorWorkerId nor respondentWorkerId")
+            raise Invalid(
+                f"messages[{j}].senderWorkerId",
+                f"sender {msg['senderWorkerId']} is neither initiatorWorkerId nor respondentWorkerId",
+            )
         for movie in MENTION.findall(msg["text"]):
             if movie not in named and movie not in movies.names:
-                raise Invalid(f"messages[{j}].text",
-                              f"unknown movie id @{movie} (no name in movieMentions nor the movie catalogue)")
+                raise Invalid(
+                    f"messages[{j}].text",
+                    f"unknown movie id @{movie} (no name in movieMentions nor the movie catalogue)",
+                )
     cid = conv["conversationId"]
     if cid in seen:
         raise Invalid("conversationId", f"conversation {cid!r} already read at {seen[cid]}")
     seen[cid] = where
 
 
-def parse_conversation(conv: dict, split: str, movies: MovieCatalogue,
-                       linker: EntityLinker | None) -> tuple[list[dict], list[dict]]:
+def parse_conversation(
+    conv: dict, split: str, movies: MovieCatalogue, linker: EntityLinker | None
+) -> tuple[list[dict], list[dict]]:
     """One checked raw conversation → (turn rows, feedback rows)."""
     cid = conv["conversationId"]
     mentions = {k: " ".join(v.split()) for k, v in (conv["movieMentions"] or {}).items() if v is not None}
@@ -147,8 +169,15 @@ def parse_conversation(conv: dict, split: str, movies: MovieCatalogue,
         if turns and turns[-1]["role"] == role:
             turn = turns[-1]
         else:
-            turn = {"conversation_id": cid, "split": split, "turn_index": len(turns), "role": role,
-                    "message_ids": [], "raw_parts": [], "movie_ids": []}
+            turn = {
+                "conversation_id": cid,
+                "split": split,
+                "turn_index": len(turns),
+                "role": role,
+                "message_ids": [],
+                "raw_parts": [],
+                "movie_ids": [],
+            }
             turns.append(turn)
         turn["message_ids"].append(msg["messageId"])
         turn["raw_parts"].append(text)
@@ -166,14 +195,25 @@ def parse_conversation(conv: dict, split: str, movies: MovieCatalogue,
         # Link the free text only: movie titles are already resolved through their @ids.
         turn["entities"] = linker.link_ids(MENTION.sub(" ", raw)) if linker else []
 
-    feedback = [{"conversation_id": cid, "split": split, "movie_id": mid, "movie_name": name(mid),
-                 "entity_id": movies.entity_of.get(mid, -1), "liked": liked, "feedback": LIKED[liked], "source": src}
-                for mid, (liked, src) in _feedback(conv).items()]
+    feedback = [
+        {
+            "conversation_id": cid,
+            "split": split,
+            "movie_id": mid,
+            "movie_name": name(mid),
+            "entity_id": movies.entity_of.get(mid, -1),
+            "liked": liked,
+            "feedback": LIKED[liked],
+            "source": src,
+        }
+        for mid, (liked, src) in _feedback(conv).items()
+    ]
     return turns, feedback
 
 
-def recommendation_samples(turns: list[dict], feedback: dict[tuple[str, str], int],
-                           max_context_turns: int = 0) -> tuple[list[dict], dict[str, int]]:
+def recommendation_samples(
+    turns: list[dict], feedback: dict[tuple[str, str], int], max_context_turns: int = 0
+) -> tuple[list[dict], dict[str, int]]:
     """Each recommender turn that mentions KG-linked movies → one sample per movie: context turns before it,
     context entities (movies + linked entities, in order, unique), target item, the user's feedback on it.
     Returns (samples, counts of mentions that could not become samples, by reason)."""
@@ -181,7 +221,7 @@ def recommendation_samples(turns: list[dict], feedback: dict[tuple[str, str], in
     for i, turn in enumerate(turns):
         if turn["role"] != "recommender" or not turn["movie_ids"]:
             continue
-        ctx = turns[:i] if not max_context_turns else turns[max(0, i - max_context_turns):i]
+        ctx = turns[:i] if not max_context_turns else turns[max(0, i - max_context_turns) : i]
         context_entities: dict[int, None] = {}
         for t in turns[:i]:
             for e in t["movie_entities"] + t["entities"]:
@@ -195,23 +235,35 @@ def recommendation_samples(turns: list[dict], feedback: dict[tuple[str, str], in
                 skipped["not_in_kg"] += 1
                 continue
             liked = feedback.get((turn["conversation_id"], mid), 2)
-            samples.append({
-                "sample_id": f"{turn['conversation_id']}-{turn['turn_index']}-{mid}",
-                "conversation_id": turn["conversation_id"], "split": turn["split"],
-                "turn_index": turn["turn_index"],
-                "context": [f"{'User' if t['role'] == 'user' else 'Recommender'}: {t['text']}" for t in ctx],
-                "context_entities": list(context_entities),
-                "target_movie_id": mid, "target_item": eid,
-                "liked": liked, "feedback": LIKED[liked],
-                "target_in_context": eid in context_entities,
-                "response": turn["text"],
-            })
+            samples.append(
+                {
+                    "sample_id": f"{turn['conversation_id']}-{turn['turn_index']}-{mid}",
+                    "conversation_id": turn["conversation_id"],
+                    "split": turn["split"],
+                    "turn_index": turn["turn_index"],
+                    "context": [f"{'User' if t['role'] == 'user' else 'Recommender'}: {t['text']}" for t in ctx],
+                    "context_entities": list(context_entities),
+                    "target_movie_id": mid,
+                    "target_item": eid,
+                    "liked": liked,
+                    "feedback": LIKED[liked],
+                    "target_in_context": eid in context_entities,
+                    "response": turn["text"],
+                }
+            )
     return samples, skipped
 
 
-def load_split(path: Path, split: str, movies: MovieCatalogue, linker: EntityLinker | None, invalid: InvalidRows,
-               max_conversations: int = 0, keep=lambda cid: True,
-               seen: dict[str, str] | None = None) -> tuple[list[dict], list[dict], int]:
+def load_split(
+    path: Path,
+    split: str,
+    movies: MovieCatalogue,
+    linker: EntityLinker | None,
+    invalid: InvalidRows,
+    max_conversations: int = 0,
+    keep=lambda cid: True,
+    seen: dict[str, str] | None = None,
+) -> tuple[list[dict], list[dict], int]:
     """Parse one raw ReDial JSONL file → (turns, feedback, conversations read). Pass the same `seen` to every split
     of a dataset so a conversation id read in two splits is caught too."""
     seen = {} if seen is None else seen
@@ -241,4 +293,3 @@ def group_by_conversation(rows: list[dict]) -> dict[str, list[dict]]:
 
 def as_feedback_index(feedback: list[dict]) -> dict[tuple[str, str], int]:
     return {(f["conversation_id"], f["movie_id"]): f["liked"] for f in feedback}
-

@@ -12,8 +12,10 @@ from .schema import list_of, nullable, number, record, string
 
 HELPFULNESS_FIELDS = ("helpfulness", "helpful_votes", "votes", "helpful")
 """The first of these present and not null is the review's helpfulness; none present = not filtered on it."""
-REVIEW = record({"resp": string, "rec": list_of(string, min_len=1)},
-                optional={"context": list_of(string), **{f: nullable(number) for f in HELPFULNESS_FIELDS}})
+REVIEW = record(
+    {"resp": string, "rec": list_of(string, min_len=1)},
+    optional={"context": list_of(string), **{f: nullable(number) for f in HELPFULNESS_FIELDS}},
+)
 _SPEAKER = re.compile(r"^(User|Recommender|System):\s*")
 
 
@@ -21,8 +23,9 @@ def _helpfulness(row: dict) -> float | None:
     return next((float(row[f]) for f in HELPFULNESS_FIELDS if row.get(f) is not None), None)
 
 
-def read_reviews(path: Path, item_ids_by_name: dict[str, int], skip_invalid: bool = False,
-                 invalid: InvalidRows | None = None) -> tuple[list[dict], Counter]:
+def read_reviews(
+    path: Path, item_ids_by_name: dict[str, int], skip_invalid: bool = False, invalid: InvalidRows | None = None
+) -> tuple[list[dict], Counter]:
     """Rows {entity_id, movie_name, review, first_sentence, helpfulness} of reviews whose movie is a KG item, plus
     drop counts (`invalid_row`, `movie_not_in_kg`). `invalid`, when given, collects the skipped rows themselves
     (its `skip` then decides, not `skip_invalid`)."""
@@ -36,8 +39,15 @@ def read_reviews(path: Path, item_ids_by_name: dict[str, int], skip_invalid: boo
             dropped["movie_not_in_kg"] += 1
             continue
         first = _SPEAKER.sub("", (r.get("context") or [""])[-1]).strip()
-        rows.append({"entity_id": eid, "movie_name": name, "review": r["resp"], "first_sentence": first,
-                     "helpfulness": _helpfulness(r)})
+        rows.append(
+            {
+                "entity_id": eid,
+                "movie_name": name,
+                "review": r["resp"],
+                "first_sentence": first,
+                "helpfulness": _helpfulness(r),
+            }
+        )
     if len(invalid.errors) > skipped_before:
         dropped["invalid_row"] = len(invalid.errors) - skipped_before
     return rows, dropped

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import Invalid
 
@@ -50,8 +51,9 @@ def string(value: Any, path: str) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise Invalid(path, f"lone surrogate \\u{ord(value[e.start]):04x} at character {e.start} "
-                                "(not valid Unicode)") from None
+            raise Invalid(
+                path, f"lone surrogate \\u{ord(value[e.start]):04x} at character {e.start} (not valid Unicode)"
+            ) from None
 
 
 def nonempty_string(value: Any, path: str) -> None:
@@ -87,9 +89,11 @@ def number(value: Any, path: str) -> None:
 
 def one_of(*allowed: Any) -> Spec:
     """Exactly one of the values, type included (`true` is not 1)."""
+
     def check(value: Any, path: str) -> None:
         if not any(type(value) is type(a) and value == a for a in allowed):
             raise Invalid(path, f"expected one of {', '.join(map(repr, allowed))}, got {describe(value)}")
+
     return check
 
 
@@ -97,6 +101,7 @@ def nullable(spec: Spec) -> Spec:
     def check(value: Any, path: str) -> None:
         if value is not None:
             spec(value, path)
+
     return check
 
 
@@ -105,16 +110,23 @@ def list_of(item: Spec, min_len: int = 0, max_len: int | None = None) -> Spec:
         if not isinstance(value, list):
             raise Invalid(path, f"expected a list, got {describe(value)}")
         if len(value) < min_len or (max_len is not None and len(value) > max_len):
-            bounds = (f"at least {min_len}" if max_len is None else f"exactly {min_len}" if min_len == max_len
-                      else f"{min_len}-{max_len}")
+            bounds = (
+                f"at least {min_len}"
+                if max_len is None
+                else f"exactly {min_len}"
+                if min_len == max_len
+                else f"{min_len}-{max_len}"
+            )
             raise Invalid(path, f"expected a list of {bounds} item(s), got {len(value)}")
         for i, x in enumerate(value):
             item(x, child(path, i))
+
     return check
 
 
 def dict_of(key: Spec, value: Spec, min_len: int = 0) -> Spec:
     """An object whose keys all fit `key` and values all fit `value` (ids → entries)."""
+
     def check(obj: Any, path: str) -> None:
         if not isinstance(obj, dict):
             raise Invalid(path, f"expected an object, got {describe(obj)}")
@@ -123,19 +135,23 @@ def dict_of(key: Spec, value: Spec, min_len: int = 0) -> Spec:
         for k, v in obj.items():
             key(k, child(path, k))
             value(v, child(path, k))
+
     return check
 
 
 def or_empty_list(spec: Spec) -> Spec:
     """ReDial's export writes an empty object as `[]` (e.g. `initiatorQuestions`)."""
+
     def check(value: Any, path: str) -> None:
         if not (isinstance(value, list) and not value):
             spec(value, path)
+
     return check
 
 
 def record(required: dict[str, Spec], optional: dict[str, Spec] | None = None) -> Spec:
     """An object with these fields; fields no loader reads are not checked."""
+
     def check(value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise Invalid(path, f"expected an object, got {describe(value)}")
@@ -146,4 +162,5 @@ def record(required: dict[str, Spec], optional: dict[str, Spec] | None = None) -
         for name, spec in (optional or {}).items():
             if name in value:
                 spec(value[name], child(path, name))
+
     return check

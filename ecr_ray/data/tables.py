@@ -12,7 +12,6 @@ manifest.json      counts, input hashes, config hash, build time: what produced 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ class Sources:
     redial_dir: Path | None
 
     @classmethod
-    def of(cls, data_dir: Path, dataset: str) -> "Sources":
+    def of(cls, data_dir: Path, dataset: str) -> Sources:
         if dataset == "redial":
             d = data_dir / "redial"
             return cls({"train": d / "train_data.jsonl", "test": d / "test_data.jsonl"}, d / "kg", d)
@@ -103,8 +102,11 @@ def build_tables(cfg: Config, force: bool = False) -> dict:
             n_conv[split] = n
 
     # Carve validation from train, deterministically by conversation id.
-    valid_ids = {t["conversation_id"] for t in turns
-                 if t["split"] == "train" and in_valid(t["conversation_id"], cfg.data.valid_fraction, cfg.seed)}
+    valid_ids = {
+        t["conversation_id"]
+        for t in turns
+        if t["split"] == "train" and in_valid(t["conversation_id"], cfg.data.valid_fraction, cfg.seed)
+    }
     for row in (*turns, *feedback):
         if row["conversation_id"] in valid_ids and row["split"] == "train":
             row["split"] = "valid"
@@ -120,8 +122,10 @@ def build_tables(cfg: Config, force: bool = False) -> dict:
             not_sampled[k] += v
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    entities = [{"entity_id": i, "uri": uri, "name": kg.names[i], "is_item": i in kg.item_set}
-                for uri, i in sorted(kg.entity2id.items(), key=lambda x: x[1])]
+    entities = [
+        {"entity_id": i, "uri": uri, "name": kg.names[i], "is_item": i in kg.item_set}
+        for uri, i in sorted(kg.entity2id.items(), key=lambda x: x[1])
+    ]
     kg_rows = {"head": kg.triples[:, 0], "relation": kg.triples[:, 1], "tail": kg.triples[:, 2]}
     pq.write_table(pa.Table.from_pylist(turns, schema=TURNS_SCHEMA), out_dir / "turns.parquet")
     pq.write_table(pa.Table.from_pylist(feedback, schema=FEEDBACK_SCHEMA), out_dir / "feedback.parquet")
@@ -130,10 +134,16 @@ def build_tables(cfg: Config, force: bool = False) -> dict:
     pq.write_table(pa.table(kg_rows), out_dir / "kg_triples.parquet")
 
     return artifacts.write_manifest(
-        cfg, "tables", dataset=cfg.data.dataset, data_dir=str(data_dir),
+        cfg,
+        "tables",
+        dataset=cfg.data.dataset,
+        data_dir=str(data_dir),
         inputs={str(p.relative_to(data_dir)): artifacts.file_hash(p) for p in src.files()},
-        counts=_counts(turns, feedback, samples, n_conv, kg), not_sampled=not_sampled,
-        invalid_rows=invalid.report(), build_seconds=round(time.perf_counter() - t0, 2))
+        counts=_counts(turns, feedback, samples, n_conv, kg),
+        not_sampled=not_sampled,
+        invalid_rows=invalid.report(),
+        build_seconds=round(time.perf_counter() - t0, 2),
+    )
 
 
 def _counts(turns, feedback, samples, n_conv, kg) -> dict:
@@ -153,27 +163,58 @@ def _counts(turns, feedback, samples, n_conv, kg) -> dict:
             "linked_entities_per_user_turn": round(sum(len(t["entities"]) for t in user) / max(len(user), 1), 3),
         }
     fb = {k: sum(f["feedback"] == k for f in feedback) for k in ("like", "dislike", "not_said")}
-    return {"splits": by_split, "feedback": fb, "entities": kg.num_entities, "relations": kg.num_relations,
-            "items": len(kg.item_ids), "kg_triples": int(len(kg.triples))}
+    return {
+        "splits": by_split,
+        "feedback": fb,
+        "entities": kg.num_entities,
+        "relations": kg.num_relations,
+        "items": len(kg.item_ids),
+        "kg_triples": int(len(kg.triples)),
+    }
 
 
-TURNS_SCHEMA = pa.schema([
-    ("conversation_id", pa.string()), ("split", pa.string()), ("turn_index", pa.int32()), ("role", pa.string()),
-    ("message_ids", pa.list_(pa.int64())), ("text", pa.string()), ("raw_text", pa.string()),
-    ("movie_ids", pa.list_(pa.string())), ("movie_entities", pa.list_(pa.int64())),
-    ("entities", pa.list_(pa.int64())),
-])
-FEEDBACK_SCHEMA = pa.schema([
-    ("conversation_id", pa.string()), ("split", pa.string()), ("movie_id", pa.string()),
-    ("movie_name", pa.string()), ("entity_id", pa.int64()), ("liked", pa.int8()), ("feedback", pa.string()),
-    ("source", pa.string()),
-])
-SAMPLES_SCHEMA = pa.schema([
-    ("sample_id", pa.string()), ("conversation_id", pa.string()), ("split", pa.string()),
-    ("turn_index", pa.int32()), ("context", pa.list_(pa.string())), ("context_entities", pa.list_(pa.int64())),
-    ("target_movie_id", pa.string()), ("target_item", pa.int64()), ("liked", pa.int8()),
-    ("feedback", pa.string()), ("target_in_context", pa.bool_()), ("response", pa.string()),
-])
+TURNS_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("split", pa.string()),
+        ("turn_index", pa.int32()),
+        ("role", pa.string()),
+        ("message_ids", pa.list_(pa.int64())),
+        ("text", pa.string()),
+        ("raw_text", pa.string()),
+        ("movie_ids", pa.list_(pa.string())),
+        ("movie_entities", pa.list_(pa.int64())),
+        ("entities", pa.list_(pa.int64())),
+    ]
+)
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("split", pa.string()),
+        ("movie_id", pa.string()),
+        ("movie_name", pa.string()),
+        ("entity_id", pa.int64()),
+        ("liked", pa.int8()),
+        ("feedback", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+SAMPLES_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("split", pa.string()),
+        ("turn_index", pa.int32()),
+        ("context", pa.list_(pa.string())),
+        ("context_entities", pa.list_(pa.int64())),
+        ("target_movie_id", pa.string()),
+        ("target_item", pa.int64()),
+        ("liked", pa.int8()),
+        ("feedback", pa.string()),
+        ("target_in_context", pa.bool_()),
+        ("response", pa.string()),
+    ]
+)
 
 
 def read_table(run_dir: Path, name: str, split: str | None = None) -> pa.Table:

@@ -17,8 +17,11 @@ EMOTION_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 
 
 def seed_path(cfg: Config) -> Path:
-    return Path(cfg.emotion.seed_labels) if cfg.emotion.seed_labels else \
-        cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
+    return (
+        Path(cfg.emotion.seed_labels)
+        if cfg.emotion.seed_labels
+        else cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
+    )
 
 
 def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:
@@ -34,10 +37,22 @@ def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:
         if t is None or t["conversation_id"] != str(s["conversation_id"]):
             unmatched.append(s["message_ids"])
             continue
-        rows.append({"conversation_id": t["conversation_id"], "split": t["split"], "turn_index": t["turn_index"],
-                     "text": t["text"], "labels": s["labels"], "raw": s["raw"]})
-    return rows, {"seeds": len(seeds), "matched": len(rows), "unmatched": len(unmatched),
-                  "unmatched_examples": unmatched[:5]}
+        rows.append(
+            {
+                "conversation_id": t["conversation_id"],
+                "split": t["split"],
+                "turn_index": t["turn_index"],
+                "text": t["text"],
+                "labels": s["labels"],
+                "raw": s["raw"],
+            }
+        )
+    return rows, {
+        "seeds": len(seeds),
+        "matched": len(rows),
+        "unmatched": len(unmatched),
+        "unmatched_examples": unmatched[:5],
+    }
 
 
 def in_seed_valid(conversation_id: str, fraction: float, seed: int) -> bool:
@@ -57,10 +72,12 @@ def split_seeds(cfg: Config, turns: pa.Table) -> tuple[list[dict], list[dict], d
     valid = [r for r in matched if in_seed_valid(r["conversation_id"], e.valid_fraction, cfg.seed)]
     train = [r for r in matched if not in_seed_valid(r["conversation_id"], e.valid_fraction, cfg.seed)]
     if e.max_train_rows:
-        train = train[:e.max_train_rows]
+        train = train[: e.max_train_rows]
     if not valid or not train:
-        raise ValueError(f"seed split is empty (train {len(train)}, valid {len(valid)}): change "
-                         f"emotion.valid_fraction ({e.valid_fraction})")
+        raise ValueError(
+            f"seed split is empty (train {len(train)}, valid {len(valid)}): change "
+            f"emotion.valid_fraction ({e.valid_fraction})"
+        )
     return train, valid, report
 
 
@@ -78,7 +95,7 @@ def targets_from_labels(labels: list[list[str]]) -> np.ndarray:
 def class_weights(y: np.ndarray, power: float) -> np.ndarray:
     """Per-label weights ∝ frequency^-power, normalised to mean 1 (labels never seen get the largest weight)."""
     freq = np.maximum(y.sum(0), 1.0) / max(len(y), 1)
-    w = freq ** -power
+    w = freq**-power
     return (w / w.mean()).astype(np.float32)
 
 

@@ -27,8 +27,15 @@ def evaluate(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
         for l in keep_labels(p, threshold, fallback_top=True):
             pred[i, EMOTION_INDEX[l]] = 1.0
     p, r, f, s = precision_recall_fscore_support(y, pred, average=None, zero_division=0)
-    per_label = {e: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                     "f1": round(float(f[i]), 4), "support": int(s[i])} for i, e in enumerate(EMOTIONS)}
+    per_label = {
+        e: {
+            "precision": round(float(p[i]), 4),
+            "recall": round(float(r[i]), 4),
+            "f1": round(float(f[i]), 4),
+            "support": int(s[i]),
+        }
+        for i, e in enumerate(EMOTIONS)
+    }
     return {
         "rows": int(len(y)),
         "recall@1": round(recall_at_k(probs, y, 1), 4),

@@ -15,10 +15,15 @@ import pyarrow as pa
 
 from ..config import EMOTIONS
 
-ENTITY_EMOTIONS_SCHEMA = pa.schema([
-    ("conversation_id", pa.string()), ("turn_index", pa.int32()), ("entity_id", pa.int64()),
-    ("emotions", pa.list_(pa.string())), ("probs", pa.list_(pa.float32())),
-])
+ENTITY_EMOTIONS_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("entity_id", pa.int64()),
+        ("emotions", pa.list_(pa.string())),
+        ("probs", pa.list_(pa.float32())),
+    ]
+)
 _INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 
 
@@ -41,11 +46,12 @@ def select_emotions(labels: list[str], probs, threshold: float, max_per_entity: 
     return [l for _, l in kept], [p for p, _ in kept]
 
 
-def link_entity_emotions(turns: pa.Table, turn_emotions: pa.Table, threshold: float,
-                         max_per_entity: int) -> pa.Table:
+def link_entity_emotions(turns: pa.Table, turn_emotions: pa.Table, threshold: float, max_per_entity: int) -> pa.Table:
     """turns (tables/turns.parquet) + turn emotions (emotions/turn_emotions.parquet) → entity_emotions rows."""
-    emo = {(r["conversation_id"], int(r["turn_index"])): r
-           for r in turn_emotions.select(["conversation_id", "turn_index", "labels", "probs"]).to_pylist()}
+    emo = {
+        (r["conversation_id"], int(r["turn_index"])): r
+        for r in turn_emotions.select(["conversation_id", "turn_index", "labels", "probs"]).to_pylist()
+    }
     by_conv: dict[str, list[dict]] = defaultdict(list)
     cols = ["conversation_id", "turn_index", "role", "movie_entities", "entities"]
     for r in turns.select(cols).to_pylist():
@@ -65,8 +71,15 @@ def link_entity_emotions(turns: pa.Table, turn_emotions: pa.Table, threshold: fl
                 continue
             names, ps = select_emotions(source["labels"], source["probs"], threshold, max_per_entity)
             for e in turn_entities(r):
-                rows.append({"conversation_id": conv_id, "turn_index": int(r["turn_index"]), "entity_id": e,
-                             "emotions": names, "probs": ps})
+                rows.append(
+                    {
+                        "conversation_id": conv_id,
+                        "turn_index": int(r["turn_index"]),
+                        "entity_id": e,
+                        "emotions": names,
+                        "probs": ps,
+                    }
+                )
     rows.sort(key=lambda x: (x["conversation_id"], x["turn_index"]))
     return pa.Table.from_pylist(rows, schema=ENTITY_EMOTIONS_SCHEMA)
 
@@ -78,6 +91,11 @@ def link_report(turns: pa.Table, entity_emotions: pa.Table) -> dict:
         mentions[r["role"]] = mentions.get(r["role"], 0) + len(turn_entities(r))
     linked = len(entity_emotions)
     total = sum(mentions.values())
-    return {"entity_mentions": mentions, "linked": linked, "unlinked": total - linked,
-            "emotions_per_link": round(float(np.mean([len(x) for x in entity_emotions["emotions"].to_pylist()]))
-                                       if linked else 0.0, 3)}
+    return {
+        "entity_mentions": mentions,
+        "linked": linked,
+        "unlinked": total - linked,
+        "emotions_per_link": round(
+            float(np.mean([len(x) for x in entity_emotions["emotions"].to_pylist()])) if linked else 0.0, 3
+        ),
+    }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,8 +46,9 @@ class EmotionClassifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
-               weights: torch.Tensor | None = None) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Softmax focal loss on soft targets: mean over rows of −Σ_c w_c t_c (1 − p_c)^γ log p_c."""
     logp = F.log_softmax(logits, dim=-1)
     loss = -targets * (1.0 - logp.exp()).pow(gamma) * logp
@@ -58,6 +58,7 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
 
 
 # ----------------------------------------------------------------------------- save / load
+
 
 def save_classifier(model: EmotionClassifier, tokenizer, out_dir: Path, meta: dict) -> None:
     out_dir = Path(out_dir)

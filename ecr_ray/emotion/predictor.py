@@ -14,10 +14,16 @@ from ..config import EMOTIONS, Config
 from .data import NUM_EMOTIONS, keep_labels
 from .model import load_classifier, model_dir
 
-TURN_EMOTIONS_SCHEMA = pa.schema([
-    ("conversation_id", pa.string()), ("turn_index", pa.int32()), ("role", pa.string()),
-    ("probs", pa.list_(pa.float32())), ("labels", pa.list_(pa.string())), ("source", pa.string()),
-])
+TURN_EMOTIONS_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("role", pa.string()),
+        ("probs", pa.list_(pa.float32())),
+        ("labels", pa.list_(pa.string())),
+        ("source", pa.string()),
+    ]
+)
 
 
 class EmotionPredictor:
@@ -29,12 +35,12 @@ class EmotionPredictor:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def from_dir(cls, path: str | Path, batch_size: int = 64, dtype=None, device: str = "cpu") -> "EmotionPredictor":
+    def from_dir(cls, path: str | Path, batch_size: int = 64, dtype=None, device: str = "cpu") -> EmotionPredictor:
         model, tok, meta = load_classifier(path, dtype)
         return cls(model.to(device), tok, meta.get("max_length", 128), batch_size)
 
     @classmethod
-    def load(cls, cfg: Config, dtype=None, device: str = "cpu") -> "EmotionPredictor":
+    def load(cls, cfg: Config, dtype=None, device: str = "cpu") -> EmotionPredictor:
         return cls.from_dir(model_dir(cfg), batch_size=cfg.emotion.label_batch_size, dtype=dtype, device=device)
 
     @torch.no_grad()
@@ -42,9 +48,14 @@ class EmotionPredictor:
         out = np.zeros((len(texts), NUM_EMOTIONS), dtype=np.float32)
         order = np.argsort([len(t or "") for t in texts], kind="stable")  # similar lengths per batch: little padding
         for i in range(0, len(texts), self.batch_size):
-            idx = order[i:i + self.batch_size]
-            enc = self.tok([texts[j] or "" for j in idx], padding=True, truncation=True,
-                           max_length=self.max_length, return_tensors="pt").to(self.device)
+            idx = order[i : i + self.batch_size]
+            enc = self.tok(
+                [texts[j] or "" for j in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
             logits = self.model(enc["input_ids"], enc["attention_mask"])
             out[idx] = torch.softmax(logits.float(), -1).cpu().numpy()
         return out
@@ -79,18 +90,29 @@ def label_turns(cfg: Config, turns: pa.Table, model_path: Path, device: str = "c
     step = cfg.emotion.label_batch_size  # one block per batch, so every actor of the pool gets work
     blocks = [base.slice(i, step) for i in range(0, len(base), step)] or [base]
     ds = ray.data.from_arrow(blocks).map_batches(
-        BatchLabeler, fn_constructor_kwargs={"path": str(model_path), "threads": res.threads, "device": device},
-        batch_size=step, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res.workers),
-        num_cpus=res.cpus, num_gpus=res.gpus)
+        BatchLabeler,
+        fn_constructor_kwargs={"path": str(model_path), "threads": res.threads, "device": device},
+        batch_size=step,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=res.workers),
+        num_cpus=res.cpus,
+        num_gpus=res.gpus,
+    )
     probs = np.zeros((len(users), len(EMOTIONS)), dtype=np.float32)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         probs[batch["row"]] = np.stack(batch["probs"])
     labels = [keep_labels(p, cfg.emotion.threshold, fallback_top=h) for p, h in zip(probs, has_ent)]
-    return pa.table({
-        "conversation_id": users["conversation_id"], "turn_index": users["turn_index"], "role": users["role"],
-        "probs": pa.array([p.tolist() for p in probs], pa.list_(pa.float32())),
-        "labels": pa.array(labels, pa.list_(pa.string())), "source": pa.array(["classifier"] * len(users)),
-    }, schema=TURN_EMOTIONS_SCHEMA)
+    return pa.table(
+        {
+            "conversation_id": users["conversation_id"],
+            "turn_index": users["turn_index"],
+            "role": users["role"],
+            "probs": pa.array([p.tolist() for p in probs], pa.list_(pa.float32())),
+            "labels": pa.array(labels, pa.list_(pa.string())),
+            "source": pa.array(["classifier"] * len(users)),
+        },
+        schema=TURN_EMOTIONS_SCHEMA,
+    )
 
 
 def apply_seed_override(table: pa.Table, seed_rows: list[dict]) -> pa.Table:

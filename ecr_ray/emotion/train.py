@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from .. import artifacts
 from ..config import EMOTIONS, Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, fit as fit_run, read_state, steps_for
+from ..train import LoopSettings, Task, TrainRun, copy_model, read_state, steps_for
+from ..train import fit as fit_run
 from .data import class_weights, split_seeds, targets_from_labels
 from .model import EmotionClassifier, focal_loss, model_dir, resolve_backbone, save_classifier
 
@@ -55,11 +56,19 @@ class EmotionTask(Task):
     def batches(self, epoch: int):
         import torch
 
-        for b in self.shard.iter_batches(batch_size=self.e.batch_size, batch_format="numpy",
-                                         local_shuffle_buffer_size=self.config["train_rows"],
-                                         local_shuffle_seed=self.cfg.seed + epoch):
-            enc = self.tok([str(t) for t in b["text"]], padding=True, truncation=True, max_length=self.e.max_length,
-                           return_tensors="pt").to(self.worker.device)
+        for b in self.shard.iter_batches(
+            batch_size=self.e.batch_size,
+            batch_format="numpy",
+            local_shuffle_buffer_size=self.config["train_rows"],
+            local_shuffle_seed=self.cfg.seed + epoch,
+        ):
+            enc = self.tok(
+                [str(t) for t in b["text"]],
+                padding=True,
+                truncation=True,
+                max_length=self.e.max_length,
+                return_tensors="pt",
+            ).to(self.worker.device)
             y = torch.as_tensor(targets_from_labels([list(ls) for ls in b["labels"]]), device=self.worker.device)
             yield enc, y / y.sum(1, keepdim=True)  # soft targets: two labels → 0.5 / 0.5
 
@@ -80,8 +89,11 @@ class EmotionTask(Task):
         probs = EmotionPredictor(model, self.tok, self.e.max_length, self.e.label_batch_size).predict(self.valid_texts)
         model.train()
         m = evaluate(probs, self.valid_y, self.e.threshold)
-        return {"valid_recall@2": m["recall@2"], "valid_negative_recall": m["negative_recall"],
-                "valid_macro_f1": m["macro_f1"]}
+        return {
+            "valid_recall@2": m["recall@2"],
+            "valid_negative_recall": m["negative_recall"],
+            "valid_macro_f1": m["macro_f1"],
+        }
 
     def export(self, model, out: Path) -> None:
         save_classifier(model, self.tok, out, {"max_length": self.e.max_length, "backbone": self.e.classifier_model})
@@ -94,16 +106,30 @@ class EmotionTask(Task):
         model.head.load_state_dict(torch.load(src / "head.pt", map_location="cpu", weights_only=True))
 
 
-TRAIN_FIELDS = ("classifier_model", "focal_gamma", "class_weight_power", "valid_fraction", "epochs", "batch_size",
-                "lr", "max_length", "max_train_rows", "seed_labels")
+TRAIN_FIELDS = (
+    "classifier_model",
+    "focal_gamma",
+    "class_weight_power",
+    "valid_fraction",
+    "epochs",
+    "batch_size",
+    "lr",
+    "max_length",
+    "max_train_rows",
+    "seed_labels",
+)
 
 
 def train_key(cfg: Config) -> str:
     """What the trained classifier depends on: a rerun with the same key reuses it and only relabels."""
     d = cfg.to_dict()
-    blob = {"emotion": {k: d["emotion"][k] for k in TRAIN_FIELDS}, "workers": cfg.emotion.train_resources.workers,
-            "seed": cfg.seed, "tables": (artifacts.read_manifest(cfg, "tables") or {}).get("key"),
-            "seed_labels": [artifacts.file_hash(p) for p in artifacts.STAGES["emotions"].inputs(cfg)]}
+    blob = {
+        "emotion": {k: d["emotion"][k] for k in TRAIN_FIELDS},
+        "workers": cfg.emotion.train_resources.workers,
+        "seed": cfg.seed,
+        "tables": (artifacts.read_manifest(cfg, "tables") or {}).get("key"),
+        "seed_labels": [artifacts.file_hash(p) for p in artifacts.STAGES["emotions"].inputs(cfg)],
+    }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -119,13 +145,29 @@ def train_classifier(cfg: Config, train_rows: list[dict], valid_rows: list[dict]
         return ray.data.from_arrow(pa.table({"text": [r["text"] for r in rows], "labels": [r["labels"] for r in rows]}))
 
     run = TrainRun(
-        task="ecr_ray.emotion.train:EmotionTask", name=f"emotion-{train_key(cfg)}",
-        storage=cfg.run_path / "emotions" / "classifier" / "ray", resources=e.train_resources,
-        settings=LoopSettings(lr=e.lr, weight_decay=0.01, epochs=e.epochs, warmup_fraction=0.1, grad_clip=0.0,
-                              micro_batch=e.batch_size, select=("valid_recall@2", "max")),
-        config={"cfg": cfg.with_absolute_paths().to_dict(), "seed": cfg.seed, "train_rows": len(train_rows),
-                "class_weights": class_weights(y, e.class_weight_power).tolist()},
-        datasets={"train": dataset(train_rows), "valid": dataset(valid_rows)}, split=("train",), keep=1)
+        task="ecr_ray.emotion.train:EmotionTask",
+        name=f"emotion-{train_key(cfg)}",
+        storage=cfg.run_path / "emotions" / "classifier" / "ray",
+        resources=e.train_resources,
+        settings=LoopSettings(
+            lr=e.lr,
+            weight_decay=0.01,
+            epochs=e.epochs,
+            warmup_fraction=0.1,
+            grad_clip=0.0,
+            micro_batch=e.batch_size,
+            select=("valid_recall@2", "max"),
+        ),
+        config={
+            "cfg": cfg.with_absolute_paths().to_dict(),
+            "seed": cfg.seed,
+            "train_rows": len(train_rows),
+            "class_weights": class_weights(y, e.class_weight_power).tolist(),
+        },
+        datasets={"train": dataset(train_rows), "valid": dataset(valid_rows)},
+        split=("train",),
+        keep=1,
+    )
     _, checkpoint = fit_run(run)
     target = model_dir(cfg)
     shutil.rmtree(target, ignore_errors=True)
@@ -161,11 +203,24 @@ def fit(cfg: Config, force: bool = False) -> dict:
     else:
         path, history = train_classifier(cfg, train_rows, valid_rows)
         # Final numbers of the saved model on the validation split, in a Ray task (same code path as inference).
-        metrics = run_task(evaluate_saved, cfg.emotion.label_resources, str(path), [r["text"] for r in valid_rows],
-                           [r["labels"] for r in valid_rows], cfg.emotion.threshold)
-        report = {"valid": metrics, "train_rows": len(train_rows), "valid_rows": len(valid_rows), "epochs": history,
-                  "seed_match": match_report, "backbone": cfg.emotion.classifier_model,
-                  "train_seconds": round(time.perf_counter() - t_train, 1), "train_key": key}
+        metrics = run_task(
+            evaluate_saved,
+            cfg.emotion.label_resources,
+            str(path),
+            [r["text"] for r in valid_rows],
+            [r["labels"] for r in valid_rows],
+            cfg.emotion.threshold,
+        )
+        report = {
+            "valid": metrics,
+            "train_rows": len(train_rows),
+            "valid_rows": len(valid_rows),
+            "epochs": history,
+            "seed_match": match_report,
+            "backbone": cfg.emotion.classifier_model,
+            "train_seconds": round(time.perf_counter() - t_train, 1),
+            "train_key": key,
+        }
         report_path.write_text(json.dumps(report, indent=2))
     t_train = time.perf_counter() - t_train
 
@@ -174,18 +229,27 @@ def fit(cfg: Config, force: bool = False) -> dict:
     t_label = time.perf_counter() - t_label
     if cfg.emotion.seed_override:
         turn_emotions = apply_seed_override(turn_emotions, train_rows + valid_rows)
-    entity_emotions = link_entity_emotions(turns, turn_emotions, cfg.emotion.threshold,
-                                           cfg.emotion.max_emotions_per_entity)
+    entity_emotions = link_entity_emotions(
+        turns, turn_emotions, cfg.emotion.threshold, cfg.emotion.max_emotions_per_entity
+    )
     pq.write_table(turn_emotions, out / "turn_emotions.parquet")
     pq.write_table(entity_emotions, out / "entity_emotions.parquet")
-    label_counts = {e: 0 for e in EMOTIONS}
+    label_counts = dict.fromkeys(EMOTIONS, 0)
     for ls in turn_emotions["labels"].to_pylist():
         for label in ls:
             label_counts[label] += 1
     valid = report["valid"]
     return artifacts.write_manifest(
-        cfg, "emotions", train_key=key, reused_classifier=reuse,
-        counts={"user_turns": len(turn_emotions), "entity_links": len(entity_emotions), "label_counts": label_counts,
-                "links": link_report(turns, entity_emotions)},
+        cfg,
+        "emotions",
+        train_key=key,
+        reused_classifier=reuse,
+        counts={
+            "user_turns": len(turn_emotions),
+            "entity_links": len(entity_emotions),
+            "label_counts": label_counts,
+            "links": link_report(turns, entity_emotions),
+        },
         valid={k: valid[k] for k in ("rows", "recall@1", "recall@2", "negative_recall", "macro_f1")},
-        seconds={"train": round(t_train, 1), "label": round(t_label, 1), "total": round(time.perf_counter() - t0, 1)})
+        seconds={"train": round(t_train, 1), "label": round(t_label, 1), "total": round(time.perf_counter() - t0, 1)},
+    )

@@ -19,8 +19,9 @@ from ..prompts import generation_messages, render_prompt, select_knowledge
 EXAMPLES_FILE = "examples.parquet"
 
 
-def training_examples(reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int,
-                      tokenizer=None, linker=None) -> list[dict]:
+def training_examples(
+    reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int, tokenizer=None, linker=None
+) -> list[dict]:
     """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": review}].
 
     With `tokenizer` and `linker`, knowledge comes only from the part of the review that survives the cut to
@@ -33,16 +34,21 @@ def training_examples(reviews: list[dict], knowledge: dict[int, dict], gcfg: Gen
             first = _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}"))
             seen = {m.entity_id for m in linker.link(visible_target(tokenizer, first, r["review"], gcfg.max_length))}
             names = [n for e, n in zip(r["entities"], r["entity_names"]) if e in seen]
-        out.append({"messages": _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}")),
-                    "target": r["review"]})
+        out.append(
+            {"messages": _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}")), "target": r["review"]}
+        )
     return out
 
 
-def _messages(review: dict, names: list[str], knowledge: dict[int, dict], gcfg: GeneratorConfig,
-              rng: random.Random) -> list[dict]:
+def _messages(
+    review: dict, names: list[str], knowledge: dict[int, dict], gcfg: GeneratorConfig, rng: random.Random
+) -> list[dict]:
     """E_r = the review's entities `names`; T_r = triples of its movie whose tail is one of them."""
-    triples = [t for t in knowledge.get(review["entity_id"], {}).get("triples", [])
-               if any(t.endswith(f" is {n}") for n in names)]
+    triples = [
+        t
+        for t in knowledge.get(review["entity_id"], {}).get("triples", [])
+        if any(t.endswith(f" is {n}") for n in names)
+    ]
     ents, trips = select_knowledge(names, triples, gcfg.num_review_entities, gcfg.num_triples, rng)
     return generation_messages(review["movie_name"], ents, trips, review["first_sentence"])
 
@@ -58,7 +64,7 @@ def encode(tokenizer, messages: list[dict], target: str, max_length: int) -> dic
     prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + eos
-    prompt_ids = prompt_ids[-(max_length // 2):]  # a very long prompt never leaves no room for the target
+    prompt_ids = prompt_ids[-(max_length // 2) :]  # a very long prompt never leaves no room for the target
     target_ids = target_ids[: max_length - len(prompt_ids)]
     return {"input_ids": prompt_ids + target_ids, "labels": [-100] * len(prompt_ids) + target_ids}
 
@@ -97,15 +103,26 @@ def build_examples(cfg: Config, out: Path) -> dict:
     if not reviews:
         raise ValueError(f"{reviews_path}: no reviews left after filtering")
     gcfg = cfg.generator
-    examples = training_examples(reviews, load_knowledge(cfg.run_path), gcfg, cfg.seed,
-                                 tokenizer=AutoTokenizer.from_pretrained(resolve_model_dir(gcfg.base_model)),
-                                 linker=EntityLinker.from_kg(load_dataset_kg(cfg)))
+    examples = training_examples(
+        reviews,
+        load_knowledge(cfg.run_path),
+        gcfg,
+        cfg.seed,
+        tokenizer=AutoTokenizer.from_pretrained(resolve_model_dir(gcfg.base_model)),
+        linker=EntityLinker.from_kg(load_dataset_kg(cfg)),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"messages": [json.dumps(e["messages"]) for e in examples],
-                             "target": [e["target"] for e in examples]}), out)
-    return {"examples": len(examples),
-            "examples_with_entities": sum("Related Entities: None" not in e["messages"][1]["content"] for e in examples),
-            "examples_with_triples": sum("from KG: None" not in e["messages"][1]["content"] for e in examples)}
+    pq.write_table(
+        pa.table(
+            {"messages": [json.dumps(e["messages"]) for e in examples], "target": [e["target"] for e in examples]}
+        ),
+        out,
+    )
+    return {
+        "examples": len(examples),
+        "examples_with_entities": sum("Related Entities: None" not in e["messages"][1]["content"] for e in examples),
+        "examples_with_triples": sum("from KG: None" not in e["messages"][1]["content"] for e in examples),
+    }
 
 
 def read_examples(path: Path) -> list[dict]:

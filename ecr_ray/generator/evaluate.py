@@ -59,7 +59,7 @@ def generate_all(pred, contexts: list[dict], batch_size: int) -> list[dict]:
     order = sorted(range(len(reqs)), key=lambda i: len(pred.prompt(*reqs[i])[0]))
     out: list[dict | None] = [None] * len(reqs)
     for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+        idx = order[s : s + batch_size]
         for i, r in zip(idx, pred.respond_batch([reqs[i] for i in idx])):
             out[i] = r
     return out
@@ -104,19 +104,24 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         raise ValueError(f"--models: unknown {bad}; known: {VARIANTS}")
     out = Path(opts.out or cfg.run_path / "eval" / "generator")
     out.mkdir(parents=True, exist_ok=True)
-    contexts = test_contexts(Path(opts.samples or cfg.run_path / "tables" / "samples.parquet"),
-                             cfg.generator.eval_samples, cfg.seed)
+    contexts = test_contexts(
+        Path(opts.samples or cfg.run_path / "tables" / "samples.parquet"), cfg.generator.eval_samples, cfg.seed
+    )
     kg = load_dataset_kg(cfg)
     linker, knowledge = EntityLinker.from_kg(kg), load_knowledge(cfg.run_path)
-    seen_items = set(pq.read_table(cfg.run_path / "reviews" / "reviews.parquet", columns=["entity_id"])
-                     .column("entity_id").to_pylist())
+    seen_items = set(
+        pq.read_table(cfg.run_path / "reviews" / "reviews.parquet", columns=["entity_id"])
+        .column("entity_id")
+        .to_pylist()
+    )
     items = [c["target_item"] for c in contexts]
 
     results, timing = {}, {}
     for m in models:  # each model generates in a Ray task of generator.eval_resources
         t0 = time.perf_counter()
-        results[m] = run_task(generate, cfg.generator.eval_resources, cfg.with_absolute_paths(), contexts,
-                              zero_shot=(m == "zeroshot"))
+        results[m] = run_task(
+            generate, cfg.generator.eval_resources, cfg.with_absolute_paths(), contexts, zero_shot=(m == "zeroshot")
+        )
         timing[m] = round(time.perf_counter() - t0, 1)
     texts = {m: [r["empathetic"] for r in rs] for m, rs in results.items()}
     finals = {m: [r["response"] for r in rs] for m, rs in results.items()}
@@ -124,8 +129,9 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         client = make_client(opts.llm_base_url)
         t0 = time.perf_counter()
         names = [kg.names[i] for i in items]
-        base = baseline_responses(client, opts.llm_model, [c["context"] for c in contexts], names,
-                                  max_tokens=cfg.generator.max_new_tokens)
+        base = baseline_responses(
+            client, opts.llm_model, [c["context"] for c in contexts], names, max_tokens=cfg.generator.max_new_tokens
+        )
         texts["llm_baseline"] = finals["llm_baseline"] = base
         timing["llm_baseline"] = round(time.perf_counter() - t0, 1)
 
@@ -137,16 +143,34 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         emotion_note = f"emotion intensity skipped: no emotion classifier at {emo_dir}"
 
     metrics: dict[str, dict] = {}
-    for split, keep in (("all", lambda i: True), ("seen", lambda i: items[i] in seen_items),
-                        ("unseen", lambda i: items[i] not in seen_items)):
+    for split, keep in (
+        ("all", lambda i: True),
+        ("seen", lambda i: items[i] in seen_items),
+        ("unseen", lambda i: items[i] not in seen_items),
+    ):
         idx = [i for i in range(len(items)) if keep(i)]
         if not idx:
             continue
-        metrics[split] = {m: offline_metrics([t[i] for i in idx], [items[i] for i in idx], kg, linker, knowledge,
-                                             probs[m][idx] if m in probs else None) for m, t in texts.items()}
+        metrics[split] = {
+            m: offline_metrics(
+                [t[i] for i in idx],
+                [items[i] for i in idx],
+                kg,
+                linker,
+                knowledge,
+                probs[m][idx] if m in probs else None,
+            )
+            for m, t in texts.items()
+        }
 
-    report = {"contexts": len(contexts), "seen": sum(i in seen_items for i in items), "generation_seconds": timing,
-              "max_new_tokens": cfg.generator.max_new_tokens, "metrics": metrics, "emotion_note": emotion_note}
+    report = {
+        "contexts": len(contexts),
+        "seen": sum(i in seen_items for i in items),
+        "generation_seconds": timing,
+        "max_new_tokens": cfg.generator.max_new_tokens,
+        "metrics": metrics,
+        "emotion_note": emotion_note,
+    }
     if opts.scorer_base_url:
         rng = random.Random(cfg.seed)
         k = min(opts.score_examples, len(contexts))
@@ -157,8 +181,9 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         scored = []
         for url, model in raters:
             client = make_client(url)
-            scored.append([score_example(client, model, scen[i], {m: finals[m][i] for m in finals}, rng)
-                           for i in range(k)])
+            scored.append(
+                [score_example(client, model, scen[i], {m: finals[m][i] for m in finals}, rng) for i in range(k)]
+            )
         report["llm_scores"] = {f"rater{j + 1}": aggregate(s) for j, s in enumerate(scored)}
         if len(scored) == 2:
             report["ranking_kappa"] = ranking_kappa(*scored)
@@ -166,14 +191,33 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
 
     with open(out / "responses.jsonl", "w") as f:
         for i, c in enumerate(contexts):
-            f.write(json.dumps({"sample_id": c["sample_id"], "context": c["context"], "item": items[i],
-                                "item_name": kg.names[items[i]], "seen": items[i] in seen_items,
-                                "knowledge": results[models[0]][i]["knowledge"] if models else None,
-                                **{m: finals[m][i] for m in finals}}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "sample_id": c["sample_id"],
+                        "context": c["context"],
+                        "item": items[i],
+                        "item_name": kg.names[items[i]],
+                        "seen": items[i] in seen_items,
+                        "knowledge": results[models[0]][i]["knowledge"] if models else None,
+                        **{m: finals[m][i] for m in finals},
+                    }
+                )
+                + "\n"
+            )
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     md = [f"# Generator evaluation ({len(contexts)} ReDial test contexts, {report['seen']} seen items)\n"]
-    cols = ["n", "distinct_1", "distinct_2", "words_mean", "emotion_intensity", "kg_entities_per_response",
-            "item_entities_per_response", "halluc_entities_per_response", "halluc_share_of_linked"]
+    cols = [
+        "n",
+        "distinct_1",
+        "distinct_2",
+        "words_mean",
+        "emotion_intensity",
+        "kg_entities_per_response",
+        "item_entities_per_response",
+        "halluc_entities_per_response",
+        "halluc_share_of_linked",
+    ]
     for split, per in metrics.items():
         md += [f"\n## {split}\n", _table(per, cols)]
     if emotion_note:
@@ -182,4 +226,3 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         md += [f"\n## LLM scorer {r}\n", _table(tab, ["emo_int", "emo_pers", "log_pers", "info", "life", "_missing"])]
     (out / "report.md").write_text("\n".join(md) + "\n")
     return report
-

@@ -3,8 +3,6 @@ PEFT LoRA adapter (or fully fine-tuned), and compiled decoding for CPU serving."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..config import GeneratorConfig
 
 ADAPTER_DIR = "adapter"  # PEFT adapter (method=lora)
@@ -14,8 +12,13 @@ MODEL_DIR = "model"  # full weights (method=full)
 def with_lora(model, gcfg: GeneratorConfig):
     from peft import LoraConfig, get_peft_model
 
-    lc = LoraConfig(r=gcfg.lora_r, lora_alpha=gcfg.lora_alpha, lora_dropout=gcfg.lora_dropout,
-                    target_modules=list(gcfg.lora_targets), task_type="CAUSAL_LM")
+    lc = LoraConfig(
+        r=gcfg.lora_r,
+        lora_alpha=gcfg.lora_alpha,
+        lora_dropout=gcfg.lora_dropout,
+        target_modules=list(gcfg.lora_targets),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lc)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..config import Config, GeneratorConfig
 from ..prompts import compose_response, fill_item, generation_messages, render_prompt, select_knowledge
@@ -18,13 +18,19 @@ class GeneratorPredictor:
 
     def __init__(self, tokenizer, model, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
         self.tok, self.model, self.kg, self.knowledge, self.gcfg, self.seed = (
-            tokenizer, model, kg, knowledge, gcfg, seed)
+            tokenizer,
+            model,
+            kg,
+            knowledge,
+            gcfg,
+            seed,
+        )
         self.tok.padding_side = "left"  # batched generation continues every row from its own last token
         self._caches: dict[int, object] = {}  # batch size → static KV cache (compiled decoding only)
         self._decode_lock = threading.Lock()
 
     @classmethod
-    def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> "GeneratorPredictor":
+    def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> GeneratorPredictor:
         """Base model + the trained adapter of `cfg.run_path/generator` (or `adapter`); `zero_shot` = no adapter.
         Without a review DB in the run dir, knowledge comes from the KG alone."""
         from ..data.tables import load_dataset_kg
@@ -88,10 +94,13 @@ class GeneratorPredictor:
 
     def _gen_kwargs(self, **kw) -> dict:
         g = self.gcfg
-        out = {"max_new_tokens": kw.pop("max_new_tokens", g.max_new_tokens),
-               "do_sample": kw.pop("do_sample", g.do_sample),
-               "repetition_penalty": kw.pop("repetition_penalty", g.repetition_penalty),
-               "use_cache": True, "pad_token_id": self.tok.pad_token_id}
+        out = {
+            "max_new_tokens": kw.pop("max_new_tokens", g.max_new_tokens),
+            "do_sample": kw.pop("do_sample", g.do_sample),
+            "repetition_penalty": kw.pop("repetition_penalty", g.repetition_penalty),
+            "use_cache": True,
+            "pad_token_id": self.tok.pad_token_id,
+        }
         if out["do_sample"]:
             out["temperature"] = kw.pop("temperature", g.temperature)
             out["top_p"] = kw.pop("top_p", g.top_p)
@@ -108,7 +117,7 @@ class GeneratorPredictor:
     def generate(self, prompts: list[str], **kw) -> list[str]:
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         out = self._run(enc, self._gen_kwargs(**kw))
-        return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
 
     def _run(self, enc: dict, gen: dict):
         """model.generate; with `compile` and a compiled batch size, on that size's own static KV cache. The
@@ -118,8 +127,11 @@ class GeneratorPredictor:
         import torch
 
         rows, length = enc["input_ids"].shape
-        if (not self.gcfg.compile or rows not in self.gcfg.compile_batch_sizes
-                or length + gen["max_new_tokens"] > self.gcfg.max_cache_len):
+        if (
+            not self.gcfg.compile
+            or rows not in self.gcfg.compile_batch_sizes
+            or length + gen["max_new_tokens"] > self.gcfg.max_cache_len
+        ):
             with torch.inference_mode():
                 return self.model.generate(**enc, **gen)
         from transformers import StaticCache
@@ -134,8 +146,10 @@ class GeneratorPredictor:
     def respond_batch(self, requests: list[tuple[int, str]], **kw) -> list[dict]:
         prompts = [self.prompt(item, first) for item, first in requests]
         texts = self.generate([p for p, _, _ in prompts], **kw)
-        return [{"empathetic": t, "knowledge": k, "response": compose_response(first, t)}
-                for t, (_, first, k) in zip(texts, prompts)]
+        return [
+            {"empathetic": t, "knowledge": k, "response": compose_response(first, t)}
+            for t, (_, first, k) in zip(texts, prompts)
+        ]
 
     def respond(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> dict:
         return self.respond_batch([(item_entity_id, first_sentence)], **gen_kwargs)[0]

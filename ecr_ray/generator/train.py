@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .. import artifacts
 from ..config import Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, fit as fit_run, read_state
+from ..train import LoopSettings, Task, TrainRun, copy_model, read_state
+from ..train import fit as fit_run
 from .data import EXAMPLES_FILE, collate, encode, read_examples
 from .model import ADAPTER_DIR, MODEL_DIR, with_lora
 
@@ -44,7 +45,7 @@ class GeneratorTask(Task):
         self.cfg = config_from_dict(config["cfg"])
         self.g = self.cfg.generator
         self.tok, self.base = load_chat_model(self.g.base_model, dtype=config.get("dtype"))
-        examples = read_examples(Path(config["examples"]))[worker.rank::worker.world]
+        examples = read_examples(Path(config["examples"]))[worker.rank :: worker.world]
         self.data = [encode(self.tok, e["messages"], e["target"], self.g.max_length) for e in examples]
         self.per_epoch = max(config["n_examples"] // (self.g.batch_size * worker.world), 1)
 
@@ -113,21 +114,52 @@ def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, for
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
     run = TrainRun(
-        task="ecr_ray.generator.train:GeneratorTask", name=name, storage=out / "ray", resources=g.train_resources,
-        settings=LoopSettings(lr=g.lr, weight_decay=g.weight_decay, epochs=g.epochs, max_steps=g.max_steps,
-                              warmup_steps=g.warmup_steps, checkpoint_every=g.checkpoint_every, log_every=10,
-                              stop_after_steps=stop_after_steps, deepspeed=g.deepspeed, micro_batch=g.batch_size),
-        config={"cfg": cfg.with_absolute_paths().to_dict(), "seed": cfg.seed, "examples": str(examples),
-                "n_examples": counts["examples"], "dtype": "bfloat16" if bf16 else None})
+        task="ecr_ray.generator.train:GeneratorTask",
+        name=name,
+        storage=out / "ray",
+        resources=g.train_resources,
+        settings=LoopSettings(
+            lr=g.lr,
+            weight_decay=g.weight_decay,
+            epochs=g.epochs,
+            max_steps=g.max_steps,
+            warmup_steps=g.warmup_steps,
+            checkpoint_every=g.checkpoint_every,
+            log_every=10,
+            stop_after_steps=stop_after_steps,
+            deepspeed=g.deepspeed,
+            micro_batch=g.batch_size,
+        ),
+        config={
+            "cfg": cfg.with_absolute_paths().to_dict(),
+            "seed": cfg.seed,
+            "examples": str(examples),
+            "n_examples": counts["examples"],
+            "dtype": "bfloat16" if bf16 else None,
+        },
+    )
     result, checkpoint = fit_run(run)
     state = read_state(checkpoint)
     shutil.rmtree(out / (ADAPTER_DIR if g.method == "lora" else MODEL_DIR), ignore_errors=True)
     copy_model(checkpoint, out)
     losses = state["losses"]
     return artifacts.write_manifest(
-        cfg, "generator", complete=state["step"] >= total, method=g.method, base_model=g.base_model, run_name=name,
-        **counts, steps=state["step"], total_steps=total, batch_size=g.batch_size, workers=workers,
-        max_length=g.max_length, lora_targets=g.lora_targets,
+        cfg,
+        "generator",
+        complete=state["step"] >= total,
+        method=g.method,
+        base_model=g.base_model,
+        run_name=name,
+        **counts,
+        steps=state["step"],
+        total_steps=total,
+        batch_size=g.batch_size,
+        workers=workers,
+        max_length=g.max_length,
+        lora_targets=g.lora_targets,
         loss_first10=round(sum(losses[:10]) / max(len(losses[:10]), 1), 4),
         loss_last10=round(sum(losses[-10:]) / max(len(losses[-10:]), 1), 4),
-        losses=losses, fit_seconds=round(time.perf_counter() - t0, 1), metrics=result.metrics)
+        losses=losses,
+        fit_seconds=round(time.perf_counter() - t0, 1),
+        metrics=result.metrics,
+    )

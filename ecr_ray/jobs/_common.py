@@ -10,12 +10,14 @@ import sys
 from ecr_ray.config import Config, add_config_args, config_from_args
 
 
-def parse(description: str, argv: list[str] | None, extra_args=None, force: bool = False
-          ) -> tuple[Config, argparse.Namespace]:
+def parse(
+    description: str, argv: list[str] | None, extra_args=None, force: bool = False
+) -> tuple[Config, argparse.Namespace]:
     """`--recipe`, `--data-dir`, `--run-dir`, `--skip-invalid`, `--address`, `--log-level` (+ `--force` for stages
     that skip when up to date, + the job's own `extra_args`), and any `--section.field value` override."""
-    parser = argparse.ArgumentParser(description=description,
-                                     epilog="Any config field can be overridden: --section.field value")
+    parser = argparse.ArgumentParser(
+        description=description, epilog="Any config field can be overridden: --section.field value"
+    )
     add_config_args(parser)
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a fresh local instance)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -13,9 +13,17 @@ from .cli import run_job
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, args = parse(__doc__.splitlines()[0], argv, lambda p: p.add_argument(
-        "--engine", choices=("ray", "local"), default="ray",
-        help="ray: Ray Data actor pool of generator.link_resources (default); local: one plain loop"), force=True)
+    cfg, args = parse(
+        __doc__.splitlines()[0],
+        argv,
+        lambda p: p.add_argument(
+            "--engine",
+            choices=("ray", "local"),
+            default="ray",
+            help="ray: Ray Data actor pool of generator.link_resources (default); local: one plain loop",
+        ),
+        force=True,
+    )
     with ray_for(args) if args.engine == "ray" else contextlib.nullcontext():
         manifest = fit(cfg, engine=args.engine, force=args.force)
     print_json(manifest)

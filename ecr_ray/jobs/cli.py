@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ecr_ray.config import ConfigError
 from ecr_ray.data.errors import DataError

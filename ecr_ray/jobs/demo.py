@@ -1,7 +1,7 @@
 """The main job on the embedded defaults: the whole pipeline on the demo recipe, then one dialogue over HTTP.
 
-    ecr-ray demo                  # pipeline (skips finished stages) → serve on 127.0.0.1 → POST /v1/recommend
-    ecr-ray demo --keep-serving   # ... and keep the app up for the web chat at http://127.0.0.1:<port>/
+ecr-ray demo                  # pipeline (skips finished stages) → serve on 127.0.0.1 → POST /v1/recommend
+ecr-ray demo --keep-serving   # ... and keep the app up for the web chat at http://127.0.0.1:<port>/
 """
 
 from __future__ import annotations

@@ -29,11 +29,19 @@ def _args(p) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse(__doc__.splitlines()[0], argv, _args)
-    opts = EvalOptions(models=tuple(m.strip() for m in args.models.split(",") if m.strip()), samples=args.samples,
-                       llm_base_url=args.llm_base_url, llm_model=args.llm_model,
-                       scorer_base_url=args.scorer_base_url, scorer_model=args.scorer_model,
-                       scorer2_base_url=args.scorer2_base_url, scorer2_model=args.scorer2_model,
-                       score_examples=args.score_examples, emotion_model=args.emotion_model, out=args.out)
+    opts = EvalOptions(
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        samples=args.samples,
+        llm_base_url=args.llm_base_url,
+        llm_model=args.llm_model,
+        scorer_base_url=args.scorer_base_url,
+        scorer_model=args.scorer_model,
+        scorer2_base_url=args.scorer2_base_url,
+        scorer2_model=args.scorer2_model,
+        score_examples=args.score_examples,
+        emotion_model=args.emotion_model,
+        out=args.out,
+    )
     with ray_for(args):
         report = evaluate(cfg, opts)
     print_json(report)

@@ -1,8 +1,8 @@
 """Serve the ECR app (Ray Serve, HTTP on serve.host:serve.port) from a recipe's artifacts; blocks until stopped.
 
-    ecr-ray serve --recipe demo                    # http://127.0.0.1:8000/  (web chat, /v1/recommend, ...)
-    ecr-ray serve --recipe demo --llm              # + the plain base-model endpoint at /llm
-    ecr-ray serve --recipe cpu --write-config serve.yaml    # a `serve run` / `serve deploy` file, then exit
+ecr-ray serve --recipe demo                    # http://127.0.0.1:8000/  (web chat, /v1/recommend, ...)
+ecr-ray serve --recipe demo --llm              # + the plain base-model endpoint at /llm
+ecr-ray serve --recipe cpu --write-config serve.yaml    # a `serve run` / `serve deploy` file, then exit
 """
 
 from __future__ import annotations
@@ -47,12 +47,18 @@ def main(argv: list[str] | None = None) -> int:
                     serve.run(build_llm(cfg), name=LLM_NAME, route_prefix="/llm")
                     started.append(LLM_NAME)
             except RuntimeError as e:  # a replica failed to start: usually a missing artifact; say which
-                print(f"error: the app did not start: {str(e).strip().splitlines()[-1]}\n"
-                      f"(train the stages first: `ecr-ray pipeline --recipe {args.recipe}`)", file=sys.stderr)
+                print(
+                    f"error: the app did not start: {str(e).strip().splitlines()[-1]}\n"
+                    f"(train the stages first: `ecr-ray pipeline --recipe {args.recipe}`)",
+                    file=sys.stderr,
+                )
                 return 2
             url = f"http://{host}:{port}"
-            print(f"ECR is serving recipe {args.recipe!r} at {url}/  (POST {url}/v1/recommend, OpenAI base_url "
-                  f"{url}/v1{', base model at ' + url + '/llm/v1' if args.llm else ''}); Ctrl-C stops", flush=True)
+            print(
+                f"ECR is serving recipe {args.recipe!r} at {url}/  (POST {url}/v1/recommend, OpenAI base_url "
+                f"{url}/v1{', base model at ' + url + '/llm/v1' if args.llm else ''}); Ctrl-C stops",
+                flush=True,
+            )
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:

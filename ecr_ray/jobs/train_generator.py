@@ -14,8 +14,12 @@ from .cli import run_job
 def main(argv: list[str] | None = None) -> int:
     def extra(p):
         p.add_argument("--run-name", help="Ray Train run name; rerun it to resume (default: keyed by the config)")
-        p.add_argument("--stop-after-steps", type=int, default=0,
-                       help="end this invocation after this many steps in all (resume later with the same run name)")
+        p.add_argument(
+            "--stop-after-steps",
+            type=int,
+            default=0,
+            help="end this invocation after this many steps in all (resume later with the same run name)",
+        )
 
     cfg, args = parse(__doc__.splitlines()[0], argv, extra, force=True)
     with ray_for(args):

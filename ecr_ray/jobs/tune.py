@@ -19,8 +19,11 @@ from .cli import run_job
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, args = parse(__doc__.splitlines()[0], argv,
-                      lambda p: p.add_argument("--sweep", choices=["feedback", "knowledge"], required=True))
+    cfg, args = parse(
+        __doc__.splitlines()[0],
+        argv,
+        lambda p: p.add_argument("--sweep", choices=["feedback", "knowledge"], required=True),
+    )
     with ray_for(args):
         summary = run_sweep(cfg, args.sweep)
     print_json(summary)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import openai
-from tenacity import (RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter)
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 LOCAL_KEY = "sk-local"  # the project's own server ignores the key; openai's client insists on one
 
@@ -39,28 +39,43 @@ class Completion:
 class ChatClient:
     """Send many chat requests to one endpoint, at most `concurrency` at a time."""
 
-    def __init__(self, base_url: str, model: str, *, concurrency: int = 4, timeout_s: float = 60.0,
-                 max_retries: int = 5, max_tokens: int = 64, temperature: float = 0.0,
-                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        concurrency: int = 4,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ):
         self.model, self.max_tokens, self.temperature = model, max_tokens, temperature
         self.concurrency, self.max_retries = concurrency, max_retries
         self.backoff = (backoff_initial_s, backoff_max_s)
         # Retries are ours (tenacity), so the SDK's own are off.
-        self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or LOCAL_KEY,
-                                    timeout=timeout_s, max_retries=0)
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or LOCAL_KEY, timeout=timeout_s, max_retries=0
+        )
 
     def complete(self, messages: list[dict]) -> Completion:
         t0, out = time.perf_counter(), Completion()
         first, cap = self.backoff
-        retrying = Retrying(retry=retry_if_exception(retryable), stop=stop_after_attempt(self.max_retries + 1),
-                            wait=wait_exponential_jitter(multiplier=first, max=cap, jitter=first), reraise=False)
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait_exponential_jitter(multiplier=first, max=cap, jitter=first),
+            reraise=False,
+        )
         try:
             for attempt in retrying:
                 with attempt:
                     out.attempts = attempt.retry_state.attempt_number
-                    resp = self.client.chat.completions.create(model=self.model, messages=messages,
-                                                               max_tokens=self.max_tokens,
-                                                               temperature=self.temperature)
+                    resp = self.client.chat.completions.create(
+                        model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=self.temperature
+                    )
             out.text = resp.choices[0].message.content or ""
             if resp.usage is not None:
                 out.prompt_tokens, out.completion_tokens = resp.usage.prompt_tokens, resp.usage.completion_tokens
@@ -82,7 +97,8 @@ def _describe(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:300]}"
 
 
-def estimate_cost(prompt_tokens: int, completion_tokens: int, price_prompt_per_1k: float,
-                  price_completion_per_1k: float) -> float:
+def estimate_cost(
+    prompt_tokens: int, completion_tokens: int, price_prompt_per_1k: float, price_completion_per_1k: float
+) -> float:
     """USD at the configured prices."""
     return round(prompt_tokens / 1000 * price_prompt_per_1k + completion_tokens / 1000 * price_completion_per_1k, 6)

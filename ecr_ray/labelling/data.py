@@ -13,14 +13,27 @@ import pyarrow.parquet as pq
 from ..config import Config
 from .prompts import MAX_HISTORY
 
-SHARD_SCHEMA = pa.schema([
-    ("turn_id", pa.string()), ("conversation_id", pa.string()), ("split", pa.string()), ("turn_index", pa.int32()),
-    ("utterance", pa.string()), ("answer", pa.string()),
-    ("status", pa.string()),  # ok | scanned | unparseable | error
-    ("raw", pa.list_(pa.string())), ("labels", pa.list_(pa.string())), ("unmapped", pa.list_(pa.string())),
-    ("reason", pa.string()), ("error", pa.string()), ("prompt_tokens", pa.int32()),
-    ("completion_tokens", pa.int32()), ("attempts", pa.int32()), ("seconds", pa.float32()), ("model", pa.string()),
-])
+SHARD_SCHEMA = pa.schema(
+    [
+        ("turn_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("split", pa.string()),
+        ("turn_index", pa.int32()),
+        ("utterance", pa.string()),
+        ("answer", pa.string()),
+        ("status", pa.string()),  # ok | scanned | unparseable | error
+        ("raw", pa.list_(pa.string())),
+        ("labels", pa.list_(pa.string())),
+        ("unmapped", pa.list_(pa.string())),
+        ("reason", pa.string()),
+        ("error", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("completion_tokens", pa.int32()),
+        ("attempts", pa.int32()),
+        ("seconds", pa.float32()),
+        ("model", pa.string()),
+    ]
+)
 
 
 def labels_dir(cfg: Config) -> Path:
@@ -37,10 +50,17 @@ def user_turns(turns: pa.Table) -> list[dict]:
         conv.sort(key=lambda r: r["turn_index"])
         for i, r in enumerate(conv):
             if r["role"] == "user":
-                hist = [(h["role"], h["text"]) for h in conv[max(0, i - MAX_HISTORY):i]]
-                out.append({"turn_id": f"{conv_id}:{r['turn_index']}", "conversation_id": conv_id,
-                            "split": r["split"], "turn_index": r["turn_index"], "utterance": r["text"],
-                            "history": json.dumps(hist)})
+                hist = [(h["role"], h["text"]) for h in conv[max(0, i - MAX_HISTORY) : i]]
+                out.append(
+                    {
+                        "turn_id": f"{conv_id}:{r['turn_index']}",
+                        "conversation_id": conv_id,
+                        "split": r["split"],
+                        "turn_index": r["turn_index"],
+                        "utterance": r["text"],
+                        "history": json.dumps(hist),
+                    }
+                )
     return out
 
 

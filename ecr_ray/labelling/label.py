@@ -41,13 +41,25 @@ def run_labelling(cfg: Config, todo: list[dict], out_dir: Path) -> None:
 
         base_url, app = start_local(cfg)
     try:
-        kwargs = {"concurrency": e.llm_concurrency, "timeout_s": e.llm_timeout_s, "max_retries": e.llm_max_retries,
-                  "max_tokens": e.llm_max_tokens, "temperature": e.llm_temperature}
+        kwargs = {
+            "concurrency": e.llm_concurrency,
+            "timeout_s": e.llm_timeout_s,
+            "max_retries": e.llm_max_retries,
+            "max_tokens": e.llm_max_tokens,
+            "temperature": e.llm_temperature,
+        }
         ds = ray.data.from_items(todo).map_batches(
-            LLMLabeler, fn_constructor_kwargs={"base_url": base_url, "model": e.llm_model, "out_dir": str(out_dir),
-                                               "client_kwargs": kwargs},
-            batch_size=e.llm_shard_rows, compute=ray.data.ActorPoolStrategy(size=e.llm_resources.workers),
-            **e.llm_resources.options())
+            LLMLabeler,
+            fn_constructor_kwargs={
+                "base_url": base_url,
+                "model": e.llm_model,
+                "out_dir": str(out_dir),
+                "client_kwargs": kwargs,
+            },
+            batch_size=e.llm_shard_rows,
+            compute=ray.data.ActorPoolStrategy(size=e.llm_resources.workers),
+            **e.llm_resources.options(),
+        )
         with progress(len(todo), "llm labels", "turn") as bar:
             for batch in ds.iter_batches(batch_size=None):
                 bar.update(len(batch["turn_id"]))

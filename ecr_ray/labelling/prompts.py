@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..config import EMOTIONS
+from ..prompts import format_history, turn_line
 
 # Appendix A.1, verbatim ([History] and [Utterance_User] are filled in by `build_messages`).
 PROMPT = (
@@ -29,12 +30,58 @@ MAX_HISTORY = 4
 # Table 8: main type → the recognized types GPT-3.5-turbo produced (all 68 the table lists; the paper counts 93
 # recognized types but only prints these).
 TABLE_8: dict[str, tuple[str, ...]] = {
-    "like": ("like", "satisfied", "positive", "preference", "enjoyed", "great", "excitement", "good", "love",
-             "fondness", "entertaining", "enthusiasm", "longing", "admiration", "approval", "specific", "content"),
-    "negative": ("frustration", "disappointment", "bored", "negative", "dislike", "disagreement", "sad",
-                 "disinterested", "dissatisfaction", "annoyance", "doubt", "fear", "scared", "regretful"),
-    "curious": ("curious", "interest", "anticipation", "hopeful", "comparison", "request", "seeking", "concern",
-                "confusion", "open", "intrigued", "skeptical", "uncertainty", "unsure", "hesitation"),
+    "like": (
+        "like",
+        "satisfied",
+        "positive",
+        "preference",
+        "enjoyed",
+        "great",
+        "excitement",
+        "good",
+        "love",
+        "fondness",
+        "entertaining",
+        "enthusiasm",
+        "longing",
+        "admiration",
+        "approval",
+        "specific",
+        "content",
+    ),
+    "negative": (
+        "frustration",
+        "disappointment",
+        "bored",
+        "negative",
+        "dislike",
+        "disagreement",
+        "sad",
+        "disinterested",
+        "dissatisfaction",
+        "annoyance",
+        "doubt",
+        "fear",
+        "scared",
+        "regretful",
+    ),
+    "curious": (
+        "curious",
+        "interest",
+        "anticipation",
+        "hopeful",
+        "comparison",
+        "request",
+        "seeking",
+        "concern",
+        "confusion",
+        "open",
+        "intrigued",
+        "skeptical",
+        "uncertainty",
+        "unsure",
+        "hesitation",
+    ),
     "grateful": ("grateful", "appreciative", "farewell", "friendly", "resignation", "thanks"),
     "neutral": ("neutral", "indifference", "polite", "casual", "calm", "cool"),
     "happy": ("happy", "funny", "humor", "joy", "amusement"),
@@ -44,24 +91,65 @@ TABLE_8: dict[str, tuple[str, ...]] = {
 }
 # Not in Table 8 (the paper does not print the other 25 types): words the seed annotation mapped this way.
 EXTRA: dict[str, str] = {
-    "impatience": "negative", "embarrassment": "negative", "weariness": "negative", "touched": "like",
+    "impatience": "negative",
+    "embarrassment": "negative",
+    "weariness": "negative",
+    "touched": "like",
     "apologetic": "neutral",
 }
 # Inflected forms of Table 8 words (LLMs say "interested" as often as "interest"); each maps to a Table 8 word.
 VARIANTS: dict[str, str] = {
-    "liking": "like", "likes": "like", "loved": "love", "loving": "love", "enjoy": "enjoyed", "enjoyment": "enjoyed",
-    "enjoying": "enjoyed", "excited": "excitement", "exciting": "excitement", "satisfaction": "satisfied",
-    "enthusiastic": "enthusiasm", "admire": "admiration", "admiring": "admiration", "approving": "approval",
-    "positivity": "positive", "fond": "fondness", "frustrated": "frustration", "disappointed": "disappointment",
-    "boredom": "bored", "sadness": "sad", "dissatisfied": "dissatisfaction", "annoyed": "annoyance",
-    "doubtful": "doubt", "afraid": "fear", "regret": "regretful", "disagree": "disagreement",
-    "curiosity": "curious", "interested": "interest", "inquisitive": "curious", "hope": "hopeful",
-    "concerned": "concern", "confused": "confusion", "skepticism": "skeptical", "uncertain": "uncertainty",
-    "hesitant": "hesitation", "gratitude": "grateful", "thankful": "thanks", "thank": "thanks",
-    "appreciation": "appreciative", "friendliness": "friendly", "indifferent": "indifference",
-    "politeness": "polite", "happiness": "happy", "humorous": "humor", "amused": "amusement",
-    "joyful": "joy", "surprised": "surprise", "nostalgic": "nostalgia", "agree": "agreement",
-    "agreeable": "agreement", "familiar": "familiarity",
+    "liking": "like",
+    "likes": "like",
+    "loved": "love",
+    "loving": "love",
+    "enjoy": "enjoyed",
+    "enjoyment": "enjoyed",
+    "enjoying": "enjoyed",
+    "excited": "excitement",
+    "exciting": "excitement",
+    "satisfaction": "satisfied",
+    "enthusiastic": "enthusiasm",
+    "admire": "admiration",
+    "admiring": "admiration",
+    "approving": "approval",
+    "positivity": "positive",
+    "fond": "fondness",
+    "frustrated": "frustration",
+    "disappointed": "disappointment",
+    "boredom": "bored",
+    "sadness": "sad",
+    "dissatisfied": "dissatisfaction",
+    "annoyed": "annoyance",
+    "doubtful": "doubt",
+    "afraid": "fear",
+    "regret": "regretful",
+    "disagree": "disagreement",
+    "curiosity": "curious",
+    "interested": "interest",
+    "inquisitive": "curious",
+    "hope": "hopeful",
+    "concerned": "concern",
+    "confused": "confusion",
+    "skepticism": "skeptical",
+    "uncertain": "uncertainty",
+    "hesitant": "hesitation",
+    "gratitude": "grateful",
+    "thankful": "thanks",
+    "thank": "thanks",
+    "appreciation": "appreciative",
+    "friendliness": "friendly",
+    "indifferent": "indifference",
+    "politeness": "polite",
+    "happiness": "happy",
+    "humorous": "humor",
+    "amused": "amusement",
+    "joyful": "joy",
+    "surprised": "surprise",
+    "nostalgic": "nostalgia",
+    "agree": "agreement",
+    "agreeable": "agreement",
+    "familiar": "familiarity",
 }
 
 WORD_TO_TYPE: dict[str, str] = {w: t for t, words in TABLE_8.items() for w in words} | EXTRA
@@ -87,14 +175,9 @@ def map_words(words: list[str]) -> tuple[list[str], list[str]]:
     return labels, unmapped
 
 
-def format_history(history: list[tuple[str, str]]) -> str:
-    """[(role, text)] → "User: ... Recommender: ..." lines (the seed file's history format)."""
-    return "\n".join(f"{'User' if role == 'user' else 'Recommender'}: {text}" for role, text in history)
-
-
 def build_messages(utterance: str, history: list[tuple[str, str]]) -> list[dict]:
     """Chat messages for one user turn with up to MAX_HISTORY previous turns."""
-    hist = format_history(history[-MAX_HISTORY:]) if history else "(none)"
+    hist = format_history([turn_line(r, t) for r, t in history[-MAX_HISTORY:]]) if history else "(none)"
     return [{"role": "user", "content": PROMPT.format(history=hist, utterance=utterance)}]
 
 
@@ -130,7 +213,7 @@ def parse_answer(text: str | None) -> Parsed:
         return Parsed("unparseable", reason="")
     body = _LIST_ITEM.sub(", ", _PREFIX.sub("", text, count=1)).lstrip(", ")  # "1. love\n2. joy" → "love, joy"
     m = _HEAD_END.search(body)
-    head, reason = (body[: m.start()], body[m.end():]) if m else (body, "")
+    head, reason = (body[: m.start()], body[m.end() :]) if m else (body, "")
     words = []
     for tok in re.split(r",|/|\band\b|&|\|", head):
         tok = _clean(tok)

@@ -16,7 +16,6 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 
 from ..config import EMOTIONS, Config
 from ..data.errors import DataError
+from ..prompts import turn_line
 
 EMO_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 MAX_EMO = 3  # slots per entity (emotion.max_emotions_per_entity is capped to this at link time)
@@ -35,18 +35,19 @@ MAX_EMO = 3  # slots per entity (emotion.max_emotions_per_entity is capped to th
 
 # ----------------------------------------------------------------------------- context text embeddings
 
-def turn_text(role: str, text: str) -> str:
-    return f"{'User' if role == 'user' else 'Recommender'}: {text}"
-
 
 def cache_dir(cfg: Config) -> Path:
-    return Path(cfg.recommender.cache_dir).expanduser().resolve() if cfg.recommender.cache_dir \
+    return (
+        Path(cfg.recommender.cache_dir).expanduser().resolve()
+        if cfg.recommender.cache_dir
         else cfg.run_path / "recommender" / "cache"
+    )
 
 
 def turn_embeddings(cfg: Config, turns: pa.Table) -> tuple[np.ndarray, Path]:
-    """[n_turns, dim] float32 embeddings of `turns` rows (in table order), cached by content hash; and the cache file."""
-    texts = [turn_text(r, t) for r, t in zip(turns["role"].to_pylist(), turns["text"].to_pylist())]
+    """[n_turns, dim] float32 embeddings of `turns` rows (in table order), cached by content hash; and the cache
+    file."""
+    texts = [turn_line(r, t) for r, t in zip(turns["role"].to_pylist(), turns["text"].to_pylist())]
     rc = cfg.recommender
     h = hashlib.sha256(json.dumps([rc.text_encoder, rc.max_context_tokens, texts]).encode()).hexdigest()[:16]
     path = cache_dir(cfg) / f"turns-{h}.npy"
@@ -64,6 +65,7 @@ def turn_embeddings(cfg: Config, turns: pa.Table) -> tuple[np.ndarray, Path]:
 
 # ----------------------------------------------------------------------------- entity emotions
 
+
 def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> pa.Table:
     """The documented fallback: seed LLM labels (+ a probe for unlabelled user turns) → turn_emotions rows."""
     from sklearn.linear_model import LogisticRegression
@@ -71,8 +73,10 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
 
     path = cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no seed emotion labels; run the emotion stage to write "
-                                f"{cfg.run_path / 'emotions' / 'entity_emotions.parquet'} or train variant baseline")
+        raise FileNotFoundError(
+            f"{path}: no seed emotion labels; run the emotion stage to write "
+            f"{cfg.run_path / 'emotions' / 'entity_emotions.parquet'} or train variant baseline"
+        )
     from ..emotion.data import load_seeds, match_seeds
 
     rows = turns.select(["conversation_id", "turn_index", "role", "message_ids", "split"]).to_pylist()
@@ -99,10 +103,26 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
             continue
         order = np.argsort(-probs[i])
         kept = [EMOTIONS[j] for j in order if probs[i, j] > th] or [EMOTIONS[order[0]]]
-        out.append({"conversation_id": r["conversation_id"], "turn_index": r["turn_index"], "role": "user",
-                    "probs": probs[i].tolist(), "labels": kept, "source": "seed" if i in labelled else "classifier"})
-    schema = pa.schema([("conversation_id", pa.string()), ("turn_index", pa.int32()), ("role", pa.string()),
-                        ("probs", pa.list_(pa.float32())), ("labels", pa.list_(pa.string())), ("source", pa.string())])
+        out.append(
+            {
+                "conversation_id": r["conversation_id"],
+                "turn_index": r["turn_index"],
+                "role": "user",
+                "probs": probs[i].tolist(),
+                "labels": kept,
+                "source": "seed" if i in labelled else "classifier",
+            }
+        )
+    schema = pa.schema(
+        [
+            ("conversation_id", pa.string()),
+            ("turn_index", pa.int32()),
+            ("role", pa.string()),
+            ("probs", pa.list_(pa.float32())),
+            ("labels", pa.list_(pa.string())),
+            ("source", pa.string()),
+        ]
+    )
     return pa.Table.from_pylist(out, schema=schema)
 
 
@@ -114,14 +134,17 @@ def load_entity_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -
         return None, "none"
     if src == "file" or (src == "auto" and path.exists()):
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run the emotion stage first, or set "
-                                    f"--recommender.emotions_source seed (LLM seed labels) / train variant baseline")
+            raise FileNotFoundError(
+                f"{path} not found: run the emotion stage first, or set "
+                f"--recommender.emotions_source seed (LLM seed labels) / train variant baseline"
+            )
         return pq.read_table(path), "file"
     from ..emotion.links import link_entity_emotions
 
     turn_emotions = seed_turn_emotions(cfg, turns, embeddings)
-    links = link_entity_emotions(turns, turn_emotions, cfg.emotion.threshold,
-                                 min(cfg.emotion.max_emotions_per_entity, MAX_EMO))
+    links = link_entity_emotions(
+        turns, turn_emotions, cfg.emotion.threshold, min(cfg.emotion.max_emotions_per_entity, MAX_EMO)
+    )
     return links, "seed"
 
 
@@ -135,8 +158,12 @@ def emotion_index(links: pa.Table | None) -> dict[tuple[str, int], list[tuple[in
         try:
             ids = [EMO_INDEX[e] for e in emos[:MAX_EMO]]
         except KeyError as e:
-            raise DataError(Path("emotions/entity_emotions.parquet"), None, "emotions",
-                            f"unknown emotion {e} (conversation {cid}, turn {ti}); known: {EMOTIONS}") from None
+            raise DataError(
+                Path("emotions/entity_emotions.parquet"),
+                None,
+                "emotions",
+                f"unknown emotion {e} (conversation {cid}, turn {ti}); known: {EMOTIONS}",
+            ) from None
         out[(cid, int(eid))].append((int(ti), ids, [float(p) for p in ps[:MAX_EMO]]))
     for v in out.values():
         v.sort(key=lambda x: x[0])
@@ -145,13 +172,15 @@ def emotion_index(links: pa.Table | None) -> dict[tuple[str, int], list[tuple[in
 
 # ----------------------------------------------------------------------------- global co-occurrence (Eq. 5)
 
+
 def cooccurrence_matrix(links: pa.Table, conversations: set[str], num_entities: int, top_n: int = 3) -> sp.csr_matrix:
     """P(e_i | e_j) over `conversations`: count ordered pairs (earlier e_j, later e_i), e_i != e_j, whose top-n
     emotions intersect; row-normalise. Sparse end to end: memory grows with the pairs seen, not N²."""
     rows, cols = [], []
     by_conv: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-    for cid, ti, eid, emos in zip(*(links[c].to_pylist() for c in ("conversation_id", "turn_index", "entity_id",
-                                                                       "emotions"))):
+    for cid, ti, eid, emos in zip(
+        *(links[c].to_pylist() for c in ("conversation_id", "turn_index", "entity_id", "emotions"))
+    ):
         if cid in conversations:
             bits = 0
             for e in emos[:top_n]:
@@ -176,19 +205,20 @@ def cooccurrence_matrix(links: pa.Table, conversations: set[str], num_entities: 
 
 # ----------------------------------------------------------------------------- samples → arrays
 
+
 @dataclass
 class Split:
     """One split as fixed-width arrays (padding = -1)."""
 
-    turns: np.ndarray        # [n, K] rows of the turn-embedding matrix, most recent last
-    entities: np.ndarray     # [n, L] entity ids, most recent last
-    emo_ids: np.ndarray      # [n, L, 3] emotion label ids
-    emo_probs: np.ndarray    # [n, L, 3]
-    target: np.ndarray       # [n] index into the item list
-    liked: np.ndarray        # [n] 0 dislike / 1 like / 2 not said
-    weight: np.ndarray       # [n] loss weight (Eq. 7)
-    in_context: np.ndarray   # [n] target already mentioned in the context
-    sample_ids: np.ndarray   # [n] str
+    turns: np.ndarray  # [n, K] rows of the turn-embedding matrix, most recent last
+    entities: np.ndarray  # [n, L] entity ids, most recent last
+    emo_ids: np.ndarray  # [n, L, 3] emotion label ids
+    emo_probs: np.ndarray  # [n, L, 3]
+    target: np.ndarray  # [n] index into the item list
+    liked: np.ndarray  # [n] 0 dislike / 1 like / 2 not said
+    weight: np.ndarray  # [n] loss weight (Eq. 7)
+    in_context: np.ndarray  # [n] target already mentioned in the context
+    sample_ids: np.ndarray  # [n] str
 
     def __len__(self) -> int:
         return len(self.target)
@@ -197,36 +227,57 @@ class Split:
         np.savez(path, **self.__dict__)
 
     @classmethod
-    def load(cls, path: Path) -> "Split":
+    def load(cls, path: Path) -> Split:
         with np.load(path, allow_pickle=False) as z:
             return cls(**{k: z[k] for k in z.files})
 
 
-def build_split(samples: pa.Table, turn_row: dict[tuple[str, int], int], emotions: dict, item_index: dict[int, int],
-                cfg: Config) -> Split:
+def build_split(
+    samples: pa.Table, turn_row: dict[tuple[str, int], int], emotions: dict, item_index: dict[int, int], cfg: Config
+) -> Split:
     rc = cfg.recommender
     K, L = rc.max_context_turns, rc.max_context_entities
     n = samples.num_rows
-    out = Split(np.full((n, K), -1, np.int64), np.full((n, L), -1, np.int64), np.full((n, L, MAX_EMO), -1, np.int64),
-                np.zeros((n, L, MAX_EMO), np.float32), np.zeros(n, np.int64), np.zeros(n, np.int8),
-                np.ones(n, np.float32), np.zeros(n, bool), np.array(samples["sample_id"].to_pylist(), dtype=str))
+    out = Split(
+        np.full((n, K), -1, np.int64),
+        np.full((n, L), -1, np.int64),
+        np.full((n, L, MAX_EMO), -1, np.int64),
+        np.zeros((n, L, MAX_EMO), np.float32),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int8),
+        np.ones(n, np.float32),
+        np.zeros(n, bool),
+        np.array(samples["sample_id"].to_pylist(), dtype=str),
+    )
     fw = rc.feedback_weights
-    cols = ["conversation_id", "turn_index", "context_entities", "target_item", "liked", "feedback", "target_in_context"]
+    cols = [
+        "conversation_id",
+        "turn_index",
+        "context_entities",
+        "target_item",
+        "liked",
+        "feedback",
+        "target_in_context",
+    ]
     for i, s in enumerate(samples.select(cols).to_pylist()):
         cid, t = s["conversation_id"], s["turn_index"]
         rows = [turn_row[(cid, j)] for j in range(max(0, t - K), t)]
-        out.turns[i, K - len(rows):] = rows
+        out.turns[i, K - len(rows) :] = rows
         ents = s["context_entities"][-L:]
-        out.entities[i, L - len(ents):] = ents
+        out.entities[i, L - len(ents) :] = ents
         for k, e in enumerate(ents, start=L - len(ents)):
             before = [x for x in emotions.get((cid, e), ()) if x[0] < t]
             if before:  # the entity's most recent mention before the target turn
                 _, ids, ps = before[-1]
-                out.emo_ids[i, k, :len(ids)] = ids
-                out.emo_probs[i, k, :len(ps)] = ps
+                out.emo_ids[i, k, : len(ids)] = ids
+                out.emo_probs[i, k, : len(ps)] = ps
         if s["target_item"] not in item_index:
-            raise DataError(Path("tables/samples.parquet"), None, "target_item",
-                            f"sample {s['conversation_id']}-{t}: target {s['target_item']} is not a KG item")
+            raise DataError(
+                Path("tables/samples.parquet"),
+                None,
+                "target_item",
+                f"sample {s['conversation_id']}-{t}: target {s['target_item']} is not a KG item",
+            )
         out.target[i] = item_index[s["target_item"]]
         out.liked[i] = s["liked"]
         out.weight[i] = fw[s["feedback"]] if rc.reweight else 1.0
@@ -247,13 +298,18 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
     # baseline (UniCRS) uses no emotions, so it trains even where no emotion stage has run.
     links, source = load_entity_emotions(cfg, turns, emb) if cfg.recommender.local_emotions else (None, "none")
     if cfg.recommender.local_emotions and links is None:
-        raise FileNotFoundError(f"variant {cfg.recommender.variant} needs entity emotions "
-                                f"({cfg.run_path / 'emotions' / 'entity_emotions.parquet'} or the seed labels); "
-                                f"emotions_source={cfg.recommender.emotions_source}")
-    turn_row = {(c, int(t)): i for i, (c, t) in enumerate(zip(turns["conversation_id"].to_pylist(),
-                                                             turns["turn_index"].to_pylist()))}
-    item_ids = np.array([e for e, it in zip(entities["entity_id"].to_pylist(), entities["is_item"].to_pylist()) if it],
-                        dtype=np.int64)
+        raise FileNotFoundError(
+            f"variant {cfg.recommender.variant} needs entity emotions "
+            f"({cfg.run_path / 'emotions' / 'entity_emotions.parquet'} or the seed labels); "
+            f"emotions_source={cfg.recommender.emotions_source}"
+        )
+    turn_row = {
+        (c, int(t)): i
+        for i, (c, t) in enumerate(zip(turns["conversation_id"].to_pylist(), turns["turn_index"].to_pylist()))
+    }
+    item_ids = np.array(
+        [e for e, it in zip(entities["entity_id"].to_pylist(), entities["is_item"].to_pylist()) if it], dtype=np.int64
+    )
     item_index = {int(e): i for i, e in enumerate(item_ids)}
     emo = emotion_index(links) if cfg.recommender.local_emotions else {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,15 +331,27 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
 
     kg = load_dataset_kg(cfg)  # the same KG the tables came from; UniCRS edges (both directions + self loops)
     edge_index, edge_type = kg.edge_index_and_type()
-    np.savez(out_dir / "graph.npz", edge_index=edge_index.numpy(), edge_type=edge_type.numpy(), item_ids=item_ids,
-             num_entities=n_ent, num_relations=kg.num_relations)
-    summary = {"emotions_source": source, "counts": counts, "text_dim": int(emb.shape[1]),
-               "turn_embeddings": str(emb_path), "links": 0 if links is None else links.num_rows}
+    np.savez(
+        out_dir / "graph.npz",
+        edge_index=edge_index.numpy(),
+        edge_type=edge_type.numpy(),
+        item_ids=item_ids,
+        num_entities=n_ent,
+        num_relations=kg.num_relations,
+    )
+    summary = {
+        "emotions_source": source,
+        "counts": counts,
+        "text_dim": int(emb.shape[1]),
+        "turn_embeddings": str(emb_path),
+        "links": 0 if links is None else links.num_rows,
+    }
     (out_dir / "prepared.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
 # ----------------------------------------------------------------------------- prepared files → torch batches
+
 
 def load_prepared(prep_dir: Path) -> dict[str, Any]:
     prep_dir = Path(prep_dir)
@@ -312,10 +380,15 @@ class Batcher:
         s = self.s
         turns = s.turns[idx]
         emb = self.turn_emb[turns.clip(min=0)] * (turns >= 0)[..., None]
-        out = {"entities": torch.as_tensor(s.entities[idx]), "emo_ids": torch.as_tensor(s.emo_ids[idx]),
-               "emo_probs": torch.as_tensor(s.emo_probs[idx]), "turn_emb": torch.as_tensor(emb, dtype=torch.float32),
-               "turn_mask": torch.as_tensor(turns >= 0), "target": torch.as_tensor(s.target[idx]),
-               "weight": torch.as_tensor(s.weight[idx])}
+        out = {
+            "entities": torch.as_tensor(s.entities[idx]),
+            "emo_ids": torch.as_tensor(s.emo_ids[idx]),
+            "emo_probs": torch.as_tensor(s.emo_probs[idx]),
+            "turn_emb": torch.as_tensor(emb, dtype=torch.float32),
+            "turn_mask": torch.as_tensor(turns >= 0),
+            "target": torch.as_tensor(s.target[idx]),
+            "weight": torch.as_tensor(s.weight[idx]),
+        }
         if self.cooc is not None:
             out["cooc"] = cooc_rows(self.cooc, s.entities[idx])
         return out
@@ -331,5 +404,6 @@ def cooc_rows(P: sp.csr_matrix, entities: np.ndarray) -> torch.Tensor:
     rows = P[flat.clip(min=0)].tocoo()
     keep = flat[rows.row] >= 0
     idx = torch.as_tensor(np.stack([rows.row[keep], rows.col[keep]]), dtype=torch.long)
-    return torch.sparse_coo_tensor(idx, torch.as_tensor(rows.data[keep], dtype=torch.float32),
-                                   (len(flat), P.shape[1]), check_invariants=False).coalesce()
+    return torch.sparse_coo_tensor(
+        idx, torch.as_tensor(rows.data[keep], dtype=torch.float32), (len(flat), P.shape[1]), check_invariants=False
+    ).coalesce()

@@ -65,9 +65,14 @@ def evaluate_model(out: Path, rc: RecommenderConfig, splits: tuple[str, ...] = (
         metrics[split] = {"loss": loss, "ce": ce, **acc.compute()}
     if "test" not in splits:
         return metrics
-    np.savez(out / "test_predictions.npz", prob=np.concatenate(acc.probs), rank=np.concatenate(acc.ranks),
-             rank_norep=np.concatenate(acc.ranks_norep), liked=np.concatenate(acc.liked),
-             sample_id=data["test"].s.sample_ids)
+    np.savez(
+        out / "test_predictions.npz",
+        prob=np.concatenate(acc.probs),
+        rank=np.concatenate(acc.ranks),
+        rank_norep=np.concatenate(acc.ranks_norep),
+        liked=np.concatenate(acc.liked),
+        sample_id=data["test"].s.sample_ids,
+    )
     return metrics
 
 
@@ -75,13 +80,29 @@ def evaluate_model(out: Path, rc: RecommenderConfig, splits: tuple[str, ...] = (
 
 # Paper Table 1 (UniCRS, ECR) and Table 3 (ablations; RT@1/R@1 are not reported there).
 PAPER = {
-    "baseline": {"label": "UniCRS", "auc": 0.506, "rt@1": 0.052, "rt@10": 0.229, "rt@50": 0.439,
-                 "r@1": 0.047, "r@10": 0.212, "r@50": 0.414},
+    "baseline": {
+        "label": "UniCRS",
+        "auc": 0.506,
+        "rt@1": 0.052,
+        "rt@10": 0.229,
+        "rt@50": 0.439,
+        "r@1": 0.047,
+        "r@10": 0.212,
+        "r@50": 0.414,
+    },
     "L": {"label": "ECR[L]", "auc": 0.535, "rt@10": 0.229, "rt@50": 0.444, "r@10": 0.213, "r@50": 0.420},
     "LS": {"label": "ECR[LS]", "auc": 0.541, "rt@10": 0.232, "rt@50": 0.442, "r@10": 0.216, "r@50": 0.420},
     "LG": {"label": "ECR[LG]", "auc": 0.535, "rt@10": 0.232, "rt@50": 0.453, "r@10": 0.216, "r@50": 0.428},
-    "full": {"label": "ECR", "auc": 0.541, "rt@1": 0.055, "rt@10": 0.238, "rt@50": 0.452,
-             "r@1": 0.049, "r@10": 0.220, "r@50": 0.428},
+    "full": {
+        "label": "ECR",
+        "auc": 0.541,
+        "rt@1": 0.055,
+        "rt@10": 0.238,
+        "rt@50": 0.452,
+        "r@1": 0.049,
+        "r@10": 0.220,
+        "r@50": 0.428,
+    },
 }
 COLS = ("auc", "auc_global", "rt@1", "rt@10", "rt@50", "r@1", "r@10", "r@50", "r@10_norep", "r@50_norep")
 
@@ -92,12 +113,16 @@ def collect(run_dir: Path) -> dict[str, dict]:
         d = run_dir / "recommender" / v
         if (d / "metrics.json").exists():
             if not (d / "test_predictions.npz").exists():
-                raise FileNotFoundError(f"{d / 'test_predictions.npz'} missing (a run from an older version): "
-                                        f"retrain with `ecr-ray train_recommender --recommender.variant {v} --force`")
-            out[v] = {"metrics": json.loads((d / "metrics.json").read_text()),
-                      "pred": dict(np.load(d / "test_predictions.npz")),
-                      "history": json.loads((d / "history.json").read_text()),
-                      "manifest": json.loads((d / "manifest.json").read_text())}
+                raise FileNotFoundError(
+                    f"{d / 'test_predictions.npz'} missing (a run from an older version): "
+                    f"retrain with `ecr-ray train_recommender --recommender.variant {v} --force`"
+                )
+            out[v] = {
+                "metrics": json.loads((d / "metrics.json").read_text()),
+                "pred": dict(np.load(d / "test_predictions.npz")),
+                "history": json.loads((d / "history.json").read_text()),
+                "manifest": json.loads((d / "manifest.json").read_text()),
+            }
     return out
 
 
@@ -114,8 +139,10 @@ def paired_bootstrap(base: dict, other: dict, n_boot: int = 1000, seed: int = 0)
     def stats(idx):
         liked = base["liked"][idx]
         like = liked == 1
-        return (global_auc(other["prob"][idx], liked) - global_auc(base["prob"][idx], liked),
-                float((other["rank"][idx][like] < 50).mean() - (base["rank"][idx][like] < 50).mean()))
+        return (
+            global_auc(other["prob"][idx], liked) - global_auc(base["prob"][idx], liked),
+            float((other["rank"][idx][like] < 50).mean() - (base["rank"][idx][like] < 50).mean()),
+        )
 
     point = stats(np.arange(n))
     boots = np.array([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
@@ -137,8 +164,12 @@ def per_batch_auc(probs: np.ndarray, liked: np.ndarray, batch_size: int = 32) ->
     """ECR's AUC of each evaluation batch (NaN where a batch lacks liked or disliked samples)."""
     from ecr_ray.metrics import ecr_auc
 
-    return np.array([ecr_auc(probs[s:s + batch_size], liked[s:s + batch_size], batch_size)
-                     for s in range(0, len(probs), batch_size)])
+    return np.array(
+        [
+            ecr_auc(probs[s : s + batch_size], liked[s : s + batch_size], batch_size)
+            for s in range(0, len(probs), batch_size)
+        ]
+    )
 
 
 def _fmt(x) -> str:
@@ -146,22 +177,35 @@ def _fmt(x) -> str:
 
 
 def markdown(runs: dict[str, dict], cfg: Config) -> str:
-    head = "| model | " + " | ".join(c.upper().replace("_NOREP", " norep").replace("AUC_GLOBAL", "AUC global")
-                                     for c in COLS) + " | Σ epoch s | wall s | peak RSS MB | emotions |"
-    lines = [f"Recommendation on {cfg.data.dataset} test ({cfg.recipe} recipe, run_dir {cfg.run_path}).", "",
-             head, "|" + "---|" * (len(COLS) + 5)]
+    head = (
+        "| model | "
+        + " | ".join(c.upper().replace("_NOREP", " norep").replace("AUC_GLOBAL", "AUC global") for c in COLS)
+        + " | Σ epoch s | wall s | peak RSS MB | emotions |"
+    )
+    lines = [
+        f"Recommendation on {cfg.data.dataset} test ({cfg.recipe} recipe, run_dir {cfg.run_path}).",
+        "",
+        head,
+        "|" + "---|" * (len(COLS) + 5),
+    ]
     for v, r in runs.items():
         p = PAPER[v]
         lines.append(f"| paper {p['label']} | " + " | ".join(_fmt(p.get(c)) for c in COLS) + " | | | | |")
         t, m = r["metrics"]["test"], r["manifest"]
         rss = max(m["peak_rss_mb"].values())
-        lines.append(f"| ours {v} | " + " | ".join(_fmt(t.get(c)) for c in COLS) +
-                     f" | {sum(h['epoch_seconds'] for h in r['history']):.0f} | {m['seconds']['total']:.0f} | {rss:.0f}"
-                     f" | {m['emotions_source']} |")
-    lines += ["", "Σ epoch s = training + validation time summed over epochs (across resumes); wall s = this "
-              "train_recommender invocation (prepare + fit + evaluation).",
-              "AUC = ECR's per-batch (32) AUC; AUC global = scikit-learn ROC-AUC over all liked/disliked test "
-              "samples; norep = items already mentioned in the context removed from the ranking."]
+        lines.append(
+            f"| ours {v} | "
+            + " | ".join(_fmt(t.get(c)) for c in COLS)
+            + f" | {sum(h['epoch_seconds'] for h in r['history']):.0f} | {m['seconds']['total']:.0f} | {rss:.0f}"
+            f" | {m['emotions_source']} |"
+        )
+    lines += [
+        "",
+        "Σ epoch s = training + validation time summed over epochs (across resumes); wall s = this "
+        "train_recommender invocation (prepare + fit + evaluation).",
+        "AUC = ECR's per-batch (32) AUC; AUC global = scikit-learn ROC-AUC over all liked/disliked test "
+        "samples; norep = items already mentioned in the context removed from the ranking.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -209,14 +253,24 @@ def plots(runs: dict[str, dict], out: Path) -> list[str]:
 def write_report(cfg: Config) -> dict:
     runs = collect(cfg.run_path)
     if not runs:
-        raise FileNotFoundError(f"no trained recommender under {cfg.run_path / 'recommender'}: "
-                                f"run `ecr-ray train_recommender --recipe {cfg.recipe}` first")
+        raise FileNotFoundError(
+            f"no trained recommender under {cfg.run_path / 'recommender'}: "
+            f"run `ecr-ray train_recommender --recipe {cfg.recipe}` first"
+        )
     out = cfg.run_path / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    report = {v: {"test": r["metrics"]["test"], "valid": r["metrics"]["valid"], "paper": PAPER[v],
-                  "seconds": r["manifest"]["seconds"], "peak_rss_mb": r["manifest"]["peak_rss_mb"],
-                  "emotions_source": r["manifest"]["emotions_source"], "best_epoch": r["manifest"]["best_epoch"]}
-              for v, r in runs.items()}
+    report = {
+        v: {
+            "test": r["metrics"]["test"],
+            "valid": r["metrics"]["valid"],
+            "paper": PAPER[v],
+            "seconds": r["manifest"]["seconds"],
+            "peak_rss_mb": r["manifest"]["peak_rss_mb"],
+            "emotions_source": r["manifest"]["emotions_source"],
+            "best_epoch": r["manifest"]["best_epoch"],
+        }
+        for v, r in runs.items()
+    }
     if "baseline" in runs:
         for v, r in runs.items():
             if v != "baseline":
@@ -228,9 +282,20 @@ def write_report(cfg: Config) -> dict:
         md += "\nPaired bootstrap vs baseline (same test samples, 1000 resamples, 95% interval):\n\n"
         md += "| variant | Δ AUC (ECR, batches resampled) | Δ AUC global | Δ RT@50 |\n|---|---|---|---|\n"
         for v, d in diffs:
-            md += f"| {v} | " + " | ".join(f"{d[k]['diff']:+.3f} [{d[k]['ci95'][0]:+.3f}, {d[k]['ci95'][1]:+.3f}]"
-                                          if k in d else "–" for k in ("auc", "auc_global", "rt@50")) + " |\n"
+            md += (
+                f"| {v} | "
+                + " | ".join(
+                    f"{d[k]['diff']:+.3f} [{d[k]['ci95'][0]:+.3f}, {d[k]['ci95'][1]:+.3f}]" if k in d else "–"
+                    for k in ("auc", "auc_global", "rt@50")
+                )
+                + " |\n"
+            )
     (out / "recommender.md").write_text(md)
     files = plots(runs, out)
-    return {"variants": list(runs), "markdown": str(out / "recommender.md"), "json": str(out / "recommender.json"),
-            "plots": files, "table": md}
+    return {
+        "variants": list(runs),
+        "markdown": str(out / "recommender.md"),
+        "json": str(out / "recommender.json"),
+        "plots": files,
+        "table": md,
+    }

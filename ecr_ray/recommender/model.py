@@ -27,13 +27,20 @@ from ..config import EMOTIONS, RecommenderConfig
 class KGEncoder(nn.Module):
     """UniCRS's KG encoder: one RGCNConv (basis decomposition) + residual, then a residual MLP."""
 
-    def __init__(self, num_entities: int, num_relations: int, dim: int, num_bases: int,
-                 edge_index: torch.Tensor, edge_type: torch.Tensor):
+    def __init__(
+        self,
+        num_entities: int,
+        num_relations: int,
+        dim: int,
+        num_bases: int,
+        edge_index: torch.Tensor,
+        edge_type: torch.Tensor,
+    ):
         super().__init__()
         from torch_geometric.nn import RGCNConv  # not FastRGCNConv: ~20x slower and 4 GB on CPU
 
         self.node = nn.Embedding(num_entities, dim)
-        nn.init.normal_(self.node.weight, std=dim ** -0.5)
+        nn.init.normal_(self.node.weight, std=dim**-0.5)
         self.conv = RGCNConv(dim, dim, num_relations, num_bases=num_bases)
         self.mlp = nn.Sequential(nn.Linear(dim, dim // 2), nn.ReLU(), nn.Linear(dim // 2, dim))
         self.register_buffer("edge_index", edge_index, persistent=False)
@@ -62,19 +69,29 @@ class EmotionFuse(nn.Module):
 
 
 class EmotionRecommender(nn.Module):
-    def __init__(self, rc: RecommenderConfig, *, num_entities: int, num_relations: int, text_dim: int,
-                 edge_index: torch.Tensor, edge_type: torch.Tensor, item_ids: torch.Tensor):
+    def __init__(
+        self,
+        rc: RecommenderConfig,
+        *,
+        num_entities: int,
+        num_relations: int,
+        text_dim: int,
+        edge_index: torch.Tensor,
+        edge_type: torch.Tensor,
+        item_ids: torch.Tensor,
+    ):
         super().__init__()
         d = rc.entity_dim
         self.local, self.glob = rc.local_emotions, rc.global_emotions
         self.kg = KGEncoder(num_entities, num_relations, d, rc.num_bases, edge_index, edge_type)
         self.fuse = EmotionFuse(d, rc.emotion_dim) if self.local else None
         self.text = nn.Sequential(nn.Linear(text_dim, d), nn.LayerNorm(d))
-        self.prompt = nn.Parameter(torch.randn(rc.prompt_tokens, d) * d ** -0.5)
+        self.prompt = nn.Parameter(torch.randn(rc.prompt_tokens, d) * d**-0.5)
         self.turn_pos = nn.Embedding(rc.max_context_turns, d)
         self.segment = nn.Embedding(4, d)  # prompt / local entities / global entities / turns
-        layer = nn.TransformerEncoderLayer(d, nhead=max(1, d // 32), dim_feedforward=2 * d, dropout=rc.dropout,
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d, nhead=max(1, d // 32), dim_feedforward=2 * d, dropout=rc.dropout, batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, rc.fusion_layers, enable_nested_tensor=False)
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
         self.item_bias = nn.Parameter(torch.zeros(len(item_ids)))
@@ -88,7 +105,10 @@ class EmotionRecommender(nn.Module):
         B, L = ent.shape
         ent_mask = ent >= 0
         e = E[ent.clamp(min=0)] * ent_mask.unsqueeze(-1)
-        seq, masks = [self.prompt.expand(B, -1, -1) + self.segment.weight[0]], [ent_mask.new_ones(B, self.prompt.shape[0])]
+        seq, masks = (
+            [self.prompt.expand(B, -1, -1) + self.segment.weight[0]],
+            [ent_mask.new_ones(B, self.prompt.shape[0])],
+        )
         if self.local:
             v = self.fuse.emotion(batch["emo_ids"], batch["emo_probs"].to(dt))
             e = self.fuse(e, v)
@@ -113,14 +133,19 @@ def weighted_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 
 
 def build_model(rc: RecommenderConfig, graph: dict[str, np.ndarray], text_dim: int) -> EmotionRecommender:
-    return EmotionRecommender(rc, num_entities=int(graph["num_entities"]), num_relations=int(graph["num_relations"]),
-                              text_dim=text_dim, edge_index=torch.as_tensor(graph["edge_index"]),
-                              edge_type=torch.as_tensor(graph["edge_type"]),
-                              item_ids=torch.as_tensor(graph["item_ids"]))
-
+    return EmotionRecommender(
+        rc,
+        num_entities=int(graph["num_entities"]),
+        num_relations=int(graph["num_relations"]),
+        text_dim=text_dim,
+        edge_index=torch.as_tensor(graph["edge_index"]),
+        edge_type=torch.as_tensor(graph["edge_type"]),
+        item_ids=torch.as_tensor(graph["item_ids"]),
+    )
 
 
 # ----------------------------------------------------------------------------- the frozen context encoder
+
 
 class TextEncoder:
     """Frozen sentence encoder: mean-pooled, L2-normalised last hidden states (all-MiniLM-L6-v2 by default)."""
@@ -148,9 +173,14 @@ class TextEncoder:
         order = np.argsort([len(t) for t in texts])  # similar lengths per batch: little padding
         with torch.inference_mode():
             for s in range(0, len(texts), batch_size):
-                idx = order[s:s + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_tokens, return_tensors="pt")
+                idx = order[s : s + batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
                 h = self.model(**enc).last_hidden_state
                 m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                 v = (h * m).sum(1) / m.sum(1).clamp(min=1)

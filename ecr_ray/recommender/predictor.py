@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..config import EMOTIONS, Config, RecommenderConfig, section_from_dict
+from ..prompts import turn_line
 from .data import MAX_EMO, cooc_rows, load_prepared
 from .model import build_model
 
@@ -30,8 +31,11 @@ class RecommenderPredictor:
 
         self.cfg, self.dir = cfg, Path(model_dir)
         meta = json.loads((self.dir / "meta.json").read_text())
-        rc = section_from_dict(RecommenderConfig, meta["recommender"],
-                               f"{self.dir / 'meta.json'} (retrain with this version if it names unknown fields)")
+        rc = section_from_dict(
+            RecommenderConfig,
+            meta["recommender"],
+            f"{self.dir / 'meta.json'} (retrain with this version if it names unknown fields)",
+        )
         self.rc = rc
         prep = load_prepared(self.dir / "prepared")
         self.model = build_model(rc, prep["graph"], meta["text_dim"])
@@ -52,12 +56,15 @@ class RecommenderPredictor:
         self.threshold = cfg.emotion.threshold
 
     @classmethod
-    def load(cls, cfg: Config, variant: str | None = None, cache_size: int = 10_000,
-             encoder_dtype: str = "float32") -> "RecommenderPredictor":
+    def load(
+        cls, cfg: Config, variant: str | None = None, cache_size: int = 10_000, encoder_dtype: str = "float32"
+    ) -> RecommenderPredictor:
         d = cfg.run_path / "recommender" / (variant or cfg.recommender.variant)
         if not (d / "model.pt").exists():
-            raise FileNotFoundError(f"{d / 'model.pt'} not found: train it first (`ecr-ray train_recommender "
-                                    f"--recipe {cfg.recipe} --recommender.variant {variant or cfg.recommender.variant}`)")
+            raise FileNotFoundError(
+                f"{d / 'model.pt'} not found: train it first (`ecr-ray train_recommender "
+                f"--recipe {cfg.recipe} --recommender.variant {variant or cfg.recommender.variant}`)"
+            )
         return cls(cfg, d, cache_size, encoder_dtype)
 
     def _link(self, text: str) -> list[int]:
@@ -86,20 +93,19 @@ class RecommenderPredictor:
 
     def _turn_texts(self, dialogue: list[dict]) -> list[str]:
         """The last `max_context_turns` turns as the encoder sees them ("User: ..." / "Recommender: ...")."""
-        from .data import turn_text
+        return [turn_line(t["role"], t["text"]) for t in dialogue[-self.rc.max_context_turns :]]
 
-        return [turn_text("user" if t["role"] == "user" else "recommender", t["text"])
-                for t in dialogue[-self.rc.max_context_turns:]]
-
-    def recommend(self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None,
-                  top_k: int = 10) -> dict:
+    def recommend(
+        self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None, top_k: int = 10
+    ) -> dict:
         """Top-k items for one dialogue ({role: user|recommender, text}) and its per-turn user emotion
         probabilities (None for recommender turns), with the entities and emotions that drove the ranking."""
         return self.recommend_batch([dialogue], [user_emotions], [top_k])[0]
 
     @torch.no_grad()
-    def recommend_batch(self, dialogues: list[list[dict]], user_emotions: list[list | None],
-                        top_ks: list[int]) -> list[dict]:
+    def recommend_batch(
+        self, dialogues: list[list[dict]], user_emotions: list[list | None], top_ks: list[int]
+    ) -> list[dict]:
         """`recommend` for several dialogues in one forward pass (their new turns encoded together)."""
         rc, L, K = self.rc, self.rc.max_context_entities, self.rc.max_context_turns
         feats = [self._features(d, e) for d, e in zip(dialogues, user_emotions)]
@@ -118,24 +124,32 @@ class RecommenderPredictor:
             ents[b, off:] = f["order"]
             for k, e in enumerate(f["order"]):
                 ids, ps = f["linked"][e]
-                emo_ids[b, off + k, :len(ids)] = ids
-                emo_p[b, off + k, :len(ps)] = ps
-            turn_emb[b, K - len(ts):] = emb[row:row + len(ts)]
-            mask[b, K - len(ts):] = True
+                emo_ids[b, off + k, : len(ids)] = ids
+                emo_p[b, off + k, : len(ps)] = ps
+            turn_emb[b, K - len(ts) :] = emb[row : row + len(ts)]
+            mask[b, K - len(ts) :] = True
             row += len(ts)
-        batch = {"entities": torch.as_tensor(ents), "emo_ids": torch.as_tensor(emo_ids),
-                 "emo_probs": torch.as_tensor(emo_p), "turn_emb": torch.as_tensor(turn_emb),
-                 "turn_mask": torch.as_tensor(mask)}
+        batch = {
+            "entities": torch.as_tensor(ents),
+            "emo_ids": torch.as_tensor(emo_ids),
+            "emo_probs": torch.as_tensor(emo_p),
+            "turn_emb": torch.as_tensor(turn_emb),
+            "turn_mask": torch.as_tensor(mask),
+        }
         if self.cooc is not None:
             batch["cooc"] = cooc_rows(self.cooc, ents)
         probs = torch.softmax(self.model(batch, entity_reps=self.E), -1)
         out = []
         for b, (f, k) in enumerate(zip(feats, top_ks)):
             top = torch.topk(probs[b], min(int(k), probs.shape[1]))
-            items = [{"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])],
-                      "score": float(s)} for s, i in zip(top.values.tolist(), top.indices.tolist())]
-            expl = [{"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
-                    for e in f["order"]]
+            items = [
+                {"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])], "score": float(s)}
+                for s, i in zip(top.values.tolist(), top.indices.tolist())
+            ]
+            expl = [
+                {"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
+                for e in f["order"]
+            ]
             out.append({"items": items, "explanation": {"entities": expl, "variant": rc.variant}})
         return out
 
@@ -162,5 +176,5 @@ class RecommenderPredictor:
             em = emos[i] if roles[i] == "user" else nxt
             for e in per_turn[i]:
                 linked.setdefault(e, em)  # walking backwards: keep the most recent mention's emotions
-        order = list(dict.fromkeys(e for ts in per_turn for e in ts))[-self.rc.max_context_entities:]
+        order = list(dict.fromkeys(e for ts in per_turn for e in ts))[-self.rc.max_context_entities :]
         return {"dialogue": dialogue, "roles": roles, "order": order, "linked": linked}

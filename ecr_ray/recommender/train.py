@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import artifacts
 from ..config import Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, fit as fit_run, read_state, steps_for
+from ..train import LoopSettings, Task, TrainRun, copy_model, read_state, steps_for
+from ..train import fit as fit_run
 from .data import load_batchers, to_device
 from .model import build_model, weighted_loss
 
@@ -49,11 +50,12 @@ class RecommenderTask(Task):
 
     def batches(self, epoch: int):
         shard = np.random.default_rng(self.cfg.seed + epoch).permutation(len(self.train))[
-            self.worker.rank::self.worker.world]
+            self.worker.rank :: self.worker.world
+        ]
         for step in range(self.steps_per_epoch()):
-            idx = shard[step * self.micro:(step + 1) * self.micro]
+            idx = shard[step * self.micro : (step + 1) * self.micro]
             if len(idx) == 0:  # uneven shards: every rank still takes the same number of steps
-                idx = shard[:self.micro]
+                idx = shard[: self.micro]
             yield to_device(self.train.batch(idx), self.worker.device)
 
     def batch_size(self, batch) -> int:
@@ -67,10 +69,16 @@ class RecommenderTask(Task):
 
         loss, ce, acc = score_split(model, self.valid, auc_batch_size=self.rc.auc_batch_size)
         m = acc.compute()
-        return {"valid_loss": loss, "valid_ce": ce,
-                **{f"valid_{k}": m[k] for k in ("auc", "auc_global", "r@1", "r@10", "r@50", "rt@1", "rt@10", "rt@50")
-                   if k in m},
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        return {
+            "valid_loss": loss,
+            "valid_ce": ce,
+            **{
+                f"valid_{k}": m[k]
+                for k in ("auc", "auc_global", "r@1", "r@10", "r@50", "rt@1", "rt@10", "rt@50")
+                if k in m
+            },
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
 
 
 def output_dir(cfg: Config) -> Path:
@@ -103,31 +111,60 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
     micro = max(1, rc.batch_size // rc.train_resources.workers)
     run = TrainRun(
-        task="ecr_ray.recommender.train:RecommenderTask", name=name, storage=out / "ray",
-        resources=rc.train_resources, max_failures=rc.max_failures, callbacks=callbacks,
-        settings=LoopSettings(lr=rc.lr, weight_decay=rc.weight_decay, epochs=rc.epochs,
-                              warmup_fraction=rc.warmup_fraction, micro_batch=micro, deepspeed=rc.deepspeed,
-                              select=("valid_loss", "min"), log_every=50),
-        config={"cfg": cfg.with_absolute_paths().to_dict(), "seed": cfg.seed, "prep_dir": str(prep_dir)})
+        task="ecr_ray.recommender.train:RecommenderTask",
+        name=name,
+        storage=out / "ray",
+        resources=rc.train_resources,
+        max_failures=rc.max_failures,
+        callbacks=callbacks,
+        settings=LoopSettings(
+            lr=rc.lr,
+            weight_decay=rc.weight_decay,
+            epochs=rc.epochs,
+            warmup_fraction=rc.warmup_fraction,
+            micro_batch=micro,
+            deepspeed=rc.deepspeed,
+            select=("valid_loss", "min"),
+            log_every=50,
+        ),
+        config={"cfg": cfg.with_absolute_paths().to_dict(), "seed": cfg.seed, "prep_dir": str(prep_dir)},
+    )
     _, checkpoint = fit_run(run)
     t_train = time.perf_counter() - t0 - t_prep
 
     state = read_state(checkpoint)
     copy_model(checkpoint, out)  # → out/model.pt, the best epoch by validation loss
-    metrics = run_task(evaluate_model, rc.encode_resources, out, rc,
-                       ("valid", "test") if evaluate_test else ("valid",))
+    metrics = run_task(evaluate_model, rc.encode_resources, out, rc, ("valid", "test") if evaluate_test else ("valid",))
     history = state["history"]
-    meta = {"variant": rc.variant, "recommender": cfg.to_dict()["recommender"], "text_dim": summary["text_dim"],
-            "emotions_source": summary["emotions_source"], "best_epoch": state["best"]["epoch"]}
+    meta = {
+        "variant": rc.variant,
+        "recommender": cfg.to_dict()["recommender"],
+        "text_dim": summary["text_dim"],
+        "emotions_source": summary["emotions_source"],
+        "best_epoch": state["best"]["epoch"],
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return artifacts.write_manifest(
-        cfg, "recommender", variant=rc.variant, counts=summary["counts"], emotions_source=summary["emotions_source"],
-        best_epoch=state["best"]["epoch"], epochs=len(history), test=metrics.get("test"),
-        seconds={"prepare": round(t_prep, 1), "fit": round(t_train, 1), "total": round(time.perf_counter() - t0, 1),
-                 # over every invocation of this Ray run (a resumed run's `fit` covers only its own part)
-                 "epochs_sum": round(sum(h["epoch_seconds"] for h in history), 1)},
-        peak_rss_mb={"driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                     "worker": max((h.get("peak_rss_mb", 0) for h in history), default=0)},
-        ray_run=str(out / "ray" / name))
+        cfg,
+        "recommender",
+        variant=rc.variant,
+        counts=summary["counts"],
+        emotions_source=summary["emotions_source"],
+        best_epoch=state["best"]["epoch"],
+        epochs=len(history),
+        test=metrics.get("test"),
+        seconds={
+            "prepare": round(t_prep, 1),
+            "fit": round(t_train, 1),
+            "total": round(time.perf_counter() - t0, 1),
+            # over every invocation of this Ray run (a resumed run's `fit` covers only its own part)
+            "epochs_sum": round(sum(h["epoch_seconds"] for h in history), 1),
+        },
+        peak_rss_mb={
+            "driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "worker": max((h.get("peak_rss_mb", 0) for h in history), default=0),
+        },
+        ray_run=str(out / "ray" / name),
+    )

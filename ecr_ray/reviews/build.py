@@ -4,10 +4,7 @@ movie_knowledge}.parquet + manifest.json."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
-from pathlib import Path
 
 from .. import artifacts
 from ..data.errors import DataError, InvalidRows
@@ -25,25 +22,37 @@ def link_rows(rows: list[dict], linker, names: list[str]) -> list[dict]:
     for r in rows:
         mentions = [m.entity_id for m in linker.link(r["review"])]
         ids = list(dict.fromkeys(mentions))
-        out.append({**r, "mentions": mentions, "entities": ids,
-                    "entity_names": [strip_disambiguation(names[i]) for i in ids]})
+        out.append(
+            {**r, "mentions": mentions, "entities": ids, "entity_names": [strip_disambiguation(names[i]) for i in ids]}
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- the whole stage
 
+
 def _schemas():
     import pyarrow as pa
 
-    reviews = pa.schema([
-        ("entity_id", pa.int64()), ("movie_name", pa.string()), ("review", pa.string()),
-        ("entities", pa.list_(pa.int64())), ("entity_names", pa.list_(pa.string())),
-        ("first_sentence", pa.string()),  # the dialogue line the review answers: "First Sentence:" in training
-    ])
-    knowledge = pa.schema([
-        ("entity_id", pa.int64()), ("movie_name", pa.string()), ("review_entities", pa.list_(pa.int64())),
-        ("review_entity_names", pa.list_(pa.string())), ("triples", pa.list_(pa.string())),
-    ])
+    reviews = pa.schema(
+        [
+            ("entity_id", pa.int64()),
+            ("movie_name", pa.string()),
+            ("review", pa.string()),
+            ("entities", pa.list_(pa.int64())),
+            ("entity_names", pa.list_(pa.string())),
+            ("first_sentence", pa.string()),  # the dialogue line the review answers: "First Sentence:" in training
+        ]
+    )
+    knowledge = pa.schema(
+        [
+            ("entity_id", pa.int64()),
+            ("movie_name", pa.string()),
+            ("review_entities", pa.list_(pa.int64())),
+            ("review_entity_names", pa.list_(pa.string())),
+            ("triples", pa.list_(pa.string())),
+        ]
+    )
     return reviews, knowledge
 
 
@@ -62,8 +71,12 @@ class _LinkBatch:
 
         rows = [{"row": i, "review": t} for i, t in zip(batch["row"].to_pylist(), batch["review"].to_pylist())]
         linked = link_rows(rows, self.linker, self.names)
-        return pa.table({"row": [r["row"] for r in linked],
-                         "mentions": pa.array([r["mentions"] for r in linked], pa.list_(pa.int64()))})
+        return pa.table(
+            {
+                "row": [r["row"] for r in linked],
+                "mentions": pa.array([r["mentions"] for r in linked], pa.list_(pa.int64())),
+            }
+        )
 
 
 def link_all(rows: list[dict], cfg, engine: str = "ray") -> list[dict]:
@@ -78,16 +91,28 @@ def link_all(rows: list[dict], cfg, engine: str = "ray") -> list[dict]:
 
     ds = ray.data.from_items([{"row": i, "review": r["review"]} for i, r in enumerate(rows)])
     res = cfg.generator.link_resources
-    ds = ds.map_batches(_LinkBatch, fn_constructor_kwargs={"cfg": cfg}, batch_size=64, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(size=res.workers), **res.options())
+    ds = ds.map_batches(
+        _LinkBatch,
+        fn_constructor_kwargs={"cfg": cfg},
+        batch_size=64,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=res.workers),
+        **res.options(),
+    )
     mentions = {r["row"]: list(r["mentions"]) for r in ds.take_all()}
     if len(mentions) != len(rows):
         raise RuntimeError(f"linking returned {len(mentions)} of {len(rows)} reviews")
     out = []
     for i, r in enumerate(rows):
         ids = list(dict.fromkeys(mentions[i]))
-        out.append({**r, "mentions": mentions[i], "entities": ids,
-                    "entity_names": [strip_disambiguation(kg.names[e]) for e in ids]})
+        out.append(
+            {
+                **r,
+                "mentions": mentions[i],
+                "entities": ids,
+                "entity_names": [strip_disambiguation(kg.names[e]) for e in ids],
+            }
+        )
     return out
 
 
@@ -123,28 +148,42 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
     out_dir = cfg.run_path / "reviews"
     out_dir.mkdir(parents=True, exist_ok=True)
     rs, ks = _schemas()
-    pq.write_table(pa.Table.from_pylist([{k: r[k] for k in rs.names} for r in linked], schema=rs),
-                   out_dir / "reviews.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{k: r[k] for k in rs.names} for r in linked], schema=rs), out_dir / "reviews.parquet"
+    )
     pq.write_table(pa.Table.from_pylist(knowledge, schema=ks), out_dir / "movie_knowledge.parquet")
     n_words = [len(r["review"].split()) for r in linked]
     return artifacts.write_manifest(
-        cfg, "reviews", **{
-        "filter": {"variant": cfg.generator.review_filter, **f.__dict__,
-                   "helpfulness_field_present": any(r["helpfulness"] is not None for r in raw)},
-        "counts": {
-            "read": len(raw) + dropped["movie_not_in_kg"] + dropped["invalid_row"],
-            "removed": {k: dropped.get(k, 0) for k in
-                        ("invalid_row", "movie_not_in_kg", "helpfulness", "min_words", "repetition", "first_person")},
-            "kept": len(linked),
-            "movies": len(knowledge),
-            "mean_words": round(sum(n_words) / max(len(n_words), 1), 1),
-            "linked_mentions_per_review": round(sum(len(r["mentions"]) for r in linked) / max(len(linked), 1), 2),
-            "movies_with_review_entities": sum(bool(k["review_entities"]) for k in knowledge),
-            "movies_with_triples": sum(bool(k["triples"]) for k in knowledge),
+        cfg,
+        "reviews",
+        **{
+            "filter": {
+                "variant": cfg.generator.review_filter,
+                **f.__dict__,
+                "helpfulness_field_present": any(r["helpfulness"] is not None for r in raw),
+            },
+            "counts": {
+                "read": len(raw) + dropped["movie_not_in_kg"] + dropped["invalid_row"],
+                "removed": {
+                    k: dropped.get(k, 0)
+                    for k in (
+                        "invalid_row",
+                        "movie_not_in_kg",
+                        "helpfulness",
+                        "min_words",
+                        "repetition",
+                        "first_person",
+                    )
+                },
+                "kept": len(linked),
+                "movies": len(knowledge),
+                "mean_words": round(sum(n_words) / max(len(n_words), 1), 1),
+                "linked_mentions_per_review": round(sum(len(r["mentions"]) for r in linked) / max(len(linked), 1), 2),
+                "movies_with_review_entities": sum(bool(k["review_entities"]) for k in knowledge),
+                "movies_with_triples": sum(bool(k["triples"]) for k in knowledge),
+            },
+            "invalid_rows": invalid.report(),
+            "engine": engine,
+            "build_seconds": round(time.perf_counter() - t0, 2),
         },
-        "invalid_rows": invalid.report(),
-        "engine": engine,
-        "build_seconds": round(time.perf_counter() - t0, 2),
-    })
-
-
+    )

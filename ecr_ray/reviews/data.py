@@ -12,16 +12,14 @@ then each kept review is split into sentences and trimmed, at a sentence end, to
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..data.reviews_file import read_reviews  # noqa: F401  (the reviews file's loader)
 
 _WORD = re.compile(r"[a-z0-9']+")
-_FIRST_PERSON = frozenset("i me my mine myself i'm i've i'd i'll im ive".split())
+_FIRST_PERSON = frozenset(["i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll", "im", "ive"])
 # Sentence ends; IMDb text often lacks the space after the full stop ("one.I recommend"), split there too.
 _SENT_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z][.!?])(?=[A-Z])")
 

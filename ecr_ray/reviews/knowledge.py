@@ -28,9 +28,15 @@ def movie_knowledge(reviews: list[dict], kg: KnowledgeGraph, min_mentions: int =
     rows = []
     for movie, c in sorted(counts.items()):
         ents = [e for e, n in sorted(c.items(), key=lambda x: (-x[1], x[0])) if n >= min_mentions]
-        rows.append({"entity_id": movie, "movie_name": kg.names[movie], "review_entities": ents,
-                     "review_entity_names": [strip_disambiguation(kg.names[e]) for e in ents],
-                     "triples": movie_triples(kg, movie)})
+        rows.append(
+            {
+                "entity_id": movie,
+                "movie_name": kg.names[movie],
+                "review_entities": ents,
+                "review_entity_names": [strip_disambiguation(kg.names[e]) for e in ents],
+                "triples": movie_triples(kg, movie),
+            }
+        )
     return rows
 
 

@@ -24,11 +24,20 @@ SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 # ----------------------------------------------------------------------------- errors
 
+
 class APIError(Exception):
     """A request the service refuses; `status` is the HTTP code, `param` the offending field (dotted path)."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str | None = None, details: list[dict] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        details: list[dict] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.details = status, message, param, code, details
         self.type = type or ("invalid_request_error" if status < 500 else "server_error")
@@ -52,8 +61,9 @@ def validation_error(e: ValidationError) -> APIError:
     details = [{"param": _loc(err["loc"]), "message": err["msg"]} for err in e.errors(include_url=False)]
     first = details[0]
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return APIError(422, f"{first['param']}: {first['message']}{more}", param=first["param"],
-                    code="invalid_value", details=details)
+    return APIError(
+        422, f"{first['param']}: {first['message']}{more}", param=first["param"], code="invalid_value", details=details
+    )
 
 
 async def read_json(request, max_bytes: int) -> Any:
@@ -81,12 +91,15 @@ async def read_json(request, max_bytes: int) -> Any:
     try:
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise APIError(400, f"request body is not valid UTF-8 (byte {e.start}: {e.reason})", code="invalid_utf8") from None
+        raise APIError(
+            400, f"request body is not valid UTF-8 (byte {e.start}: {e.reason})", code="invalid_utf8"
+        ) from None
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        raise APIError(400, f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                       code="invalid_json") from None
+        raise APIError(
+            400, f"request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", code="invalid_json"
+        ) from None
     except (ValueError, RecursionError) as e:
         raise APIError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
     if not isinstance(obj, dict):
@@ -106,6 +119,7 @@ def parse(model: type[BaseModel], obj: dict) -> Any:
 
 
 # ----------------------------------------------------------------------------- request models
+
 
 class Models:
     """The request models of one `ServeConfig` (limits are part of the schema, so they show in /docs)."""
@@ -179,27 +193,41 @@ class Models:
         """(request, dialogue): OpenAI messages → ECR turns (assistant → recommender; system prompts ignored)."""
         req = parse(self.ChatRequest, obj)
         if req.model != self.limits.model_name:
-            raise APIError(404, f"model {req.model!r} does not exist; available: [{self.limits.model_name!r}]",
-                           param="model", code="model_not_found")
+            raise APIError(
+                404,
+                f"model {req.model!r} does not exist; available: [{self.limits.model_name!r}]",
+                param="model",
+                code="model_not_found",
+            )
         dialogue = []
         for i, m in enumerate(req.messages):
             try:
                 text = m.text()
             except ValueError as e:
-                raise APIError(422, f"messages[{i}].content: {e}", param=f"messages[{i}].content",
-                               code="invalid_value") from None
+                raise APIError(
+                    422, f"messages[{i}].content: {e}", param=f"messages[{i}].content", code="invalid_value"
+                ) from None
             if len(text) > self.limits.max_chars:
-                raise APIError(422, f"messages[{i}].content: longer than {self.limits.max_chars} characters",
-                               param=f"messages[{i}].content", code="invalid_value")
+                raise APIError(
+                    422,
+                    f"messages[{i}].content: longer than {self.limits.max_chars} characters",
+                    param=f"messages[{i}].content",
+                    code="invalid_value",
+                )
             if m.role in ("user", "assistant") and text.strip():
                 dialogue.append({"role": "user" if m.role == "user" else "recommender", "text": text})
         if not dialogue or dialogue[-1]["role"] != "user":
-            raise APIError(422, "messages: the last non-system message must be a non-empty user message",
-                           param="messages", code="no_user_turn")
+            raise APIError(
+                422,
+                "messages: the last non-system message must be a non-empty user message",
+                param="messages",
+                code="no_user_turn",
+            )
         return req, dialogue
 
 
 # ----------------------------------------------------------------------------- application arguments
+
 
 class AppArgs(BaseModel):
     """Arguments of `serve run ecr_ray.serve.app:app key=value ...` and of a Serve config's `args:`."""
@@ -224,6 +252,7 @@ class AppArgs(BaseModel):
 
 
 # ----------------------------------------------------------------------------- sessions
+
 
 @dataclass
 class Session:

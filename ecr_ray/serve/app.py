@@ -10,7 +10,6 @@ reply is assembled with `ecr_ray.prompts`. Deployment options (replicas, autosca
 recipe's `serve.deployments`; `app(args)` builds the application from a recipe, importing this module builds nothing.
 """
 
-
 import asyncio
 import hmac
 import json
@@ -48,6 +47,7 @@ def _replica_env() -> None:
 
 # ----------------------------------------------------------------------------- model deployments
 
+
 @serve.deployment
 class EmotionDetector:
     """User-turn emotion probabilities (9 labels, `ecr_ray.config.EMOTIONS` order)."""
@@ -72,7 +72,7 @@ class EmotionDetector:
         probs = await asyncio.to_thread(self.probs, texts) if texts else np.zeros((0, len(EMOTIONS)))
         out, i = [], 0
         for r in requests:
-            out.append(np.asarray(probs[i:i + len(r)], dtype=float).tolist())
+            out.append(np.asarray(probs[i : i + len(r)], dtype=float).tolist())
             i += len(r)
         return out
 
@@ -95,15 +95,20 @@ class Recommender:
 
         self.emotion = emotion
         self.emotion_memo = TextCache(maxsize=cfg.serve.text_cache_size)  # text → EmotionDetector's probabilities
-        self.predictor = RecommenderPredictor.load(cfg, cache_size=cfg.serve.text_cache_size,
-                                                   encoder_dtype=cfg.serve.encoder_dtype)
+        self.predictor = RecommenderPredictor.load(
+            cfg, cache_size=cfg.serve.text_cache_size, encoder_dtype=cfg.serve.encoder_dtype
+        )
         # From the recipe: serve.recommender_batch_size, serve.recommender_batch_wait_s.
         self._recommend.set_max_batch_size(cfg.serve.recommender_batch_size)
         self._recommend.set_batch_wait_timeout_s(cfg.serve.recommender_batch_wait_s)
 
     async def _classify(self, texts: list[str]) -> list[list[float]]:
-        async for attempt in AsyncRetrying(retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(4),
-                                           wait=wait_exponential(multiplier=0.25, max=2), reraise=True):
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(RETRYABLE),
+            stop=stop_after_attempt(4),
+            wait=wait_exponential(multiplier=0.25, max=2),
+            reraise=True,
+        ):
             with attempt:  # an EmotionDetector replica that died mid-call is retried on another one
                 return await self.emotion.predict.remote(texts)
 
@@ -119,8 +124,9 @@ class Recommender:
         need = [i for i in need if emotions[i] is None]
         if need:
             texts = [dialogue[i]["text"] for i in need]
-            probs, _ = await asyncio.gather(self._classify(texts),
-                                            asyncio.to_thread(self.predictor.encode_dialogue, dialogue))
+            probs, _ = await asyncio.gather(
+                self._classify(texts), asyncio.to_thread(self.predictor.encode_dialogue, dialogue)
+            )
             self.emotion_memo.store(texts, probs)
             for i, p in zip(need, probs):
                 emotions[i] = p
@@ -189,8 +195,11 @@ class Generator:
 
 # ----------------------------------------------------------------------------- ingress
 
-api = FastAPI(title="ECR: empathetic conversational recommender", version="0.1.0",
-              description="POST /v1/recommend, OpenAI-compatible POST /v1/chat/completions, web chat at /")
+api = FastAPI(
+    title="ECR: empathetic conversational recommender",
+    version="0.1.0",
+    description="POST /v1/recommend, OpenAI-compatible POST /v1/chat/completions, web chat at /",
+)
 api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
@@ -202,8 +211,11 @@ async def _api_error(request: Request, e: APIError):
 
 @api.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, e: StarletteHTTPException):
-    return JSONResponse(APIError(e.status_code, str(e.detail), code="http_error").body(), status_code=e.status_code,
-                        headers=getattr(e, "headers", None))
+    return JSONResponse(
+        APIError(e.status_code, str(e.detail), code="http_error").body(),
+        status_code=e.status_code,
+        headers=getattr(e, "headers", None),
+    )
 
 
 @api.exception_handler(RequestValidationError)
@@ -235,8 +247,9 @@ def _jsonable(x: Any) -> Any:
 @serve.deployment
 @serve.ingress(api)
 class ECRIngress:
-    def __init__(self, cfg: Config, emotion: DeploymentHandle, recommender: DeploymentHandle,
-                 generator: DeploymentHandle):
+    def __init__(
+        self, cfg: Config, emotion: DeploymentHandle, recommender: DeploymentHandle, generator: DeploymentHandle
+    ):
         self.cfg, self.limits = cfg, cfg.serve
         self.models = Models(cfg.serve)
         self.emotion, self.recommender, self.generator = emotion, recommender, generator
@@ -251,28 +264,40 @@ class ECRIngress:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            raise APIError(401, "missing or invalid bearer token (Authorization: Bearer <token>)",
-                           type="authentication_error", code="invalid_api_key")
+            raise APIError(
+                401,
+                "missing or invalid bearer token (Authorization: Bearer <token>)",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
 
     async def _call(self, what: str, method, *args, **kwargs) -> Any:
         """One model call with a deadline, retried if the replica died; failures → 503/504/502 JSON errors."""
+
         async def once():
             return await method.remote(*args, **kwargs)
 
         try:
-            async for attempt in AsyncRetrying(retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(4),
-                                               wait=wait_exponential(multiplier=0.25, max=2), reraise=True):
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RETRYABLE),
+                stop=stop_after_attempt(4),
+                wait=wait_exponential(multiplier=0.25, max=2),
+                reraise=True,
+            ):
                 with attempt:
                     return await asyncio.wait_for(once(), self.limits.request_timeout_s)
-        except asyncio.TimeoutError:
-            raise APIError(504, f"{what} did not answer within {self.limits.request_timeout_s:.0f} s",
-                           code="timeout") from None
+        except TimeoutError:
+            raise APIError(
+                504, f"{what} did not answer within {self.limits.request_timeout_s:.0f} s", code="timeout"
+            ) from None
         except (*RETRYABLE, BackPressureError):
-            raise APIError(503, f"{what} is unavailable (restarting or overloaded); retry shortly",
-                           code="unavailable") from None
+            raise APIError(
+                503, f"{what} is unavailable (restarting or overloaded); retry shortly", code="unavailable"
+            ) from None
         except RayTaskError as e:
-            raise APIError(502, f"{what} failed: {type(e.cause).__name__}: {str(e.cause)[:200]}",
-                           code="component_error") from None
+            raise APIError(
+                502, f"{what} failed: {type(e.cause).__name__}: {str(e.cause)[:200]}", code="component_error"
+            ) from None
 
     async def _answer(self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict) -> dict:
         """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns."""
@@ -282,8 +307,10 @@ class ECRIngress:
         for i, p in enumerate(rec["user_emotions"]):
             if dialogue[i]["role"] == "user" and cache[i] is None:
                 cache[i] = p
-        items = [{"entity_id": int(it["entity_id"]), "name": str(it["name"]), "score": float(it["score"])}
-                 for it in rec.get("items", [])]
+        items = [
+            {"entity_id": int(it["entity_id"]), "name": str(it["name"]), "score": float(it["score"])}
+            for it in rec.get("items", [])
+        ]
         last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
         first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
         empathetic, knowledge, final = "", {}, first
@@ -291,19 +318,24 @@ class ECRIngress:
             out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
             empathetic, knowledge, final = out["empathetic"], out["knowledge"], out["response"]
         explanation = dict(rec.get("explanation", {}))
-        explanation.update(triples=list(knowledge.get("triples", [])),
-                           review_entities=list(knowledge.get("review_entities", [])))
+        explanation.update(
+            triples=list(knowledge.get("triples", [])), review_entities=list(knowledge.get("review_entities", []))
+        )
         return {
             "items": items,
-            "user_emotions": [{e: round(float(p), 4) for e, p in zip(EMOTIONS, cache[i])}
-                              for i, t in enumerate(dialogue) if t["role"] == "user"],
+            "user_emotions": [
+                {e: round(float(p), 4) for e, p in zip(EMOTIONS, cache[i])}
+                for i, t in enumerate(dialogue)
+                if t["role"] == "user"
+            ],
             "response": {"recommendation": first, "empathetic": empathetic, "final": final},
             "explanation": _jsonable(explanation),
             "turns": len(dialogue),
         }
 
-    def _gen_kwargs(self, max_new_tokens: int | None, temperature: float | None = None,
-                    top_p: float | None = None) -> dict:
+    def _gen_kwargs(
+        self, max_new_tokens: int | None, temperature: float | None = None, top_p: float | None = None
+    ) -> dict:
         n = max_new_tokens or self.cfg.generator.max_new_tokens  # the recipe's length unless the client asks
         gen: dict = {"max_new_tokens": min(n, self.limits.max_new_tokens)}
         if temperature is not None:
@@ -323,16 +355,21 @@ class ECRIngress:
         """Liveness; `?deep=true` also pings every model deployment."""
         body: dict[str, Any] = {"status": "ok", "sessions": len(self.sessions)}
         if deep:
-            for name, h in (("emotion", self.emotion), ("recommender", self.recommender),
-                            ("generator", self.generator)):
+            for name, h in (
+                ("emotion", self.emotion),
+                ("recommender", self.recommender),
+                ("generator", self.generator),
+            ):
                 body[name] = bool(await self._call(name, h.ready))
         return body
 
     @api.get("/v1/models")
     async def list_models(self, request: Request):
         self._auth(request)
-        return {"object": "list", "data": [{"id": self.limits.model_name, "object": "model", "created": 0,
-                                            "owned_by": "ecr-ray"}]}
+        return {
+            "object": "list",
+            "data": [{"id": self.limits.model_name, "object": "model", "created": 0, "owned_by": "ecr-ray"}],
+        }
 
     @api.post("/v1/recommend")
     async def recommend(self, request: Request):
@@ -351,7 +388,7 @@ class ECRIngress:
             if not any(t["role"] == "user" for t in dialogue):
                 raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
             out = await self._answer(dialogue, cache, req.top_k, req.generate, gen)
-            session.extend(new, cache[len(cache) - len(new):], max_turns=keep)
+            session.extend(new, cache[len(cache) - len(new) :], max_turns=keep)
             session.extend([{"role": "recommender", "text": out["response"]["final"]}], max_turns=keep)
         return {**out, "session_id": req.session_id}
 
@@ -359,8 +396,12 @@ class ECRIngress:
     async def end_session(self, session_id: str, request: Request):
         self._auth(request)
         if not self.sessions.delete(session_id):
-            raise APIError(404, f"session {session_id!r} not found (never created, or expired)", param="session_id",
-                           code="session_not_found")
+            raise APIError(
+                404,
+                f"session {session_id!r} not found (never created, or expired)",
+                param="session_id",
+                code="session_not_found",
+            )
         return {"deleted": session_id}
 
     @api.post("/v1/chat/completions")
@@ -372,19 +413,39 @@ class ECRIngress:
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not req.stream:
             out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, True, gen)
-            return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": out["response"]["final"]}}],
-                    "usage": None, "ecr": out}
+            return {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": req.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": out["response"]["final"]},
+                    }
+                ],
+                "usage": None,
+                "ecr": out,
+            }
         # Stream: emotions + ranking first (errors still get a proper status), then the generator's tokens.
         out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, False, gen)
-        return StreamingResponse(self._sse(cid, created, req.model, out, gen), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            self._sse(cid, created, req.model, out, gen),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     async def _sse(self, cid: str, created: int, model: str, out: dict, gen: dict):
         def event(delta: dict | None = None, finish: str | None = None, extra: dict | None = None) -> str:
-            chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                     "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}], **(extra or {})}
+            chunk = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+                **(extra or {}),
+            }
             return f"data: {json.dumps(chunk)}\n\n"
 
         first = out["response"]["recommendation"]
@@ -405,6 +466,7 @@ class ECRIngress:
 
 
 # ----------------------------------------------------------------------------- application
+
 
 def build_app(cfg: Config) -> serve.Application:
     """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`."""

@@ -75,30 +75,47 @@ class ChatModel:
     @api.post("/v1/chat/completions")
     def chat(self, req: ChatRequest):
         if req.model not in (None, "", self.name, self.base_model):
-            raise HTTPException(404, detail={"message": f"model {req.model!r} not served; this endpoint serves "
-                                                        f"{self.name!r}", "type": "invalid_request_error",
-                                             "code": "model_not_found"})
+            raise HTTPException(
+                404,
+                detail={
+                    "message": f"model {req.model!r} not served; this endpoint serves {self.name!r}",
+                    "type": "invalid_request_error",
+                    "code": "model_not_found",
+                },
+            )
         inputs, gen = self._prepare(req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if req.stream:
             return StreamingResponse(self._sse(inputs, gen, cid, created), media_type="text/event-stream")
         with self.lock:
             out = self.model.generate(**inputs, **gen)
-        new = out[0, inputs["input_ids"].shape[1]:]
+        new = out[0, inputs["input_ids"].shape[1] :]
         finished = bool(len(new)) and int(new[-1]) == self.tok.eos_token_id
         text = self.tok.decode(new, skip_special_tokens=True)
         n_prompt, n_new = int(inputs["input_ids"].shape[1]), int(len(new))
-        return {"id": cid, "object": "chat.completion", "created": created, "model": self.name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop" if finished or n_new < gen["max_new_tokens"] else "length"}],
-                "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}}
+        return {
+            "id": cid,
+            "object": "chat.completion",
+            "created": created,
+            "model": self.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop" if finished or n_new < gen["max_new_tokens"] else "length",
+                }
+            ],
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new},
+        }
 
     def _prepare(self, req: ChatRequest):
         msgs = [m.model_dump() for m in req.messages]
         prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         inputs = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
-        gen = {"max_new_tokens": req.max_completion_tokens or req.max_tokens or self.default_max_tokens,
-               "pad_token_id": self.tok.pad_token_id}
+        gen = {
+            "max_new_tokens": req.max_completion_tokens or req.max_tokens or self.default_max_tokens,
+            "pad_token_id": self.tok.pad_token_id,
+        }
         if req.temperature > 0:
             gen |= {"do_sample": True, "temperature": req.temperature, "top_p": req.top_p}
         else:
@@ -117,8 +134,13 @@ class ChatModel:
         threading.Thread(target=run, daemon=True).start()
 
         def chunk(delta: dict, finish: str | None) -> str:
-            body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.name,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            body = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return f"data: {json.dumps(body)}\n\n"
 
         yield chunk({"role": "assistant", "content": ""}, None)
@@ -151,11 +173,13 @@ def start_local(cfg: Config, timeout_s: float = 180.0) -> tuple[str, str]:
     started on 127.0.0.1 (a free port) when it is not running yet; a running Serve keeps its own HTTP options."""
     import urllib.request
 
-    from ray.serve.context import _get_global_client
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-    try:
-        port = _get_global_client().http_config.port  # Serve is running: use its proxy
-    except Exception:  # Serve is not running (RayServeException): start it on loopback
+    try:  # Serve runs in this cluster: use its proxy
+        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        port = ray.get(controller.get_http_config.remote()).port
+    except ValueError:  # it does not: start it on loopback
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
     name = f"llm-{uuid.uuid4().hex[:8]}"
@@ -173,4 +197,3 @@ def start_local(cfg: Config, timeout_s: float = 180.0) -> tuple[str, str]:
             serve.delete(name)
             raise TimeoutError(f"LLM endpoint at {url} did not come up in {timeout_s:.0f} s")
         time.sleep(0.5)
-

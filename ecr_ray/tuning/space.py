@@ -21,12 +21,25 @@ KNOWLEDGE_DEFAULT = [[0, 0], [2, 4], [4, 8], [0, 6]]
 
 # What each sweep optimises (on the validation split) and reports beside it.
 OBJECTIVES = {
-    "feedback": {"metric": "valid_rt@50", "mode": "max",
-                 "report": ["valid_rt@10", "valid_rt@50", "valid_auc", "valid_auc_global", "valid_r@10", "valid_r@50"]},
+    "feedback": {
+        "metric": "valid_rt@50",
+        "mode": "max",
+        "report": ["valid_rt@10", "valid_rt@50", "valid_auc", "valid_auc_global", "valid_r@10", "valid_r@50"],
+    },
     # Informativeness without an LLM judge: the item's own KG entities named per response; hallucinations beside it.
-    "knowledge": {"metric": "item_entities_per_response", "mode": "max",
-                  "report": ["item_entities_per_response", "halluc_entities_per_response", "responses_with_halluc",
-                             "distinct_1", "distinct_2", "words_mean", "emotion_intensity"]},
+    "knowledge": {
+        "metric": "item_entities_per_response",
+        "mode": "max",
+        "report": [
+            "item_entities_per_response",
+            "halluc_entities_per_response",
+            "responses_with_halluc",
+            "distinct_1",
+            "distinct_2",
+            "words_mean",
+            "emotion_intensity",
+        ],
+    },
 }
 
 
@@ -35,7 +48,9 @@ def feedback_space(space: dict[str, list[float]] | None = None, full_grid: bool 
     space = {**FEEDBACK_DEFAULT, **(space or {})}
     unknown = set(space) - set(FEEDBACK_DEFAULT)
     if unknown:
-        raise ValueError(f"tune.search_space.feedback: unknown weight(s) {sorted(unknown)}; known: like, dislike, not_said")
+        raise ValueError(
+            f"tune.search_space.feedback: unknown weight(s) {sorted(unknown)}; known: like, dislike, not_said"
+        )
     for k, values in space.items():
         if not values or any(float(v) < 0 for v in values):
             raise ValueError(f"tune.search_space.feedback.{k}: needs non-negative values, got {values!r}")
@@ -45,7 +60,7 @@ def feedback_space(space: dict[str, list[float]] | None = None, full_grid: bool 
         combos = []
         for k, values in space.items():
             for v in values:
-                combos.append({**{w: 1.0 for w in space}, k: float(v)})
+                combos.append({**dict.fromkeys(space, 1.0), k: float(v)})
     seen, out = set(), []
     for c in combos:
         key = tuple(sorted((k, float(v)) for k, v in c.items()))
@@ -75,8 +90,12 @@ def write_results(rows: list[dict[str, Any]], exp_dir: Path, sweep: str) -> tupl
         w.writeheader()
         w.writerows(rows)
     obj = OBJECTIVES[sweep]
-    lines = [f"# {sweep} sweep — objective {obj['metric']} ({obj['mode']}) on the validation split", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = [
+        f"# {sweep} sweep — objective {obj['metric']} ({obj['mode']}) on the validation split",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
     md_path.write_text("\n".join(lines) + "\n")
@@ -102,11 +121,17 @@ def write_best_recipe(best: dict[str, Any], base_recipe: str, exp_dir: Path, swe
     if sweep == "feedback":
         body = {"recommender": {"feedback_weights": {k: float(best[k]) for k in ("like", "dislike", "not_said")}}}
     else:
-        body = {"generator": {"num_triples": int(best["num_triples"]),
-                              "num_review_entities": int(best["num_review_entities"])}}
+        body = {
+            "generator": {
+                "num_triples": int(best["num_triples"]),
+                "num_review_entities": int(best["num_review_entities"]),
+            }
+        }
     obj = OBJECTIVES[sweep]
-    text = (f"# Best {sweep} setting found by `ecr-ray tune --sweep {sweep}` "
-            f"({obj['metric']} = {best[obj['metric']]:.4f} on the validation split).\n")
+    text = (
+        f"# Best {sweep} setting found by `ecr-ray tune --sweep {sweep}` "
+        f"({obj['metric']} = {best[obj['metric']]:.4f} on the validation split).\n"
+    )
     path = exp_dir / f"best_{sweep}.yaml"
     path.write_text(text + yaml.safe_dump({"extends": base_recipe, **body}, sort_keys=False))
     return path
@@ -122,8 +147,10 @@ def plot(rows: list[dict[str, Any]], exp_dir: Path, sweep: str) -> Path:
     obj = OBJECTIVES[sweep]
     metrics = [m for m in obj["report"] if any(isinstance(r.get(m), (int, float)) for r in rows)]
     if sweep == "feedback":
-        panels = [(k, [r for r in rows if all(r[o] == 1.0 for o in ("like", "dislike", "not_said") if o != k)])
-                  for k in ("like", "dislike", "not_said")]
+        panels = [
+            (k, [r for r in rows if all(r[o] == 1.0 for o in ("like", "dislike", "not_said") if o != k)])
+            for k in ("like", "dislike", "not_said")
+        ]
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
         for ax, (k, sub) in zip(axes, panels):
             sub = sorted(sub, key=lambda r: r[k])

@@ -67,9 +67,12 @@ def knowledge_trial(config: dict) -> None:
     steps = config["base"]["tune"]["knowledge_train_steps"]
     # Without training steps every trial scores the base run's adapter: link it instead of training one.
     shared = SHARED_INPUTS if steps else (*SHARED_INPUTS, "generator")
-    cfg = trial_config(config["base"], _trial_dir(config), {"generator.num_triples": k["num_triples"],
-                                                           "generator.num_review_entities": k["num_review_entities"]},
-                       shared)
+    cfg = trial_config(
+        config["base"],
+        _trial_dir(config),
+        {"generator.num_triples": k["num_triples"], "generator.num_review_entities": k["num_review_entities"]},
+        shared,
+    )
     ray.tune.report(evaluate_knowledge(cfg, cfg.tune.knowledge_eval_samples, steps))
 
 
@@ -95,12 +98,12 @@ def evaluate_knowledge(cfg: Config, n: int, train_steps: int) -> dict:
     if (model_dir(cfg) / "meta.json").exists():  # without a classifier in this run the metric is left out
         probs = run_task(predict_emotions, cfg.emotion.label_resources, str(model_dir(cfg)), {"m": texts})["m"]
     kg = load_dataset_kg(cfg)
-    return offline_metrics(texts, [c["target_item"] for c in contexts], kg, EntityLinker.from_kg(kg),
-                           load_knowledge(cfg.run_path), probs)
+    return offline_metrics(
+        texts, [c["target_item"] for c in contexts], kg, EntityLinker.from_kg(kg), load_knowledge(cfg.run_path), probs
+    )
 
 
 def run_sweep(cfg: Config, sweep: str) -> dict:
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -108,18 +111,35 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     exp_dir = exp_root / sweep
     obj = space.OBJECTIVES[sweep]
     if sweep == "feedback":
-        space = space.feedback_space(cfg.tune.search_space.get("feedback"), cfg.tune.full_grid)
-        trainable, param_space = feedback_trial, {"weights": tune.grid_search(space)}
+        grid = space.feedback_space(cfg.tune.search_space.get("feedback"), cfg.tune.full_grid)
+        trainable, param_space = feedback_trial, {"weights": tune.grid_search(grid)}
         # max_t one past the last epoch: at max_t ASHA stops the trial itself, before its driver saves the model.
-        scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=cfg.recommender.epochs + 1,
-                                   grace_period=cfg.tune.grace_period)
-                     if cfg.tune.scheduler == "asha" else None)
+        scheduler = (
+            ASHAScheduler(
+                time_attr="training_iteration", max_t=cfg.recommender.epochs + 1, grace_period=cfg.tune.grace_period
+            )
+            if cfg.tune.scheduler == "asha"
+            else None
+        )
     else:
-        space = space.knowledge_space(cfg.tune.search_space.get("knowledge"))
-        trainable, param_space, scheduler = knowledge_trial, {"knowledge": tune.grid_search(space)}, None
+        grid = space.knowledge_space(cfg.tune.search_space.get("knowledge"))
+        trainable, param_space, scheduler = knowledge_trial, {"knowledge": tune.grid_search(grid)}, None
     param_space["base"] = cfg.with_absolute_paths().to_dict()  # trials run in their own working directories
     param_space["sweep"] = sweep
 
+    from ..runtime import check_fits
+
+    if sweep == "feedback":
+        needs = {
+            "recommender.train_resources": cfg.recommender.train_resources,
+            "recommender.encode_resources": cfg.recommender.encode_resources,
+        }
+    else:
+        needs = {
+            "generator.eval_resources": cfg.generator.eval_resources,
+            **({"generator.train_resources": cfg.generator.train_resources} if cfg.tune.knowledge_train_steps else {}),
+        }
+    check_fits(needs, beside=cfg.tune.driver_cpus, what="tune: ")
     trainable = tune.with_resources(trainable, {"cpu": cfg.tune.driver_cpus})
     path = str(exp_dir / "ray")
     if tune.Tuner.can_restore(path):  # an interrupted sweep: finish the missing trials, keep the done ones
@@ -127,10 +147,16 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True, param_space=param_space)
     else:
         tuner = tune.Tuner(
-            trainable, param_space=param_space,
-            tune_config=tune.TuneConfig(metric=obj["metric"], mode=obj["mode"], scheduler=scheduler,
-                                        max_concurrent_trials=cfg.tune.max_concurrent_trials),
-            run_config=tune.RunConfig(name="ray", storage_path=str(exp_dir)))
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=obj["metric"],
+                mode=obj["mode"],
+                scheduler=scheduler,
+                max_concurrent_trials=cfg.tune.max_concurrent_trials,
+            ),
+            run_config=tune.RunConfig(name="ray", storage_path=str(exp_dir)),
+        )
     grid = tuner.fit()
 
     rows = []
@@ -139,17 +165,34 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
             raise RuntimeError(f"trial {result.path} failed: {result.error}")
         params = result.config["weights"] if sweep == "feedback" else result.config["knowledge"]
         m = result.metrics or {}
-        rows.append({**params, **{k: m.get(k) for k in obj["report"] if k in m},
-                     "epochs_run": m.get("training_iteration"), "stopped_early": bool(
-                         sweep == "feedback" and (m.get("training_iteration") or 0) < cfg.recommender.epochs)})
-    rows.sort(key=lambda r: tuple(r.get(k, 0) for k in
-                                  (("like", "dislike", "not_said") if sweep == "feedback"
-                                   else ("num_triples", "num_review_entities"))))
+        rows.append(
+            {
+                **params,
+                **{k: m.get(k) for k in obj["report"] if k in m},
+                "epochs_run": m.get("training_iteration"),
+                "stopped_early": bool(
+                    sweep == "feedback" and (m.get("training_iteration") or 0) < cfg.recommender.epochs
+                ),
+            }
+        )
+    rows.sort(
+        key=lambda r: tuple(
+            r.get(k, 0)
+            for k in (
+                ("like", "dislike", "not_said") if sweep == "feedback" else ("num_triples", "num_review_entities")
+            )
+        )
+    )
     csv_path, md_path = space.write_results(rows, exp_dir, sweep)
     png = space.plot(rows, exp_dir, sweep)
     best = space.best_row(rows, sweep)
     recipe = space.write_best_recipe(best, cfg.recipe, exp_dir, sweep)
-    return {"sweep": sweep, "trials": len(rows), "best": best, "results_csv": str(csv_path),
-            "results_md": str(md_path), "plot": str(png), "best_recipe": str(recipe)}
-
-
+    return {
+        "sweep": sweep,
+        "trials": len(rows),
+        "best": best,
+        "results_csv": str(csv_path),
+        "results_md": str(md_path),
+        "plot": str(png),
+        "best_recipe": str(recipe),
+    }

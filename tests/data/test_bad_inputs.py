@@ -79,8 +79,14 @@ def load_movies(data: Path, invalid: InvalidRows):
     return redial.MovieCatalogue.load(data / "redial")
 
 
-LOADERS = {"redial": load_redial, "inspired": load_inspired, "reviews": load_reviews, "labels": load_labels,
-           "kg": load_kg_dir, "movies": load_movies}
+LOADERS = {
+    "redial": load_redial,
+    "inspired": load_inspired,
+    "reviews": load_reviews,
+    "labels": load_labels,
+    "kg": load_kg_dir,
+    "movies": load_movies,
+}
 
 
 def place(case: dict, content: bytes, data: Path) -> Path:
@@ -168,15 +174,17 @@ def measured_table(tmp: Path) -> str:
 
 def docs_section() -> str:
     text = DOCS.read_text(encoding="utf-8")
-    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
+    return text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
 
 
 def test_docs_table_is_measured(tmp_path):
-    assert docs_section() == measured_table(tmp_path), \
+    assert docs_section() == measured_table(tmp_path), (
         "docs/data.md is stale: run `python -m tests.data.test_bad_inputs`"
+    )
 
 
 # ----------------------------------------------------------------------------- through the real CLI
+
 
 def test_cli_reports_one_line_and_exit_2(tmp_path):
     """`ecr-ray data` on a corrupted copy of the sample: strict → exit 2 with one `error: file:line: field` line;
@@ -188,21 +196,39 @@ def test_cli_reports_one_line_and_exit_2(tmp_path):
     train.write_bytes(corpus.set_field(lines[:-1], ("messages", 0, "text"), None, n=5))
 
     def cli(*extra):
-        return subprocess.run([sys.executable, "-m", "ecr_ray.jobs.data", "--recipe", "demo", "--data-dir", str(data),
-                               "--run-dir", str(tmp_path / "run"), *extra], cwd=ROOT, capture_output=True, text=True)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ecr_ray.jobs.data",
+                "--recipe",
+                "demo",
+                "--data-dir",
+                str(data),
+                "--run-dir",
+                str(tmp_path / "run"),
+                *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
 
     strict = cli()
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
-    assert strict.stderr.strip().splitlines() == [f"error: {train}:5: field 'messages[0].text': expected a string, "
-                                                  "got null"]
+    assert strict.stderr.strip().splitlines() == [
+        f"error: {train}:5: field 'messages[0].text': expected a string, got null"
+    ]
 
     test.write_bytes(test.read_bytes() + lines[0] + b"\n")  # train's first conversation again, in test
     skipping = cli("--skip-invalid")
     assert skipping.returncode == 0 and "Traceback" not in skipping.stderr, skipping.stderr
     rows = json.loads((tmp_path / "run" / "tables" / "manifest.json").read_text())["invalid_rows"]["rows"]
     cid = json.loads(lines[0])["conversationId"]
-    assert rows == [f"{train}:5: field 'messages[0].text': expected a string, got null",
-                    f"{test}:11: field 'conversationId': conversation {cid!r} already read at train_data.jsonl:1"]
+    assert rows == [
+        f"{train}:5: field 'messages[0].text': expected a string, got null",
+        f"{test}:11: field 'conversationId': conversation {cid!r} already read at train_data.jsonl:1",
+    ]
 
 
 if __name__ == "__main__":
@@ -211,6 +237,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         table = measured_table(Path(tmp))
     text = DOCS.read_text(encoding="utf-8")
-    DOCS.write_text(text[:text.index(BEGIN) + len(BEGIN)] + "\n" + table + "\n" + text[text.index(END):],
-                    encoding="utf-8")
+    DOCS.write_text(
+        text[: text.index(BEGIN) + len(BEGIN)] + "\n" + table + "\n" + text[text.index(END) :], encoding="utf-8"
+    )
     print(f"{DOCS}: {len(CASES)} cases measured")

@@ -8,11 +8,24 @@ from ecr_ray.data.tables import load_dataset_kg
 
 @pytest.fixture(scope="module")
 def tiny_linker():
-    uris = ["Tom_Hanks", "Horror_film", "Toy_Story", "The_Game_(rapper)", "Mars_(actor)", "Jack_Black",
-            "Black_(film)", "Love", "Steven_Spielberg", "Jurassic_Park_(film)"]
+    uris = [
+        "Tom_Hanks",
+        "Horror_film",
+        "Toy_Story",
+        "The_Game_(rapper)",
+        "Mars_(actor)",
+        "Jack_Black",
+        "Black_(film)",
+        "Love",
+        "Steven_Spielberg",
+        "Jurassic_Park_(film)",
+    ]
     entity2id = {f"<http://dbpedia.org/resource/{u}>": i for i, u in enumerate(uris)}
-    relation2id = {"<http://dbpedia.org/ontology/genre>": 0, "<http://dbpedia.org/ontology/starring>": 1,
-                   "self_loop": 2}
+    relation2id = {
+        "<http://dbpedia.org/ontology/genre>": 0,
+        "<http://dbpedia.org/ontology/starring>": 1,
+        "self_loop": 2,
+    }
     triples = np.array([[2, 0, 1], [2, 1, 0], [9, 1, 5], [9, 0, 1], [6, 1, 5]])
     kg = KnowledgeGraph(entity2id, relation2id, triples, np.array([2, 6, 9]))
     return EntityLinker.from_kg(kg), kg

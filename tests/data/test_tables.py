@@ -3,18 +3,14 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from ecr_ray.config import load_config
+from ecr_ray.config import SAMPLE_DATA_DIR, load_config
 from ecr_ray.data.errors import DataError
 from ecr_ray.data.tables import build_tables, read_table
-from ecr_ray.config import SAMPLE_DATA_DIR
 
 
 def _raw_messages(path):
-    out = {}
-    for line in open(path, encoding="utf-8"):
-        conv = json.loads(line)
-        out[conv["conversationId"]] = conv
-    return out
+    with open(path, encoding="utf-8") as f:
+        return {conv["conversationId"]: conv for conv in map(json.loads, f)}
 
 
 def check_invariants(cfg, manifest, max_conversations=0):
@@ -27,7 +23,7 @@ def check_invariants(cfg, manifest, max_conversations=0):
     data_dir = cfg.data.resolved_dir()
 
     # No lost messages: every raw messageId appears exactly once, in order, in its conversation's turns.
-    for split, fname in (("train", "train_data.jsonl"), ("test", "test_data.jsonl")):
+    for fname in ("train_data.jsonl", "test_data.jsonl"):
         raw = _raw_messages(data_dir / "redial" / fname)
         by_conv: dict[str, list] = {}
         for t in turns:
@@ -90,15 +86,21 @@ def test_valid_split_is_deterministic(tmp_path):
     a = load_config("demo", {"run_dir": str(tmp_path / "a")})
     b = load_config("demo", {"run_dir": str(tmp_path / "b")})
     build_tables(a), build_tables(b)
-    ids = lambda c: sorted(set(read_table(c.run_path, "turns", "valid").column("conversation_id").to_pylist()))
+
+    def ids(c):
+        return sorted(set(read_table(c.run_path, "turns", "valid").column("conversation_id").to_pylist()))
+
     assert ids(a) == ids(b) and ids(a)
 
 
-@pytest.mark.parametrize("fname, field, where", [
-    ("malformed_line.jsonl", "<json>", ":2:"),
-    ("missing_field.jsonl", "messages", ":1:"),
-    ("unknown_movie.jsonl", "text", "@123456789"),
-])
+@pytest.mark.parametrize(
+    "fname, field, where",
+    [
+        ("malformed_line.jsonl", "<json>", ":2:"),
+        ("missing_field.jsonl", "messages", ":1:"),
+        ("unknown_movie.jsonl", "text", "@123456789"),
+    ],
+)
 def test_bad_rows_fail_with_file_line_field(tmp_path, fname, field, where):
     data = _bad_data_dir(tmp_path, fname)
     cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "data.data_dir": str(data)})
@@ -110,12 +112,14 @@ def test_bad_rows_fail_with_file_line_field(tmp_path, fname, field, where):
 
 def test_skip_invalid_reports_every_skipped_row(tmp_path):
     data = _bad_data_dir(tmp_path, "malformed_line.jsonl")
-    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "data.data_dir": str(data),
-                               "data.skip_invalid": True})
+    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "data.data_dir": str(data), "data.skip_invalid": True})
     manifest = build_tables(cfg)
     assert manifest["invalid_rows"]["skipped"] == 1
     assert "train_data.jsonl:2" in manifest["invalid_rows"]["rows"][0]
-    assert manifest["counts"]["splits"]["train"]["conversations"] + manifest["counts"]["splits"]["valid"]["conversations"] == 2
+    assert (
+        manifest["counts"]["splits"]["train"]["conversations"] + manifest["counts"]["splits"]["valid"]["conversations"]
+        == 2
+    )
 
 
 def _bad_data_dir(tmp_path, fname):
@@ -144,8 +148,8 @@ def test_real_redial_tables(real_data_dir, tmp_path):
     c = manifest["counts"]["splits"]
     assert c["test"]["conversations"] == 1342
     assert c["train"]["conversations"] + c["valid"]["conversations"] == 2284
-    assert c["test"]["messages"] == sum(len(json.loads(l)["messages"])
-                                        for l in open(real_data_dir / "redial" / "test_data.jsonl"))
+    with open(real_data_dir / "redial" / "test_data.jsonl") as f:
+        assert c["test"]["messages"] == sum(len(json.loads(line)["messages"]) for line in f)
     assert c["test"]["samples"] > 4000
     fb = manifest["counts"]["feedback"]
     assert fb["like"] > fb["not_said"] > fb["dislike"] > 0
@@ -154,8 +158,9 @@ def test_real_redial_tables(real_data_dir, tmp_path):
 
 @pytest.mark.realdata
 def test_real_inspired_tables(real_data_dir, tmp_path):
-    cfg = load_config("cpu", {"run_dir": str(tmp_path / "run"), "data.data_dir": str(real_data_dir),
-                              "data.dataset": "inspired"})
+    cfg = load_config(
+        "cpu", {"run_dir": str(tmp_path / "run"), "data.data_dir": str(real_data_dir), "data.dataset": "inspired"}
+    )
     manifest = build_tables(cfg)
     c = manifest["counts"]["splits"]
     assert c["train"]["conversations"] + c["valid"]["conversations"] == 801

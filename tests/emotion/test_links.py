@@ -13,29 +13,47 @@ def probs(**kw):
 
 
 def turn(conv, i, role, movies=(), ents=()):
-    return {"conversation_id": conv, "split": "train", "turn_index": i, "role": role, "message_ids": [i],
-            "text": "t", "raw_text": "t", "movie_ids": [str(m) for m in movies], "movie_entities": list(movies),
-            "entities": list(ents)}
+    return {
+        "conversation_id": conv,
+        "split": "train",
+        "turn_index": i,
+        "role": role,
+        "message_ids": [i],
+        "text": "t",
+        "raw_text": "t",
+        "movie_ids": [str(m) for m in movies],
+        "movie_entities": list(movies),
+        "entities": list(ents),
+    }
 
 
 @pytest.fixture
 def tables():
     turns = [
-        turn("c1", 0, "user", movies=[10], ents=[11]),          # own emotions
-        turn("c1", 1, "recommender", movies=[20, -1]),          # -1 = movie not in the KG: ignored
-        turn("c1", 2, "recommender", ents=[21]),                # both recommender turns → user turn 3
+        turn("c1", 0, "user", movies=[10], ents=[11]),  # own emotions
+        turn("c1", 1, "recommender", movies=[20, -1]),  # -1 = movie not in the KG: ignored
+        turn("c1", 2, "recommender", ents=[21]),  # both recommender turns → user turn 3
         turn("c1", 3, "user"),
-        turn("c1", 4, "recommender", movies=[30]),              # no later user turn → no link
-        turn("c2", 0, "recommender", movies=[40]),              # next user turn has no emotions row → no link
+        turn("c1", 4, "recommender", movies=[30]),  # no later user turn → no link
+        turn("c2", 0, "recommender", movies=[40]),  # next user turn has no emotions row → no link
         turn("c2", 1, "user", ents=[41]),
     ]
-    emo = pa.table({
-        "conversation_id": ["c1", "c1"], "turn_index": pa.array([0, 3], pa.int32()), "role": ["user", "user"],
-        "probs": pa.array([probs(like=0.6, happy=0.3, curious=0.05, grateful=0.05),
-                           probs(negative=0.5, curious=0.2, like=0.15, surprise=0.15)], pa.list_(pa.float32())),
-        "labels": [["like", "happy"], ["negative", "curious", "like", "surprise"]],
-        "source": ["classifier", "classifier"],
-    })
+    emo = pa.table(
+        {
+            "conversation_id": ["c1", "c1"],
+            "turn_index": pa.array([0, 3], pa.int32()),
+            "role": ["user", "user"],
+            "probs": pa.array(
+                [
+                    probs(like=0.6, happy=0.3, curious=0.05, grateful=0.05),
+                    probs(negative=0.5, curious=0.2, like=0.15, surprise=0.15),
+                ],
+                pa.list_(pa.float32()),
+            ),
+            "labels": [["like", "happy"], ["negative", "curious", "like", "surprise"]],
+            "source": ["classifier", "classifier"],
+        }
+    )
     return pa.Table.from_pylist(turns, schema=TURNS_SCHEMA), emo
 
 
@@ -54,8 +72,12 @@ def test_links_follow_ecr(tables):
 def test_max_per_entity_and_threshold(tables):
     turns, emo = tables
     out = link_entity_emotions(turns, emo, threshold=0.25, max_per_entity=1).to_pylist()
-    assert {r["entity_id"]: r["emotions"] for r in out} == {10: ["like"], 11: ["like"], 20: ["negative"],
-                                                            21: ["negative"]}
+    assert {r["entity_id"]: r["emotions"] for r in out} == {
+        10: ["like"],
+        11: ["like"],
+        20: ["negative"],
+        21: ["negative"],
+    }
 
 
 def test_select_falls_back_to_top_label():

@@ -16,21 +16,23 @@ def test_focal_loss_reduces_to_cross_entropy_and_downweights_easy_rows():
     target[:, 0] = 1.0
     ce = F.cross_entropy(logits, torch.tensor([0, 0]))
     assert emodel.focal_loss(logits, target, gamma=0.0).item() == pytest.approx(ce.item(), rel=1e-5)
-    per_row = [emodel.focal_loss(logits[i:i + 1], target[i:i + 1], gamma=2.0).item() for i in range(2)]
-    per_row_ce = [F.cross_entropy(logits[i:i + 1], torch.tensor([0])).item() for i in range(2)]
+    per_row = [emodel.focal_loss(logits[i : i + 1], target[i : i + 1], gamma=2.0).item() for i in range(2)]
+    per_row_ce = [F.cross_entropy(logits[i : i + 1], torch.tensor([0])).item() for i in range(2)]
     # the easy row (p≈0.87) loses far more of its weight than the hard one
     assert per_row[0] / per_row_ce[0] < 0.05 < per_row[1] / per_row_ce[1]
     w = torch.ones(9)
     w[0] = 3.0
-    assert emodel.focal_loss(logits, target, 2.0, w).item() == pytest.approx(3 * emodel.focal_loss(logits, target, 2.0).item())
+    assert emodel.focal_loss(logits, target, 2.0, w).item() == pytest.approx(
+        3 * emodel.focal_loss(logits, target, 2.0).item()
+    )
 
 
 def test_recall_at_k_and_evaluate():
     y = data.targets_from_labels([["like", "curious"], ["negative"], ["happy"]])
     p = np.full((3, 9), 0.01, dtype=np.float32)
-    p[0, [0, 1]] = [0.5, 0.4]          # both gold in top 2
-    p[1, [0, 4]] = [0.6, 0.3]          # negative second
-    p[2, [1, 3]] = [0.7, 0.2]          # happy never in the top 2
+    p[0, [0, 1]] = [0.5, 0.4]  # both gold in top 2
+    p[1, [0, 4]] = [0.6, 0.3]  # negative second
+    p[2, [1, 3]] = [0.7, 0.2]  # happy never in the top 2
     assert evaluate.recall_at_k(p, y, 1) == pytest.approx((0.5 + 0 + 0) / 3)
     assert evaluate.recall_at_k(p, y, 2) == pytest.approx((1 + 1 + 0) / 3)
     r = evaluate.evaluate(p, y, threshold=0.1)

@@ -10,8 +10,8 @@ import pytest
 from ecr_ray.config import EMOTIONS, load_config
 from ecr_ray.data.errors import DataError
 from ecr_ray.data.tables import build_tables, read_table
-from ecr_ray.emotion.links import ENTITY_EMOTIONS_SCHEMA, link_entity_emotions, turn_entities
 from ecr_ray.emotion.data import load_seeds
+from ecr_ray.emotion.links import ENTITY_EMOTIONS_SCHEMA, link_entity_emotions, turn_entities
 from ecr_ray.emotion.predictor import TURN_EMOTIONS_SCHEMA, EmotionPredictor
 from ecr_ray.jobs import train_emotion
 
@@ -20,8 +20,21 @@ def test_train_and_label_every_user_turn(tmp_path):
     run = tmp_path / "run"
     cfg = load_config("demo", {"run_dir": str(run), "emotion.epochs": 1, "emotion.label_resources": {"workers": 1}})
     build_tables(cfg)
-    assert train_emotion.main(["--recipe", "demo", "--run-dir", str(run), "--emotion.epochs", "1",
-                               "--emotion.label_resources", "{workers: 1}"]) == 0
+    assert (
+        train_emotion.main(
+            [
+                "--recipe",
+                "demo",
+                "--run-dir",
+                str(run),
+                "--emotion.epochs",
+                "1",
+                "--emotion.label_resources",
+                "{workers: 1}",
+            ]
+        )
+        == 0
+    )
 
     report = json.loads((run / "emotions" / "classifier" / "report.json").read_text())
     v = report["valid"]
@@ -34,8 +47,9 @@ def test_train_and_label_every_user_turn(tmp_path):
     te = pq.read_table(run / "emotions" / "turn_emotions.parquet")
     assert te.schema == TURN_EMOTIONS_SCHEMA
     assert len(te) == len(users) and set(te["role"].to_pylist()) == {"user"}
-    assert {(r["conversation_id"], r["turn_index"]) for r in te.to_pylist()} == \
-        {(r["conversation_id"], r["turn_index"]) for r in users.to_pylist()}
+    assert {(r["conversation_id"], r["turn_index"]) for r in te.to_pylist()} == {
+        (r["conversation_id"], r["turn_index"]) for r in users.to_pylist()
+    }
     ents = {(r["conversation_id"], r["turn_index"]): bool(turn_entities(r)) for r in users.to_pylist()}
     for r in te.to_pylist():
         p = np.array(r["probs"])
@@ -62,7 +76,9 @@ def test_train_and_label_every_user_turn(tmp_path):
 
 def test_bad_seed_row_names_file_line_and_field(tmp_path):
     p = tmp_path / "seeds.jsonl"
-    p.write_text('{"conversation_id": "1", "message_ids": [1], "labels": ["like"], "raw": ["love"]}\n'
-                 '{"conversation_id": "1", "message_ids": [2], "labels": ["joyous"], "raw": ["joy"]}\n')
+    p.write_text(
+        '{"conversation_id": "1", "message_ids": [1], "labels": ["like"], "raw": ["love"]}\n'
+        '{"conversation_id": "1", "message_ids": [2], "labels": ["joyous"], "raw": ["joy"]}\n'
+    )
     with pytest.raises(DataError, match=r"seeds.jsonl:2: field 'labels'"):
         load_seeds(p)

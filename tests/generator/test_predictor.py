@@ -77,7 +77,7 @@ def test_encode_masks_the_prompt_and_fits(pred):
     assert short["labels"][-1] == pred.tok.eos_token_id  # the model learns to stop
     b = collate([e, short], pred.tok.pad_token_id)
     assert b["input_ids"].shape == (2, 64) and b["attention_mask"][1].sum() == len(short["input_ids"])
-    assert (b["labels"][1, len(short["input_ids"]):] == -100).all()
+    assert (b["labels"][1, len(short["input_ids"]) :] == -100).all()
 
 
 def test_item_knowledge(pred):
@@ -130,10 +130,18 @@ def tiny_llama(tmp_path_factory, pred):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    conf = LlamaConfig(vocab_size=len(pred.tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, initializer_range=0.5,
-                       bos_token_id=pred.tok.bos_token_id, eos_token_id=pred.tok.eos_token_id,
-                       pad_token_id=pred.tok.pad_token_id)
+    conf = LlamaConfig(
+        vocab_size=len(pred.tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.5,
+        bos_token_id=pred.tok.bos_token_id,
+        eos_token_id=pred.tok.eos_token_id,
+        pad_token_id=pred.tok.pad_token_id,
+    )
     d = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(conf).save_pretrained(d)
     pred.tok.save_pretrained(d)
@@ -145,8 +153,10 @@ def test_compiled_decoding_matches_eager(cfg, tiny_llama):
 
     base = replace(cfg, generator=replace(cfg.generator, base_model=tiny_llama, max_new_tokens=8))
     eager = GeneratorPredictor.load(base, zero_shot=True)
-    compiled = GeneratorPredictor.load(replace(base, generator=replace(
-        base.generator, compile=True, compile_batch_sizes=[1], max_cache_len=96)), zero_shot=True)
+    compiled = GeneratorPredictor.load(
+        replace(base, generator=replace(base.generator, compile=True, compile_batch_sizes=[1], max_cache_len=96)),
+        zero_shot=True,
+    )
     prompts = ["Recommend a movie about space.", "I loved Toy Story!", "Something scary, please."]
     for p in prompts:  # the compiled batch-1 graph, called again and again on its one cache
         assert compiled.generate([p]) == eager.generate([p])

@@ -28,8 +28,20 @@ def ray_cluster():
 def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     run = tmp_path / "run"
     common = ["--recipe", "demo", "--run-dir", str(run)]
-    tiny = ["--generator.max_steps", "3", "--generator.batch_size", "1", "--generator.max_length", "96",
-            "--generator.checkpoint_every", "1", "--generator.lr", "1e-3", "--generator.max_new_tokens", "12"]
+    tiny = [
+        "--generator.max_steps",
+        "3",
+        "--generator.batch_size",
+        "1",
+        "--generator.max_length",
+        "96",
+        "--generator.checkpoint_every",
+        "1",
+        "--generator.lr",
+        "1e-3",
+        "--generator.max_new_tokens",
+        "12",
+    ]
     assert build_reviews.main(common + ["--engine", "local"]) == 0
 
     assert train_generator.main(common + tiny + ["--run-name", "t", "--stop-after-steps", "2"]) == 0
@@ -74,12 +86,21 @@ def test_deepspeed_zero3_matches_ddp_and_resumes(tmp_path, ray_cluster):
     shutil.copytree(tmp_path / "ddp" / "reviews", tmp_path / "straight" / "reviews")
 
     def fit(name: str, deepspeed: dict, stop_at: int | None):
-        cfg = load_config("demo", {"run_dir": str(tmp_path / name), "generator.max_steps": 2,
-                                   "generator.batch_size": 1, "generator.max_length": 96, "generator.lr": 1e-3,
-                                   "generator.checkpoint_every": 1,
-                                   "generator.train_resources": {"workers": 2, "cpus": 1},
-                                   "generator.warmup_steps": 0, "generator.lora_dropout": 0.0,  # no RNG
-                                   "generator.deepspeed": deepspeed})
+        cfg = load_config(
+            "demo",
+            {
+                "run_dir": str(tmp_path / name),
+                "generator.max_steps": 2,
+                "generator.batch_size": 1,
+                "generator.max_length": 96,
+                "generator.lr": 1e-3,
+                "generator.checkpoint_every": 1,
+                "generator.train_resources": {"workers": 2, "cpus": 1},
+                "generator.warmup_steps": 0,
+                "generator.lora_dropout": 0.0,  # no RNG
+                "generator.deepspeed": deepspeed,
+            },
+        )
         m = train_generator(cfg, name, stop_after_steps=stop_at or 0)
         return m, load_file(str(tmp_path / name / "generator" / "adapter" / "adapter_model.safetensors"))
 

@@ -33,11 +33,24 @@ class FlakyServer:
                 with srv.lock:
                     srv.inflight -= 1
                 code = 200 if code == "hang" else code
-                body = {"error": {"message": "boom"}} if code != 200 else {
-                    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "happy, joy; fine"},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}}
+                body = (
+                    {"error": {"message": "boom"}}
+                    if code != 200
+                    else {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "m",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": "happy, joy; fine"},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
+                    }
+                )
                 data = json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("content-type", "application/json")

@@ -12,7 +12,6 @@ import urllib.request
 
 import openai
 import pyarrow.parquet as pq
-import pytest
 
 from ecr_ray.config import PROJECT_ROOT, load_config
 from ecr_ray.data.tables import build_tables
@@ -38,8 +37,11 @@ def test_models_and_chat_completion(endpoint):
     assert text.strip() and r.usage.completion_tokens <= 12 and r.usage.prompt_tokens > 5
     assert r.choices[0].finish_reason in ("stop", "length")
     # streaming (SSE) yields the same greedy text, chunk by chunk
-    chunks = list(client.chat.completions.create(model="smollm2-135m-instruct", messages=MSGS, max_tokens=12,
-                                                 temperature=0, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="smollm2-135m-instruct", messages=MSGS, max_tokens=12, temperature=0, stream=True
+        )
+    )
     assert len(chunks) > 3 and chunks[-1].choices[0].finish_reason == "stop"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
 
@@ -52,9 +54,25 @@ def test_bad_requests(endpoint):
 
 
 def _job(run_dir, url, n):
-    return [sys.executable, "-m", "ecr_ray.jobs.label_emotions", "--recipe", "demo", "--run-dir", str(run_dir),
-            "--llm-base-url", url, "--emotion.llm_max_turns", str(n), "--emotion.llm_shard_rows", "1",
-            "--emotion.llm_concurrency", "1", "--emotion.llm_max_tokens", "6"]
+    return [
+        sys.executable,
+        "-m",
+        "ecr_ray.jobs.label_emotions",
+        "--recipe",
+        "demo",
+        "--run-dir",
+        str(run_dir),
+        "--llm-base-url",
+        url,
+        "--emotion.llm_max_turns",
+        str(n),
+        "--emotion.llm_shard_rows",
+        "1",
+        "--emotion.llm_concurrency",
+        "1",
+        "--emotion.llm_max_tokens",
+        "6",
+    ]
 
 
 def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tmp_path):
@@ -63,8 +81,14 @@ def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tm
     shards = cfg.run_path / "emotions" / "llm_labels"
     n = 10
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen(_job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _job(cfg.run_path, endpoint, n),
+        cwd=PROJECT_ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 180
         while len(list(shards.glob("part-*.parquet"))) < 2:
@@ -77,8 +101,9 @@ def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tm
     first = {p.name: pq.read_table(p)["turn_id"].to_pylist() for p in shards.glob("part-*.parquet")}
     assert 2 <= len(first) < n, "the kill did not land midway"
 
-    done = subprocess.run(_job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        _job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout)
     assert summary["rows"] == summary["selected"] == n and summary["missing"] == 0 and summary["duplicates"] == 0
@@ -91,6 +116,7 @@ def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tm
     assert set(table["status"].to_pylist()) <= {"ok", "scanned", "unparseable"}
     assert all(t > 0 for t in table["prompt_tokens"].to_pylist())
     # a third run has nothing left to do
-    again = subprocess.run(_job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(
+        _job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0 and "0 to do" in again.stderr

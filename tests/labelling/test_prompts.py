@@ -11,8 +11,17 @@ from ecr_ray.labelling import prompts as L
 def test_table8_is_complete():
     # The paper's Table 8 lists 68 recognized types under the nine main types; each word maps to one type.
     sizes = {t: len(ws) for t, ws in L.TABLE_8.items()}
-    assert sizes == {"like": 17, "negative": 14, "curious": 15, "grateful": 6, "neutral": 6, "happy": 5,
-                     "surprise": 2, "nostalgia": 1, "agreement": 2}
+    assert sizes == {
+        "like": 17,
+        "negative": 14,
+        "curious": 15,
+        "grateful": 6,
+        "neutral": 6,
+        "happy": 5,
+        "surprise": 2,
+        "nostalgia": 1,
+        "agreement": 2,
+    }
     words = [w for ws in L.TABLE_8.values() for w in ws]
     assert len(words) == len(set(words)) == 68
     assert set(L.TABLE_8) == set(EMOTIONS)
@@ -53,15 +62,18 @@ def test_prompt_is_appendix_a1_with_at_most_four_history_turns():
     assert "r0" not in text and "u1" not in text and "Recommender: r2" in text and "User: u5" in text
 
 
-@pytest.mark.parametrize("answer, status, raw, labels", [
-    ("happy, admiration; The user expresses ...", "ok", ["happy", "admiration"], ["happy", "like"]),
-    ("frustration, disappointment\n\nThe seeker ...", "ok", ["frustration", "disappointment"], ["negative"]),
-    ("Emotions: Curious, Interest. Because they ask", "ok", ["curious", "interest"], ["curious"]),
-    ("**gratitude** and **friendly**", "ok", ["gratitude", "friendly"], ["grateful"]),
-    ("1. love\n2. excitement", "ok", ["love", "excitement"], ["like"]),
-    ("like, happy, surprise", "ok", ["like", "happy"], ["like", "happy"]),
-    ("The user seems to be quite nostalgic about old films.", "scanned", ["nostalgic"], ["nostalgia"]),
-])
+@pytest.mark.parametrize(
+    "answer, status, raw, labels",
+    [
+        ("happy, admiration; The user expresses ...", "ok", ["happy", "admiration"], ["happy", "like"]),
+        ("frustration, disappointment\n\nThe seeker ...", "ok", ["frustration", "disappointment"], ["negative"]),
+        ("Emotions: Curious, Interest. Because they ask", "ok", ["curious", "interest"], ["curious"]),
+        ("**gratitude** and **friendly**", "ok", ["gratitude", "friendly"], ["grateful"]),
+        ("1. love\n2. excitement", "ok", ["love", "excitement"], ["like"]),
+        ("like, happy, surprise", "ok", ["like", "happy"], ["like", "happy"]),
+        ("The user seems to be quite nostalgic about old films.", "scanned", ["nostalgic"], ["nostalgia"]),
+    ],
+)
 def test_parse_answer(answer, status, raw, labels):
     p = L.parse_answer(answer)
     assert (p.status, p.raw, p.labels) == (status, raw, labels)

@@ -14,23 +14,39 @@ import torch
 
 from ecr_ray.config import EMOTIONS, ConfigError, load_config
 from ecr_ray.data.tables import build_tables
-from ecr_ray.recommender.data import cooc_rows
+from ecr_ray.recommender.data import Split, build_split, cooc_rows, cooccurrence_matrix, prepare
 from ecr_ray.recommender.model import EmotionRecommender, weighted_loss
-from ecr_ray.recommender.data import Split, build_split, cooccurrence_matrix, prepare
 
-LINKS_SCHEMA = pa.schema([("conversation_id", pa.string()), ("turn_index", pa.int32()), ("entity_id", pa.int64()),
-                          ("emotions", pa.list_(pa.string())), ("probs", pa.list_(pa.float32()))])
+LINKS_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("entity_id", pa.int64()),
+        ("emotions", pa.list_(pa.string())),
+        ("probs", pa.list_(pa.float32())),
+    ]
+)
 
 
 def links(rows):
-    return pa.Table.from_pylist([dict(zip(("conversation_id", "turn_index", "entity_id", "emotions", "probs"), r))
-                                 for r in rows], schema=LINKS_SCHEMA)
+    return pa.Table.from_pylist(
+        [dict(zip(("conversation_id", "turn_index", "entity_id", "emotions", "probs"), r)) for r in rows],
+        schema=LINKS_SCHEMA,
+    )
 
 
 def test_cooccurrence_counts_ordered_overlapping_pairs_row_normalised():
-    t = links([("a", 0, 1, ["like"], [0.9]), ("a", 1, 2, ["like", "happy"], [0.5, 0.4]),
-               ("a", 2, 3, ["negative"], [0.9]), ("a", 3, 4, ["happy"], [0.8]), ("a", 4, 1, ["happy"], [0.7]),
-               ("b", 0, 1, ["like"], [0.9]), ("b", 1, 3, ["like"], [0.9])])
+    t = links(
+        [
+            ("a", 0, 1, ["like"], [0.9]),
+            ("a", 1, 2, ["like", "happy"], [0.5, 0.4]),
+            ("a", 2, 3, ["negative"], [0.9]),
+            ("a", 3, 4, ["happy"], [0.8]),
+            ("a", 4, 1, ["happy"], [0.7]),
+            ("b", 0, 1, ["like"], [0.9]),
+            ("b", 1, 3, ["like"], [0.9]),
+        ]
+    )
     P = cooccurrence_matrix(t, {"a"}, 6)  # conversation b is not "train"
     dense = P.toarray()
     # a: 1→2 (like), 2→4 (happy), 2→1 (happy, later mention of 1), 4→1 (happy); 3 overlaps nobody
@@ -44,8 +60,11 @@ def test_cooccurrence_counts_ordered_overlapping_pairs_row_normalised():
 def test_cooccurrence_scales_sparsely():
     rng = np.random.default_rng(0)
     n_conv, per, n_ent = 10_000, 12, 31_161  # ~4x ReDial's train split, its KG size
-    rows = [(str(c), j, int(rng.integers(n_ent)), [EMOTIONS[k] for k in rng.choice(9, 2, replace=False)], [0.5, 0.3])
-            for c in range(n_conv) for j in range(per)]
+    rows = [
+        (str(c), j, int(rng.integers(n_ent)), [EMOTIONS[k] for k in rng.choice(9, 2, replace=False)], [0.5, 0.3])
+        for c in range(n_conv)
+        for j in range(per)
+    ]
     t0 = time.perf_counter()
     P = cooccurrence_matrix(links(rows), {str(c) for c in range(n_conv)}, n_ent)
     assert time.perf_counter() - t0 < 30
@@ -54,22 +73,40 @@ def test_cooccurrence_scales_sparsely():
 
 
 def tiny_model(variant: str, n_ent=30, n_items=10) -> EmotionRecommender:
-    cfg = load_config("demo", {"recommender.variant": variant, "recommender.entity_dim": 32,
-                               "recommender.max_context_entities": 4, "recommender.max_context_turns": 3,
-                               "recommender.prompt_tokens": 2, "recommender.dropout": 0.0})
+    cfg = load_config(
+        "demo",
+        {
+            "recommender.variant": variant,
+            "recommender.entity_dim": 32,
+            "recommender.max_context_entities": 4,
+            "recommender.max_context_turns": 3,
+            "recommender.prompt_tokens": 2,
+            "recommender.dropout": 0.0,
+        },
+    )
     g = torch.Generator().manual_seed(0)
     src, dst = torch.randint(0, n_ent, (2, 80), generator=g)
     torch.manual_seed(0)
-    return EmotionRecommender(cfg.recommender, num_entities=n_ent, num_relations=4, text_dim=16,
-                              edge_index=torch.stack([src, dst]), edge_type=torch.randint(0, 4, (80,), generator=g),
-                              item_ids=torch.arange(n_items)).eval()
+    return EmotionRecommender(
+        cfg.recommender,
+        num_entities=n_ent,
+        num_relations=4,
+        text_dim=16,
+        edge_index=torch.stack([src, dst]),
+        edge_type=torch.randint(0, 4, (80,), generator=g),
+        item_ids=torch.arange(n_items),
+    ).eval()
 
 
 def tiny_batch(emo_ids, P=None):
     ents = np.array([[-1, 3, 12, 5], [-1, -1, -1, 7]])
-    b = {"entities": torch.as_tensor(ents), "emo_ids": torch.as_tensor(emo_ids),
-         "emo_probs": torch.full((2, 4, 3), 0.5), "turn_emb": torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(1)),
-         "turn_mask": torch.tensor([[False, True, True], [True, True, True]])}
+    b = {
+        "entities": torch.as_tensor(ents),
+        "emo_ids": torch.as_tensor(emo_ids),
+        "emo_probs": torch.full((2, 4, 3), 0.5),
+        "turn_emb": torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(1)),
+        "turn_mask": torch.tensor([[False, True, True], [True, True, True]]),
+    }
     if P is not None:
         b["cooc"] = cooc_rows(P, ents)
     return b
@@ -116,17 +153,31 @@ def test_weighted_loss_is_mean_of_weighted_ce():
     scores = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     ce = torch.nn.functional.cross_entropy(scores, torch.tensor([0, 0]), reduction="none")
     assert weighted_loss(scores, torch.tensor([0, 0]), torch.tensor([2.0, 0.5])) == pytest.approx(
-        float((ce * torch.tensor([2.0, 0.5])).mean()))
+        float((ce * torch.tensor([2.0, 0.5])).mean())
+    )
 
 
 def test_emotions_come_from_mentions_before_the_target_turn():
     cfg = load_config("demo", {"recommender.max_context_entities": 3, "recommender.max_context_turns": 2})
-    samples = pa.Table.from_pylist([{"sample_id": "c-4-1", "conversation_id": "c", "turn_index": 4,
-                                     "context_entities": [10, 11], "target_item": 100, "liked": 0,
-                                     "feedback": "dislike", "target_in_context": False}])
+    samples = pa.Table.from_pylist(
+        [
+            {
+                "sample_id": "c-4-1",
+                "conversation_id": "c",
+                "turn_index": 4,
+                "context_entities": [10, 11],
+                "target_item": 100,
+                "liked": 0,
+                "feedback": "dislike",
+                "target_in_context": False,
+            }
+        ]
+    )
     turn_row = {("c", i): 50 + i for i in range(6)}
-    emotions = {("c", 10): [(1, [0], [0.9]), (5, [4], [0.9])],  # the turn-5 mention is after the target turn
-                ("c", 11): [(6, [2], [0.8])]}                   # only mentioned later: no emotion
+    emotions = {
+        ("c", 10): [(1, [0], [0.9]), (5, [4], [0.9])],  # the turn-5 mention is after the target turn
+        ("c", 11): [(6, [2], [0.8])],
+    }  # only mentioned later: no emotion
     s = build_split(samples, turn_row, emotions, {100: 7}, cfg)
     assert s.turns.tolist() == [[52, 53]]
     assert s.entities.tolist() == [[-1, 10, 11]]
@@ -144,8 +195,14 @@ def demo_tables(tmp_path_factory):
 
 
 def demo(root, **over):
-    return load_config("demo", {"run_dir": str(root / "run"), "recommender.cache_dir": str(root / "cache"),
-                                **{f"recommender.{k}": v for k, v in over.items()}})
+    return load_config(
+        "demo",
+        {
+            "run_dir": str(root / "run"),
+            "recommender.cache_dir": str(root / "cache"),
+            **{f"recommender.{k}": v for k, v in over.items()},
+        },
+    )
 
 
 def test_prepare_full_with_seed_fallback(demo_tables):
@@ -163,16 +220,24 @@ def test_prepare_full_with_seed_fallback(demo_tables):
 
 
 def test_entity_emotions_file_is_preferred_and_required_when_asked(demo_tables, tmp_path):
-    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "recommender.cache_dir": str(demo_tables / "cache"),
-                               "recommender.emotions_source": "file"})
+    cfg = load_config(
+        "demo",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "recommender.cache_dir": str(demo_tables / "cache"),
+            "recommender.emotions_source": "file",
+        },
+    )
     shutil.copytree(demo_tables / "run" / "tables", tmp_path / "run" / "tables")
     with pytest.raises(FileNotFoundError, match="entity_emotions.parquet"):
         prepare(cfg, tmp_path / "prep")
     turns = pq.read_table(tmp_path / "run" / "tables" / "turns.parquet").to_pylist()
     u = next(t for t in turns if t["role"] == "user" and t["movie_entities"])
     (tmp_path / "run" / "emotions").mkdir()
-    pq.write_table(links([(u["conversation_id"], u["turn_index"], u["movie_entities"][0], ["nostalgia"], [0.7])]),
-                   tmp_path / "run" / "emotions" / "entity_emotions.parquet")
+    pq.write_table(
+        links([(u["conversation_id"], u["turn_index"], u["movie_entities"][0], ["nostalgia"], [0.7])]),
+        tmp_path / "run" / "emotions" / "entity_emotions.parquet",
+    )
     s = prepare(cfg, tmp_path / "prep")
     assert s["emotions_source"] == "file" and s["links"] == 1
 
@@ -181,8 +246,11 @@ def test_full_without_any_emotions_fails_clearly_baseline_still_trains(demo_tabl
     data = tmp_path / "data"
     shutil.copytree(load_config("demo").data.resolved_dir(), data)
     shutil.rmtree(data / "emotions")
-    over = {"data.data_dir": str(data), "run_dir": str(demo_tables / "run"),
-            "recommender.cache_dir": str(demo_tables / "cache")}
+    over = {
+        "data.data_dir": str(data),
+        "run_dir": str(demo_tables / "run"),
+        "recommender.cache_dir": str(demo_tables / "cache"),
+    }
     with pytest.raises(FileNotFoundError, match="seed emotion labels|entity_emotions"):
         prepare(load_config("demo", {**over, "recommender.variant": "full"}), tmp_path / "p1")
     s = prepare(load_config("demo", {**over, "recommender.variant": "baseline"}), tmp_path / "p2")

@@ -12,14 +12,19 @@ import numpy as np
 import pytest
 import ray
 
-from ecr_ray.jobs.cli import run_job
 from ecr_ray.config import EMOTIONS, load_config
 from ecr_ray.data.tables import build_tables
 from ecr_ray.jobs import evaluate_recommender, train_recommender
+from ecr_ray.jobs.cli import run_job
 from ecr_ray.recommender.train import fit
 
-TINY = {"recommender.entity_dim": 32, "recommender.epochs": 2, "recommender.batch_size": 16,
-        "recommender.prompt_tokens": 2, "recommender.max_context_turns": 4}
+TINY = {
+    "recommender.entity_dim": 32,
+    "recommender.epochs": 2,
+    "recommender.batch_size": 16,
+    "recommender.prompt_tokens": 2,
+    "recommender.max_context_turns": 4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +91,16 @@ def test_predictor_answers_a_text_dialogue(trained_full):
     cfg, _ = trained_full
     p = RecommenderPredictor.load(cfg)
     # an item whose title the text linker resolves on its own (movie titles are linked, not only @ids)
-    item, title = next((int(i), p.names[int(i)]) for i in p.item_ids
-                       if p._link(f"Have you seen {p.names[int(i)]}?") == [int(i)])
+    item, title = next(
+        (int(i), p.names[int(i)]) for i in p.item_ids if p._link(f"Have you seen {p.names[int(i)]}?") == [int(i)]
+    )
     happy = np.zeros(len(EMOTIONS), np.float32)
     happy[EMOTIONS.index("happy")] = 0.8
-    dialogue = [{"role": "user", "text": "Hi, I want a movie for tonight."},
-                {"role": "recommender", "text": f"Have you seen {title}?"},
-                {"role": "user", "text": "Yes, I loved it!"}]
+    dialogue = [
+        {"role": "user", "text": "Hi, I want a movie for tonight."},
+        {"role": "recommender", "text": f"Have you seen {title}?"},
+        {"role": "user", "text": "Yes, I loved it!"},
+    ]
     res = p.recommend(dialogue, [None, None, happy], top_k=5)
     assert len(res["items"]) == 5 and all(it["name"] for it in res["items"])
     scores = [it["score"] for it in res["items"]]
@@ -128,8 +136,14 @@ def test_evaluate_writes_json_markdown_and_plots(trained_full, capsys):
 
 
 def test_deepspeed_zero2_on_cpu(ray_local, run_dir):
-    cfg = cfg_for(run_dir, **{"recommender.variant": "baseline", "recommender.epochs": 1,
-                              "recommender.deepspeed": {"zero_optimization": {"stage": 2}}})
+    cfg = cfg_for(
+        run_dir,
+        **{
+            "recommender.variant": "baseline",
+            "recommender.epochs": 1,
+            "recommender.deepspeed": {"zero_optimization": {"stage": 2}},
+        },
+    )
     m = fit(cfg)
     assert m["epochs"] == 1 and m["emotions_source"] == "none"
     assert np.isfinite(m["test"]["ce"])
@@ -139,7 +153,20 @@ def test_full_without_emotions_is_a_clear_error(run_dir, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(load_config("demo").data.resolved_dir(), data)
     shutil.rmtree(data / "emotions")
-    rc = run_job(train_recommender.main, ["--recipe", "demo", "--run-dir", str(run_dir), "--data-dir", str(data),
-                                 "--recommender.variant", "full", "--recommender.emotions_source", "auto"])
+    rc = run_job(
+        train_recommender.main,
+        [
+            "--recipe",
+            "demo",
+            "--run-dir",
+            str(run_dir),
+            "--data-dir",
+            str(data),
+            "--recommender.variant",
+            "full",
+            "--recommender.emotions_source",
+            "auto",
+        ],
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "seed emotion labels" in err and "baseline" in err

@@ -13,11 +13,18 @@ from ecr_ray.data.errors import DataError
 from ecr_ray.data.linker import EntityLinker
 from ecr_ray.data.tables import load_dataset_kg
 from ecr_ray.reviews.build import fit as build_review_db
-from ecr_ray.reviews.data import (VARIANTS, filter_review, first_person_count, read_reviews, repetition_rate,
-                                  split_sentences, trim_sentences)
+from ecr_ray.reviews.data import (
+    VARIANTS,
+    filter_review,
+    first_person_count,
+    read_reviews,
+    repetition_rate,
+    split_sentences,
+    trim_sentences,
+)
 from ecr_ray.reviews.knowledge import KNOWLEDGE_RELATIONS
 
-LONG = ("I loved this movie so much and I watched it twice with my family because my kids adore the songs " * 3)
+LONG = "I loved this movie so much and I watched it twice with my family because my kids adore the songs " * 3
 
 
 def test_repetition_and_pronouns():
@@ -28,20 +35,28 @@ def test_repetition_and_pronouns():
 
 
 def test_sentences_split_and_trim():
-    assert split_sentences("Great one.I recommend it!  Really?  Yes") == ["Great one.", "I recommend it!", "Really?", "Yes"]
+    assert split_sentences("Great one.I recommend it!  Really?  Yes") == [
+        "Great one.",
+        "I recommend it!",
+        "Really?",
+        "Yes",
+    ]
     assert split_sentences("Mr. Smith was fine. Ok.") == ["Mr.", "Smith was fine.", "Ok."]  # abbreviations split too
     assert trim_sentences(["a b c.", "d e.", "f g h."], 5) == ["a b c.", "d e."]
     assert trim_sentences(["one two three four five six."], 3) == ["one two three"]
 
 
-@pytest.mark.parametrize("text,helpful,variant,why", [
-    ("too short but fine", None, "small", "min_words"),
-    (" ".join(f"w{i}" for i in range(30)), 0, "small", "helpfulness"),
-    (" ".join(f"w{i}" for i in range(30)), None, "small", None),  # no helpfulness field: not filtered on it
-    ("spam " * 40, None, "small", "repetition"),
-    (" ".join(f"w{i}" for i in range(130)), 10, "llama", "first_person"),
-    (" ".join(f"w{i}" for i in range(60)), 10, "llama", "min_words"),
-])
+@pytest.mark.parametrize(
+    "text,helpful,variant,why",
+    [
+        ("too short but fine", None, "small", "min_words"),
+        (" ".join(f"w{i}" for i in range(30)), 0, "small", "helpfulness"),
+        (" ".join(f"w{i}" for i in range(30)), None, "small", None),  # no helpfulness field: not filtered on it
+        ("spam " * 40, None, "small", "repetition"),
+        (" ".join(f"w{i}" for i in range(130)), 10, "llama", "first_person"),
+        (" ".join(f"w{i}" for i in range(60)), 10, "llama", "min_words"),
+    ],
+)
 def test_filter_reasons(text, helpful, variant, why):
     kept, reason = filter_review(text, helpful, VARIANTS[variant])
     assert reason == why and (kept is None) == (why is not None)
@@ -74,9 +89,13 @@ def _check_db(run_dir, manifest, linker):
     assert sum(c["removed"].values()) > 0  # the sample has short and repetitive reviews: each counted
     rows = reviews.to_pylist()
     for k in know.to_pylist():
-        mentions = Counter(m.entity_id for r in rows if r["entity_id"] == k["entity_id"] for m in linker.link(r["review"]))
+        mentions = Counter(
+            m.entity_id for r in rows if r["entity_id"] == k["entity_id"] for m in linker.link(r["review"])
+        )
         assert all(mentions[e] >= 2 for e in k["review_entities"])
-        assert [mentions[e] for e in k["review_entities"]] == sorted((mentions[e] for e in k["review_entities"]), reverse=True)
+        assert [mentions[e] for e in k["review_entities"]] == sorted(
+            (mentions[e] for e in k["review_entities"]), reverse=True
+        )
         assert all(t.startswith(k["movie_name"] + "'s ") for t in k["triples"])
         assert {t.split("'s ", 1)[1].split(" is ")[0] for t in k["triples"]} <= set(KNOWLEDGE_RELATIONS)
     assert any(k["review_entities"] for k in know.to_pylist())

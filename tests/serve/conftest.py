@@ -69,10 +69,18 @@ def serve_run_dir() -> Path:
             continue
         fresh = False  # a rebuilt stage invalidates the ones after it
         t0 = time.time()
-        p = subprocess.run([sys.executable, "-m", f"ecr_ray.jobs.{job}", *_overrides(run_dir), *flags], cwd=PROJECT_ROOT, env=env,
-                           capture_output=True, text=True, timeout=900)
+        p = subprocess.run(
+            [sys.executable, "-m", f"ecr_ray.jobs.{job}", *_overrides(run_dir), *flags],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if p.returncode != 0 or not (run_dir / artifact).exists():
-            pytest.fail(f"ecr_ray.jobs.{job} failed (rc {p.returncode}) after {time.time() - t0:.0f}s:\n{p.stderr[-3000:]}")
+            pytest.fail(
+                f"ecr_ray.jobs.{job} failed (rc {p.returncode}) after {time.time() - t0:.0f}s:\n{p.stderr[-3000:]}"
+            )
     stamp_path.write_text(json.dumps(stamp))
     return run_dir
 

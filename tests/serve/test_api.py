@@ -24,24 +24,27 @@ def test_valid_request_gets_defaults(models):
     assert req.top_k == 5 and req.generate is True and req.session_id is None
 
 
-@pytest.mark.parametrize("obj,param", [
-    ({}, "dialogue"),
-    ({"dialogue": []}, "dialogue"),
-    ({"dialogue": "hi"}, "dialogue"),
-    ({"dialogue": [{"role": "bot", "text": "x"}]}, "dialogue[0].role"),
-    ({"dialogue": [{"role": "user"}]}, "dialogue[0].text"),
-    ({"dialogue": [{"role": "user", "text": 5}]}, "dialogue[0].text"),
-    ({"dialogue": [{"role": "user", "text": "   "}]}, "dialogue[0].text"),
-    ({"dialogue": [{"role": "user", "text": "x" * 21}]}, "dialogue[0].text"),
-    ({"dialogue": [{"role": "user", "text": "x"}] * 5}, "dialogue"),
-    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": "3"}, "top_k"),
-    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": True}, "top_k"),
-    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": 8}, "top_k"),
-    ({"dialogue": [{"role": "user", "text": "x"}], "top_k": 0}, "top_k"),
-    ({"dialogue": [{"role": "user", "text": "x"}], "session_id": "a b"}, "session_id"),
-    ({"dialogue": [{"role": "user", "text": "x"}], "topk": 3}, "topk"),
-    ({"dialogue": [{"role": "recommender", "text": "x"}]}, "dialogue"),
-])
+@pytest.mark.parametrize(
+    "obj,param",
+    [
+        ({}, "dialogue"),
+        ({"dialogue": []}, "dialogue"),
+        ({"dialogue": "hi"}, "dialogue"),
+        ({"dialogue": [{"role": "bot", "text": "x"}]}, "dialogue[0].role"),
+        ({"dialogue": [{"role": "user"}]}, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": 5}]}, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "   "}]}, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "x" * 21}]}, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "x"}] * 5}, "dialogue"),
+        ({"dialogue": [{"role": "user", "text": "x"}], "top_k": "3"}, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x"}], "top_k": True}, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x"}], "top_k": 8}, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x"}], "top_k": 0}, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x"}], "session_id": "a b"}, "session_id"),
+        ({"dialogue": [{"role": "user", "text": "x"}], "topk": 3}, "topk"),
+        ({"dialogue": [{"role": "recommender", "text": "x"}]}, "dialogue"),
+    ],
+)
 def test_invalid_requests_name_the_field(models, obj, param):
     e = _err(models.recommend, obj)
     assert 400 <= e.status < 500
@@ -49,20 +52,35 @@ def test_invalid_requests_name_the_field(models, obj, param):
 
 
 def test_chat_maps_openai_roles(models):
-    req, dialogue = models.chat({"model": "ecr", "messages": [
-        {"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": "hello"}, {"role": "user", "content": [{"type": "text", "text": "more"}]}]})
+    req, dialogue = models.chat(
+        {
+            "model": "ecr",
+            "messages": [
+                {"role": "system", "content": "be nice"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": [{"type": "text", "text": "more"}]},
+            ],
+        }
+    )
     assert [t["role"] for t in dialogue] == ["user", "recommender", "user"] and dialogue[-1]["text"] == "more"
 
 
-@pytest.mark.parametrize("obj,status,param", [
-    ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
-    ({"model": "ecr", "messages": [{"role": "assistant", "content": "hi"}]}, 422, "messages"),
-    ({"model": "ecr", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 422, "messages[0].content"),
-    ({"model": "ecr", "messages": [{"role": "tool", "content": "x"}]}, 422, "messages[0].role"),
-    ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "n": 2}, 422, "n"),
-    ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, 422, "temperature"),
-])
+@pytest.mark.parametrize(
+    "obj,status,param",
+    [
+        ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+        ({"model": "ecr", "messages": [{"role": "assistant", "content": "hi"}]}, 422, "messages"),
+        (
+            {"model": "ecr", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            422,
+            "messages[0].content",
+        ),
+        ({"model": "ecr", "messages": [{"role": "tool", "content": "x"}]}, 422, "messages[0].role"),
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "n": 2}, 422, "n"),
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, 422, "temperature"),
+    ],
+)
 def test_chat_errors(models, obj, status, param):
     e = _err(models.chat, obj)
     assert e.status == status and e.body()["error"]["param"] == param

@@ -31,31 +31,38 @@ def assert_client_error(r: requests.Response, status: int, mentions: str) -> Non
 
 # ----------------------------------------------------------------------------- client mistakes → 4xx JSON
 
-@pytest.mark.parametrize("body,status,mentions", [
-    ({"dialogue": []}, 422, "dialogue"),
-    ({"dialogue": [{"role": "bot", "text": "hi"}]}, 422, "dialogue[0].role"),
-    ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 422, "dialogue[0].text"),
-    ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 422, "top_k"),
-    ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 422, "top_k"),
-    ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 422, "dialogue[0].text"),
-    ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 422, "dialogue"),
-    ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 422, "user turn"),
-    ({"dialog": [{"role": "user", "text": "hi"}]}, 422, "dialogue"),
-    ([{"role": "user", "text": "hi"}], 422, "JSON object"),
-])
+
+@pytest.mark.parametrize(
+    "body,status,mentions",
+    [
+        ({"dialogue": []}, 422, "dialogue"),
+        ({"dialogue": [{"role": "bot", "text": "hi"}]}, 422, "dialogue[0].role"),
+        ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 422, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 422, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 422, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 422, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 422, "dialogue"),
+        ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 422, "user turn"),
+        ({"dialog": [{"role": "user", "text": "hi"}]}, 422, "dialogue"),
+        ([{"role": "user", "text": "hi"}], 422, "JSON object"),
+    ],
+)
 def test_invalid_json_bodies(serve_url, body, status, mentions):
     assert_client_error(post(serve_url, "/v1/recommend", body), status, mentions)
 
 
-@pytest.mark.parametrize("data,headers,status,mentions", [
-    (b'{"dialogue": [{"role": "user", "text": "caf\xe9"}]}', {}, 400, "UTF-8"),
-    (b'{"dialogue": [', {}, 400, "not valid JSON"),
-    (b"", {}, 400, "empty"),
-    (b'{"dialogue": NaN}', {}, 400, "NaN"),
-    (b'{"a": 1}', {"Content-Type": "text/plain"}, 415, "Content-Type"),
-    (b"[" * 100_000, {}, 400, "JSON"),
-    (b'{"dialogue": [], "pad": "' + b"x" * 300_000 + b'"}', {}, 413, "limit"),
-])
+@pytest.mark.parametrize(
+    "data,headers,status,mentions",
+    [
+        (b'{"dialogue": [{"role": "user", "text": "caf\xe9"}]}', {}, 400, "UTF-8"),
+        (b'{"dialogue": [', {}, 400, "not valid JSON"),
+        (b"", {}, 400, "empty"),
+        (b'{"dialogue": NaN}', {}, 400, "NaN"),
+        (b'{"a": 1}', {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        (b"[" * 100_000, {}, 400, "JSON"),
+        (b'{"dialogue": [], "pad": "' + b"x" * 300_000 + b'"}', {}, 413, "limit"),
+    ],
+)
 def test_malformed_bodies(serve_url, data, headers, status, mentions):
     headers = {"Content-Type": "application/json", **headers}
     assert_client_error(post(serve_url, "/v1/recommend", data=data, headers=headers), status, mentions)
@@ -63,8 +70,9 @@ def test_malformed_bodies(serve_url, data, headers, status, mentions):
 
 def test_oversized_chunked_body_is_refused_without_content_length(serve_url):
     chunks = (b"x" * 65536 for _ in range(8))  # a generator → chunked transfer, no Content-Length
-    r = requests.post(f"{serve_url}/v1/recommend", data=chunks, headers={"Content-Type": "application/json"},
-                      timeout=60)
+    r = requests.post(
+        f"{serve_url}/v1/recommend", data=chunks, headers={"Content-Type": "application/json"}, timeout=60
+    )
     assert_client_error(r, 413, "limit")
 
 
@@ -74,6 +82,7 @@ def test_unknown_route_and_method(serve_url):
 
 
 # ----------------------------------------------------------------------------- the pipeline end to end
+
 
 def test_recommend_end_to_end(serve_url):
     r = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE, "top_k": 3})
@@ -104,8 +113,13 @@ def test_concurrent_requests_get_their_own_answers(serve_url):
     each client must still get exactly the answer it gets alone."""
     from concurrent.futures import ThreadPoolExecutor
 
-    dialogues = [DIALOGUE[:1], DIALOGUE, [{"role": "user", "text": "Any scary horror film with zombies?"}],
-                 [{"role": "user", "text": "Something funny for kids, like Toy Story"}], DIALOGUE[:1]]
+    dialogues = [
+        DIALOGUE[:1],
+        DIALOGUE,
+        [{"role": "user", "text": "Any scary horror film with zombies?"}],
+        [{"role": "user", "text": "Something funny for kids, like Toy Story"}],
+        DIALOGUE[:1],
+    ]
     bodies = [{"dialogue": d, "top_k": 4 + i % 3, "generate": False} for i, d in enumerate(dialogues)]
     alone = [post(serve_url, "/v1/recommend", b).json() for b in bodies]
     with ThreadPoolExecutor(len(bodies)) as pool:
@@ -120,8 +134,7 @@ def test_concurrent_requests_get_their_own_answers(serve_url):
 
 def test_sessions_accumulate_turns(serve_url):
     sid = "test-session-1"
-    first = post(serve_url, "/v1/recommend",
-                 {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": False}).json()
+    first = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": False}).json()
     assert first["turns"] == 1 and first["session_id"] == sid
     second = post(serve_url, "/v1/recommend", {"dialogue": [DIALOGUE[2]], "session_id": sid, "generate": False})
     assert second.status_code == 200, second.text
@@ -152,6 +165,7 @@ def test_static_page_served(serve_url):
 
 # ----------------------------------------------------------------------------- OpenAI compatibility
 
+
 def test_openai_client(serve_url):
     client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)
     assert [m.id for m in client.models.list()] == ["ecr"]
@@ -159,8 +173,10 @@ def test_openai_client(serve_url):
     done = client.chat.completions.create(model="ecr", messages=messages, max_tokens=8)
     reply = done.choices[0].message.content
     assert done.choices[0].finish_reason == "stop" and reply
-    pieces = [c.choices[0].delta.content or "" for c in
-              client.chat.completions.create(model="ecr", messages=messages, max_tokens=8, stream=True)]
+    pieces = [
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="ecr", messages=messages, max_tokens=8, stream=True)
+    ]
     streamed = "".join(pieces)
     assert len(pieces) >= 3 and streamed.strip()
     first_item = done.model_extra["ecr"]["items"][0]["name"]
@@ -184,6 +200,7 @@ def test_sse_wire_format(serve_url):
 
 # ----------------------------------------------------------------------------- bearer-token auth
 
+
 def test_bearer_token_auth(serve_url, serve_cfg):
     """A second ingress (token from its environment) in front of the same model deployments, under /secure."""
     from ray import serve
@@ -192,8 +209,9 @@ def test_bearer_token_auth(serve_url, serve_cfg):
 
     token = "test-token-123"
     handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender", "Generator")]
-    secure = ECRIngress.options(ray_actor_options={"num_cpus": 0, "runtime_env": {
-        "env_vars": {serve_cfg.serve.api_token_env: token}}}).bind(serve_cfg, *handles)
+    secure = ECRIngress.options(
+        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": {serve_cfg.serve.api_token_env: token}}}
+    ).bind(serve_cfg, *handles)
     serve.run(secure, name="ecr-secure", route_prefix="/secure")
     try:
         base = f"{serve_url}/secure"

@@ -40,8 +40,9 @@ def test_chat_shows_recommendation(serve_url, browser):
     page.check("#generate")
     page.fill("#message", "Thanks! Something funnier?")
     page.click("#send")
-    page.wait_for_function("document.querySelectorAll('#chat li.recommender:not(.pending)').length == 2",
-                           timeout=120_000)
+    page.wait_for_function(
+        "document.querySelectorAll('#chat li.recommender:not(.pending)').length == 2", timeout=120_000
+    )
     assert page.locator("#chat li.user").count() == 2
     assert not errors, errors
     page.close()

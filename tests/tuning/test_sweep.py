@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
-from ecr_ray import tuning
 from ecr_ray.config import load_config
 from ecr_ray.data.tables import build_tables
+from ecr_ray.tuning import space as tuning
 
 
 def test_feedback_space_follows_the_paper():
@@ -22,8 +22,9 @@ def test_feedback_space_follows_the_paper():
 
 
 def test_knowledge_space():
-    assert tuning.knowledge_space() == [{"num_triples": t, "num_review_entities": e}
-                                        for t, e in ([0, 0], [2, 4], [4, 8], [0, 6])]
+    assert tuning.knowledge_space() == [
+        {"num_triples": t, "num_review_entities": e} for t, e in ([0, 0], [2, 4], [4, 8], [0, 6])
+    ]
     with pytest.raises(ValueError, match="pn_t, pn_e"):
         tuning.knowledge_space([[1]])
 
@@ -45,9 +46,14 @@ def _rows(path):
 def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
     from ecr_ray.tuning.sweep import run_sweep
 
-    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "recommender.epochs": 2,
-                               "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0],
-                                                                  "not_said": [1.0]}}})
+    cfg = load_config(
+        "demo",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "recommender.epochs": 2,
+            "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0], "not_said": [1.0]}},
+        },
+    )
     build_tables(cfg)
     summary = run_sweep(cfg, "feedback")
     rows = _rows(summary["results_csv"])
@@ -72,9 +78,16 @@ def test_knowledge_sweep_two_trials(ray_local, tmp_path):
 
     run = str(tmp_path / "run")
     common = ["--recipe", "demo", "--run-dir", run, "--generator.max_steps", "2", "--generator.max_new_tokens", "12"]
-    cfg = load_config("demo", {"run_dir": run, "generator.max_steps": 2, "generator.max_new_tokens": 12,
-                               "tune.knowledge_eval_samples": 3,
-                               "tune.search_space": {"knowledge": [[0, 0], [2, 4]]}})
+    cfg = load_config(
+        "demo",
+        {
+            "run_dir": run,
+            "generator.max_steps": 2,
+            "generator.max_new_tokens": 12,
+            "tune.knowledge_eval_samples": 3,
+            "tune.search_space": {"knowledge": [[0, 0], [2, 4]]},
+        },
+    )
     build_tables(cfg)
     assert build_reviews.main(common) == 0
     assert train_generator.main(common) == 0
