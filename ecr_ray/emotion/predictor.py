@@ -62,19 +62,24 @@ class EmotionPredictor:
 
 
 class BatchLabeler:
-    """Ray Data `map_batches` callable (one per actor): adds a `probs` column to batches with a `text` column."""
+    """Ray Data `map_batches` callable (one per actor): adds a `probs` column to batches with a `text` column.
+    `device` / `dtype` are the config's names, resolved here, where the actor's GPU (if any) is visible."""
 
-    def __init__(self, path: str, batch_size: int = 64, threads: int = 0, device: str = "cpu"):
+    def __init__(self, path: str, batch_size: int = 64, threads: int = 0, device: str = "auto", dtype: str = "auto"):
+        from ..hub import device as resolve_device
+        from ..hub import dtype as resolve_dtype
+
         if threads:
             torch.set_num_threads(threads)
-        self.predictor = EmotionPredictor.from_dir(path, batch_size=batch_size, device=device)
+        on = resolve_device(device)
+        self.predictor = EmotionPredictor.from_dir(path, batch_size, resolve_dtype(dtype, on), on)
 
     def __call__(self, batch: dict) -> dict:
         probs = self.predictor.predict([str(t) for t in batch["text"]])
         return {**batch, "probs": list(probs)}
 
 
-def label_turns(cfg: Config, turns: pa.Table, model_path: Path, device: str = "cpu") -> pa.Table:
+def label_turns(cfg: Config, turns: pa.Table, model_path: Path) -> pa.Table:
     """Every user turn of every split → probabilities and kept labels, with Ray Data over an actor pool of
     `emotion.label_resources`."""
     import ray
@@ -91,7 +96,12 @@ def label_turns(cfg: Config, turns: pa.Table, model_path: Path, device: str = "c
     blocks = [base.slice(i, step) for i in range(0, len(base), step)] or [base]
     ds = ray.data.from_arrow(blocks).map_batches(
         BatchLabeler,
-        fn_constructor_kwargs={"path": str(model_path), "threads": res.threads, "device": device},
+        fn_constructor_kwargs={
+            "path": str(model_path),
+            "threads": res.threads,
+            "device": cfg.emotion.device,
+            "dtype": cfg.emotion.dtype,
+        },
         batch_size=step,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=res.workers),

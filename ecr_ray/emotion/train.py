@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 
 from .. import artifacts
 from ..config import EMOTIONS, Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, read_state, steps_for
+from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
 from .data import class_weights, split_seeds, targets_from_labels
-from .model import EmotionClassifier, focal_loss, model_dir, resolve_backbone, save_classifier
+from .model import EmotionClassifier, focal_loss, model_dir, save_classifier
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ class EmotionTask(Task):
         super().__init__(config, worker)
         self.cfg = config_from_dict(config["cfg"])
         self.e = self.cfg.emotion
-        self.tok = AutoTokenizer.from_pretrained(resolve_backbone(self.e.classifier_model))
+        from ..hub import resolve
+
+        self.backbone = resolve(self.e.classifier_model, self.cfg.offline)
+        self.tok = AutoTokenizer.from_pretrained(self.backbone)
         self.shard = ray.train.get_dataset_shard("train")
         valid = list(ray.train.get_dataset_shard("valid").iter_rows())
         self.valid_texts = [r["text"] for r in valid]
@@ -47,7 +50,7 @@ class EmotionTask(Task):
         self.weights = config["class_weights"]
 
     def model(self):
-        return EmotionClassifier(self.e.classifier_model)
+        return EmotionClassifier(self.backbone)
 
     def steps_per_epoch(self) -> int:
         # Ray Data splits the rows equally over the workers (the remainder is dropped).
@@ -150,6 +153,7 @@ def train_classifier(cfg: Config, train_rows: list[dict], valid_rows: list[dict]
         storage=cfg.run_path / "emotions" / "classifier" / "ray",
         resources=e.train_resources,
         settings=LoopSettings(
+            precision=precision_of(e.dtype),
             lr=e.lr,
             weight_decay=0.01,
             epochs=e.epochs,
@@ -210,6 +214,8 @@ def fit(cfg: Config, force: bool = False) -> dict:
             [r["text"] for r in valid_rows],
             [r["labels"] for r in valid_rows],
             cfg.emotion.threshold,
+            cfg.emotion.device,
+            cfg.emotion.dtype,
         )
         report = {
             "valid": metrics,

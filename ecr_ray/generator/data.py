@@ -93,7 +93,7 @@ def build_examples(cfg: Config, out: Path) -> dict:
 
     from ..data.linker import EntityLinker
     from ..data.tables import load_dataset_kg
-    from ..hub import resolve_model_dir
+    from ..hub import resolve
     from ..reviews.knowledge import load_knowledge
 
     reviews_path = cfg.run_path / "reviews" / "reviews.parquet"
@@ -108,7 +108,7 @@ def build_examples(cfg: Config, out: Path) -> dict:
         load_knowledge(cfg.run_path),
         gcfg,
         cfg.seed,
-        tokenizer=AutoTokenizer.from_pretrained(resolve_model_dir(gcfg.base_model)),
+        tokenizer=AutoTokenizer.from_pretrained(resolve(gcfg.base_model, cfg.offline)),
         linker=EntityLinker.from_kg(load_dataset_kg(cfg)),
     )
     out.parent.mkdir(parents=True, exist_ok=True)

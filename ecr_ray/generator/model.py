@@ -7,6 +7,7 @@ from ..config import GeneratorConfig
 
 ADAPTER_DIR = "adapter"  # PEFT adapter (method=lora)
 MODEL_DIR = "model"  # full weights (method=full)
+MERGED_DIR = "merged"  # base + adapter merged, for engines that load plain weights (vLLM)
 
 
 def with_lora(model, gcfg: GeneratorConfig):
@@ -38,3 +39,24 @@ def compile_decode(model) -> None:
     cc = CompileConfig(fullgraph=True, dynamic=False, mode="default")
     cc._compile_all_devices = True  # transformers only auto-compiles on accelerators unless told
     model.generation_config.compile_config = cc
+
+
+def merge_adapter(cfg) -> str:
+    """Base model + the run's LoRA adapter merged into plain weights at `<run_dir>/generator/merged` (what vLLM loads),
+    in the generator's dtype. Run as a Ray task after training."""
+    from peft import PeftModel
+
+    from ..hub import load_chat_model
+
+    g = cfg.generator
+    gen = cfg.run_path / "generator"
+    tok, base = load_chat_model(g.base_model, "float32" if g.dtype == "float32" else "bfloat16", "cpu", cfg.offline)
+    merged = PeftModel.from_pretrained(base, str(gen / ADAPTER_DIR)).merge_and_unload()
+    tmp = gen / (MERGED_DIR + ".tmp")
+    merged.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    import shutil
+
+    shutil.rmtree(gen / MERGED_DIR, ignore_errors=True)
+    tmp.rename(gen / MERGED_DIR)
+    return str(gen / MERGED_DIR)

@@ -13,61 +13,24 @@ from ..prompts import compose_response, fill_item, generation_messages, render_p
 from .model import ADAPTER_DIR, MODEL_DIR
 
 
-class GeneratorPredictor:
-    """Knowledge prompt → emotion-aligned response, composed with the recommendation sentence."""
+class Prompter:
+    """A recommended item → its knowledge (pn_t KG triples, pn_e review entities) and the Eq. 8 prompt in the model's
+    chat template. No model: the vLLM path (ecr_ray/serve/vllm.py) builds its prompts with it alone."""
 
-    def __init__(self, tokenizer, model, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
-        self.tok, self.model, self.kg, self.knowledge, self.gcfg, self.seed = (
-            tokenizer,
-            model,
-            kg,
-            knowledge,
-            gcfg,
-            seed,
-        )
-        self.tok.padding_side = "left"  # batched generation continues every row from its own last token
-        self._caches: dict[int, object] = {}  # batch size → static KV cache (compiled decoding only)
-        self._decode_lock = threading.Lock()
+    def __init__(self, tokenizer, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
+        self.tok, self.kg, self.knowledge, self.gcfg, self.seed = tokenizer, kg, knowledge, gcfg, seed
 
-    @classmethod
-    def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> GeneratorPredictor:
-        """Base model + the trained adapter of `cfg.run_path/generator` (or `adapter`); `zero_shot` = no adapter.
-        Without a review DB in the run dir, knowledge comes from the KG alone."""
+    @staticmethod
+    def sources(cfg: Config) -> tuple:
+        """(KG, per-movie knowledge) of a run; without a review DB, knowledge comes from the KG alone."""
         from ..data.tables import load_dataset_kg
-        from ..hub import inference_dtype, load_chat_model
         from ..reviews.knowledge import load_knowledge
 
-        gcfg = cfg.generator
-        dtype = inference_dtype(gcfg.dtype)
-        gen_dir = cfg.run_path / "generator"
-        if not zero_shot and gcfg.method == "full":
-            tok, model = load_chat_model(str(gen_dir / MODEL_DIR), dtype=dtype)
-        else:
-            tok, model = load_chat_model(gcfg.base_model, dtype=dtype)
-            if not zero_shot:
-                path = Path(adapter) if adapter else gen_dir / ADAPTER_DIR
-                if not (path / "adapter_config.json").exists():
-                    raise FileNotFoundError(f"{path}: no PEFT adapter; train it first (`ecr-ray train_generator`)")
-                from peft import PeftModel
-
-                model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()  # merged: no LoRA overhead
-        model.eval()
         try:
             knowledge = load_knowledge(cfg.run_path)
         except FileNotFoundError:
             knowledge = {}
-        pred = cls(tok, model, load_dataset_kg(cfg), knowledge, gcfg, cfg.seed)
-        if gcfg.compile:
-            from .model import compile_decode
-
-            compile_decode(model)
-            pred.warm_up()
-        return pred
-
-    def warm_up(self) -> None:
-        """Compile the decode graph of every `compile_batch_sizes` now, not at a user's first request."""
-        for b in sorted(set(self.gcfg.compile_batch_sizes)):
-            self.generate(["Hello"] * b, max_new_tokens=2, min_new_tokens=2, do_sample=False)
+        return load_dataset_kg(cfg), knowledge
 
     def item_knowledge(self, item: int) -> dict:
         """pn_t triples with the item as head and pn_e entities mentioned ≥2 times in its reviews (seeded by item)."""
@@ -92,6 +55,52 @@ class GeneratorPredictor:
         msgs = generation_messages(name, k["review_entities"], k["triples"], first)
         return render_prompt(self.tok, msgs), first, k
 
+
+class GeneratorPredictor(Prompter):
+    """Knowledge prompt → emotion-aligned response, composed with the recommendation sentence."""
+
+    def __init__(self, tokenizer, model, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
+        super().__init__(tokenizer, kg, knowledge, gcfg, seed)
+        self.model = model
+        self.tok.padding_side = "left"  # batched generation continues every row from its own last token
+        self._caches: dict[int, object] = {}  # batch size → static KV cache (compiled decoding only)
+        self._decode_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> GeneratorPredictor:
+        """Base model + the trained adapter of `cfg.run_path/generator` (or `adapter`); `zero_shot` = no adapter.
+        Without a review DB in the run dir, knowledge comes from the KG alone."""
+        from ..hub import device, dtype, load_chat_model
+
+        gcfg = cfg.generator
+        on = device(gcfg.device)
+        dt = dtype(gcfg.dtype, on)
+        gen_dir = cfg.run_path / "generator"
+        if not zero_shot and gcfg.method == "full":
+            tok, model = load_chat_model(str(gen_dir / MODEL_DIR), dt, on)
+        else:
+            tok, model = load_chat_model(gcfg.base_model, dt, on, cfg.offline)
+            if not zero_shot:
+                path = Path(adapter) if adapter else gen_dir / ADAPTER_DIR
+                if not (path / "adapter_config.json").exists():
+                    raise FileNotFoundError(f"{path}: no PEFT adapter; train it first (`ecr-ray train_generator`)")
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()  # merged: no LoRA overhead
+        model.eval()
+        pred = cls(tok, model, *cls.sources(cfg), gcfg, cfg.seed)
+        if gcfg.compile:
+            from .model import compile_decode
+
+            compile_decode(model)
+            pred.warm_up()
+        return pred
+
+    def warm_up(self) -> None:
+        """Compile the decode graph of every `compile_batch_sizes` now, not at a user's first request."""
+        for b in sorted(set(self.gcfg.compile_batch_sizes)):
+            self.generate(["Hello"] * b, max_new_tokens=2, min_new_tokens=2, do_sample=False)
+
     def _gen_kwargs(self, **kw) -> dict:
         g = self.gcfg
         out = {
@@ -115,7 +124,7 @@ class GeneratorPredictor:
         return out
 
     def generate(self, prompts: list[str], **kw) -> list[str]:
-        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         out = self._run(enc, self._gen_kwargs(**kw))
         return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
 
@@ -159,7 +168,7 @@ class GeneratorPredictor:
         from transformers import TextIteratorStreamer
 
         text, _, _ = self.prompt(item_entity_id, first_sentence)
-        enc = self.tok([text], return_tensors="pt", add_special_tokens=False)
+        enc = self.tok([text], return_tensors="pt", add_special_tokens=False).to(self.model.device)
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
         gen = {**self._gen_kwargs(**gen_kwargs), "streamer": streamer}
 

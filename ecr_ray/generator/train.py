@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import artifacts
 from ..config import Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, read_state
+from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state
 from ..train import fit as fit_run
 from .data import EXAMPLES_FILE, collate, encode, read_examples
 from .model import ADAPTER_DIR, MODEL_DIR, with_lora
@@ -44,7 +44,9 @@ class GeneratorTask(Task):
         super().__init__(config, worker)
         self.cfg = config_from_dict(config["cfg"])
         self.g = self.cfg.generator
-        self.tok, self.base = load_chat_model(self.g.base_model, dtype=config.get("dtype"))
+        # bf16 weights under DeepSpeed's bf16, or on CUDA unless dtype float32 (LoRA adapters stay fp32: PEFT)
+        bf16 = config["deepspeed_bf16"] or (worker.device.type == "cuda" and self.g.dtype != "float32")
+        self.tok, self.base = load_chat_model(self.g.base_model, "bfloat16" if bf16 else None, "cpu", self.cfg.offline)
         examples = read_examples(Path(config["examples"]))[worker.rank :: worker.world]
         self.data = [encode(self.tok, e["messages"], e["target"], self.g.max_length) for e in examples]
         self.per_epoch = max(config["n_examples"] // (self.g.batch_size * worker.world), 1)
@@ -109,7 +111,6 @@ def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, for
     counts = run_task(build_examples, g.eval_resources, cfg.with_absolute_paths(), examples)
     workers = g.train_resources.workers
     total = g.max_steps or g.epochs * max(counts["examples"] // (g.batch_size * workers), 1)
-    bf16 = bool(g.deepspeed.get("bf16", {}).get("enabled"))
     name = run_name or f"generator-{key}"
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
@@ -119,6 +120,7 @@ def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, for
         storage=out / "ray",
         resources=g.train_resources,
         settings=LoopSettings(
+            precision=precision_of(g.dtype),
             lr=g.lr,
             weight_decay=g.weight_decay,
             epochs=g.epochs,
@@ -135,13 +137,17 @@ def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, for
             "seed": cfg.seed,
             "examples": str(examples),
             "n_examples": counts["examples"],
-            "dtype": "bfloat16" if bf16 else None,
+            "deepspeed_bf16": bool(g.deepspeed.get("bf16", {}).get("enabled")),
         },
     )
     result, checkpoint = fit_run(run)
     state = read_state(checkpoint)
     shutil.rmtree(out / (ADAPTER_DIR if g.method == "lora" else MODEL_DIR), ignore_errors=True)
     copy_model(checkpoint, out)
+    if g.engine == "vllm" and g.method == "lora" and state["step"] >= total:  # vLLM serves plain weights
+        from .model import merge_adapter
+
+        run_task(merge_adapter, g.eval_resources, cfg.with_absolute_paths())
     losses = state["losses"]
     return artifacts.write_manifest(
         cfg,

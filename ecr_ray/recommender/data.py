@@ -48,14 +48,19 @@ def turn_embeddings(cfg: Config, turns: pa.Table) -> tuple[np.ndarray, Path]:
     """[n_turns, dim] float32 embeddings of `turns` rows (in table order), cached by content hash; and the cache
     file."""
     texts = [turn_line(r, t) for r, t in zip(turns["role"].to_pylist(), turns["text"].to_pylist())]
+    from ..hub import device, dtype
+
     rc = cfg.recommender
-    h = hashlib.sha256(json.dumps([rc.text_encoder, rc.max_context_tokens, texts]).encode()).hexdigest()[:16]
+    on = device(rc.device)
+    dt = dtype(rc.dtype, on)
+    key = [rc.text_encoder, rc.max_context_tokens, texts] + ([str(dt)] if str(dt) != "torch.float32" else [])
+    h = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     path = cache_dir(cfg) / f"turns-{h}.npy"
     if path.exists():
         return np.load(path).astype(np.float32), path
     from .model import TextEncoder
 
-    emb = TextEncoder(rc.text_encoder, rc.max_context_tokens).encode(texts)
+    emb = TextEncoder(rc.text_encoder, rc.max_context_tokens, dt, on, cfg.offline).encode(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, emb.astype(np.float16))  # half the disk; precision is plenty for a frozen feature

@@ -56,9 +56,12 @@ def _items_in(entities: np.ndarray, model: EmotionRecommender) -> np.ndarray:
 def evaluate_model(out: Path, rc: RecommenderConfig, splits: tuple[str, ...] = ("valid", "test")) -> dict:
     """Score valid and test with the selected model (test once per training run); per-sample test predictions go to
     test_predictions.npz for paired comparisons between variants. Runs as a Ray task (`encode_resources`)."""
+    from ..hub import device
+
     prep, data = load_batchers(out / "prepared", splits)
     model = build_model(rc, prep["graph"], prep["meta"]["text_dim"])
-    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
+    model.to(device(rc.device))
     metrics = {}
     for split in splits:
         loss, ce, acc = score_split(model, data[split], auc_batch_size=rc.auc_batch_size)

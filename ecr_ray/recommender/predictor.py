@@ -25,7 +25,7 @@ class RecommenderPredictor:
         from ..data.linker import EntityLinker
         from ..data.redial import MovieCatalogue
         from ..data.tables import load_dataset_kg
-        from ..hub import inference_dtype
+        from ..hub import device, inference_dtype
         from ..text_cache import TextCache
         from .model import TextEncoder
 
@@ -37,10 +37,11 @@ class RecommenderPredictor:
             f"{self.dir / 'meta.json'} (retrain with this version if it names unknown fields)",
         )
         self.rc = rc
+        self.device = device(cfg.recommender.device)
         prep = load_prepared(self.dir / "prepared")
         self.model = build_model(rc, prep["graph"], meta["text_dim"])
         self.model.load_state_dict(torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True))
-        self.model.eval()
+        self.model.eval().to(self.device)
         self.cooc = prep["cooc"]
         with torch.no_grad():
             self.E = self.model.kg()
@@ -50,7 +51,13 @@ class RecommenderPredictor:
         self.linker = EntityLinker.from_kg(self.kg, include_items=True)  # resolves movie titles as well
         rdir = cfg.data.resolved_dir() / "redial"
         self.movies = MovieCatalogue.load(rdir) if rdir.exists() else None
-        self.encoder = TextEncoder(rc.text_encoder, rc.max_context_tokens, inference_dtype(encoder_dtype))
+        self.encoder = TextEncoder(
+            rc.text_encoder,
+            rc.max_context_tokens,
+            inference_dtype(encoder_dtype, self.device),
+            self.device,
+            cfg.offline,
+        )
         # Clients re-send the history with every request: only turns not seen yet go through the encoder.
         self.encode_turns = TextCache(self.encoder.encode, cache_size)
         self.threshold = cfg.emotion.threshold
@@ -138,7 +145,8 @@ class RecommenderPredictor:
         }
         if self.cooc is not None:
             batch["cooc"] = cooc_rows(self.cooc, ents)
-        probs = torch.softmax(self.model(batch, entity_reps=self.E), -1)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        probs = torch.softmax(self.model(batch, entity_reps=self.E), -1).cpu()
         out = []
         for b, (f, k) in enumerate(zip(feats, top_ks)):
             top = torch.topk(probs[b], min(int(k), probs.shape[1]))

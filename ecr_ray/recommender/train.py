@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import artifacts
 from ..config import Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, read_state, steps_for
+from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
 from .data import load_batchers, to_device
 from .model import build_model, weighted_loss
@@ -118,6 +118,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         max_failures=rc.max_failures,
         callbacks=callbacks,
         settings=LoopSettings(
+            precision=precision_of(rc.dtype),
             lr=rc.lr,
             weight_decay=rc.weight_decay,
             epochs=rc.epochs,

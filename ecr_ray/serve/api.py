@@ -8,11 +8,7 @@ shape, `{"error": {"message", "type", "param", "code"}}`, which the `openai` cli
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -249,67 +245,3 @@ class AppArgs(BaseModel):
         if self.data_dir:
             over["data.data_dir"] = self.data_dir
         return load_config(self.recipe, over)
-
-
-# ----------------------------------------------------------------------------- sessions
-
-
-@dataclass
-class Session:
-    """One conversation's state: its turns and the cached emotion probabilities of its user turns."""
-
-    turns: list[dict] = field(default_factory=list)
-    emotions: list[list[float] | None] = field(default_factory=list)
-    created: float = 0.0
-    touched: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def extend(self, turns: list[dict], emotions: list[list[float] | None] | None = None, max_turns: int = 0) -> None:
-        self.turns.extend(turns)
-        self.emotions.extend(emotions if emotions is not None else [None] * len(turns))
-        if max_turns and len(self.turns) > max_turns:  # keep the most recent context
-            del self.turns[:-max_turns], self.emotions[:-max_turns]
-
-
-class SessionStore:
-    """In-memory sessions bounded in number (least recently used evicted) and age (idle > ttl_s forgotten).
-
-    Sessions live in the ingress replica: run one ingress replica, or accept that a session is per replica.
-    """
-
-    def __init__(self, max_sessions: int, ttl_s: float, clock=time.monotonic):
-        self.max_sessions, self.ttl_s, self.clock = max_sessions, ttl_s, clock
-        self._data: OrderedDict[str, Session] = OrderedDict()
-
-    def _expire(self, now: float) -> None:
-        while self._data:
-            sid, s = next(iter(self._data.items()))
-            if now - s.touched <= self.ttl_s:
-                break
-            del self._data[sid]
-
-    def get_or_create(self, sid: str) -> tuple[Session, bool]:
-        """(session, created)."""
-        now = self.clock()
-        self._expire(now)
-        s = self._data.get(sid)
-        created = s is None
-        if created:
-            s = self._data[sid] = Session(created=now)
-            while len(self._data) > self.max_sessions:
-                self._data.popitem(last=False)
-        s.touched = now
-        self._data.move_to_end(sid)
-        return s, created
-
-    def get(self, sid: str) -> Session | None:
-        now = self.clock()
-        self._expire(now)
-        return self._data.get(sid)
-
-    def delete(self, sid: str) -> bool:
-        return self._data.pop(sid, None) is not None
-
-    def __len__(self) -> int:
-        self._expire(self.clock())
-        return len(self._data)

@@ -16,6 +16,7 @@ import json
 import os
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from ecr_ray.config import EMOTIONS, Config
 from ecr_ray.prompts import NO_ITEMS, recommendation_sentence
 
-from .api import APIError, AppArgs, Models, SessionStore, read_json
+from . import sessions
+from .api import APIError, AppArgs, Models, read_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
@@ -55,11 +57,12 @@ class EmotionDetector:
     def __init__(self, cfg: Config):
         _replica_env()
         from ecr_ray.emotion.predictor import EmotionPredictor
-        from ecr_ray.hub import inference_dtype
+        from ecr_ray.hub import device, inference_dtype
         from ecr_ray.text_cache import TextCache
 
+        on = device(cfg.emotion.device)
+        predictor = EmotionPredictor.load(cfg, inference_dtype(cfg.serve.encoder_dtype, on), on)
         # Clients re-send the history with every request: each replica classifies a text once.
-        predictor = EmotionPredictor.load(cfg, dtype=inference_dtype(cfg.serve.encoder_dtype))
         self.probs = TextCache(predictor.predict, cfg.serve.text_cache_size)
         # Batch sizes and waits come from the recipe (serve.max_batch_size, serve.batch_wait_timeout_s).
         self.predict.set_max_batch_size(cfg.serve.max_batch_size)
@@ -253,7 +256,9 @@ class ECRIngress:
         self.cfg, self.limits = cfg, cfg.serve
         self.models = Models(cfg.serve)
         self.emotion, self.recommender, self.generator = emotion, recommender, generator
-        self.sessions = SessionStore(cfg.serve.max_sessions, cfg.serve.session_ttl_s)
+        # Sessions live in one actor every ingress replica shares (sessions.py); its name follows the run.
+        self.sessions = sessions.connect(f"sessions:{cfg.run_path}", cfg.serve.max_sessions, cfg.serve.session_ttl_s)
+        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # The token is read from this replica's environment, never from the config (no secrets in files/logs).
         self.token = os.environ.get(cfg.serve.api_token_env, "")
 
@@ -353,7 +358,7 @@ class ECRIngress:
     @api.get("/healthz")
     async def healthz(self, deep: bool = False):
         """Liveness; `?deep=true` also pings every model deployment."""
-        body: dict[str, Any] = {"status": "ok", "sessions": len(self.sessions)}
+        body: dict[str, Any] = {"status": "ok", "sessions": await self._call("sessions", self.sessions.size)}
         if deep:
             for name, h in (
                 ("emotion", self.emotion),
@@ -380,22 +385,37 @@ class ECRIngress:
         if req.session_id is None:
             out = await self._answer(new, [None] * len(new), req.top_k, req.generate, gen)
             return {**out, "session_id": None}
-        session, _ = self.sessions.get_or_create(req.session_id)
-        async with session.lock:  # one request at a time per session keeps its history consistent
-            keep = self.limits.max_turns
+        lock = self._session_locks.setdefault(req.session_id, asyncio.Lock())
+        async with lock:  # this replica answers one request of a session at a time
+            out = await self._answer_in_session(req.session_id, new, req.top_k, req.generate, gen)
+        return {**out, "session_id": req.session_id}
+
+    async def _answer_in_session(self, sid: str, new: list[dict], top_k: int, generate: bool, gen: dict) -> dict:
+        """Answer on the session's history + `new`, then commit; when another replica committed first, answer
+        again on the history it left (a few times at most)."""
+        keep = self.limits.max_turns
+        for _ in range(3):
+            session = await self._call("sessions", self.sessions.get, sid) or sessions.Session()
             dialogue = (session.turns + new)[-keep:]
             cache = (session.emotions + [None] * len(new))[-keep:]
             if not any(t["role"] == "user" for t in dialogue):
                 raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
-            out = await self._answer(dialogue, cache, req.top_k, req.generate, gen)
-            session.extend(new, cache[len(cache) - len(new) :], max_turns=keep)
-            session.extend([{"role": "recommender", "text": out["response"]["final"]}], max_turns=keep)
-        return {**out, "session_id": req.session_id}
+            out = await self._answer(dialogue, cache, top_k, generate, gen)
+            reply = {"role": "recommender", "text": out["response"]["final"]}
+            updated = session.extended([*new, reply], [*cache[len(cache) - len(new) :], None], keep)
+            if await self._call("sessions", self.sessions.commit, sid, session.version, updated):
+                return out
+        raise APIError(
+            409,
+            f"session {sid!r} kept changing under concurrent requests; retry",
+            param="session_id",
+            code="session_conflict",
+        )
 
     @api.delete("/v1/sessions/{session_id}")
     async def end_session(self, session_id: str, request: Request):
         self._auth(request)
-        if not self.sessions.delete(session_id):
+        if not await self._call("sessions", self.sessions.delete, session_id):
             raise APIError(
                 404,
                 f"session {session_id!r} not found (never created, or expired)",
@@ -474,7 +494,12 @@ def build_app(cfg: Config) -> serve.Application:
     opts = cfg.serve.deployment_options
     emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
     recommender = Recommender.options(**opts("Recommender")).bind(cfg, emotion)
-    generator = Generator.options(**opts("Generator")).bind(cfg)
+    if cfg.generator.engine == "vllm":  # the model on vLLM (Ray Serve LLM), prompts in a small Generator replica
+        from .vllm import generator_app
+
+        generator = generator_app(cfg, opts("Generator"))
+    else:
+        generator = Generator.options(**opts("Generator")).bind(cfg)
     return ECRIngress.options(**opts("ECRIngress")).bind(cfg, emotion, recommender, generator)
 
 

@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Literal
 
+import ray
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,15 +58,18 @@ def model_id(base_model: str) -> str:
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress(api)
 class ChatModel:
-    def __init__(self, base_model: str, default_max_tokens: int = 128, threads: int = 0):
-        from ecr_ray.hub import load_chat_model
-
-        self.name, self.base_model = model_id(base_model), base_model
-        self.default_max_tokens = default_max_tokens
+    def __init__(self, cfg: Config):
         import torch
 
-        torch.set_num_threads(threads or os.cpu_count() or 1)  # Ray pins actors to 1 thread by default
-        self.tok, self.model = load_chat_model(base_model)
+        from ecr_ray.hub import device, dtype, load_chat_model
+
+        g = cfg.generator
+        self.name, self.base_model = model_id(g.base_model), g.base_model
+        self.default_max_tokens = max(g.max_new_tokens, 128)
+        threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or os.cpu_count() or 1
+        torch.set_num_threads(max(1, threads))  # the CPUs the replica reserved
+        on = device(g.device)
+        self.tok, self.model = load_chat_model(g.base_model, dtype(g.dtype, on), on, cfg.offline)
         self.lock = threading.Lock()  # one generate at a time per replica: CPU threads are the bottleneck
 
     @api.get("/v1/models")
@@ -111,7 +115,7 @@ class ChatModel:
     def _prepare(self, req: ChatRequest):
         msgs = [m.model_dump() for m in req.messages]
         prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        inputs = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
+        inputs = self.tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         gen = {
             "max_new_tokens": req.max_completion_tokens or req.max_tokens or self.default_max_tokens,
             "pad_token_id": self.tok.pad_token_id,
@@ -152,8 +156,12 @@ class ChatModel:
 
 
 def build_app(cfg: Config):
-    """The Serve application (bound deployment) for `cfg.generator.base_model`."""
-    return ChatModel.bind(cfg.generator.base_model, max(cfg.generator.max_new_tokens, 128))
+    """The Serve application for `cfg.generator.base_model` (on vLLM through Ray Serve LLM with engine vllm)."""
+    if cfg.generator.engine == "vllm":
+        from .vllm import openai_app
+
+        return openai_app(cfg.with_absolute_paths())
+    return ChatModel.bind(cfg.with_absolute_paths())
 
 
 def app(args: AppArgs):

@@ -64,8 +64,10 @@ def test_minilm_train_steps_save_load_roundtrip(tmp_path):
     from transformers import AutoTokenizer
 
     torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(emodel.resolve_backbone("minilm"))
-    model = emodel.EmotionClassifier("minilm")
+    from ecr_ray.hub import resolve
+
+    tok = AutoTokenizer.from_pretrained(resolve("minilm"))
+    model = emodel.EmotionClassifier(resolve("minilm"))
     texts = ["I loved that movie so much!", "Thanks, bye!", "I hated it, boring.", "What is it about?"]
     y = torch.tensor(data.targets_from_labels([["like"], ["grateful"], ["negative"], ["curious"]]))
     enc = tok(texts, padding=True, return_tensors="pt")

@@ -60,6 +60,13 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     ids = tuned.tok("Hello there", return_tensors="pt")
     with torch.inference_mode():
         assert not torch.allclose(tuned.model(**ids).logits, base.model(**ids).logits)
+    # vLLM serves plain weights: base + adapter merged give the same logits as the adapter on the base.
+    from ecr_ray.generator.model import merge_adapter
+    from ecr_ray.hub import load_chat_model
+
+    _, merged = load_chat_model(merge_adapter(load_config("demo", {"run_dir": str(run), "generator.dtype": "float32"})))
+    with torch.inference_mode():
+        torch.testing.assert_close(merged(**ids).logits, tuned.model(**ids).logits, atol=1e-4, rtol=1e-4)
     r = tuned.respond(0, "You should watch <movie>")
     assert r["response"].startswith("You should watch Toy Story (1995).")
 

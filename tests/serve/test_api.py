@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ecr_ray.config import ConfigError, load_config
-from ecr_ray.serve.api import APIError, Models, SessionStore
+from ecr_ray.serve.api import APIError, Models
+from ecr_ray.serve.sessions import Session, SessionStore
 
 
 @pytest.fixture
@@ -89,20 +90,30 @@ def test_chat_errors(models, obj, status, param):
 def test_sessions_bounded_in_number_and_age():
     now = [0.0]
     store = SessionStore(max_sessions=2, ttl_s=10, clock=lambda: now[0])
-    a, created = store.get_or_create("a")
-    assert created and store.get_or_create("a") == (a, False)
-    store.get_or_create("b")
-    store.get_or_create("a")  # a is now the most recent
-    store.get_or_create("c")  # evicts b, the least recently used
-    assert store.get("b") is None and store.get("a") is a and len(store) == 2
+    assert store.get("a") is None
+    assert store.commit("a", 0, Session(turns=[{"role": "user", "text": "hi"}]))
+    assert store.get("a").version == 1
+    store.commit("b", 0, Session())
+    store.get("a")  # a is now the most recent
+    store.commit("c", 0, Session())  # evicts b, the least recently used
+    assert store.get("b") is None and store.get("a").turns[0]["text"] == "hi" and store.size() == 2
     now[0] = 11.0
-    assert store.get("a") is None and len(store) == 0  # idle for longer than the TTL
+    assert store.get("a") is None and store.size() == 0  # idle for longer than the TTL
+
+
+def test_session_commits_are_compare_and_set():
+    store = SessionStore(10, 10)
+    first = Session().extended([{"role": "user", "text": "1"}], [None], max_turns=50)
+    assert store.commit("s", 0, first)
+    seen = store.get("s")  # two requests read version 1 ...
+    assert store.commit("s", seen.version, seen.extended([{"role": "user", "text": "2"}], [None], 50))
+    assert not store.commit("s", seen.version, seen.extended([{"role": "user", "text": "3"}], [None], 50))
+    assert [t["text"] for t in store.get("s").turns] == ["1", "2"]  # ... only the first commit lands
+    assert store.delete("s") and not store.delete("s")
 
 
 def test_session_keeps_most_recent_turns():
-    store = SessionStore(10, 10)
-    s, _ = store.get_or_create("s")
-    s.extend([{"role": "user", "text": str(i)} for i in range(5)], max_turns=3)
+    s = Session().extended([{"role": "user", "text": str(i)} for i in range(5)], [None] * 5, max_turns=3)
     assert [t["text"] for t in s.turns] == ["2", "3", "4"] and len(s.emotions) == 3
 
 
