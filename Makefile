@@ -6,7 +6,7 @@ PY ?= $(shell for p in python3.12 python3.11 python3; do \
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo test test-all rehearsal lint install clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "error: no Python 3.11 or 3.12 found (set PY=/path/to/python3.x)"; exit 2; }
@@ -23,10 +23,13 @@ demo: $(STAMP)
 	$(VENV)/bin/ecr-ray demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow" --timeout 900
+	$(VENV)/bin/python -m pytest -q -m "not slow and not rehearsal" --timeout 900
+
+rehearsal: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -s -m rehearsal --timeout 2400 tests/cluster
 
 test-all: $(STAMP)
-	$(VENV)/bin/python -m pytest -q --timeout 1800
+	$(VENV)/bin/python -m pytest -q -m "not rehearsal" --timeout 1800
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

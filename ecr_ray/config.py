@@ -476,6 +476,12 @@ class ServeConfig:
     host: str = "127.0.0.1"
     """Bind address of the HTTP proxy (`ecr-ray serve`); keep 127.0.0.1 unless behind an authenticating proxy."""
     port: int = 8000
+    proxy_location: str = "HeadOnly"
+    """`HeadOnly`: one HTTP proxy, on the head (a laptop; several nodes on one machine) | `EveryNode`: a proxy on every
+    node, behind your load balancer (KubeRay's Serve service)."""
+    check_resources: bool = True
+    """Before deploying, require the deployments at their largest scale to fit the cluster's resources, and fail
+    naming them and the shortfall instead of waiting forever. Turn off on clusters that add nodes on demand."""
     model_name: str = "ecr"
     """Model id reported by GET /v1/models and expected in chat-completion requests."""
     max_turns: int = 50
@@ -519,6 +525,8 @@ class ServeConfig:
     ...); a recipe's entry replaces the default entry of that deployment."""
 
     DEPLOYMENTS = ("ECRIngress", "EmotionDetector", "Recommender", "Generator")
+    """The deployments of the ECR application; `ChatModel` is the base-model endpoint of the `llm` application."""
+    ALL_DEPLOYMENTS = (*DEPLOYMENTS, "ChatModel")
     OPTIONS = (
         "num_replicas",
         "autoscaling_config",
@@ -529,6 +537,7 @@ class ServeConfig:
         "health_check_timeout_s",
         "graceful_shutdown_timeout_s",
         "graceful_shutdown_wait_loop_s",
+        "max_replicas_per_node",
     )
 
     DEFAULT_DEPLOYMENTS = {  # sized for a 2-core laptop; GPU recipes give Generator num_gpus
@@ -542,6 +551,9 @@ class ServeConfig:
             "ray_actor_options": {"num_cpus": 0.25},
         },
         "Generator": {"num_replicas": 1, "max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.5}},
+        # The /llm app's base model: 0.35 CPU keeps both applications within 2 CPUs at their largest scale
+        # (0.1 + 0.25 + 2 × 0.25 + 0.5 + 0.35 = 1.7); it computes on all the cores it finds anyway.
+        "ChatModel": {"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.35}},
     }
 
     def __post_init__(self) -> None:
@@ -576,9 +588,16 @@ class ServeConfig:
             self.encoder_dtype in ("float32", "bfloat16", "auto"),
             f"serve.encoder_dtype: expected float32|bfloat16|auto, got {self.encoder_dtype!r}",
         )
+        _check(
+            self.proxy_location in ("HeadOnly", "EveryNode"),
+            f"serve.proxy_location: expected HeadOnly|EveryNode, got {self.proxy_location!r}",
+        )
         _check(self.text_cache_size >= 0, f"serve.text_cache_size: must be >= 0, got {self.text_cache_size}")
         for dep, opts in self.deployments.items():
-            _check(dep in self.DEPLOYMENTS, f"serve.deployments.{dep}: unknown deployment; known: {self.DEPLOYMENTS}")
+            _check(
+                dep in self.ALL_DEPLOYMENTS,
+                f"serve.deployments.{dep}: unknown deployment; known: {self.ALL_DEPLOYMENTS}",
+            )
             _check(isinstance(opts, dict), f"serve.deployments.{dep}: expected a mapping of Serve options")
             bad = sorted(set(opts) - set(self.OPTIONS))
             _check(not bad, f"serve.deployments.{dep}: unknown option(s) {bad}; known: {self.OPTIONS}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import resource
 import sys
 from collections.abc import Callable
 
@@ -13,7 +14,9 @@ from ecr_ray.data.errors import DataError
 
 
 def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a job's main; user mistakes (bad config, bad input rows) print one clear line, not a traceback."""
+    """Run a job's main; user mistakes (bad config, bad input rows) print one clear line, not a traceback. At the end
+    the driver reports its own peak memory: model work belongs in Ray tasks, actors and Train workers, so on a
+    cluster's head this should stay small (docs/cluster.md)."""
     try:
         return int(main(argv) or 0)
     except (ConfigError, DataError, FileNotFoundError) as e:
@@ -22,6 +25,9 @@ def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{main.__module__.rsplit('.', 1)[-1]}: driver peak RSS {rss:.0f} MB", file=sys.stderr)
 
 
 def job_names() -> list[str]:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, write_config
+from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, check_fits, write_config
 
 from ._common import parse, ray_for
 from .cli import run_job
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     host, port = cfg.serve.host, cfg.serve.port
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill`: leave through the finally below
     with ray_for(args):
-        serve.start(http_options={"host": host, "port": port})
+        check_fits(cfg, [APP_NAME, LLM_NAME] if args.llm else [APP_NAME])
+        serve.start(proxy_location=cfg.serve.proxy_location, http_options={"host": host, "port": port})
         started = []
         try:
             try:

@@ -237,6 +237,9 @@ class AppArgs(BaseModel):
     """Raw data directory (default: the recipe's)."""
     overrides: dict[str, Any] = {}
     """Any other config field, dotted: {"serve.max_turns": 20}."""
+    apps: list[str] | None = None
+    """The applications deployed together (a written config: ["ecr", "llm"]): their deployments must fit the
+    cluster together (serve.check_resources). None: this application alone."""
 
     def config(self) -> Config:
         over = dict(self.overrides)

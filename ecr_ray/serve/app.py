@@ -504,5 +504,9 @@ def build_app(cfg: Config) -> serve.Application:
 
 
 def app(args: AppArgs) -> serve.Application:
-    """Typed application builder: Serve validates `args` against AppArgs, then this builds the app."""
-    return build_app(args.config())
+    """Typed application builder: Serve validates `args` against AppArgs; the deployments must fit the cluster."""
+    from .deploy import APP_NAME, check_fits
+
+    cfg = args.config()
+    check_fits(cfg, args.apps or [APP_NAME])
+    return build_app(cfg)

@@ -1,5 +1,13 @@
-"""The Serve config file (the `serve build` format) of a recipe: both applications, their typed `args`, and every
-deployment's options from the recipe, for `serve run` / `serve deploy` / a RayService."""
+"""Deploying the two Serve applications of a recipe — `ecr` (the ECR service at /) and `llm` (the base model's
+OpenAI endpoint at /llm) — and checking first that they fit the cluster.
+
+`serve_config` writes the `serve build`-format file (`ecr-ray serve --write-config`): both applications, their typed
+`args`, every deployment's options from the recipe. `check_fits` sums what the deployments reserve at their largest
+scale (max replicas × CPUs/GPUs each) and fails naming the deployments and the shortfall when the cluster cannot
+hold them, instead of leaving a replica waiting forever to be scheduled. `ecr-ray serve` checks before deploying; the
+application builders check too (for `serve run` / `serve deploy` of the written file), for the applications the
+file holds (`args.apps`).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +15,79 @@ from pathlib import Path
 
 import yaml
 
-from ecr_ray.config import Config
+from ecr_ray.config import Config, ConfigError
 
 APP_NAME, LLM_NAME = "ecr", "llm"
+APPS = {APP_NAME: ["ECRIngress", "EmotionDetector", "Recommender", "Generator"], LLM_NAME: ["ChatModel"]}
+
+
+def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
+    """deployment → (replicas at the largest scale, CPUs each, GPUs each) of the named applications. Serve's own
+    default is 1 CPU for a deployment that names none."""
+    out = {}
+    for app in apps:
+        for name in APPS[app]:
+            if app == APP_NAME and name == "Generator" and cfg.generator.engine == "vllm":
+                continue  # the model runs in Ray Serve LLM's deployment, sized by generator.vllm (accelerators)
+            o = cfg.serve.deployment_options(name)
+            replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
+            actor = o.get("ray_actor_options") or {}
+            out[name] = (int(replicas), float(actor.get("num_cpus", 1.0)), float(actor.get("num_gpus", 0.0)))
+    return out
+
+
+def shortfall(need: dict[str, tuple[int, float, float]], cpus: float, gpus: float) -> str | None:
+    """Why `need` does not fit a cluster of `cpus` CPUs and `gpus` GPUs, or None when it does."""
+    total_cpu = sum(r * c for r, c, _ in need.values())
+    total_gpu = sum(r * g for r, _, g in need.values())
+    if total_cpu <= cpus + 1e-9 and total_gpu <= gpus + 1e-9:
+        return None
+    parts = ", ".join(f"{n} {r}×{c:g} CPU" + (f" + {g:g} GPU" if g else "") for n, (r, c, g) in need.items())
+    short = []
+    if total_cpu > cpus + 1e-9:
+        short.append(f"{total_cpu - cpus:.2f} CPU")
+    if total_gpu > gpus + 1e-9:
+        short.append(f"{total_gpu - gpus:g} GPU")
+    return (
+        f"the Serve deployments need {total_cpu:.2f} CPUs and {total_gpu:g} GPUs at their largest scale ({parts}) "
+        f"but the cluster has {cpus:g} CPUs and {gpus:g} GPUs: short by {' and '.join(short)}. Lower "
+        f"serve.deployments.<name>.ray_actor_options or their replicas in the recipe (or set "
+        f"serve.check_resources false on a cluster that adds nodes on demand)"
+    )
+
+
+def check_fits(cfg: Config, apps: list[str]) -> None:
+    """Fail (ConfigError) when the applications cannot fit this Ray cluster; Ray must be initialised."""
+    if not cfg.serve.check_resources:
+        return
+    import ray
+
+    total = ray.cluster_resources()
+    problem = shortfall(demand(cfg, apps), total.get("CPU", 0.0), total.get("GPU", 0.0))
+    if problem:
+        raise ConfigError(problem)
 
 
 def serve_config(cfg: Config, recipe: str) -> dict:
     s = cfg.serve
-    args = {"recipe": recipe, "run_dir": str(cfg.run_path)}
+    args = {"recipe": recipe, "run_dir": str(cfg.run_path), "apps": [APP_NAME, LLM_NAME]}
     if cfg.data.data_dir != "sample":
         args["data_dir"] = str(cfg.data.resolved_dir())
-    return {
-        "proxy_location": "HeadOnly",
-        "http_options": {"host": s.host, "port": s.port},
-        "applications": [
+    apps = []
+    for name, path, prefix in ((APP_NAME, "ecr_ray.serve.app:app", "/"), (LLM_NAME, "ecr_ray.serve.llm:app", "/llm")):
+        deployments = [{"name": d, **s.deployment_options(d)} for d in APPS[name]]
+        if name == LLM_NAME and cfg.generator.engine == "vllm":
+            deployments = []  # Ray Serve LLM names and sizes its own deployments (generator.vllm)
+        apps.append(
             {
-                "name": APP_NAME,
-                "route_prefix": "/",
-                "import_path": "ecr_ray.serve.app:app",
+                "name": name,
+                "route_prefix": prefix,
+                "import_path": path,
                 "args": dict(args),
-                "deployments": [{"name": d, **s.deployment_options(d)} for d in s.DEPLOYMENTS],
-            },
-            {"name": LLM_NAME, "route_prefix": "/llm", "import_path": "ecr_ray.serve.llm:app", "args": dict(args)},
-        ],
-    }
+                **({"deployments": deployments} if deployments else {}),
+            }
+        )
+    return {"proxy_location": s.proxy_location, "http_options": {"host": s.host, "port": s.port}, "applications": apps}
 
 
 def write_config(cfg: Config, recipe: str, path: Path) -> None:

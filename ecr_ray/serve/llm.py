@@ -161,12 +161,17 @@ def build_app(cfg: Config):
         from .vllm import openai_app
 
         return openai_app(cfg.with_absolute_paths())
-    return ChatModel.bind(cfg.with_absolute_paths())
+    return ChatModel.options(**cfg.serve.deployment_options("ChatModel")).bind(cfg.with_absolute_paths())
 
 
 def app(args: AppArgs):
-    """Typed application builder: `serve run ecr_ray.serve.llm:app recipe=demo`, or a Serve config's `args:`."""
-    return build_app(args.config())
+    """Typed application builder: `serve run ecr_ray.serve.llm:app recipe=demo`, or a Serve config's `args:`; the
+    deployments must fit the cluster."""
+    from .deploy import LLM_NAME, check_fits
+
+    cfg = args.config()
+    check_fits(cfg, args.apps or [LLM_NAME])
+    return build_app(cfg)
 
 
 def free_port() -> int:

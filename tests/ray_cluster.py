@@ -1,0 +1,257 @@
+"""A real multi-node Ray cluster on this machine, the way `ray start` builds one on many: a head (its own ports, token
+auth, the dashboard / job API on 127.0.0.1) and worker nodes, each a `ray start --address` with ports of its own.
+
+Killing a node kills its raylet's process group (the raylet, its workers and agents), as a lost machine would.
+Stopping the cluster ends only the processes that carry its temp dir or its nodes' ports: `ray stop` would end every
+Ray process on the machine, other clusters included. Jobs are submitted with `ray job submit`, as users do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecr_ray.config import PROJECT_ROOT
+
+BIN = Path(sys.executable).parent
+_AGENT_PORTS = (
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "metrics-export-port",
+    "runtime-env-agent-port",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Node:
+    name: str
+    manager_port: int
+    cpus: float
+
+
+@dataclass
+class LocalCluster:
+    temp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ecr-ray-", dir="/tmp")))
+    nodes: list[Node] = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    gcs: int = 0
+    dashboard: int = 0
+
+    def start_head(self, num_cpus: float = 0) -> None:
+        """The head; its CPUs (0 = control plane and job drivers only, as in cluster/*.yaml)."""
+        self.gcs, self.dashboard = free_port(), free_port()
+        # Token auth, as Ray >= 2.59 clusters run it: a fresh token for this cluster, given to server and clients.
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }  # `python` = this venv's
+        self.env.pop("RAY_AUTH_TOKEN_PATH", None)
+        self.env.pop("RAY_ADDRESS", None)
+        manager = free_port()
+        self._ray_start(
+            [
+                "--head",
+                f"--port={self.gcs}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard}",
+                f"--ray-client-server-port={free_port()}",
+                f"--temp-dir={self.temp}",
+                "--disable-usage-stats",
+            ],
+            num_cpus,
+            manager,
+        )
+        self.nodes.append(Node("head", manager, num_cpus))
+        self.env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{self.dashboard}"
+
+    def add_node(self, num_cpus: float) -> Node:
+        manager = free_port()
+        lo = 20000 + 1000 * len(self.nodes) + (os.getpid() % 20) * 100  # a worker-port range of its own
+        self._ray_start(
+            [f"--address=127.0.0.1:{self.gcs}", f"--min-worker-port={lo}", f"--max-worker-port={lo + 99}"],
+            num_cpus,
+            manager,
+        )
+        node = Node(f"worker{len(self.nodes)}", manager, num_cpus)
+        self.nodes.append(node)
+        return node
+
+    def _ray_start(self, args: list[str], num_cpus: float, manager: int) -> None:
+        ports = [f"--{p}={free_port()}" for p in _AGENT_PORTS]
+        cmd = [
+            BIN / "ray",
+            "start",
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={num_cpus:g}",
+            f"--node-manager-port={manager}",
+            f"--object-manager-port={free_port()}",
+            *ports,
+            *args,
+        ]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"ray start failed: {done.stderr[-2000:]}")
+
+    def raylet(self, node: Node):
+        import psutil
+
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if "raylet" in cmd and f"--node_manager_port={node.manager_port}" in cmd:
+                return p
+        raise LookupError(f"no raylet for {node.name}")
+
+    def node_id(self, node: Node) -> str:
+        """The Ray node id of `node` (by its node-manager port)."""
+        for n in self.state("nodes"):
+            if n["alive"] and n["node_manager_port"] == node.manager_port:
+                return n["node_id"]
+        raise LookupError(f"{node.name} is not in the cluster's node list")
+
+    def kill(self, node: Node) -> None:
+        """Hard-kill a node: its raylet's process group, SIGKILL, and whatever of it survived."""
+        import psutil
+
+        raylet = self.raylet(node)
+        group = os.getpgid(raylet.pid)
+        if group != os.getpgid(0):  # never our own group
+            os.killpg(group, signal.SIGKILL)
+        for p in psutil.process_iter(["cmdline"]):  # the node's agents, should they sit in another group
+            cmd = " ".join(p.info["cmdline"] or [])
+            if f"node_manager_port={node.manager_port}" in cmd or f"--node-manager-port={node.manager_port}" in cmd:
+                p.kill()
+        self.nodes.remove(node)
+
+    def stop(self) -> None:
+        import psutil
+
+        marks = [str(self.temp), *(f"{n.manager_port}" for n in self.nodes)]
+        procs = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                cmd = " ".join(p.info["cmdline"] or [])
+                if str(self.temp) in cmd or any(f"node_manager_port={m}" in cmd for m in marks[1:]):
+                    procs.append(p)
+                    p.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for p in alive:
+            p.kill()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ jobs and state, through the job API
+
+    def submit(self, *job_args: str, runtime_env: str = "cluster/runtime_env.yaml") -> str:
+        """`ray job submit --no-wait` of `python -m <job_args>` from the repo root; the submission id."""
+        cmd = [
+            BIN / "ray",
+            "job",
+            "submit",
+            "--no-wait",
+            "--working-dir",
+            ".",
+            "--runtime-env",
+            runtime_env,
+            "--",
+            "python",
+            "-m",
+            *job_args,
+        ]
+        for _ in range(90):  # right after `ray start` the job agent may not be up yet (slow on a busy machine)
+            out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True)
+            if "No available agent" not in out.stderr:
+                break
+            time.sleep(2)
+        if out.returncode != 0:
+            raise RuntimeError(out.stdout[-2000:] + out.stderr[-3000:])
+        return re.search(r"raysubmit_[A-Za-z0-9]+", out.stdout + out.stderr).group(0)
+
+    def wait(self, job_id: str, timeout: float = 900) -> tuple[str, str]:
+        """Wait for a terminal status; (status, logs)."""
+        return tuple(self._probe("wait", job_id, str(timeout)).split("\n", 1))  # type: ignore[return-value]
+
+    def status(self, job_id: str) -> str:
+        return self._probe("status", job_id).strip()
+
+    def run(self, *job_args: str, timeout: float = 900) -> tuple[str, str, float]:
+        """Submit and wait: (status, logs, seconds)."""
+        t0 = time.time()
+        status, logs = self.wait(self.submit(*job_args), timeout)
+        return status, logs, time.time() - t0
+
+    def stop_job(self, job_id: str) -> None:
+        self._probe("stop", job_id)
+
+    def state(self, kind: str) -> list[dict]:
+        """`nodes` or `actors` (alive ones) from the state API."""
+        return json.loads(self._probe(kind))
+
+    def _probe(self, what: str, *args: str) -> str:
+        # A fresh process with this cluster's token (the test process may hold another cluster's).
+        res = subprocess.run(
+            [sys.executable, "-c", _PROBE, what, self.env["RAY_API_SERVER_ADDRESS"], *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=float(args[1]) + 60 if what == "wait" else 120,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"probe {what} failed: {res.stderr[-2000:]}")
+        return res.stdout
+
+
+_PROBE = r"""
+import json, sys, time
+what, address, *args = sys.argv[1:]
+if what == "nodes":
+    import ray
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    print(json.dumps([{"node_id": n["NodeID"], "node_manager_port": n["NodeManagerPort"], "alive": n["Alive"]}
+                      for n in ray.nodes()]))
+    sys.exit()
+if what == "actors":
+    from dataclasses import asdict
+    from ray.util.state import list_actors
+    rows = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=10000)
+    print(json.dumps([asdict(a) for a in rows], default=str))
+    sys.exit()
+from ray.job_submission import JobSubmissionClient
+c = JobSubmissionClient(address)
+job = args[0]
+if what == "status":
+    print(c.get_job_status(job).value)
+elif what == "stop":
+    c.stop_job(job)
+else:
+    deadline = time.time() + float(args[1])
+    while (s := c.get_job_status(job).value) not in ("SUCCEEDED", "FAILED", "STOPPED") and time.time() < deadline:
+        time.sleep(2)
+    print(s)
+    print(c.get_job_logs(job))
+"""
+
+
+def driver_peak_rss(logs: str) -> list[float]:
+    """Every `driver peak RSS <MB> MB` line a job's drivers printed (ecr_ray.jobs.cli.run_job)."""
+    return [float(m) for m in re.findall(r"driver peak RSS ([\d.]+) MB", logs)]

@@ -1,0 +1,74 @@
+"""The written Serve config: sized to fit the machine of its recipe, refused with a clear message when it cannot fit,
+and — as docs/serve.md says — `serve run` of the demo recipe's file serves both applications on a 2-CPU Ray."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from ecr_ray.config import PROJECT_ROOT, load_config
+from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, demand, shortfall, write_config
+from tests.ray_cluster import BIN, LocalCluster, free_port
+
+
+@pytest.mark.parametrize("recipe", ["demo", "cpu"])
+def test_both_applications_fit_two_cpus_at_their_largest_scale(recipe):
+    need = demand(load_config(recipe), [APP_NAME, LLM_NAME])
+    assert set(need) == {"ECRIngress", "EmotionDetector", "Recommender", "Generator", "ChatModel"}
+    assert shortfall(need, cpus=2, gpus=0) is None, need
+
+
+def test_a_config_that_cannot_fit_names_the_deployments_and_the_shortfall():
+    cfg = load_config("demo", {"serve.deployments": {"ChatModel": {"ray_actor_options": {"num_cpus": 1}}}})
+    msg = shortfall(demand(cfg, [APP_NAME, LLM_NAME]), cpus=2, gpus=0)
+    assert msg and "need 2.35 CPUs" in msg and "Recommender 2×0.25 CPU" in msg and "ChatModel 1×1 CPU" in msg
+    assert "short by 0.35 CPU" in msg and "serve.deployments" in msg
+
+
+def test_serve_run_of_the_written_demo_config_serves_both_applications(serve_run_dir, tmp_path):
+    port = free_port()
+    path = tmp_path / "serve.yaml"
+    write_config(load_config("demo", {"run_dir": str(serve_run_dir), "serve.port": port}), "demo", path)
+    cluster = LocalCluster()
+    cluster.start_head(num_cpus=2)
+    proc = subprocess.Popen(
+        [BIN / "serve", "run", "--address", f"127.0.0.1:{cluster.gcs}", str(path)],
+        cwd=PROJECT_ROOT,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 420
+        while True:
+            assert proc.poll() is None, f"serve run exited {proc.returncode}: {proc.stdout.read()[-3000:]}"
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).ok and requests.get(f"{url}/llm/v1/models", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, "the written config did not come up"
+            time.sleep(2)
+        models = requests.get(f"{url}/llm/v1/models", timeout=30).json()
+        assert [m["id"] for m in models["data"]] == ["smollm2-135m-instruct"]
+        r = requests.post(
+            f"{url}/v1/recommend",
+            timeout=120,
+            json={"dialogue": [{"role": "user", "text": "I loved Toy Story, anything like it?"}], "generate": False},
+        )
+        assert r.status_code == 200 and r.json()["items"], r.text
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # serve run tears its applications down
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        cluster.stop()
