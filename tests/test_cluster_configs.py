@@ -1536,3 +1536,9 @@ def test_docs_reference_existing_cluster_files():
     assert referenced, "docs/cluster.md should point at the configs"
     missing = sorted(p for p in referenced if not (REPO / p).is_file())
     assert not missing, f"docs/cluster.md references missing files: {missing}"
+
+
+def test_docs_name_the_project_images():
+    """The image tags in docs/cluster.md are the ones the configs use (this version, -cpu / -gpu)."""
+    tags = set(re.findall(r"[\w.-]+/ecr-ray:[\w.-]+", DOCS.read_text()))
+    assert {image_variant(t) for t in tags} == set(VARIANTS), tags
