@@ -8,6 +8,7 @@ import pkgutil
 import resource
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ecr_ray.config import ConfigError
 from ecr_ray.data.errors import DataError
@@ -27,7 +28,8 @@ def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | No
         return 130
     finally:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{main.__module__.rsplit('.', 1)[-1]}: driver peak RSS {rss:.0f} MB", file=sys.stderr)
+        name = Path(sys.argv[0]).stem if main.__module__ == "__main__" else main.__module__.rsplit(".", 1)[-1]
+        print(f"{name}: driver peak RSS {rss:.0f} MB", file=sys.stderr)
 
 
 def job_names() -> list[str]:

@@ -197,7 +197,7 @@ def _wait_ready(cluster, job: str, url: str, timeout: float) -> None:
         try:
             if requests.get(f"{url}/healthz", timeout=5).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         assert time.time() < deadline, "the Serve app did not come up"
         time.sleep(2)

@@ -53,7 +53,7 @@ def test_serve_run_of_the_written_demo_config_serves_both_applications(serve_run
             try:
                 if requests.get(f"{url}/healthz", timeout=5).ok and requests.get(f"{url}/llm/v1/models", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or the app still coming up behind the proxy
                 pass
             assert time.time() < deadline, "the written config did not come up"
             time.sleep(2)
