@@ -8,12 +8,12 @@ Ray process on the machine, other clusters included. Jobs are submitted with `ra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -87,8 +87,15 @@ class LocalCluster:
     def add_node(self, num_cpus: float) -> Node:
         manager = free_port()
         lo = 20000 + 1000 * len(self.nodes) + (os.getpid() % 20) * 100  # a worker-port range of its own
+        # Its own temp dir, as another machine has its own disk: nodes sharing one would share (and garbage-collect)
+        # each other's runtime_env packages.
         self._ray_start(
-            [f"--address=127.0.0.1:{self.gcs}", f"--min-worker-port={lo}", f"--max-worker-port={lo + 99}"],
+            [
+                f"--address=127.0.0.1:{self.gcs}",
+                f"--min-worker-port={lo}",
+                f"--max-worker-port={lo + 99}",
+                f"--temp-dir={self.temp / f'n{len(self.nodes)}'}",
+            ],
             num_cpus,
             manager,
         )
@@ -129,35 +136,41 @@ class LocalCluster:
         raise LookupError(f"{node.name} is not in the cluster's node list")
 
     def kill(self, node: Node) -> None:
-        """Hard-kill a node: its raylet's process group, SIGKILL, and whatever of it survived."""
+        """Hard-kill a node, as a lost machine: its raylet and everything the raylet started (its workers, its
+        dashboard and runtime-env agents), with SIGKILL. (Nodes on one machine may share a process group, so the
+        raylet's process tree is what marks a node here.)"""
         import psutil
 
         raylet = self.raylet(node)
-        group = os.getpgid(raylet.pid)
-        if group != os.getpgid(0):  # never our own group
-            os.killpg(group, signal.SIGKILL)
-        for p in psutil.process_iter(["cmdline"]):  # the node's agents, should they sit in another group
-            cmd = " ".join(p.info["cmdline"] or [])
-            if f"node_manager_port={node.manager_port}" in cmd or f"--node-manager-port={node.manager_port}" in cmd:
+        procs = [raylet, *raylet.children(recursive=True)]
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
+        psutil.wait_procs(procs, timeout=10)
         self.nodes.remove(node)
 
     def stop(self) -> None:
+        """End every process of this cluster, whatever its title: those carrying its temp dir or its token, and
+        everything they started."""
         import psutil
 
-        marks = [str(self.temp), *(f"{n.manager_port}" for n in self.nodes)]
-        procs = []
+        token = self.env.get("RAY_AUTH_TOKEN")
+        procs: dict[int, psutil.Process] = {}
         for p in psutil.process_iter(["cmdline"]):
             try:
-                cmd = " ".join(p.info["cmdline"] or [])
-                if str(self.temp) in cmd or any(f"node_manager_port={m}" in cmd for m in marks[1:]):
-                    procs.append(p)
-                    p.terminate()
+                if str(self.temp) in " ".join(p.info["cmdline"] or []) or (
+                    token and p.environ().get("RAY_AUTH_TOKEN") == token
+                ):
+                    procs.update({q.pid: q for q in (p, *p.children(recursive=True))})
             except psutil.Error:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        for p in procs.values():
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(list(procs.values()), timeout=10)
         for p in alive:
-            p.kill()
+            with contextlib.suppress(psutil.Error):
+                p.kill()
         shutil.rmtree(self.temp, ignore_errors=True)
 
     # ------------------------------------------------------------------ jobs and state, through the job API
@@ -209,8 +222,9 @@ class LocalCluster:
 
     def _probe(self, what: str, *args: str) -> str:
         # A fresh process with this cluster's token (the test process may hold another cluster's).
+        address = f"127.0.0.1:{self.gcs}" if what == "nodes" else self.env["RAY_API_SERVER_ADDRESS"]
         res = subprocess.run(
-            [sys.executable, "-c", _PROBE, what, self.env["RAY_API_SERVER_ADDRESS"], *args],
+            [sys.executable, "-c", _PROBE, what, address, *args],
             env=self.env,
             capture_output=True,
             text=True,

@@ -1487,6 +1487,15 @@ def test_rayservice_requires_api_token_from_secret():
     assert any("ECR_API_TOKEN from a Secret" in p for p in problems), problems
 
 
+def test_rayservice_serves_exactly_what_the_paper_recipe_writes():
+    from ecr_ray.config import load_config
+    from ecr_ray.serve.deploy import serve_config
+
+    assert rayservice_serve_config() == serve_config(load_config("paper"), "paper"), (
+        "serveConfigV2 differs from `ecr-ray serve --recipe paper --write-config`: regenerate it from the recipe"
+    )
+
+
 @pytest.mark.parametrize("recipe", ["demo", "cpu", "paper"])
 def test_written_serve_config_matches_serve_schema(recipe, tmp_path):
     from ecr_ray.config import load_config
