@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from ecr_ray.config import PROJECT_ROOT, load_config
 from ecr_ray.data.tables import build_tables
+from ecr_ray.serve.llm import free_port
 
 
 def post(url, body):
@@ -120,3 +121,39 @@ def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tm
         _job(cfg.run_path, endpoint, n), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert again.returncode == 0 and "0 to do" in again.stderr
+
+
+def test_labelling_on_the_embedded_endpoint_deletes_only_its_own_application(tmp_path):
+    """Without --llm-base-url the job serves the embedded model as a Serve application of its own and deletes that
+    application at the end: whatever else Serve runs on the cluster (a production RayService) stays."""
+    import ray
+    from ray import serve
+
+    from ecr_ray.labelling.label import fit
+
+    cfg = load_config(
+        "demo",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "emotion.llm_max_turns": 2,
+            "emotion.llm_max_tokens": 4,
+            "emotion.llm_shard_rows": 2,
+        },
+    )
+    build_tables(cfg)
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Other:
+        def __call__(self, request) -> str:
+            return "still here"
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+        serve.run(Other.bind(), name="production", route_prefix="/production")
+        summary = fit(cfg)
+        assert summary["rows"] == 2 and summary["missing"] == 0
+        assert list(serve.status().applications) == ["production"]  # its own `llm-…` app is gone, the other stays
+    finally:
+        serve.shutdown()
+        ray.shutdown()

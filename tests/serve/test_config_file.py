@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -30,12 +31,47 @@ def test_a_config_that_cannot_fit_names_the_deployments_and_the_shortfall():
     assert "short by 0.35 CPU" in msg and "serve.deployments" in msg
 
 
-def test_serve_run_of_the_written_demo_config_serves_both_applications(serve_run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def two_cpus():
+    """A local Ray instance of 2 CPUs (`ray start --head --num-cpus=2`): the machine the demo recipe is for."""
+    cluster = LocalCluster()
+    cluster.start_head(num_cpus=2)
+    yield cluster
+    cluster.stop()
+
+
+def test_ecr_ray_serve_refuses_a_config_that_cannot_fit(two_cpus, serve_run_dir):
+    too_big = "{ChatModel: {ray_actor_options: {num_cpus: 1}}}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecr_ray.jobs.serve",
+            "--recipe",
+            "demo",
+            "--run-dir",
+            str(serve_run_dir),
+            "--llm",
+            "--address",
+            f"127.0.0.1:{two_cpus.gcs}",
+            "--serve.deployments",
+            too_big,
+        ],
+        cwd=PROJECT_ROOT,
+        env=two_cpus.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "need 2.35 CPUs" in done.stderr and "ChatModel 1×1 CPU" in done.stderr and "short by 0.35 CPU" in done.stderr
+
+
+def test_serve_run_of_the_written_demo_config_serves_both_applications(two_cpus, serve_run_dir, tmp_path):
     port = free_port()
     path = tmp_path / "serve.yaml"
     write_config(load_config("demo", {"run_dir": str(serve_run_dir), "serve.port": port}), "demo", path)
-    cluster = LocalCluster()
-    cluster.start_head(num_cpus=2)
+    cluster = two_cpus
     proc = subprocess.Popen(
         [BIN / "serve", "run", "--address", f"127.0.0.1:{cluster.gcs}", str(path)],
         cwd=PROJECT_ROOT,
@@ -71,4 +107,3 @@ def test_serve_run_of_the_written_demo_config_serves_both_applications(serve_run
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        cluster.stop()

@@ -1,0 +1,40 @@
+"""What a user gets from `pip install ecr-ray` outside a checkout: the recipes, the web chat and the sample data
+ship inside the package, and every command is an `ecr_ray.jobs` module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+from ecr_ray.config import PROJECT_ROOT
+
+
+def test_the_wheel_carries_recipes_static_files_and_sample_data(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), "."],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("ecr_ray-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in (
+        "ecr_ray/recipes/demo.yaml",
+        "ecr_ray/recipes/cpu.yaml",
+        "ecr_ray/recipes/paper.yaml",
+        "ecr_ray/serve/static/index.html",
+        "ecr_ray/jobs/pipeline.py",
+        "ecr_ray/jobs/fetch_models.py",
+        "ecr_ray/data/sample/redial/test_data.jsonl",
+    ):
+        assert path in names, path
+    assert not any(n.startswith(("jobs/", "serve/", "recipes/", "tests/")) for n in names)
+
+
+def test_recipes_load_from_any_working_directory(tmp_path):
+    code = "from ecr_ray.config import load_config; print(load_config('paper').generator.base_model)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "meta-llama/Llama-2-7b-chat-hf", done.stderr[-2000:]
