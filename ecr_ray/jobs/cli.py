@@ -19,17 +19,17 @@ def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     the driver reports its own peak memory: model work belongs in Ray tasks, actors and Train workers, so on a
     cluster's head this should stay small (docs/cluster.md)."""
     try:
-        return int(main(argv) or 0)
+        rc = int(main(argv) or 0)
     except (ConfigError, DataError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)  # one line, and nothing after it
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    finally:
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        name = Path(sys.argv[0]).stem if main.__module__ == "__main__" else main.__module__.rsplit(".", 1)[-1]
-        print(f"{name}: driver peak RSS {rss:.0f} MB", file=sys.stderr)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    name = Path(sys.argv[0]).stem if main.__module__ == "__main__" else main.__module__.rsplit(".", 1)[-1]
+    print(f"{name}: driver peak RSS {rss:.0f} MB", file=sys.stderr)
+    return rc
 
 
 def job_names() -> list[str]:

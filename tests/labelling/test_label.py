@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 
 from ecr_ray.config import PROJECT_ROOT, load_config
 from ecr_ray.data.tables import build_tables
-from ecr_ray.serve.llm import free_port
 
 
 def post(url, body):
@@ -123,10 +122,10 @@ def test_label_job_killed_midway_resumes_without_loss_or_duplicates(endpoint, tm
     assert again.returncode == 0 and "0 to do" in again.stderr
 
 
-def test_labelling_on_the_embedded_endpoint_deletes_only_its_own_application(tmp_path):
+def test_labelling_on_the_embedded_endpoint_deletes_only_its_own_application(endpoint, tmp_path):
     """Without --llm-base-url the job serves the embedded model as a Serve application of its own and deletes that
-    application at the end: whatever else Serve runs on the cluster (a production RayService) stays."""
-    import ray
+    application at the end: whatever else Serve runs on the cluster (here the module's endpoint and a stand-in for a
+    production app) stays."""
     from ray import serve
 
     from ecr_ray.labelling.label import fit
@@ -147,13 +146,11 @@ def test_labelling_on_the_embedded_endpoint_deletes_only_its_own_application(tmp
         def __call__(self, request) -> str:
             return "still here"
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    serve.run(Other.bind(), name="production", route_prefix="/production")
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-        serve.run(Other.bind(), name="production", route_prefix="/production")
-        summary = fit(cfg)
+        before = set(serve.status().applications)
+        summary = fit(cfg)  # Serve is running: the job adds its own `llm-…` application beside the others
         assert summary["rows"] == 2 and summary["missing"] == 0
-        assert list(serve.status().applications) == ["production"]  # its own `llm-…` app is gone, the other stays
+        assert set(serve.status().applications) == before  # its own application is gone, the others stay
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        serve.delete("production")
