@@ -2,11 +2,12 @@
 sparse global co-occurrence matrix P(e_i | e_j), feedback weights.
 
 Inputs (all under run_dir): tables/{turns,samples,entities,kg_triples}.parquet and the entity-emotion links
-emotions/entity_emotions.parquet. Without that file, `emotions_source: seed|auto` builds the links from the LLM seed
-labels shipped with the data (data_dir/emotions/redial_llm_labels.jsonl, matched to turns by message ids): labelled
-turns get their labels (probabilities 1.0, or 0.6/0.4 for two labels, strongest first), every other user turn gets
-the probabilities of a one-vs-rest logistic-regression probe fitted on the labelled turns' cached embeddings (the
-seed labels cover ~14% of train user turns and no test turn, so labels alone would leave test entities emotionless).
+emotions/entity_emotions.parquet of the emotion classifier (`emotions_source: file`, the default). Asked for by name,
+`emotions_source: seed` builds the links from the LLM seed labels shipped with the data
+(data_dir/emotions/redial_llm_labels.jsonl, matched to turns by message ids): labelled turns get their labels
+(probabilities 1.0, or 0.6/0.4 for two labels, strongest first), every other user turn gets the probabilities of a
+one-vs-rest logistic-regression probe fitted on the labelled turns' cached embeddings (the seed labels cover ~14% of
+train user turns and no test turn, so labels alone would leave test entities emotionless).
 """
 
 from __future__ import annotations
@@ -137,11 +138,11 @@ def load_entity_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -
     path = cfg.run_path / "emotions" / "entity_emotions.parquet"
     if src == "none":
         return None, "none"
-    if src == "file" or (src == "auto" and path.exists()):
+    if src == "file":
         if not path.exists():
             raise FileNotFoundError(
-                f"{path} not found: run the emotion stage first, or set "
-                f"--recommender.emotions_source seed (LLM seed labels) / train variant baseline"
+                f"{path} not found: run the emotion stage first (`ecr-ray train_emotion`), or ask for the LLM seed "
+                f"labels by name (--recommender.emotions_source seed), or train variant baseline"
             )
         return pq.read_table(path), "file"
     from ..emotion.links import link_entity_emotions
