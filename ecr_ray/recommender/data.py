@@ -1,5 +1,6 @@
-"""Recommendation samples → tensors: cached context-turn embeddings, context entities with their emotions, the
-sparse global co-occurrence matrix P(e_i | e_j), feedback weights.
+"""Recommendation samples → tensors: the context as the backbone reads it (`light`: cached per-turn sentence
+embeddings; `unicrs`: token ids for the text encoder and the PLM, with and without the response), context entities
+with their emotions, the sparse global co-occurrence matrix P(e_i | e_j), feedback weights.
 
 Inputs (all under run_dir): tables/{turns,samples,entities,kg_triples}.parquet and the entity-emotion links
 emotions/entity_emotions.parquet of the emotion classifier (`emotions_source: file`, the default). Asked for by name,
@@ -68,6 +69,69 @@ def turn_embeddings(cfg: Config, turns: pa.Table) -> tuple[np.ndarray, Path]:
     np.save(tmp, emb.astype(np.float16))  # half the disk; precision is plenty for a frozen feature
     tmp.rename(path)
     return emb, path
+
+
+# ----------------------------------------------------------------------------- context token ids (backbone unicrs)
+
+
+class ContextTokens:
+    """A dialogue's context as the token ids backbone `unicrs` reads (UniCRS's data prep): every turn as `turn_line`
+    writes it; for the text encoder [CLS] + the turns each followed by [SEP], for the PLM the turns each followed by
+    EOS; the most recent `max_tokens` of each kept (cut from the left). Encoder rows are right-padded (bidirectional,
+    absolute positions: padding on the right leaves every real token's position alone), PLM rows left-padded (the
+    last position is the last token); padding -1. Data prep and serving both build their ids with this class."""
+
+    def __init__(self, text_encoder: str, plm: str, max_tokens: int, offline: bool = False):
+        from transformers import AutoTokenizer
+
+        from ..hub import resolve
+
+        self.enc = AutoTokenizer.from_pretrained(resolve(text_encoder, offline))
+        self.plm = AutoTokenizer.from_pretrained(resolve(plm, offline))
+        self.max_tokens = max_tokens
+        self.cls = _first(self.enc.cls_token_id, self.enc.bos_token_id)
+        self.sep = _first(self.enc.sep_token_id, self.enc.eos_token_id)
+        self.eos = self.plm.eos_token_id
+        if None in (self.cls, self.sep, self.eos):
+            raise ValueError(
+                f"recommender.text_encoder {text_encoder!r} needs a CLS/BOS and a SEP/EOS token, recommender.plm "
+                f"{plm!r} an EOS token"
+            )
+
+    def turns(self, lines: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        """Each turn line's ids for the encoder and for the PLM (at most the last `max_tokens` of a turn: no more can
+        be kept)."""
+        if not lines:
+            return [], []
+        n = self.max_tokens
+        enc = self.enc(lines, add_special_tokens=False, verbose=False)["input_ids"]
+        plm = self.plm(lines, add_special_tokens=False, verbose=False)["input_ids"]
+        return [t[-n:] for t in enc], [t[-n:] for t in plm]
+
+    def context(self, enc_turns: list[list[int]], plm_turns: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """One context from its turns' ids (oldest first): the encoder row and the PLM row, each `max_tokens` wide."""
+        n = self.max_tokens
+        enc = [self.cls] + [t for turn in enc_turns for t in (*turn, self.sep)][-(n - 1) :]
+        plm = [t for turn in plm_turns for t in (*turn, self.eos)][-n:]
+        e, p = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
+        e[: len(enc)] = enc
+        p[n - len(plm) :] = plm
+        return e, p
+
+
+def _first(*ids):
+    return next((i for i in ids if i is not None), None)
+
+
+def token_batch(enc: np.ndarray, plm: np.ndarray) -> dict[str, torch.Tensor]:
+    """[B, N] encoder and PLM rows → tensors cut to the batch's longest context (the padding only, from the right of
+    the encoder rows and the left of the PLM rows)."""
+    e = max(1, int((enc >= 0).sum(1).max(initial=0)))
+    p = max(1, int((plm >= 0).sum(1).max(initial=0)))
+    return {
+        "enc_ids": torch.as_tensor(enc[:, :e], dtype=torch.long),
+        "plm_ids": torch.as_tensor(plm[:, plm.shape[1] - p :], dtype=torch.long),
+    }
 
 
 # ----------------------------------------------------------------------------- entity emotions
@@ -216,12 +280,18 @@ class Split:
     weight: np.ndarray  # [n] loss weight (Eq. 7)
     in_context: np.ndarray  # [n] target already mentioned in the context
     sample_ids: np.ndarray  # [n] str
+    # backbone unicrs (ContextTokens): [n, max_context_tokens] context ids, and with the response turn appended
+    # (`_pre`: prompt pre-training)
+    enc_ids: np.ndarray | None = None
+    plm_ids: np.ndarray | None = None
+    enc_ids_pre: np.ndarray | None = None
+    plm_ids_pre: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
 
     def save(self, path: Path) -> None:
-        np.savez(path, **self.__dict__)
+        np.savez(path, **{k: v for k, v in self.__dict__.items() if v is not None})
 
     @classmethod
     def load(cls, path: Path) -> Split:
@@ -230,8 +300,15 @@ class Split:
 
 
 def build_split(
-    samples: pa.Table, turn_row: dict[tuple[str, int], int], emotions: dict, item_index: dict[int, int], cfg: Config
+    samples: pa.Table,
+    turn_row: dict[tuple[str, int], int],
+    emotions: dict,
+    item_index: dict[int, int],
+    cfg: Config,
+    tokens: tuple[ContextTokens, list, list] | None = None,
 ) -> Split:
+    """One split's arrays; `tokens` = (ContextTokens, every turn's encoder ids, PLM ids) in `turn_row` order adds the
+    context token ids of backbone unicrs."""
     rc = cfg.recommender
     K, L = rc.max_context_turns, rc.max_context_entities
     n = samples.num_rows
@@ -246,6 +323,9 @@ def build_split(
         np.zeros(n, bool),
         np.array(samples["sample_id"].to_pylist(), dtype=str),
     )
+    if tokens is not None:
+        N = rc.max_context_tokens
+        out.enc_ids, out.plm_ids, out.enc_ids_pre, out.plm_ids_pre = (np.zeros((n, N), np.int32) for _ in range(4))
     fw = rc.feedback_weights
     cols = [
         "conversation_id",
@@ -279,6 +359,12 @@ def build_split(
         out.liked[i] = s["liked"]
         out.weight[i] = fw[s["feedback"]] if rc.reweight else 1.0
         out.in_context[i] = s["target_in_context"]
+        if tokens is not None:
+            ct, enc, plm = tokens
+            ctx = [turn_row[(cid, j)] for j in range(t)]  # the whole dialogue so far; ContextTokens cuts it
+            out.enc_ids[i], out.plm_ids[i] = ct.context([enc[r] for r in ctx], [plm[r] for r in ctx])
+            pre = [*ctx, turn_row[(cid, t)]]  # + the response turn
+            out.enc_ids_pre[i], out.plm_ids_pre[i] = ct.context([enc[r] for r in pre], [plm[r] for r in pre])
     return out
 
 
@@ -288,10 +374,18 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
     from ..data.tables import read_table
 
     run = cfg.run_path
+    rc = cfg.recommender
     turns = read_table(run, "turns")
     samples = read_table(run, "samples")
     entities = read_table(run, "entities")
-    emb, emb_path = turn_embeddings(cfg, turns)
+    # Sentence embeddings of every turn: the context of `light`, and the input of the seed labels' probe.
+    need_emb = rc.backbone == "light" or (rc.local_emotions and rc.emotions_source == "seed")
+    emb, emb_path = turn_embeddings(cfg, turns) if need_emb else (None, None)
+    tokens = None
+    if rc.backbone == "unicrs":
+        ct = ContextTokens(rc.text_encoder, rc.plm, rc.max_context_tokens, cfg.offline)
+        lines = [turn_line(r, t) for r, t in zip(turns["role"].to_pylist(), turns["text"].to_pylist())]
+        tokens = (ct, *ct.turns(lines))
     # baseline (UniCRS) uses no emotions, so it trains even where no emotion stage has run.
     links, source = load_entity_emotions(cfg, turns, emb) if cfg.recommender.local_emotions else (None, "none")
     if cfg.recommender.local_emotions and links is None:
@@ -315,7 +409,7 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
         s = samples.filter(pc.equal(samples["split"], split))
         if split == "train" and cfg.recommender.max_train_samples:
             s = s.slice(0, cfg.recommender.max_train_samples)
-        arr = build_split(s, turn_row, emo, item_index, cfg)
+        arr = build_split(s, turn_row, emo, item_index, cfg, tokens)
         arr.save(out_dir / f"{split}.npz")
         counts[split] = {"samples": len(arr), "with_emotions": int((arr.emo_ids[:, :, 0] >= 0).any(1).sum())}
     n_ent = entities.num_rows
@@ -336,11 +430,13 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
         num_entities=n_ent,
         num_relations=kg.num_relations,
     )
+    light = rc.backbone == "light"
     summary = {
+        "backbone": rc.backbone,
         "emotions_source": source,
         "counts": counts,
-        "text_dim": int(emb.shape[1]),
-        "turn_embeddings": str(emb_path),
+        "text_dim": int(emb.shape[1]) if light else None,  # unicrs: the encoder's width, from the encoder
+        "turn_embeddings": str(emb_path) if light else None,
         "links": 0 if links is None else links.num_rows,
     }
     (out_dir / "prepared.json").write_text(json.dumps(summary, indent=2))
@@ -358,34 +454,43 @@ def load_prepared(prep_dir: Path) -> dict[str, Any]:
     return {"meta": meta, "graph": {k: g[k] for k in g.files}, "cooc": cooc}
 
 
-def load_batchers(prep_dir: Path, splits=("train", "valid")) -> tuple[dict, dict[str, Batcher]]:
+def load_batchers(prep_dir: Path, splits=("train", "valid"), pretrain: bool = False) -> tuple[dict, dict[str, Batcher]]:
+    """The prepared files and a Batcher per split; `pretrain`: contexts with the response (prompt pre-training)."""
     prep = load_prepared(prep_dir)
-    emb = np.load(prep["meta"]["turn_embeddings"]).astype(np.float32)
-    return prep, {s: Batcher(Split.load(Path(prep_dir) / f"{s}.npz"), emb, prep["cooc"]) for s in splits}
+    path = prep["meta"].get("turn_embeddings")
+    emb = np.load(path).astype(np.float32) if path else None
+    return prep, {s: Batcher(Split.load(Path(prep_dir) / f"{s}.npz"), emb, prep["cooc"], pretrain) for s in splits}
 
 
 class Batcher:
-    """Split arrays + turn embeddings + co-occurrence matrix → torch batches (the global rows sliced sparsely)."""
+    """Split arrays + the context (turn embeddings, or token ids) + co-occurrence matrix → torch batches (the global
+    rows sliced sparsely)."""
 
-    def __init__(self, split: Split, turn_emb: np.ndarray, cooc: sp.csr_matrix | None):
-        self.s, self.turn_emb, self.cooc = split, turn_emb, cooc
+    def __init__(self, split: Split, turn_emb: np.ndarray | None, cooc: sp.csr_matrix | None, pretrain: bool = False):
+        self.s, self.turn_emb, self.cooc, self.pretrain = split, turn_emb, cooc, pretrain
+        if pretrain and split.enc_ids_pre is None:
+            raise ValueError("prompt pre-training needs the token ids of backbone unicrs")
 
     def __len__(self) -> int:
         return len(self.s)
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         s = self.s
-        turns = s.turns[idx]
-        emb = self.turn_emb[turns.clip(min=0)] * (turns >= 0)[..., None]
         out = {
             "entities": torch.as_tensor(s.entities[idx]),
             "emo_ids": torch.as_tensor(s.emo_ids[idx]),
             "emo_probs": torch.as_tensor(s.emo_probs[idx]),
-            "turn_emb": torch.as_tensor(emb, dtype=torch.float32),
-            "turn_mask": torch.as_tensor(turns >= 0),
             "target": torch.as_tensor(s.target[idx]),
             "weight": torch.as_tensor(s.weight[idx]),
         }
+        if s.enc_ids is not None:
+            enc, plm = (s.enc_ids_pre, s.plm_ids_pre) if self.pretrain else (s.enc_ids, s.plm_ids)
+            out.update(token_batch(enc[idx], plm[idx]))
+        else:
+            turns = s.turns[idx]
+            emb = self.turn_emb[turns.clip(min=0)] * (turns >= 0)[..., None]
+            out["turn_emb"] = torch.as_tensor(emb, dtype=torch.float32)
+            out["turn_mask"] = torch.as_tensor(turns >= 0)
         if self.cooc is not None:
             out["cooc"] = cooc_rows(self.cooc, s.entities[idx])
         return out

@@ -14,17 +14,17 @@ import torch.nn.functional as F
 
 from ..config import RECOMMENDER_VARIANTS, Config, RecommenderConfig
 from .data import Batcher, load_batchers, to_device
-from .model import EmotionRecommender, build_model, weighted_loss
+from .model import build_model, load_saved, weighted_loss
 
 
 @torch.no_grad()
-def score_split(model: EmotionRecommender, batcher: Batcher, batch_size: int = 128, auc_batch_size: int = 32):
+def score_split(model, batcher: Batcher, batch_size: int = 128, auc_batch_size: int = 32):
     """Evaluation pass in sample order → (mean weighted loss, mean plain CE, RankingAccumulator)."""
     from ..metrics import RankingAccumulator
 
     model.eval()
     device = next(model.parameters()).device
-    E = model.kg()
+    E = model.entity_reps()
     acc = RankingAccumulator(len(model.item_ids), auc_batch_size)
     s = batcher.s
     tot_w, tot = 0.0, 0.0
@@ -40,7 +40,7 @@ def score_split(model: EmotionRecommender, batcher: Batcher, batch_size: int = 1
     return tot_w / n, tot / n, acc
 
 
-def _items_in(entities: np.ndarray, model: EmotionRecommender) -> np.ndarray:
+def _items_in(entities: np.ndarray, model) -> np.ndarray:
     """Item indices of the context entities (for the no-repetition Recall)."""
     lookup = getattr(model, "_item_lookup", None)
     if lookup is None:
@@ -53,14 +53,16 @@ def _items_in(entities: np.ndarray, model: EmotionRecommender) -> np.ndarray:
     return it[it >= 0]
 
 
-def evaluate_model(out: Path, rc: RecommenderConfig, splits: tuple[str, ...] = ("valid", "test")) -> dict:
+def evaluate_model(
+    out: Path, rc: RecommenderConfig, splits: tuple[str, ...] = ("valid", "test"), offline: bool = False
+) -> dict:
     """Score valid and test with the selected model (test once per training run); per-sample test predictions go to
     test_predictions.npz for paired comparisons between variants. Runs as a Ray task (`encode_resources`)."""
     from ..hub import device
 
     prep, data = load_batchers(out / "prepared", splits)
-    model = build_model(rc, prep["graph"], prep["meta"]["text_dim"])
-    model.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
+    model = build_model(rc, prep["graph"], prep["meta"]["text_dim"], offline)
+    load_saved(model, out / "model.pt")
     model.to(device(rc.device))
     metrics = {}
     for split in splits:

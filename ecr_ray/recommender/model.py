@@ -1,4 +1,6 @@
-"""The emotion-aware item recommender (paper section 4.2) on a UniCRS-style backbone, and its inference API.
+"""The emotion-aware item recommender (paper section 4.2) on the `light` backbone, the parts both backbones share (KG
+encoder, Eq. 3-4 emotion fusion, Eq. 7 loss), `build_model` for either backbone and their saved weights. The
+`unicrs` backbone is in unicrs.py.
 
     entity reps   E = RGCN(node embeddings) + residual, then a residual MLP        (UniCRS KG encoder)
     local  (Eq. 3-4)  v_j = Σ_{i≤3} p_i · Emb[f_i];   ê_j = MLP([E_j ; v_j])
@@ -97,6 +99,13 @@ class EmotionRecommender(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(len(item_ids)))
         self.register_buffer("item_ids", item_ids, persistent=False)
 
+    FROZEN: tuple[str, ...] = ()
+    """Parameter prefixes of frozen parts (none here: the sentence encoder runs once, in data prep)."""
+
+    def entity_reps(self) -> torch.Tensor:
+        """[N, d] every entity (one KG pass; inference computes it once)."""
+        return self.kg()
+
     def forward(self, batch: dict[str, torch.Tensor], entity_reps: torch.Tensor | None = None) -> torch.Tensor:
         """Scores [B, n_items]. `entity_reps` may be passed in to reuse one KG pass (inference)."""
         E = self.kg() if entity_reps is None else entity_reps
@@ -132,16 +141,42 @@ def weighted_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return (F.cross_entropy(scores.float(), target, reduction="none") * weight).mean()
 
 
-def build_model(rc: RecommenderConfig, graph: dict[str, np.ndarray], text_dim: int) -> EmotionRecommender:
+def build_model(
+    rc: RecommenderConfig, graph: dict[str, np.ndarray], text_dim: int | None, offline: bool = False
+) -> nn.Module:
+    """The recommender of `rc.backbone` for the prepared KG: `light` needs the sentence vectors' width, `unicrs` loads
+    its frozen text encoder and PLM (offline from the cache when asked)."""
+    if rc.backbone == "unicrs":
+        from .unicrs import build_unicrs
+
+        return build_unicrs(rc, graph, offline)
     return EmotionRecommender(
         rc,
         num_entities=int(graph["num_entities"]),
         num_relations=int(graph["num_relations"]),
-        text_dim=text_dim,
+        text_dim=int(text_dim),
         edge_index=torch.as_tensor(graph["edge_index"]),
         edge_type=torch.as_tensor(graph["edge_type"]),
         item_ids=torch.as_tensor(graph["item_ids"]),
     )
+
+
+def saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint and model.pt hold: everything but the frozen models (`model.FROZEN` prefixes), which
+    load from their own names."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(model.FROZEN)}
+
+
+def load_saved(model: nn.Module, path) -> None:
+    """Load `saved_state` weights from `path`; every other parameter must be a frozen one."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(model.FROZEN)]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"{path}: weights do not fit this recommender (backbone/variant/sizes changed?): "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
 
 
 # ----------------------------------------------------------------------------- the frozen context encoder

@@ -3,9 +3,10 @@
 The dialogue's features are built by the rules training used (`ecr_ray.data.redial.titled` / `turn_mentions`, the
 emotion stage's `select_emotions`, `build_split`'s windows): each turn's movies (`@<movieId>`s and titles written
 out) and linked entities, the most recent `max_context_entities` of them, each with the emotions of its most recent
-mention that has any, and the most recent `max_context_turns` turns encoded by the frozen text encoder (through a
-per-text cache: clients re-send the history). tests/recommender/test_train.py holds these features equal to the
-training arrays for the same dialogues."""
+mention that has any, and the context: for backbone `light` the most recent `max_context_turns` turns encoded by the
+frozen sentence encoder (through a per-text cache: clients re-send the history), for `unicrs` the token ids
+`ContextTokens` builds (data prep's class). tests/recommender/test_train.py and test_unicrs.py hold these features
+equal to the training arrays for the same dialogues."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import torch
 
 from ..config import EMOTIONS, Config, RecommenderConfig, section_from_dict
 from ..prompts import turn_line
-from .data import MAX_EMO, cooc_rows, load_prepared
-from .model import build_model
+from .data import MAX_EMO, ContextTokens, cooc_rows, load_prepared, token_batch
+from .model import build_model, load_saved
 
 
 class RecommenderPredictor:
@@ -52,27 +53,31 @@ class RecommenderPredictor:
         self.emotions_source = source
         self.device = device(cfg.recommender.device)
         prep = load_prepared(self.dir / "prepared")
-        self.model = build_model(rc, prep["graph"], meta["text_dim"])
-        self.model.load_state_dict(torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True))
+        self.model = build_model(rc, prep["graph"], meta["text_dim"], cfg.offline)
+        load_saved(self.model, self.dir / "model.pt")
         self.model.eval().to(self.device)
         self.cooc = prep["cooc"]
         with torch.no_grad():
-            self.E = self.model.kg()
+            self.E = self.model.entity_reps()
         self.kg = load_dataset_kg(cfg)
         self.names = self.kg.names
         self.item_ids = prep["graph"]["item_ids"]
         self.linker = EntityLinker.from_kg(self.kg, include_items=True)  # resolves movie titles as well
         rdir = cfg.data.resolved_dir() / "redial"
         self.movies = MovieCatalogue.load(rdir) if rdir.exists() else MovieCatalogue({}, {})
-        self.encoder = TextEncoder(
-            rc.text_encoder,
-            rc.max_context_tokens,
-            inference_dtype(encoder_dtype, self.device),
-            self.device,
-            cfg.offline,
-        )
-        # Clients re-send the history with every request: only turns not seen yet go through the encoder.
-        self.encode_turns = TextCache(self.encoder.encode, cache_size)
+        if rc.backbone == "unicrs":  # the model holds its frozen encoder; the context goes in as token ids
+            self.tokens = ContextTokens(rc.text_encoder, rc.plm, rc.max_context_tokens, cfg.offline)
+        else:
+            self.tokens = None
+            self.encoder = TextEncoder(
+                rc.text_encoder,
+                rc.max_context_tokens,
+                inference_dtype(encoder_dtype, self.device),
+                self.device,
+                cfg.offline,
+            )
+            # Clients re-send the history with every request: only turns not seen yet go through the encoder.
+            self.encode_turns = TextCache(self.encoder.encode, cache_size)
         self.threshold = cfg.emotion.threshold
         self.max_emotions = min(cfg.emotion.max_emotions_per_entity, MAX_EMO)
 
@@ -110,20 +115,24 @@ class RecommenderPredictor:
         names, ps = select_emotions(labels, p, self.threshold, self.max_emotions)
         return [EMOTIONS.index(n) for n in names], ps
 
-    def encode_dialogue(self, dialogue: list[dict]) -> np.ndarray:
-        """Embeddings of the turns `recommend` reads, through the text cache: callers may run this ahead, e.g. while
-        the emotions are being classified elsewhere."""
+    def encode_dialogue(self, dialogue: list[dict]) -> np.ndarray | tuple:
+        """What the model reads of the dialogue's text: the embeddings of the turns `recommend` reads, through the
+        text cache (`light`; callers may run this ahead, e.g. while the emotions are being classified elsewhere), or
+        its context token ids (`unicrs`: cheap, the encoder runs inside the model)."""
+        if self.tokens is not None:
+            return self.tokens.context(*self.tokens.turns(self._turn_texts(dialogue)))
         return self.encode_turns(self._turn_texts(dialogue))
 
     def _turn_texts(self, dialogue: list[dict]) -> list[str]:
-        """The last `max_context_turns` turns as the encoder sees them ("User: ..." / "Recommender: ...", `@<movieId>`
-        written as the movie's name)."""
+        """The turns as the data stage wrote them ("User: ..." / "Recommender: ...", `@<movieId>` written as the
+        movie's name): the last `max_context_turns` (`light`), or all of them (`unicrs` cuts by tokens)."""
         from ..data.redial import titled
 
         def name(mid: str) -> str:
             return self.movies.names.get(mid, f"@{mid}")
 
-        return [turn_line(t["role"], titled(t["text"], name)) for t in dialogue[-self.rc.max_context_turns :]]
+        turns = dialogue if self.tokens is not None else dialogue[-self.rc.max_context_turns :]
+        return [turn_line(t["role"], titled(t["text"], name)) for t in turns]
 
     def recommend(
         self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None, top_k: int = 10
@@ -157,33 +166,44 @@ class RecommenderPredictor:
     def inputs(self, dialogues: list[list[dict]], user_emotions: list[list | None]) -> tuple[list[dict], dict]:
         """The dialogues' `_features` and the model's input batch (CPU tensors), laid out as training's
         `Batcher.batch` lays out samples (most recent last, padding -1 / 0 / False in front)."""
-        L, K = self.rc.max_context_entities, self.rc.max_context_turns
+        L = self.rc.max_context_entities
         feats = [self._features(d, e) for d, e in zip(dialogues, user_emotions)]
-        texts = [self._turn_texts(d) for d in dialogues]
-        flat = [t for ts in texts for t in ts]
-        emb = self.encode_turns(flat) if flat else np.zeros((0, self.model.text[0].in_features), np.float32)
         B = len(feats)
         ents = np.full((B, L), -1, np.int64)
         emo_ids = np.full((B, L, MAX_EMO), -1, np.int64)
         emo_p = np.zeros((B, L, MAX_EMO), np.float32)
-        turn_emb = np.zeros((B, K, self.model.text[0].in_features), np.float32)
-        mask = np.zeros((B, K), bool)
-        row = 0
-        for b, (f, ts) in enumerate(zip(feats, texts)):
+        for b, f in enumerate(feats):
             off = L - len(f["order"])
             ents[b, off:] = f["order"]
             for k, e in enumerate(f["order"]):
                 ids, ps = f["linked"][e]
                 emo_ids[b, off + k, : len(ids)] = ids
                 emo_p[b, off + k, : len(ps)] = ps
-            turn_emb[b, K - len(ts) :] = emb[row : row + len(ts)]
-            mask[b, K - len(ts) :] = True
-            row += len(ts)
-        arrays = {"entities": ents, "emo_ids": emo_ids, "emo_probs": emo_p, "turn_emb": turn_emb, "turn_mask": mask}
+        arrays = {"entities": ents, "emo_ids": emo_ids, "emo_probs": emo_p}
         batch = {k: torch.as_tensor(v) for k, v in arrays.items()}
+        if self.tokens is not None:
+            rows = [self.encode_dialogue(d) for d in dialogues]
+            batch.update(token_batch(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])))
+        else:
+            batch.update(self._turn_batch(dialogues))
         if self.cooc is not None:
             batch["cooc"] = cooc_rows(self.cooc, ents)
         return feats, batch
+
+    def _turn_batch(self, dialogues: list[list[dict]]) -> dict[str, torch.Tensor]:
+        """`light`: the last `max_context_turns` turn embeddings of each dialogue, most recent last (zeros in front)."""
+        K, dim = self.rc.max_context_turns, self.model.text[0].in_features
+        texts = [self._turn_texts(d) for d in dialogues]
+        flat = [t for ts in texts for t in ts]
+        emb = self.encode_turns(flat) if flat else np.zeros((0, dim), np.float32)
+        turn_emb = np.zeros((len(dialogues), K, dim), np.float32)
+        mask = np.zeros((len(dialogues), K), bool)
+        row = 0
+        for b, ts in enumerate(texts):
+            turn_emb[b, K - len(ts) :] = emb[row : row + len(ts)]
+            mask[b, K - len(ts) :] = True
+            row += len(ts)
+        return {"turn_emb": torch.as_tensor(turn_emb), "turn_mask": torch.as_tensor(mask)}
 
     def _features(self, dialogue: list[dict], user_emotions: list | None) -> dict:
         """Roles, the context entities (most recent `max_context_entities`) and each one's emotions."""

@@ -5,6 +5,11 @@ epoch, the best epoch by validation loss kept) and the stage as a whole (`fit`).
 Ray Train run and its per-epoch checkpoints), model.pt (best on validation loss), meta.json, history.json,
 metrics.json (valid + test, scored by a Ray task), test_predictions.npz, manifest.json. Rerunning with the same
 config skips it, or resumes the Ray Train run from its latest checkpoint when it was interrupted.
+
+Backbone unicrs with `pretrain_epochs` > 0 first runs UniCRS's prompt pre-training: the same Task in phase
+`pretrain` (contexts with the response appended, lr `pretrain_lr`) as a Ray Train run of its own
+(`ray/<variant>-<key>-pretrain`, resumable the same way), whose best epoch (validation loss) goes to pretrain/ and
+initialises the recommendation run.
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ from ..config import Config, config_from_dict
 from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
 from .data import load_batchers, to_device
-from .model import build_model, weighted_loss
+from .model import build_model, load_saved, saved_state, weighted_loss
 
 log = logging.getLogger(__name__)
 
 
 class RecommenderTask(Task):
     """Each epoch the train samples are permuted (seeded by the epoch) and dealt round-robin over the ranks; every
-    rank takes the same number of steps of `batch_size / workers` samples."""
+    rank takes the same number of steps of `batch_size / workers` samples. Config `phase: pretrain` reads the
+    contexts with the response appended (UniCRS's prompt pre-training); `init` names weights to start from."""
 
     name = "recommender"
 
@@ -38,12 +44,26 @@ class RecommenderTask(Task):
         super().__init__(config, worker)
         self.cfg = config_from_dict(config["cfg"])
         self.rc = self.cfg.recommender
-        self.prep, data = load_batchers(Path(config["prep_dir"]))
+        pretrain = config.get("phase") == "pretrain"
+        self.name = "recommender-pretrain" if pretrain else "recommender"
+        self.prep, data = load_batchers(Path(config["prep_dir"]), pretrain=pretrain)
         self.train, self.valid = data["train"], data["valid"]
         self.micro = max(1, self.rc.batch_size // worker.world)
 
     def model(self):
-        return build_model(self.rc, self.prep["graph"], self.prep["meta"]["text_dim"])
+        m = build_model(self.rc, self.prep["graph"], self.prep["meta"]["text_dim"], self.cfg.offline)
+        if self.config.get("init"):  # the prompt pre-training's best epoch (a resumed run restores over it)
+            load_saved(m, Path(self.config["init"]) / "model.pt")
+        return m
+
+    def export(self, model, out: Path) -> None:
+        import torch
+
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(saved_state(model), out / "model.pt")  # without the frozen encoder / PLM
+
+    def restore(self, model, src: Path) -> None:
+        load_saved(model, src / "model.pt")
 
     def steps_per_epoch(self) -> int:
         return steps_for(len(self.train), self.micro, self.worker.world)
@@ -109,7 +129,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     name = f"{rc.variant}-{key}"  # same config → same run → resume from its latest checkpoint
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
-    micro = max(1, rc.batch_size // rc.train_resources.workers)
+    pretrained = _pretrain(cfg, key, prep_dir, force) if rc.pretrain_epochs else None
     run = TrainRun(
         task="ecr_ray.recommender.train:RecommenderTask",
         name=name,
@@ -117,28 +137,25 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         resources=rc.train_resources,
         max_failures=rc.max_failures,
         callbacks=callbacks,
-        settings=LoopSettings(
-            precision=precision_of(rc.dtype),
-            lr=rc.lr,
-            weight_decay=rc.weight_decay,
-            epochs=rc.epochs,
-            warmup_fraction=rc.warmup_fraction,
-            micro_batch=micro,
-            deepspeed=rc.deepspeed,
-            select=("valid_loss", "min"),
-            log_every=50,
-        ),
-        config={"cfg": cfg.with_absolute_paths().to_dict(), "seed": cfg.seed, "prep_dir": str(prep_dir)},
+        settings=_settings(rc, rc.lr, rc.epochs),
+        config={
+            "cfg": cfg.with_absolute_paths().to_dict(),
+            "seed": cfg.seed,
+            "prep_dir": str(prep_dir),
+            "init": pretrained and pretrained["dir"],
+        },
     )
     _, checkpoint = fit_run(run)
     t_train = time.perf_counter() - t0 - t_prep
 
     state = read_state(checkpoint)
     copy_model(checkpoint, out)  # → out/model.pt, the best epoch by validation loss
-    metrics = run_task(evaluate_model, rc.encode_resources, out, rc, ("valid", "test") if evaluate_test else ("valid",))
+    splits = ("valid", "test") if evaluate_test else ("valid",)
+    metrics = run_task(evaluate_model, rc.encode_resources, out, rc, splits, cfg.offline)
     history = state["history"]
     meta = {
         "variant": rc.variant,
+        "backbone": rc.backbone,
         "recommender": cfg.to_dict()["recommender"],
         "text_dim": summary["text_dim"],
         "emotions_source": summary["emotions_source"],
@@ -151,6 +168,8 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         cfg,
         "recommender",
         variant=rc.variant,
+        backbone=rc.backbone,
+        pretrain=pretrained and {k: v for k, v in pretrained.items() if k != "history"},
         counts=summary["counts"],
         emotions_source=summary["emotions_source"],
         best_epoch=state["best"]["epoch"],
@@ -169,3 +188,60 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         },
         ray_run=str(out / "ray" / name),
     )
+
+
+def _settings(rc, lr: float, epochs: int) -> LoopSettings:
+    return LoopSettings(
+        precision=precision_of(rc.dtype),
+        lr=lr,
+        weight_decay=rc.weight_decay,
+        epochs=epochs,
+        warmup_fraction=rc.warmup_fraction,
+        micro_batch=max(1, rc.batch_size // rc.train_resources.workers),
+        deepspeed=rc.deepspeed,
+        select=("valid_loss", "min"),
+        log_every=50,
+    )
+
+
+def _pretrain(cfg: Config, key: str, prep_dir: Path, force: bool) -> dict:
+    """UniCRS's prompt pre-training as its own Ray Train run of the same Task (phase `pretrain`): trained once per
+    stage key, resumed like any run; its best epoch goes to <variant>/pretrain/. Returns {dir, key, best_epoch,
+    epochs, seconds, history}."""
+    rc = cfg.recommender
+    out = output_dir(cfg)
+    dest, name = out / "pretrain", f"{rc.variant}-{key}-pretrain"
+    done = dest / "pretrain.json"
+    if force:
+        shutil.rmtree(out / "ray" / name, ignore_errors=True)
+    elif done.exists() and json.loads(done.read_text()).get("key") == key and (dest / "model.pt").exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(dest, ignore_errors=True)
+    t0 = time.perf_counter()
+    run = TrainRun(
+        task="ecr_ray.recommender.train:RecommenderTask",
+        name=name,
+        storage=out / "ray",
+        resources=rc.train_resources,
+        max_failures=rc.max_failures,
+        settings=_settings(rc, rc.pretrain_lr, rc.pretrain_epochs),
+        config={
+            "cfg": cfg.with_absolute_paths().to_dict(),
+            "seed": cfg.seed,
+            "prep_dir": str(prep_dir),
+            "phase": "pretrain",
+        },
+    )
+    _, checkpoint = fit_run(run)
+    state = read_state(checkpoint)
+    copy_model(checkpoint, dest)
+    summary = {
+        "dir": str(dest),
+        "key": key,
+        "best_epoch": state["best"]["epoch"],
+        "epochs": len(state["history"]),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "history": state["history"],
+    }
+    done.write_text(json.dumps(summary, indent=2))
+    return summary
