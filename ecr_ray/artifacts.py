@@ -1,11 +1,11 @@
 """Stage outputs in the run directory: what each stage reads, its content key, its manifest, and whether it is up to
 date.
 
-Every stage writes `<run_dir>/<stage dir>/manifest.json` holding its `key`: a hash of the config fields the stage
-reads, of the files it reads from outside the run directory (raw data, seed labels, reviews) and of the keys of the
-stages it reads from. A stage is up to date when its manifest holds the key the current config gives and its outputs
-exist. `pipeline` asks `is_fresh` before running a stage, and each stage's `fit` asks it too before doing work
-again, so a rerun of anything skips what is done and resumes what is not.
+Every stage writes `<run_dir>/<stage dir>/manifest.json` holding its `key`: a hash of the stage's version, of the
+config fields the stage reads, of the files it reads from outside the run directory (raw data, seed labels, reviews)
+and of the keys of the stages it reads from. A stage is up to date when its manifest holds the key the current config
+gives and its outputs exist. `pipeline` asks `is_fresh` before running a stage, and each stage's `fit` asks it too
+before doing work again, so a rerun of anything skips what is done and resumes what is not.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class Stage:
     """Files under the stage's dir that must exist for it to count as done."""
     inputs: Callable[[Config], list[Path]] | None = None
     """Files outside the run directory the stage reads (hashed into the key)."""
+    version: int = 1
+    """Bumped when the code changes what the stage writes from the same config and inputs, so older outputs rebuild
+    (tables 2: movie titles written out are linked as movie mentions)."""
 
     def path(self, cfg: Config) -> Path:
         return cfg.run_path / self.dir.format(variant=cfg.recommender.variant)
@@ -77,7 +80,7 @@ _INFERENCE = (
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("tables", "tables", ("data", "seed"), (), ("turns.parquet", "samples.parquet"), _raw_files),
+        Stage("tables", "tables", ("data", "seed"), (), ("turns.parquet", "samples.parquet"), _raw_files, version=2),
         Stage(
             "emotions",
             "emotions",
@@ -157,6 +160,7 @@ def key(cfg: Config, name: str) -> str:
     # By content, not by path: the same data under another folder (a job's working dir) is the same input.
     inputs = [(p.name, file_hash(p) if p.exists() else None) for p in (stage.inputs(cfg) if stage.inputs else [])]
     blob = {
+        "version": stage.version,
         "reads": _reads(cfg, stage),
         "inputs": inputs,
         "after": {a: (read_manifest(cfg, a) or {}).get("key") for a in stage.after},

@@ -81,6 +81,8 @@ class EntityLinker:
             name = strip_disambiguation(kg.names[eid])
             if not name:
                 continue
+            if eid in kg.item_set and name != kg.names[eid]:
+                add(kg.names[eid], eid)  # "Seven (1995)": with its year a title is unambiguous, however short
             if eid in genres:  # users write genres in lower case: "a good horror movie"
                 for a in _genre_aliases(name):
                     if " " in a or a not in stop:  # "family films" yes, bare "family" no

@@ -2,7 +2,9 @@
 
 A *turn* is a run of consecutive messages by one speaker (all messageIds kept). The seeker (initiator) is the
 `user`, the other worker the `recommender`. `@<movieId>` is rendered as the movie name; movie mentions become KG
-entity ids through `kg/redial_movieid2entity.json`; other entities come from the offline linker.
+entity ids through `kg/redial_movieid2entity.json`; other entities, movie titles written out included, come from the
+offline linker. `titled` and `turn_mentions` are the two rules a served dialogue goes through as well, so serving
+builds the recommender's inputs as training did (tests/recommender/test_train.py holds them equal).
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ from .schema import (
 
 MENTION = re.compile(r"@(\d+)")
 LIKED = {0: "dislike", 1: "like", 2: "not_said"}
+
+
+def titled(raw: str, name_of) -> str:
+    """A turn's text as models read it: every `@<movieId>` replaced by `name_of(movie id)`."""
+    return MENTION.sub(lambda m: name_of(m.group(1)), raw)
+
+
+def turn_mentions(
+    raw: str, entity_of: dict[str, int], linker: EntityLinker | None
+) -> tuple[list[str], list[int], list[int]]:
+    """A turn's raw text → (its `@` movie ids in order of first mention, their KG entities (-1: not in the KG), the
+    entities the linker finds in the rest of the text, movie titles written out included)."""
+    movie_ids = list(dict.fromkeys(MENTION.findall(raw)))
+    entities = linker.link_ids(MENTION.sub(" ", raw)) if linker else []
+    return movie_ids, [entity_of.get(m, -1) for m in movie_ids], entities
+
 
 # The raw ReDial schema, as far as the loader reads it (schema.py). Rules across fields are in check_conversation.
 ANSWERS = or_empty_list(dict_of(digits, record({"liked": one_of(0, 1, 2)})))
@@ -163,8 +181,6 @@ def parse_conversation(
     seeker = conv["initiatorWorkerId"]
     turns: list[dict] = []
     for msg in conv["messages"]:
-        text = msg["text"]
-        ids = MENTION.findall(text)
         role = "user" if msg["senderWorkerId"] == seeker else "recommender"
         if turns and turns[-1]["role"] == role:
             turn = turns[-1]
@@ -176,12 +192,10 @@ def parse_conversation(
                 "role": role,
                 "message_ids": [],
                 "raw_parts": [],
-                "movie_ids": [],
             }
             turns.append(turn)
         turn["message_ids"].append(msg["messageId"])
-        turn["raw_parts"].append(text)
-        turn["movie_ids"].extend(m for m in ids if m not in turn["movie_ids"])
+        turn["raw_parts"].append(msg["text"])
 
     def name(mid: str) -> str:
         return mentions.get(mid) or movies.names.get(mid, f"@{mid}")
@@ -189,11 +203,9 @@ def parse_conversation(
     for turn in turns:
         raw = " ".join(turn.pop("raw_parts"))
         turn["raw_text"] = raw
-        turn["text"] = MENTION.sub(lambda m: name(m.group(1)), raw)
-        # Aligned with movie_ids; -1 = a known ReDial movie that has no KG entity.
-        turn["movie_entities"] = [movies.entity_of.get(m, -1) for m in turn["movie_ids"]]
-        # Link the free text only: movie titles are already resolved through their @ids.
-        turn["entities"] = linker.link_ids(MENTION.sub(" ", raw)) if linker else []
+        turn["text"] = titled(raw, name)
+        # movie_entities is aligned with movie_ids (-1 = a known ReDial movie that has no KG entity).
+        turn["movie_ids"], turn["movie_entities"], turn["entities"] = turn_mentions(raw, movies.entity_of, linker)
 
     feedback = [
         {

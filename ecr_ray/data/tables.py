@@ -83,7 +83,8 @@ def build_tables(cfg: Config, force: bool = False) -> dict:
     src.check()
     out_dir = cfg.run_path / "tables"
     kg = load_dataset_kg(cfg)
-    linker = EntityLinker.from_kg(kg) if cfg.data.link_entities else None
+    # Movie titles written out (without ReDial's @id) are movie mentions too: serving sees nothing else.
+    linker = EntityLinker.from_kg(kg, include_items=True) if cfg.data.link_entities else None
     invalid = InvalidRows(skip=cfg.data.skip_invalid)
 
     turns, feedback, n_conv = [], [], {}

@@ -1,8 +1,11 @@
 """`RecommenderPredictor`: a trained recommender answering a dialogue given as text (Serve's Recommender).
 
-The dialogue's features are built the way training builds them: entities linked in each turn (movie titles and
-@ids too), each entity with the emotions of its most recent mention, the most recent `max_context_turns` turns
-encoded by the frozen text encoder (through a per-text cache: clients re-send the history)."""
+The dialogue's features are built by the rules training used (`ecr_ray.data.redial.titled` / `turn_mentions`, the
+emotion stage's `select_emotions`, `build_split`'s windows): each turn's movies (`@<movieId>`s and titles written
+out) and linked entities, the most recent `max_context_entities` of them, each with the emotions of its most recent
+mention that has any, and the most recent `max_context_turns` turns encoded by the frozen text encoder (through a
+per-text cache: clients re-send the history). tests/recommender/test_train.py holds these features equal to the
+training arrays for the same dialogues."""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ class RecommenderPredictor:
         self.item_ids = prep["graph"]["item_ids"]
         self.linker = EntityLinker.from_kg(self.kg, include_items=True)  # resolves movie titles as well
         rdir = cfg.data.resolved_dir() / "redial"
-        self.movies = MovieCatalogue.load(rdir) if rdir.exists() else None
+        self.movies = MovieCatalogue.load(rdir) if rdir.exists() else MovieCatalogue({}, {})
         self.encoder = TextEncoder(
             rc.text_encoder,
             rc.max_context_tokens,
@@ -71,6 +74,7 @@ class RecommenderPredictor:
         # Clients re-send the history with every request: only turns not seen yet go through the encoder.
         self.encode_turns = TextCache(self.encoder.encode, cache_size)
         self.threshold = cfg.emotion.threshold
+        self.max_emotions = min(cfg.emotion.max_emotions_per_entity, MAX_EMO)
 
     @classmethod
     def load(
@@ -85,23 +89,26 @@ class RecommenderPredictor:
         return cls(cfg, d, cache_size, encoder_dtype)
 
     def _link(self, text: str) -> list[int]:
-        import re
+        """A turn's entities as the data stage lists them: its movies (KG ones), then the linked entities."""
+        from ..data.redial import turn_mentions
 
-        ids = []
-        for mid in re.findall(r"@(\d+)", text):  # ReDial-style movie ids
-            if self.movies and mid in self.movies.entity_of:
-                ids.append(self.movies.entity_of[mid])
-        return list(dict.fromkeys(ids + self.linker.link_ids(re.sub(r"@\d+", " ", text))))
+        _, movies, linked = turn_mentions(text, self.movies.entity_of, self.linker)
+        return list(dict.fromkeys([e for e in movies if e >= 0] + linked))
 
     def _emotions(self, probs: np.ndarray | None) -> tuple[list[int], list[float]]:
+        """A user turn's probabilities → the emotion ids and probabilities its entities take (the emotion stage's
+        `keep_labels` + `select_emotions`)."""
+        from ..emotion.data import keep_labels
+        from ..emotion.links import select_emotions
+
         if probs is None:
             return [], []
         p = np.asarray(probs, dtype=np.float32).reshape(-1)
         if p.shape[0] != len(EMOTIONS):
             raise ValueError(f"user_emotions: expected {len(EMOTIONS)} probabilities ({EMOTIONS}), got {p.shape[0]}")
-        order = [int(i) for i in np.argsort(-p)]
-        kept = [i for i in order if p[i] > self.threshold][:MAX_EMO] or order[:1]
-        return kept, [float(p[i]) for i in kept]
+        labels = keep_labels(p, self.threshold, fallback_top=True)
+        names, ps = select_emotions(labels, p, self.threshold, self.max_emotions)
+        return [EMOTIONS.index(n) for n in names], ps
 
     def encode_dialogue(self, dialogue: list[dict]) -> np.ndarray:
         """Embeddings of the turns `recommend` reads, through the text cache: callers may run this ahead, e.g. while
@@ -109,8 +116,14 @@ class RecommenderPredictor:
         return self.encode_turns(self._turn_texts(dialogue))
 
     def _turn_texts(self, dialogue: list[dict]) -> list[str]:
-        """The last `max_context_turns` turns as the encoder sees them ("User: ..." / "Recommender: ...")."""
-        return [turn_line(t["role"], t["text"]) for t in dialogue[-self.rc.max_context_turns :]]
+        """The last `max_context_turns` turns as the encoder sees them ("User: ..." / "Recommender: ...", `@<movieId>`
+        written as the movie's name)."""
+        from ..data.redial import titled
+
+        def name(mid: str) -> str:
+            return self.movies.names.get(mid, f"@{mid}")
+
+        return [turn_line(t["role"], titled(t["text"], name)) for t in dialogue[-self.rc.max_context_turns :]]
 
     def recommend(
         self, dialogue: list[dict], user_emotions: list[np.ndarray | None] | None = None, top_k: int = 10
@@ -124,7 +137,27 @@ class RecommenderPredictor:
         self, dialogues: list[list[dict]], user_emotions: list[list | None], top_ks: list[int]
     ) -> list[dict]:
         """`recommend` for several dialogues in one forward pass (their new turns encoded together)."""
-        rc, L, K = self.rc, self.rc.max_context_entities, self.rc.max_context_turns
+        feats, batch = self.inputs(dialogues, user_emotions)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        probs = torch.softmax(self.model(batch, entity_reps=self.E), -1).cpu()
+        out = []
+        for b, (f, k) in enumerate(zip(feats, top_ks)):
+            top = torch.topk(probs[b], min(int(k), probs.shape[1]))
+            items = [
+                {"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])], "score": float(s)}
+                for s, i in zip(top.values.tolist(), top.indices.tolist())
+            ]
+            expl = [
+                {"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
+                for e in f["order"]
+            ]
+            out.append({"items": items, "explanation": {"entities": expl, "variant": self.rc.variant}})
+        return out
+
+    def inputs(self, dialogues: list[list[dict]], user_emotions: list[list | None]) -> tuple[list[dict], dict]:
+        """The dialogues' `_features` and the model's input batch (CPU tensors), laid out as training's
+        `Batcher.batch` lays out samples (most recent last, padding -1 / 0 / False in front)."""
+        L, K = self.rc.max_context_entities, self.rc.max_context_turns
         feats = [self._features(d, e) for d, e in zip(dialogues, user_emotions)]
         texts = [self._turn_texts(d) for d in dialogues]
         flat = [t for ts in texts for t in ts]
@@ -146,30 +179,11 @@ class RecommenderPredictor:
             turn_emb[b, K - len(ts) :] = emb[row : row + len(ts)]
             mask[b, K - len(ts) :] = True
             row += len(ts)
-        batch = {
-            "entities": torch.as_tensor(ents),
-            "emo_ids": torch.as_tensor(emo_ids),
-            "emo_probs": torch.as_tensor(emo_p),
-            "turn_emb": torch.as_tensor(turn_emb),
-            "turn_mask": torch.as_tensor(mask),
-        }
+        arrays = {"entities": ents, "emo_ids": emo_ids, "emo_probs": emo_p, "turn_emb": turn_emb, "turn_mask": mask}
+        batch = {k: torch.as_tensor(v) for k, v in arrays.items()}
         if self.cooc is not None:
             batch["cooc"] = cooc_rows(self.cooc, ents)
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        probs = torch.softmax(self.model(batch, entity_reps=self.E), -1).cpu()
-        out = []
-        for b, (f, k) in enumerate(zip(feats, top_ks)):
-            top = torch.topk(probs[b], min(int(k), probs.shape[1]))
-            items = [
-                {"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])], "score": float(s)}
-                for s, i in zip(top.values.tolist(), top.indices.tolist())
-            ]
-            expl = [
-                {"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
-                for e in f["order"]
-            ]
-            out.append({"items": items, "explanation": {"entities": expl, "variant": rc.variant}})
-        return out
+        return feats, batch
 
     def _features(self, dialogue: list[dict], user_emotions: list | None) -> dict:
         """Roles, the context entities (most recent `max_context_entities`) and each one's emotions."""
@@ -183,7 +197,8 @@ class RecommenderPredictor:
             if t.get("role") not in ("user", "recommender", "assistant") or not isinstance(t.get("text"), str):
                 raise ValueError(f"dialogue[{i}]: expected {{role: user|recommender, text: str}}, got {t!r}")
             roles.append("user" if t["role"] == "user" else "recommender")
-        # Entity emotions: user turns → own emotions; recommender turns → the user's next turn's emotions.
+        # Entity emotions: user turns → own emotions; recommender turns → the user's next turn's emotions; an entity
+        # takes those of its most recent mention that has any (the emotion stage links no other mention).
         emos = [self._emotions(user_emotions[i]) if roles[i] == "user" else ([], []) for i in range(len(dialogue))]
         nxt: tuple = ([], [])
         linked: dict[int, tuple] = {}
@@ -193,6 +208,9 @@ class RecommenderPredictor:
                 nxt = emos[i]
             em = emos[i] if roles[i] == "user" else nxt
             for e in per_turn[i]:
-                linked.setdefault(e, em)  # walking backwards: keep the most recent mention's emotions
+                if em[0]:
+                    linked.setdefault(e, em)  # walking backwards: the most recent mention with emotions wins
         order = list(dict.fromkeys(e for ts in per_turn for e in ts))[-self.rc.max_context_entities :]
+        for e in order:
+            linked.setdefault(e, ([], []))
         return {"dialogue": dialogue, "roles": roles, "order": order, "linked": linked}

@@ -56,6 +56,15 @@ def test_items_excluded_by_default(tiny_linker):
     assert names(tiny_linker, "Toy Story and Jurassic Park") == []
 
 
+def test_items_by_title_and_short_titles_only_with_their_disambiguation(tiny_linker):
+    _, kg = tiny_linker
+    with_items = (EntityLinker.from_kg(kg, include_items=True), kg)
+    assert names(with_items, "Toy Story and Jurassic Park") == ["Toy Story", "Jurassic Park (film)"]
+    assert names(with_items, "Black is great") == []  # one short word: ambiguous
+    assert names(with_items, "Black (film) is great") == ["Black (film)"]  # the KG name in full is not
+    assert names(with_items, "I love Tom Hanks") == ["Tom Hanks"]  # other entities as before
+
+
 def test_link_ids_unique_in_order(tiny_linker):
     linker, kg = tiny_linker
     ids = linker.link_ids("Steven Spielberg, horror, Steven Spielberg")
