@@ -11,7 +11,6 @@ recipe's `serve.deployments`; `app(args)` builds the application from a recipe, 
 """
 
 import asyncio
-import hmac
 import json
 import os
 import time
@@ -22,21 +21,19 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ecr_ray.config import EMOTIONS, Config
 from ecr_ray.prompts import NO_ITEMS, recommendation_sentence
 
 from . import sessions
-from .api import APIError, AppArgs, Models, read_json
+from .api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, install_errors, read_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
@@ -204,33 +201,8 @@ api = FastAPI(
     description="POST /v1/recommend, OpenAI-compatible POST /v1/chat/completions, web chat at /",
 )
 api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-
-@api.exception_handler(APIError)
-async def _api_error(request: Request, e: APIError):
-    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
-    return JSONResponse(e.body(), status_code=e.status, headers=headers)
-
-
-@api.exception_handler(StarletteHTTPException)
-async def _http_error(request: Request, e: StarletteHTTPException):
-    return JSONResponse(
-        APIError(e.status_code, str(e.detail), code="http_error").body(),
-        status_code=e.status_code,
-        headers=getattr(e, "headers", None),
-    )
-
-
-@api.exception_handler(RequestValidationError)
-async def _fastapi_validation(request: Request, e: RequestValidationError):
-    first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
-    param = ".".join(str(p) for p in first["loc"])
-    return JSONResponse(APIError(422, f"{param}: {first['msg']}", param=param).body(), status_code=422)
-
-
-@api.exception_handler(Exception)
-async def _unexpected(request: Request, e: Exception):  # a bug on our side: say so, without a traceback
-    return JSONResponse(APIError(500, f"internal error ({type(e).__name__})").body(), status_code=500)
+api.add_middleware(SecurityHeaders)
+install_errors(api)
 
 
 def _jsonable(x: Any) -> Any:
@@ -259,22 +231,13 @@ class ECRIngress:
         # Sessions live in one actor every ingress replica shares (sessions.py); its name follows the run.
         self.sessions = sessions.connect(f"sessions:{cfg.run_path}", cfg.serve.max_sessions, cfg.serve.session_ttl_s)
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # The token is read from this replica's environment, never from the config (no secrets in files/logs).
-        self.token = os.environ.get(cfg.serve.api_token_env, "")
+        # The tokens are read from this replica's environment, never from the config (no secrets in files/logs).
+        self.auth = BearerAuth(cfg.serve.api_token_env)
 
     # ---- helpers
 
-    def _auth(self, request: Request) -> None:
-        if not self.token:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            raise APIError(
-                401,
-                "missing or invalid bearer token (Authorization: Bearer <token>)",
-                type="authentication_error",
-                code="invalid_api_key",
-            )
+    def _body(self, request: Request):
+        return read_json(request, self.limits.max_body_bytes, self.limits.body_timeout_s)
 
     async def _call(self, what: str, method, *args, **kwargs) -> Any:
         """One model call with a deadline, retried if the replica died; failures → 503/504/502 JSON errors."""
@@ -370,7 +333,7 @@ class ECRIngress:
 
     @api.get("/v1/models")
     async def list_models(self, request: Request):
-        self._auth(request)
+        self.auth.client(request)
         return {
             "object": "list",
             "data": [{"id": self.limits.model_name, "object": "model", "created": 0, "owned_by": "ecr-ray"}],
@@ -378,8 +341,8 @@ class ECRIngress:
 
     @api.post("/v1/recommend")
     async def recommend(self, request: Request):
-        self._auth(request)
-        req = self.models.recommend(await read_json(request, self.limits.max_body_bytes))
+        self.auth.client(request)
+        req = self.models.recommend(await self._body(request))
         new = [t.model_dump() for t in req.dialogue]
         gen = self._gen_kwargs(req.max_new_tokens)
         if req.session_id is None:
@@ -414,7 +377,7 @@ class ECRIngress:
 
     @api.delete("/v1/sessions/{session_id}")
     async def end_session(self, session_id: str, request: Request):
-        self._auth(request)
+        self.auth.client(request)
         if not await self._call("sessions", self.sessions.delete, session_id):
             raise APIError(
                 404,
@@ -427,8 +390,8 @@ class ECRIngress:
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request):
         """OpenAI-compatible: the conversation in `messages`, the ECR reply out (`stream: true` → SSE)."""
-        self._auth(request)
-        req, dialogue = self.models.chat(await read_json(request, self.limits.max_body_bytes))
+        self.auth.client(request)
+        req, dialogue = self.models.chat(await self._body(request))
         gen = self._gen_kwargs(req.max_completion_tokens or req.max_tokens, req.temperature, req.top_p)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not req.stream:

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from ecr_ray.config import EMOTIONS
+from tests.serve.conftest import TOKENS, bearer
 
 DIALOGUE = [
     {"role": "user", "text": "Hi! I loved Titanic and I like romantic movies."},
@@ -201,32 +202,20 @@ def test_sse_wire_format(serve_url):
 # ----------------------------------------------------------------------------- bearer-token auth
 
 
-def test_bearer_token_auth(serve_url, serve_cfg):
-    """A second ingress (token from its environment) in front of the same model deployments, under /secure."""
-    from ray import serve
-
-    from ecr_ray.serve.app import ECRIngress
-
-    token = "test-token-123"
-    handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender", "Generator")]
-    secure = ECRIngress.options(
-        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": {serve_cfg.serve.api_token_env: token}}}
-    ).bind(serve_cfg, *handles)
-    serve.run(secure, name="ecr-secure", route_prefix="/secure")
-    try:
-        base = f"{serve_url}/secure"
-        body = {"dialogue": DIALOGUE[:1], "generate": False}
-        assert_client_error(post(base, "/v1/recommend", body), 401, "bearer token")
-        assert_client_error(post(base, "/v1/recommend", body, headers={"Authorization": "Bearer wrong"}), 401, "token")
-        assert_client_error(requests.get(f"{base}/v1/models", timeout=30), 401, "token")
-        ok = post(base, "/v1/recommend", body, headers={"Authorization": f"Bearer {token}"})
+def test_bearer_token_auth(serve_url, secure_url):
+    """The second ingress (two tokens in its environment, tests/serve/conftest.py) in front of the same models."""
+    body = {"dialogue": DIALOGUE[:1], "generate": False}
+    assert_client_error(post(secure_url, "/v1/recommend", body), 401, "bearer token")
+    assert_client_error(post(secure_url, "/v1/recommend", body, headers=bearer("wrong")), 401, "token")
+    assert_client_error(post(secure_url, "/v1/recommend", body, headers=bearer(TOKENS[0] + "x")), 401, "token")
+    assert_client_error(requests.get(f"{secure_url}/v1/models", timeout=30), 401, "token")
+    for token in TOKENS:
+        ok = post(secure_url, "/v1/recommend", body, headers=bearer(token))
         assert ok.status_code == 200 and ok.json()["items"]
-        assert requests.get(f"{base}/healthz", timeout=30).status_code == 200  # probes need no token
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0, timeout=120)
-        assert [m.id for m in client.models.list()] == ["ecr"]
-        with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=f"{base}/v1", api_key="nope", max_retries=0).models.list()
-        # The unauthenticated app is unaffected.
-        assert post(serve_url, "/v1/recommend", body).status_code == 200
-    finally:
-        serve.delete("ecr-secure")
+    assert requests.get(f"{secure_url}/healthz", timeout=30).status_code == 200  # probes need no token
+    client = openai.OpenAI(base_url=f"{secure_url}/v1", api_key=TOKENS[1], max_retries=0, timeout=120)
+    assert [m.id for m in client.models.list()] == ["ecr"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{secure_url}/v1", api_key="nope", max_retries=0).models.list()
+    # The unauthenticated app is unaffected.
+    assert post(serve_url, "/v1/recommend", body).status_code == 200

@@ -1,4 +1,5 @@
 // ECR web chat: talks to POST v1/recommend (relative URLs, so the page works under any route prefix).
+// No inline script or style anywhere (the page is served with a self-only Content-Security-Policy).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
@@ -11,6 +12,12 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+function authHeaders(headers = {}) {
+  const token = sessionStorage.getItem("ecr-token");
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
 function addTurn(role, text) {
   const li = el("li", { class: role }, text);
   $("chat").append(li);
@@ -19,9 +26,7 @@ function addTurn(role, text) {
 }
 
 async function post(path, body) {
-  const headers = { "Content-Type": "application/json" };
-  const token = sessionStorage.getItem("ecr-token");
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = authHeaders({ "Content-Type": "application/json" });
   const r = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
   if (r.status === 401) {
     const t = prompt("This server needs an API token:");
@@ -44,7 +49,9 @@ function showEmotions(perTurn) {
   const last = perTurn[perTurn.length - 1] || {};
   const top = Object.entries(last).sort((a, b) => b[1] - a[1]).slice(0, 5);
   $("emotions").replaceChildren(...top.map(([label, p]) => {
-    const bar = el("div", { class: "bar" }, el("span", { style: `width:${Math.round(p * 100)}%` }));
+    const fill = el("span");
+    fill.style.width = `${Math.round(p * 100)}%`;  // CSSOM, not a style attribute: allowed by the CSP
+    const bar = el("div", { class: "bar" }, fill);
     return el("li", { class: "emotion" }, el("span", {}, label), bar, el("span", {}, `${Math.round(p * 100)}%`));
   }));
 }
@@ -96,5 +103,5 @@ $("reset").addEventListener("click", async () => {
   sessionId = newId();
   $("chat").replaceChildren();
   showMovies([]);
-  fetch(`v1/sessions/${encodeURIComponent(old)}`, { method: "DELETE" }).catch(() => {});
+  fetch(`v1/sessions/${encodeURIComponent(old)}`, { method: "DELETE", headers: authHeaders() }).catch(() => {});
 });
