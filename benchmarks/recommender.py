@@ -5,7 +5,10 @@
     .venv/bin/python benchmarks/recommender.py --report        # table from what is trained
 
 Every variant trains in the same run directory (default runs/bench-recommender), so the tables and the cached
-context embeddings are built once. Extra `--recommender.field value` overrides go to every variant.
+context embeddings are built once. Variants other than `baseline` read the emotion classifier's entity emotions
+(`recommender.emotions_source: file`, the default), so the emotion stage runs first when they are asked for (skipped
+when up to date); `--recommender.emotions_source seed` uses the LLM seed labels instead. Extra
+`--recommender.field value` overrides go to every variant.
 Wall time = prepare + Ray Train fit + valid/test evaluation; peak memory = max RSS of the driver and the worker.
 """
 
@@ -41,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         build_tables(cfg)
         print(f"tables built in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     with connect():
+        if any(v != "baseline" for v in args.variants) and cfg.recommender.emotions_source == "file":
+            from ecr_ray.emotion.train import fit as fit_emotions
+
+            m = fit_emotions(cfg)
+            print(f"emotions: {'up to date' if m.get('skipped') else 'labelled'}", file=sys.stderr)
         for v in [] if args.report else args.variants:
             vcfg = load_config("cpu", {**overrides, "recommender.variant": v})
             m = fit(vcfg, force=args.force)

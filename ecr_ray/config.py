@@ -231,9 +231,10 @@ class RecommenderConfig:
     fusion_layers: int = 1
     """Transformer layers fusing prompt tokens, entity reps and turn states."""
     dropout: float = 0.1
-    emotions_source: str = "auto"
-    """Entity emotions: `file` (run_dir/emotions/entity_emotions.parquet), `seed` (built from the LLM seed labels in
-    data_dir/emotions), `auto` (file if present, else seed), `none` (only valid for variant baseline)."""
+    emotions_source: str = "file"
+    """Entity emotions: `file` (run_dir/emotions/entity_emotions.parquet, the emotion classifier's labels of every user
+    turn: the paper's, and what serving feeds the model), `seed` (built from the LLM seed labels in data_dir/emotions
+    plus a probe: only when asked for by name; such a model is not served), `none` (only variant baseline)."""
     feedback_weights: dict[str, float] = field(default_factory=lambda: {"like": 2.0, "dislike": 1.0, "not_said": 0.5})
     """Per-sample loss weight by the user's feedback on the target item (paper: 2.0 / 1.0 / 0.5)."""
     epochs: int = 5
@@ -277,8 +278,8 @@ class RecommenderConfig:
             "recommender.max_context_entities/turns >= 1, max_context_tokens >= 8",
         )
         _check(
-            self.emotions_source in ("auto", "file", "seed", "none"),
-            f"recommender.emotions_source: expected auto|file|seed|none, got {self.emotions_source!r}",
+            self.emotions_source in ("file", "seed", "none"),
+            f"recommender.emotions_source: expected file|seed|none, got {self.emotions_source!r}",
         )
         _check(
             self.emotions_source != "none" or self.variant == "baseline",

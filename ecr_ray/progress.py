@@ -26,10 +26,18 @@ class _Lines:
             self.next = self.n + max(1, self.total // 10)
 
 
+class _Silent:
+    def update(self, k: int = 1) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def progress(total: int, desc: str, unit: str = "item") -> Iterator:
-    """`with progress(n, "labels", "turn") as bar: bar.update(k)`."""
-    if sys.stderr.isatty():
+def progress(total: int, desc: str, unit: str = "item", quiet_below: int = 0) -> Iterator:
+    """`with progress(n, "labels", "turn") as bar: bar.update(k)`. Below `quiet_below` items (e.g. a served request's
+    few turns) it reports nothing."""
+    if total < quiet_below:
+        yield _Silent()
+    elif sys.stderr.isatty():
         from tqdm import tqdm
 
         with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr) as bar:

@@ -50,13 +50,16 @@ def run_task(fn: Callable, resources, *args, **kwargs) -> Any:
     placement group: a Tune trial's group holds only the trial driver's sliver of a CPU."""
     import ray
 
-    task = ray.remote(_with_threads).options(scheduling_strategy="DEFAULT", **resources.options())
-    return ray.get(task.remote(fn, resources.threads, *args, **kwargs))
+    task = ray.remote(_in_task).options(scheduling_strategy="DEFAULT", **resources.options())
+    level = logging.getLogger("ecr_ray").getEffectiveLevel()
+    return ray.get(task.remote(fn, resources.threads, level, *args, **kwargs))
 
 
-def _with_threads(fn: Callable, threads: int, *args, **kwargs):
+def _in_task(fn: Callable, threads: int, log_level: int, *args, **kwargs):
+    """The task's side: the driver's log level (so progress lines reach the job's log) and torch's threads."""
     import torch
 
+    logging.basicConfig(level=log_level, format="%(message)s")
     torch.set_num_threads(threads)
     return fn(*args, **kwargs)
 

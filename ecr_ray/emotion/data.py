@@ -4,16 +4,30 @@ turns by message ids, their train/validation split by conversation, and the labe
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from ..config import EMOTIONS, Config
-from ..data.labels_file import load_seeds  # noqa: F401  (the seed file's loader, with the stage's data)
+from ..data.errors import InvalidRows
+from ..data.labels_file import load_seeds
+
+
+def load_seed_rows(cfg: Config, path: Path) -> list[dict]:
+    """The seed file's rows; under `data.skip_invalid` bad rows are skipped and logged by line, else the first one
+    raises a DataError naming file, line and field."""
+    invalid = InvalidRows(skip=cfg.data.skip_invalid)
+    rows = load_seeds(path, invalid)
+    if invalid.errors:
+        log.warning("%s: skipped %d invalid rows (data.skip_invalid): %s", path, len(invalid.errors), invalid.errors[0])
+    return rows
+
 
 NUM_EMOTIONS = len(EMOTIONS)
 EMOTION_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
+log = logging.getLogger(__name__)
 
 
 def seed_path(cfg: Config) -> Path:
@@ -65,7 +79,9 @@ def split_seeds(cfg: Config, turns: pa.Table) -> tuple[list[dict], list[dict], d
     """Seed rows matched to `turns` → (train rows, validation rows, match report). Validation is held out by
     conversation (emotion.valid_fraction); train is capped at emotion.max_train_rows."""
     path = seed_path(cfg)
-    matched, report = match_seeds(turns, load_seeds(path))
+    invalid = InvalidRows(skip=cfg.data.skip_invalid)
+    matched, report = match_seeds(turns, load_seeds(path, invalid))
+    report = {**report, "invalid_rows": invalid.report()}  # kept in the classifier's report.json
     if not matched:
         raise FileNotFoundError(f"no seed label of {path} matches a turn of the tables")
     e = cfg.emotion

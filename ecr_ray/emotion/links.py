@@ -24,6 +24,17 @@ ENTITY_EMOTIONS_SCHEMA = pa.schema(
         ("probs", pa.list_(pa.float32())),
     ]
 )
+TURN_EMOTIONS_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("role", pa.string()),
+        ("probs", pa.list_(pa.float32())),
+        ("labels", pa.list_(pa.string())),
+        ("source", pa.string()),
+    ]
+)
+"""emotions/turn_emotions.parquet: one row per labelled user turn (`source`: classifier or seed)."""
 _INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 
 

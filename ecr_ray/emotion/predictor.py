@@ -12,18 +12,8 @@ import torch
 
 from ..config import EMOTIONS, Config
 from .data import NUM_EMOTIONS, keep_labels
+from .links import TURN_EMOTIONS_SCHEMA
 from .model import load_classifier, model_dir
-
-TURN_EMOTIONS_SCHEMA = pa.schema(
-    [
-        ("conversation_id", pa.string()),
-        ("turn_index", pa.int32()),
-        ("role", pa.string()),
-        ("probs", pa.list_(pa.float32())),
-        ("labels", pa.list_(pa.string())),
-        ("source", pa.string()),
-    ]
-)
 
 
 class EmotionPredictor:

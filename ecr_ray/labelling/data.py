@@ -96,10 +96,10 @@ def resolve(table: pa.Table) -> tuple[pa.Table, int]:
 
 
 def load_seed_map(cfg: Config, turns: pa.Table, required: bool) -> dict[str, list[str]]:
-    from ..emotion.data import load_seeds, match_seeds, seed_path
+    from ..emotion.data import load_seed_rows, match_seeds, seed_path
 
     path = seed_path(cfg)
     if not path.exists() and not required:
         return {}
-    matched, _ = match_seeds(turns, load_seeds(path))
+    matched, _ = match_seeds(turns, load_seed_rows(cfg, path))
     return {f"{r['conversation_id']}:{r['turn_index']}": r["labels"] for r in matched}

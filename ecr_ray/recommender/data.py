@@ -2,11 +2,12 @@
 sparse global co-occurrence matrix P(e_i | e_j), feedback weights.
 
 Inputs (all under run_dir): tables/{turns,samples,entities,kg_triples}.parquet and the entity-emotion links
-emotions/entity_emotions.parquet. Without that file, `emotions_source: seed|auto` builds the links from the LLM seed
-labels shipped with the data (data_dir/emotions/redial_llm_labels.jsonl, matched to turns by message ids): labelled
-turns get their labels (probabilities 1.0, or 0.6/0.4 for two labels, strongest first), every other user turn gets
-the probabilities of a one-vs-rest logistic-regression probe fitted on the labelled turns' cached embeddings (the
-seed labels cover ~14% of train user turns and no test turn, so labels alone would leave test entities emotionless).
+emotions/entity_emotions.parquet of the emotion classifier (`emotions_source: file`, the default). Asked for by name,
+`emotions_source: seed` builds the links from the LLM seed labels shipped with the data
+(data_dir/emotions/redial_llm_labels.jsonl, matched to turns by message ids): labelled turns get their labels
+(probabilities 1.0, or 0.6/0.4 for two labels, strongest first), every other user turn gets the probabilities of a
+one-vs-rest logistic-regression probe fitted on the labelled turns' cached embeddings (the seed labels cover ~14% of
+train user turns and no test turn, so labels alone would leave test entities emotionless).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from ..config import EMOTIONS, Config
 from ..data.errors import DataError
+from ..emotion.links import TURN_EMOTIONS_SCHEMA, link_entity_emotions
 from ..prompts import turn_line
 
 EMO_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
@@ -76,17 +78,18 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
-    path = cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
+    from ..emotion.data import load_seed_rows, match_seeds, seed_path
+
+    path = seed_path(cfg)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path}: no seed emotion labels; run the emotion stage to write "
-            f"{cfg.run_path / 'emotions' / 'entity_emotions.parquet'} or train variant baseline"
+            f"{path}: no seed emotion labels (recommender.emotions_source seed); run the emotion stage to write "
+            f"{cfg.run_path / 'emotions' / 'entity_emotions.parquet'} and use emotions_source file, or train variant "
+            "baseline"
         )
-    from ..emotion.data import load_seeds, match_seeds
-
     rows = turns.select(["conversation_id", "turn_index", "role", "message_ids", "split"]).to_pylist()
     row_of = {(r["conversation_id"], r["turn_index"]): i for i, r in enumerate(rows)}
-    matched, _ = match_seeds(turns, load_seeds(path))  # turns of conversations not loaded stay unmatched
+    matched, _ = match_seeds(turns, load_seed_rows(cfg, path))  # turns of conversations not loaded stay unmatched
     labelled = {row_of[(m["conversation_id"], m["turn_index"])]: list(m["labels"])[:MAX_EMO] for m in matched}
     probs = np.zeros((len(rows), len(EMOTIONS)), dtype=np.float32)
     for i, labels in labelled.items():
@@ -118,33 +121,28 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
                 "source": "seed" if i in labelled else "classifier",
             }
         )
-    schema = pa.schema(
-        [
-            ("conversation_id", pa.string()),
-            ("turn_index", pa.int32()),
-            ("role", pa.string()),
-            ("probs", pa.list_(pa.float32())),
-            ("labels", pa.list_(pa.string())),
-            ("source", pa.string()),
-        ]
-    )
-    return pa.Table.from_pylist(out, schema=schema)
+    return pa.Table.from_pylist(out, schema=TURN_EMOTIONS_SCHEMA)
+
+
+def require_emotions(cfg: Config) -> None:
+    """Fail before any work when this config reads the emotion stage's links (`emotions_source: file`, a variant
+    with local emotions) and the stage has not run."""
+    path = cfg.run_path / "emotions" / "entity_emotions.parquet"
+    if cfg.recommender.local_emotions and cfg.recommender.emotions_source == "file" and not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: run the emotion stage first (`ecr-ray train_emotion`), or ask for the LLM seed "
+            f"labels by name (--recommender.emotions_source seed), or train variant baseline"
+        )
 
 
 def load_entity_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> tuple[pa.Table | None, str]:
     """The entity-emotion links this run uses and where they came from (`file` | `seed` | `none`)."""
     src = cfg.recommender.emotions_source
-    path = cfg.run_path / "emotions" / "entity_emotions.parquet"
     if src == "none":
         return None, "none"
-    if src == "file" or (src == "auto" and path.exists()):
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} not found: run the emotion stage first, or set "
-                f"--recommender.emotions_source seed (LLM seed labels) / train variant baseline"
-            )
-        return pq.read_table(path), "file"
-    from ..emotion.links import link_entity_emotions
+    if src == "file":
+        require_emotions(cfg)
+        return pq.read_table(cfg.run_path / "emotions" / "entity_emotions.parquet"), "file"
 
     turn_emotions = seed_turn_emotions(cfg, turns, embeddings)
     links = link_entity_emotions(

@@ -169,9 +169,11 @@ class TextEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         torch = self._torch
+        from ..progress import progress
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts])  # similar lengths per batch: little padding
-        with torch.inference_mode():
+        with torch.inference_mode(), progress(len(texts), "turn encodings", "turn", quiet_below=5000) as bar:
             for s in range(0, len(texts), batch_size):
                 idx = order[s : s + batch_size]
                 enc = self.tokenizer(
@@ -185,4 +187,5 @@ class TextEncoder:
                 m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                 v = (h * m).sum(1) / m.sum(1).clamp(min=1)
                 out[idx] = torch.nn.functional.normalize(v.float(), dim=-1).cpu().numpy()
+                bar.update(len(idx))
         return out

@@ -37,6 +37,16 @@ class RecommenderPredictor:
             f"{self.dir / 'meta.json'} (retrain with this version if it names unknown fields)",
         )
         self.rc = rc
+        # Serving feeds the model the emotion classifier's probabilities: a model trained on other emotions (the LLM
+        # seed labels and their probe) would see inputs unlike its training ones.
+        source = meta.get("emotions_source", "none" if rc.variant == "baseline" else "unknown")
+        if rc.local_emotions and source != "file":
+            raise ValueError(
+                f"{self.dir}: variant {rc.variant} was trained on {source!r} emotions, but serving gives it the "
+                f"emotion classifier's: retrain it on the classifier's labels (`ecr-ray train_emotion`, then "
+                f"`ecr-ray train_recommender --recommender.variant {rc.variant}` with emotions_source file)"
+            )
+        self.emotions_source = source
         self.device = device(cfg.recommender.device)
         prep = load_prepared(self.dir / "prepared")
         self.model = build_model(rc, prep["graph"], meta["text_dim"])

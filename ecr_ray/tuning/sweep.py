@@ -130,6 +130,9 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     from ..runtime import check_fits
 
     if sweep == "feedback":
+        from ..recommender.data import require_emotions
+
+        require_emotions(cfg)  # every trial reads the base run's emotions: fail before any trial starts
         needs = {
             "recommender.train_resources": cfg.recommender.train_resources,
             "recommender.encode_resources": cfg.recommender.encode_resources,
@@ -159,10 +162,11 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
         )
     grid = tuner.fit()
 
+    failed = [f"{r.path}: {r.error}" for r in grid if r.error is not None]
+    if failed:  # a crashed trial's partial metrics are not a result; rerunning the sweep retries only these
+        raise RuntimeError(f"{len(failed)} of {len(grid)} trials failed:\n" + "\n".join(failed))
     rows = []
     for result in grid:
-        if result.error is not None and not result.metrics:
-            raise RuntimeError(f"trial {result.path} failed: {result.error}")
         params = result.config["weights"] if sweep == "feedback" else result.config["knowledge"]
         m = result.metrics or {}
         rows.append(

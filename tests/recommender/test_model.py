@@ -205,8 +205,8 @@ def demo(root, **over):
     )
 
 
-def test_prepare_full_with_seed_fallback(demo_tables):
-    cfg = demo(demo_tables, variant="full")
+def test_prepare_full_with_the_seed_labels_asked_for_by_name(demo_tables):
+    cfg = demo(demo_tables, variant="full", emotions_source="seed")
     s = prepare(cfg, demo_tables / "prep-full")
     assert s["emotions_source"] == "seed" and s["links"] > 0 and s["counts"]["cooccurrence_nnz"] > 0
     tr = Split.load(demo_tables / "prep-full" / "train.npz")
@@ -214,23 +214,16 @@ def test_prepare_full_with_seed_fallback(demo_tables):
     fw = cfg.recommender.feedback_weights
     assert set(np.unique(tr.weight)) <= {fw["like"], fw["dislike"], fw["not_said"]}
     assert np.allclose(tr.weight[tr.liked == 1], fw["like"]) and np.allclose(tr.weight[tr.liked == 2], fw["not_said"])
-    L = prepare(demo(demo_tables, variant="L"), demo_tables / "prep-L")  # no S: uniform weights, no G: no matrix
+    L = prepare(demo(demo_tables, variant="L", emotions_source="seed"), demo_tables / "prep-L")  # uniform, no matrix
     assert np.all(Split.load(demo_tables / "prep-L" / "train.npz").weight == 1.0)
     assert "cooccurrence_nnz" not in L["counts"]
 
 
-def test_entity_emotions_file_is_preferred_and_required_when_asked(demo_tables, tmp_path):
-    cfg = load_config(
-        "demo",
-        {
-            "run_dir": str(tmp_path / "run"),
-            "recommender.cache_dir": str(demo_tables / "cache"),
-            "recommender.emotions_source": "file",
-        },
-    )
+def test_the_classifiers_entity_emotions_are_the_default_and_required(demo_tables, tmp_path):
+    cfg = load_config("demo", {"run_dir": str(tmp_path / "run"), "recommender.cache_dir": str(demo_tables / "cache")})
     shutil.copytree(demo_tables / "run" / "tables", tmp_path / "run" / "tables")
-    with pytest.raises(FileNotFoundError, match="entity_emotions.parquet"):
-        prepare(cfg, tmp_path / "prep")
+    with pytest.raises(FileNotFoundError, match="entity_emotions.parquet not found: run the emotion stage first"):
+        prepare(cfg, tmp_path / "prep")  # no silent fallback to the seed labels
     turns = pq.read_table(tmp_path / "run" / "tables" / "turns.parquet").to_pylist()
     u = next(t for t in turns if t["role"] == "user" and t["movie_entities"])
     (tmp_path / "run" / "emotions").mkdir()

@@ -47,7 +47,11 @@ def cfg_for(run_dir: Path, **over):
 
 @pytest.fixture(scope="module")
 def trained_full(ray_local, run_dir):
-    """variant full on 2 DDP workers; worker failure injected at epoch 2 (once) → FailureConfig restart."""
+    """variant full on the emotion classifier's labels, 2 DDP workers; worker failure injected at epoch 2 (once) →
+    FailureConfig restart."""
+    from ecr_ray.emotion.train import fit as fit_emotions
+
+    fit_emotions(cfg_for(run_dir, **{"emotion.epochs": 1}))
     cfg = cfg_for(run_dir, **{"recommender.variant": "full", "recommender.train_resources": {"workers": 2}})
     marker = run_dir.parent / "failed-once"
     with pytest.MonkeyPatch.context() as mp:
@@ -63,7 +67,7 @@ def test_ddp_training_survives_a_worker_failure(trained_full):
     history = json.loads((out / "history.json").read_text())
     # epoch 1 came from the checkpoint after the restart: it was not trained twice
     assert [h["epoch"] for h in history] == [1, 2]
-    assert m["emotions_source"] == "seed" and m["best_epoch"] in (1, 2)
+    assert m["emotions_source"] == "file" and m["best_epoch"] in (1, 2)
     assert (out / "model.pt").exists() and json.loads((out / "meta.json").read_text())["variant"] == "full"
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("valid", "test"):
@@ -123,6 +127,18 @@ def test_predictor_answers_a_text_dialogue(trained_full):
     assert p.encode_turns.stats()["misses"] == 4  # 3 turns of `dialogue` + `other`, each encoded once
 
 
+def test_predictor_refuses_a_model_trained_on_other_emotions_than_it_serves(trained_full, tmp_path):
+    from ecr_ray.recommender.predictor import RecommenderPredictor
+
+    cfg, _ = trained_full
+    other = tmp_path / "full"
+    shutil.copytree(cfg.run_path / "recommender" / "full", other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "emotions_source": "seed"}))
+    with pytest.raises(ValueError, match="trained on 'seed' emotions, but serving gives it the emotion classifier's"):
+        RecommenderPredictor(cfg, other)
+
+
 def test_evaluate_writes_json_markdown_and_plots(trained_full, capsys):
     cfg, _ = trained_full
     assert evaluate_recommender.main(["--recipe", "demo", "--run-dir", str(cfg.run_path)]) == 0
@@ -165,7 +181,7 @@ def test_full_without_emotions_is_a_clear_error(run_dir, tmp_path, capsys):
             "--recommender.variant",
             "full",
             "--recommender.emotions_source",
-            "auto",
+            "seed",
         ],
     )
     err = capsys.readouterr().err
