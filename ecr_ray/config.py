@@ -497,6 +497,9 @@ class ServeConfig:
     """Cap on generated tokens per reply (a request may ask for fewer)."""
     max_sessions: int = 1000
     """Sessions kept in memory (least recently used evicted first)."""
+    max_sessions_per_client: int = 100
+    """Most sessions one client (a bearer token; without auth an IP address) holds; its least recently used one
+    makes room for a new one. A backend that talks for many users through one token needs it raised."""
     session_ttl_s: float = 3600.0
     """A session idle for longer than this is forgotten."""
     api_token_env: str = "ECR_API_TOKEN"
@@ -515,6 +518,8 @@ class ServeConfig:
     """/llm: most characters in one message (the labelling prompt with its history stays well below)."""
     llm_max_tokens: int = 256
     """/llm: cap on max_tokens / max_completion_tokens (a request asking for more is refused, 422)."""
+    health_timeout_s: float = 2.0
+    """/healthz: how long each model deployment has to answer before the service reports itself not ready (503)."""
     request_timeout_s: float = 120.0
     """Deadline for one request's calls to the model deployments (→ 504 when exceeded)."""
     max_batch_size: int = 16
@@ -582,6 +587,7 @@ class ServeConfig:
             "max_top_k",
             "max_new_tokens",
             "max_sessions",
+            "max_sessions_per_client",
             "max_header_bytes",
             "llm_max_messages",
             "llm_max_chars",
@@ -595,7 +601,7 @@ class ServeConfig:
             1 <= self.default_top_k <= self.max_top_k,
             f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}",
         )
-        for name in ("session_ttl_s", "request_timeout_s", "body_timeout_s", "header_timeout_s"):
+        for name in ("session_ttl_s", "request_timeout_s", "body_timeout_s", "header_timeout_s", "health_timeout_s"):
             _check(getattr(self, name) > 0, f"serve.{name}: must be > 0, got {getattr(self, name)}")
         for name in ("batch_wait_timeout_s", "generator_batch_wait_s", "recommender_batch_wait_s"):
             _check(getattr(self, name) >= 0, f"serve.{name}: must be >= 0, got {getattr(self, name)}")

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import requests
 
 from tests.serve.conftest import TOKENS
 
@@ -57,12 +58,22 @@ def test_chat_shows_recommendation(serve_url, browser):
     # A second turn in the same session keeps the conversation.
     page.check("#generate")
     second = send(page, "Thanks! Something funnier?", 2, timeout_ms=120_000)
-    assert second["session_id"] == first["session_id"]
+    assert second["session_id"] == first["session_id"] and len(first["session_id"]) == 24  # issued by the server
     assert page.locator("#chat li.user").count() == 2
+    # A session that is gone (expired; here ended behind the page's back) is replaced by a new one that gets the
+    # conversation so far.
+    assert requests.delete(f"{serve_url}/v1/sessions/{first['session_id']}", timeout=30).status_code == 200
+    page.uncheck("#generate")
+    resent = lambda r: r.url.endswith("v1/recommend") and len(json.loads(r.post_data)["dialogue"]) > 1  # noqa: E731
+    with page.expect_request(resent) as again:
+        send(page, "And for tonight?", 3)
+    third = json.loads(again.value.post_data)
+    assert third["session_id"] != first["session_id"] and len(third["dialogue"]) == 5
+    assert page.locator("#error").is_hidden()
     with page.expect_response(lambda r: r.request.method == "DELETE") as ended:
         page.click("#reset")  # ends the session on the server
     assert ended.value.status == 200
-    assert not problems, problems
+    assert [p for p in problems if "404" not in p] == [], problems  # the gone session's 404, handled
     page.close()
 
 
