@@ -1,7 +1,7 @@
 """Where a recommendation request's time goes on Ray Serve (127.0.0.1, one client, medians): the HTTP path alone
-(GET /healthz), three handle calls behind it (GET /healthz?deep=true), a recommendation whose turns are all cached,
-one with a new user turn, the handle calls to EmotionDetector / Recommender made directly from this driver, and the
-model work alone (the same predictors in this process, one thread, before Ray starts).
+(GET /livez), three handle calls and the session store behind it (GET /healthz), a recommendation whose turns are
+all cached, one with a new user turn, the handle calls to EmotionDetector / Recommender made directly from this
+driver, and the model work alone (the same predictors in this process, one thread, before Ray starts).
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/serve_hops.py --run-dir runs/test-serve
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 flock ...   # Ray Serve's optional data path (gRPC handles, direct ingress)
@@ -101,8 +101,8 @@ def main() -> None:
             return http.post(f"{url}/v1/recommend", json={"dialogue": turns, "generate": False})
 
         rows = [
-            ("GET /healthz (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/healthz"))),
-            ("GET /healthz?deep=true (+3 handle calls)", ms(lambda: http.get(f"{url}/healthz?deep=true"))),
+            ("GET /livez (HTTP → proxy → ingress)", ms(lambda: http.get(f"{url}/livez"))),
+            ("GET /healthz (+3 handle calls, 1 actor call)", ms(lambda: http.get(f"{url}/healthz"))),
             ("POST /v1/recommend, all turns cached", ms(lambda: http.post(f"{url}/v1/recommend", json=body))),
             ("POST /v1/recommend, one new user turn", ms(new_turn)),
         ]

@@ -27,17 +27,18 @@ def main() -> None:
     try:
         store = connect("benchmark", 1000, 3600)
         session = Session(turns=[{"role": "user", "text": "x" * 200}] * 20, emotions=[None] * 20)
-        ray.get(store.commit.remote("s", 0, session))
+        sid = ray.get(store.create.remote("ip:127.0.0.1", None))
+        ray.get(store.commit.remote(sid, 0, session))
         for _ in range(50):  # warm-up
-            ray.get(store.get.remote("s"))
+            ray.get(store.get.remote(sid))
         gets, commits = [], []
         for _ in range(a.calls):
             t = time.perf_counter()
-            ray.get(store.get.remote("s"))
+            ray.get(store.get.remote(sid))
             gets.append(time.perf_counter() - t)
         for version in range(1, a.calls + 1):
             t = time.perf_counter()
-            ray.get(store.commit.remote("s", version, session))
+            ray.get(store.commit.remote(sid, version, session))
             commits.append(time.perf_counter() - t)
 
         def ms(xs, q):

@@ -533,10 +533,29 @@ class ServeConfig:
     """Cap on generated tokens per reply (a request may ask for fewer)."""
     max_sessions: int = 1000
     """Sessions kept in memory (least recently used evicted first)."""
+    max_sessions_per_client: int = 100
+    """Most sessions one client (a bearer token; without auth an IP address) holds; its least recently used one
+    makes room for a new one. A backend that talks for many users through one token needs it raised."""
     session_ttl_s: float = 3600.0
     """A session idle for longer than this is forgotten."""
     api_token_env: str = "ECR_API_TOKEN"
-    """Environment variable holding the bearer token; unset or empty = no authentication."""
+    """Environment variable holding the bearer token(s); unset or empty = no authentication. Several tokens,
+    comma-separated, make several clients."""
+    body_timeout_s: float = 10.0
+    """A request body must arrive in full within this many seconds of the service starting to read it (→ 408)."""
+    header_timeout_s: float = 10.0
+    """The request line and headers must arrive within this many seconds (→ 408, connection closed). Enforced in
+    Serve's HTTP proxy (serve/guard.py), which reads it from the Ray processes' environment."""
+    max_header_bytes: int = 16384
+    """Most bytes of request line + headers (→ 431, connection closed); in the proxy like header_timeout_s."""
+    llm_max_messages: int = 32
+    """/llm: most messages in one chat-completion request."""
+    llm_max_chars: int = 16000
+    """/llm: most characters in one message (the labelling prompt with its history stays well below)."""
+    llm_max_tokens: int = 256
+    """/llm: cap on max_tokens / max_completion_tokens (a request asking for more is refused, 422)."""
+    health_timeout_s: float = 2.0
+    """/healthz: how long each model deployment has to answer before the service reports itself not ready (503)."""
     request_timeout_s: float = 120.0
     """Deadline for one request's calls to the model deployments (→ 504 when exceeded)."""
     max_batch_size: int = 16
@@ -604,6 +623,11 @@ class ServeConfig:
             "max_top_k",
             "max_new_tokens",
             "max_sessions",
+            "max_sessions_per_client",
+            "max_header_bytes",
+            "llm_max_messages",
+            "llm_max_chars",
+            "llm_max_tokens",
             "max_batch_size",
             "generator_batch_size",
             "recommender_batch_size",
@@ -613,14 +637,10 @@ class ServeConfig:
             1 <= self.default_top_k <= self.max_top_k,
             f"serve.default_top_k: must be in [1, max_top_k={self.max_top_k}], got {self.default_top_k}",
         )
-        _check(
-            self.session_ttl_s > 0
-            and self.request_timeout_s > 0
-            and self.batch_wait_timeout_s >= 0
-            and self.generator_batch_wait_s >= 0
-            and self.recommender_batch_wait_s >= 0,
-            "serve.session_ttl_s/request_timeout_s must be > 0 and the batch waits >= 0",
-        )
+        for name in ("session_ttl_s", "request_timeout_s", "body_timeout_s", "header_timeout_s", "health_timeout_s"):
+            _check(getattr(self, name) > 0, f"serve.{name}: must be > 0, got {getattr(self, name)}")
+        for name in ("batch_wait_timeout_s", "generator_batch_wait_s", "recommender_batch_wait_s"):
+            _check(getattr(self, name) >= 0, f"serve.{name}: must be >= 0, got {getattr(self, name)}")
         _check(
             self.encoder_dtype in ("float32", "bfloat16", "auto"),
             f"serve.encoder_dtype: expected float32|bfloat16|auto, got {self.encoder_dtype!r}",

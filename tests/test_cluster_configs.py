@@ -38,6 +38,8 @@ import pydantic
 import pytest
 import yaml
 
+from ecr_ray.serve import guard
+
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
 KUBERAY = CLUSTER / "kuberay"
@@ -1134,6 +1136,16 @@ def rayservice_problems(manifest: dict) -> list[str]:
         "secretKeyRef" not in (v.get("valueFrom") or {}) for v in token_env
     ):
         problems.append("every pod needs ECR_API_TOKEN from a Secret: the Serve endpoint listens on 0.0.0.0")
+    guarded = [
+        v.get("value")
+        for _, g in _groups(cluster)
+        for v in g["template"]["spec"]["containers"][0].get("env", [])
+        if v["name"] == guard.CALLBACK_ENV
+    ]
+    if guarded != [guard.CALLBACK] * len(_groups(cluster)):
+        problems.append(
+            f"every pod needs {guard.CALLBACK_ENV}={guard.CALLBACK}: the Serve proxy on it has no header limits else"
+        )
     # Every replica fits some worker pod, and the GPU groups can hold every GPU replica at max scale.
     pods = [
         (
@@ -1485,6 +1497,14 @@ def test_rayservice_requires_api_token_from_secret():
     env[:] = [v for v in env if v["name"] != "ECR_API_TOKEN"]
     problems = rayservice_problems(manifest)
     assert any("ECR_API_TOKEN from a Secret" in p for p in problems), problems
+
+
+def test_rayservice_installs_the_header_guard_in_every_proxy():
+    manifest = manifest_load("rayservice.yaml")
+    env = manifest["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
+    env[:] = [v for v in env if v["name"] != guard.CALLBACK_ENV]
+    problems = rayservice_problems(manifest)
+    assert any("header limits" in p for p in problems), problems
 
 
 def test_rayservice_serves_exactly_what_the_paper_recipe_writes():

@@ -7,11 +7,13 @@ ecr-ray serve --recipe cpu --write-config serve.yaml    # a `serve run` / `serve
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from ecr_ray.serve import guard
 from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, check_fits, write_config
 
 from ._common import parse, ray_for
@@ -36,6 +38,15 @@ def main(argv: list[str] | None = None) -> int:
 
     host, port = cfg.serve.host, cfg.serve.port
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill`: leave through the finally below
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        if os.environ.get(guard.CALLBACK_ENV) != guard.CALLBACK:
+            print(
+                f"note: request-header limits hold only if the cluster's processes run with "
+                f"{guard.CALLBACK_ENV}={guard.CALLBACK} (docs/serve.md)",
+                file=sys.stderr,
+            )
+    else:  # the local Ray instance started below, and its Serve proxy, inherit the header limits
+        os.environ.update(guard.proxy_env(cfg.serve))
     with ray_for(args):
         check_fits(cfg, [APP_NAME, LLM_NAME] if args.llm else [APP_NAME])
         serve.start(proxy_location=cfg.serve.proxy_location, http_options={"host": host, "port": port})

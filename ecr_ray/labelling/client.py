@@ -1,12 +1,16 @@
 """A small OpenAI-compatible chat client for labelling: bounded concurrency, retries with backoff on
 429 / 5xx / timeouts / dropped connections (tenacity), per-request error capture, token counts and a cost estimate.
 
-The API key is read from OPENAI_API_KEY only; it is never logged or written anywhere.
+The API key is read from the environment (OPENAI_API_KEY, or the project's own token variable for its own
+endpoint); it is never logged or written anywhere. Error text from the server is stored per row, so it goes through
+`redact` first: servers echo keys back ("Incorrect API key provided: sk-..."), and an error message may quote a
+request header.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +18,30 @@ from dataclasses import dataclass
 import openai
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-LOCAL_KEY = "sk-local"  # the project's own server ignores the key; openai's client insists on one
+LOCAL_KEY = "sk-local"  # the project's own server ignores the key when it has no token; openai's client needs one
+REDACTED = "[redacted]"
+# Credentials that look like one wherever they appear: bearer tokens, OpenAI-style keys, key=value pairs.
+SECRET_PATTERNS = (
+    re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"),
+    re.compile(r"(?i)\b((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"),
+)
+SECRET_ENV = re.compile(r"(?i)(_API_KEY|TOKEN|_SECRET|PASSWORD)$")
+
+
+def redact(text: str) -> str:
+    """`text` without credentials: the value of every environment variable named like a secret (`*_API_KEY`,
+    `*TOKEN`, `*_SECRET`, `*PASSWORD`; each comma-separated part of it), bearer tokens, `sk-...` keys and
+    `api_key=...`-style pairs become `[redacted]`."""
+    values = set()
+    for name, value in os.environ.items():
+        if SECRET_ENV.search(name):
+            values.update(v.strip() for v in [value, *value.split(",")] if len(v.strip()) >= 6)
+    for value in sorted(values, key=len, reverse=True):  # longest first: a value may contain another
+        text = text.replace(value, REDACTED)
+    text = SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = SECRET_PATTERNS[1].sub(REDACTED, text)
+    return SECRET_PATTERNS[2].sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def retryable(exc: BaseException) -> bool:
@@ -51,14 +78,15 @@ class ChatClient:
         temperature: float = 0.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        api_key_env: str = "OPENAI_API_KEY",
     ):
+        """`api_key_env`: the environment variable holding the key (its first comma-separated part is used)."""
         self.model, self.max_tokens, self.temperature = model, max_tokens, temperature
         self.concurrency, self.max_retries = concurrency, max_retries
         self.backoff = (backoff_initial_s, backoff_max_s)
+        key = os.environ.get(api_key_env, "").split(",")[0].strip()
         # Retries are ours (tenacity), so the SDK's own are off.
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or LOCAL_KEY, timeout=timeout_s, max_retries=0
-        )
+        self.client = openai.OpenAI(base_url=base_url, api_key=key or LOCAL_KEY, timeout=timeout_s, max_retries=0)
 
     def complete(self, messages: list[dict]) -> Completion:
         t0, out = time.perf_counter(), Completion()
@@ -93,8 +121,10 @@ class ChatClient:
 
 
 def _describe(exc: BaseException | None) -> str:
+    """One line for the row's `error` field: the exception's type, HTTP status and message, credentials redacted
+    (before cutting, so that a cut cannot leave part of a key)."""
     status = getattr(exc, "status_code", None)
-    return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:300]}"
+    return f"{type(exc).__name__}{f' {status}' if status else ''}: {redact(str(exc))[:300]}"
 
 
 def estimate_cost(

@@ -6,7 +6,8 @@ batch as one Parquet shard under <run_dir>/emotions/llm_labels/ (a temp name, th
 not at all). A rerun skips turns already in a shard, so a killed run loses at most the batches in flight and
 duplicates none. Without `emotion.llm_base_url` the project's own endpoint (the embedded SmolLM2,
 `ecr_ray.serve.llm`) is started as a Serve application of its own and deleted at the end; nothing else running on
-the cluster is touched. The API key is read from OPENAI_API_KEY only.
+the cluster is touched. The API key is read from OPENAI_API_KEY (for the project's own endpoint: the service's
+token variable, `serve.api_token_env`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def run_labelling(cfg: Config, todo: list[dict], out_dir: Path) -> None:
             "max_retries": e.llm_max_retries,
             "max_tokens": e.llm_max_tokens,
             "temperature": e.llm_temperature,
+            # Our own endpoint takes the service's token (the actors read it from their environment, like the
+            # endpoint does); any other endpoint OPENAI_API_KEY.
+            "api_key_env": cfg.serve.api_token_env if app else "OPENAI_API_KEY",
         }
         ds = ray.data.from_items(todo).map_batches(
             LLMLabeler,

@@ -1,14 +1,21 @@
-"""HTTP API of the ECR service: request/response models, body parsing, JSON errors and multi-turn sessions.
+"""HTTP API of the ECR service: request models, body parsing, bearer auth, JSON errors and response headers.
 
-Everything a client can get wrong is caught here, before any model runs: the body is read with a byte limit,
-decoded as strict UTF-8, parsed as JSON and validated by pydantic models whose limits (turns, characters, top_k)
-come from the recipe's `serve` section. Every mistake becomes an `APIError` → a 4xx JSON body in OpenAI's error
-shape, `{"error": {"message", "type", "param", "code"}}`, which the `openai` client also understands.
+Everything a client can get wrong is caught here, before any model runs: the body is read with a byte limit and a
+deadline, decoded as strict UTF-8, parsed as JSON and validated by pydantic models whose limits (turns, characters,
+top_k) come from the recipe's `serve` section. Every mistake becomes an `APIError` → a 4xx JSON body in OpenAI's
+error shape, `{"error": {"message", "type", "param", "code"}}`, which the `openai` client also understands. Both
+applications — the ECR ingress (app.py) and the base model at /llm (llm.py) — use these pieces: `read_json`,
+`BearerAuth`, `install_errors` and `SecurityHeaders`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
+import logging
+import os
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -16,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from ecr_ray.config import Config, ServeConfig, load_config
 
 SESSION_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+log = logging.getLogger("ray.serve")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -62,11 +70,13 @@ def validation_error(e: ValidationError) -> APIError:
     )
 
 
-async def read_json(request, max_bytes: int) -> Any:
-    """The request body as JSON, refusing oversized (413), non-UTF-8 / malformed (400) and non-JSON (415) bodies.
+async def read_json(request, max_bytes: int, timeout_s: float | None = None) -> Any:
+    """The request body as JSON, refusing oversized (413), late (408), non-UTF-8 / malformed (400) and non-JSON
+    (415) bodies.
 
     The byte limit is enforced on Content-Length and again while streaming, so a lying or chunked client cannot
-    make the server buffer more than `max_bytes`.
+    make the server buffer more than `max_bytes`; the whole body must arrive within `timeout_s`, so a client that
+    trickles it cannot hold the request. A client that hangs up while sending raises starlette's ClientDisconnect.
     """
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
@@ -77,11 +87,11 @@ async def read_json(request, max_bytes: int) -> Any:
             raise APIError(400, f"invalid Content-Length header {length!r}", code="bad_content_length")
         if int(length) > max_bytes:
             raise APIError(413, f"request body is {length} bytes; the limit is {max_bytes}", code="body_too_large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise APIError(413, f"request body exceeds the limit of {max_bytes} bytes", code="body_too_large")
+    try:
+        async with asyncio.timeout(timeout_s):
+            body = await _read_body(request, max_bytes)
+    except TimeoutError:
+        raise APIError(408, f"request body did not arrive within {timeout_s:g} s", code="body_timeout") from None
     if not body.strip():
         raise APIError(400, "request body is empty; expected a JSON object", code="empty_body")
     try:
@@ -103,6 +113,15 @@ async def read_json(request, max_bytes: int) -> Any:
     return obj
 
 
+async def _read_body(request, max_bytes: int) -> bytearray:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise APIError(413, f"request body exceeds the limit of {max_bytes} bytes", code="body_too_large")
+    return body
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
 
@@ -112,6 +131,128 @@ def parse(model: type[BaseModel], obj: dict) -> Any:
         return model.model_validate(obj)
     except ValidationError as e:
         raise validation_error(e) from None
+
+
+# ----------------------------------------------------------------------------- auth
+
+
+class BearerAuth:
+    """`Authorization: Bearer <token>` against the tokens in environment variable `env` (comma-separated: one per
+    client; unset or empty = open). The tokens are read from this process's environment, never from a config file,
+    and never logged."""
+
+    def __init__(self, env: str):
+        self.tokens = [t.strip().encode() for t in os.environ.get(env, "").split(",") if t.strip()]
+
+    def client(self, request) -> str:
+        """The caller's identity — a hash of its token when auth is on, else its IP address; 401 without a valid
+        token."""
+        if not self.tokens:
+            return "ip:" + (request.client.host if request.client else "unknown")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        given_b = given.strip().encode()
+        # Every token is compared (constant time each), so the time taken does not tell which one is closest.
+        matches = [hmac.compare_digest(given_b, t) for t in self.tokens]
+        if scheme.lower() != "bearer" or not any(matches):
+            raise APIError(
+                401,
+                "missing or invalid bearer token (Authorization: Bearer <token>)",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
+        return "token:" + hashlib.sha256(given_b).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- errors and headers on the app
+
+
+def install_errors(api) -> None:
+    """Every error of a FastAPI app as an OpenAI-shaped JSON body: APIError, FastAPI's and Starlette's own (404,
+    405, validation), a client that hung up (499, logged at info), and bugs (500, no traceback to the client)."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from ray.exceptions import TaskCancelledError
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+
+    @api.exception_handler(APIError)
+    async def _api_error(request, e: APIError):
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
+        if e.status == 408:  # the rest of a late body is not worth reading: end the connection
+            headers["Connection"] = "close"
+        return JSONResponse(e.body(), status_code=e.status, headers=headers or None)
+
+    @api.exception_handler(HTTPException)
+    async def _http_error(request, e: HTTPException):
+        return JSONResponse(
+            APIError(e.status_code, str(e.detail), code="http_error").body(),
+            status_code=e.status_code,
+            headers=getattr(e, "headers", None),
+        )
+
+    @api.exception_handler(RequestValidationError)
+    async def _fastapi_validation(request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        param = ".".join(str(p) for p in first["loc"])
+        return JSONResponse(APIError(422, f"{param}: {first['msg']}", param=param).body(), status_code=422)
+
+    async def _client_gone(request, e: Exception):  # not our failure: no 500, no error line
+        log.info("client disconnected (%s): %s %s", type(e).__name__, request.method, request.url.path)
+        return Response(status_code=499)
+
+    # Starlette raises ClientDisconnect while reading the body of a client that hung up; Serve cancels the
+    # request, and the replica's pending read of it from the proxy raises TaskCancelledError.
+    api.add_exception_handler(ClientDisconnect, _client_gone)
+    api.add_exception_handler(TaskCancelledError, _client_gone)
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request, e: Exception):  # a bug on our side: say so, without a traceback
+        log.error("unexpected %s on %s %s", type(e).__name__, request.method, request.url.path)
+        return JSONResponse(APIError(500, f"internal error ({type(e).__name__})").body(), status_code=500)
+
+
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# The page, its static files and every API answer: nothing but this origin (no inline script or style).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc load their bundles from jsdelivr and start them with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com; font-src https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; worker-src blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+class SecurityHeaders:
+    """ASGI middleware: Content-Security-Policy, X-Frame-Options DENY, X-Content-Type-Options nosniff and
+    Referrer-Policy on every response (streams included: only the response start is touched)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        csp = DOCS_CSP if scope["path"].endswith(DOCS_PATHS) else CSP
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                from starlette.datastructures import MutableHeaders
+
+                headers = MutableHeaders(scope=message)
+                for name, value in {**SECURITY_HEADERS, "Content-Security-Policy": csp}.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 # ----------------------------------------------------------------------------- request models

@@ -11,8 +11,8 @@ recipe's `serve.deployments`; `app(args)` builds the application from a recipe, 
 """
 
 import asyncio
-import hmac
 import json
+import logging
 import os
 import time
 import uuid
@@ -22,25 +22,25 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ecr_ray.config import EMOTIONS, Config
 from ecr_ray.prompts import NO_ITEMS, recommendation_sentence
 
 from . import sessions
-from .api import APIError, AppArgs, Models, read_json
+from .api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, install_errors, read_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
 RETRYABLE = (RayActorError, ActorUnavailableError, ReplicaUnavailableError, DeploymentUnavailableError)
+STREAM_ATTEMPTS = 4  # a stream is retried only before its first token
+log = logging.getLogger("ray.serve")
 
 
 def _replica_env() -> None:
@@ -204,33 +204,17 @@ api = FastAPI(
     description="POST /v1/recommend, OpenAI-compatible POST /v1/chat/completions, web chat at /",
 )
 api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+api.add_middleware(SecurityHeaders)
+install_errors(api)
 
 
-@api.exception_handler(APIError)
-async def _api_error(request: Request, e: APIError):
-    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
-    return JSONResponse(e.body(), status_code=e.status, headers=headers)
-
-
-@api.exception_handler(StarletteHTTPException)
-async def _http_error(request: Request, e: StarletteHTTPException):
-    return JSONResponse(
-        APIError(e.status_code, str(e.detail), code="http_error").body(),
-        status_code=e.status_code,
-        headers=getattr(e, "headers", None),
-    )
-
-
-@api.exception_handler(RequestValidationError)
-async def _fastapi_validation(request: Request, e: RequestValidationError):
-    first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
-    param = ".".join(str(p) for p in first["loc"])
-    return JSONResponse(APIError(422, f"{param}: {first['msg']}", param=param).body(), status_code=422)
-
-
-@api.exception_handler(Exception)
-async def _unexpected(request: Request, e: Exception):  # a bug on our side: say so, without a traceback
-    return JSONResponse(APIError(500, f"internal error ({type(e).__name__})").body(), status_code=500)
+# Defined above the ingress: its routes keep the module globals they saw when Serve wrapped the class.
+async def answers_sessions(store, timeout_s: float) -> int | None:
+    """How many sessions the shared store holds, or None when it does not answer in time."""
+    try:
+        return await asyncio.wait_for(store.size.remote(), timeout_s)
+    except Exception:
+        return None
 
 
 def _jsonable(x: Any) -> Any:
@@ -257,24 +241,34 @@ class ECRIngress:
         self.models = Models(cfg.serve)
         self.emotion, self.recommender, self.generator = emotion, recommender, generator
         # Sessions live in one actor every ingress replica shares (sessions.py); its name follows the run.
-        self.sessions = sessions.connect(f"sessions:{cfg.run_path}", cfg.serve.max_sessions, cfg.serve.session_ttl_s)
+        sc = cfg.serve
+        self.sessions = sessions.connect(
+            f"sessions:{cfg.run_path}", sc.max_sessions, sc.session_ttl_s, sc.max_sessions_per_client
+        )
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # The token is read from this replica's environment, never from the config (no secrets in files/logs).
-        self.token = os.environ.get(cfg.serve.api_token_env, "")
+        # The tokens are read from this replica's environment, never from the config (no secrets in files/logs).
+        self.auth = BearerAuth(cfg.serve.api_token_env)
 
     # ---- helpers
 
-    def _auth(self, request: Request) -> None:
-        if not self.token:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-            raise APIError(
-                401,
-                "missing or invalid bearer token (Authorization: Bearer <token>)",
-                type="authentication_error",
-                code="invalid_api_key",
-            )
+    def _body(self, request: Request):
+        return read_json(request, self.limits.max_body_bytes, self.limits.body_timeout_s)
+
+    def _caller(self, request: Request) -> tuple[str, str | None]:
+        """(client, owner): who is asking (401 without a valid token when auth is on) and, with auth, the identity
+        its sessions are bound to."""
+        client = self.auth.client(request)
+        return client, (client if self.auth.tokens else None)
+
+    @staticmethod
+    def _no_session(sid: str) -> APIError:
+        return APIError(
+            404,
+            f"session {sid!r} not found (expired, ended, or not yours): start one with POST /v1/sessions, or send "
+            f"the whole dialogue without session_id",
+            param="session_id",
+            code="session_not_found",
+        )
 
     async def _call(self, what: str, method, *args, **kwargs) -> Any:
         """One model call with a deadline, retried if the replica died; failures → 503/504/502 JSON errors."""
@@ -355,31 +349,48 @@ class ECRIngress:
     async def index(self):
         return FileResponse(STATIC_DIR / "index.html")
 
+    @api.get("/livez")
+    async def livez(self):
+        """Liveness of this ingress replica alone: no model or store is asked (a liveness probe)."""
+        return {"status": "ok"}
+
     @api.get("/healthz")
-    async def healthz(self, deep: bool = False):
-        """Liveness; `?deep=true` also pings every model deployment."""
-        body: dict[str, Any] = {"status": "ok", "sessions": await self._call("sessions", self.sessions.size)}
-        if deep:
-            for name, h in (
-                ("emotion", self.emotion),
-                ("recommender", self.recommender),
-                ("generator", self.generator),
-            ):
-                body[name] = bool(await self._call(name, h.ready))
-        return body
+    async def healthz(self):
+        """Readiness: 200 only when every model deployment answers within `serve.health_timeout_s` (its replicas
+        have loaded their models), else 503 naming the ones that do not — a replica still loading, or none left."""
+
+        async def answers(h) -> bool:
+            try:
+                return bool(await asyncio.wait_for(h.ready.remote(), self.limits.health_timeout_s))
+            except Exception:  # timed out, no replica, replica died: not ready
+                return False
+
+        names = ("emotion", "recommender", "generator")
+        ready = await asyncio.gather(*(answers(h) for h in (self.emotion, self.recommender, self.generator)))
+        body: dict[str, Any] = dict(zip(names, ready))
+        body["sessions"] = await answers_sessions(self.sessions, self.limits.health_timeout_s)
+        body["status"] = "ok" if all(ready) else "unavailable"
+        return JSONResponse(body, status_code=200 if all(ready) else 503)
 
     @api.get("/v1/models")
     async def list_models(self, request: Request):
-        self._auth(request)
+        self.auth.client(request)
         return {
             "object": "list",
             "data": [{"id": self.limits.model_name, "object": "model", "created": 0, "owned_by": "ecr-ray"}],
         }
 
+    @api.post("/v1/sessions", status_code=201)
+    async def start_session(self, request: Request):
+        """A new session: its id is issued here (clients cannot choose one) and, with auth, bound to the caller."""
+        client, owner = self._caller(request)
+        sid = await self._call("sessions", self.sessions.create, client, owner)
+        return {"session_id": sid, "ttl_s": self.limits.session_ttl_s, "max_turns": self.limits.max_turns}
+
     @api.post("/v1/recommend")
     async def recommend(self, request: Request):
-        self._auth(request)
-        req = self.models.recommend(await read_json(request, self.limits.max_body_bytes))
+        _, owner = self._caller(request)
+        req = self.models.recommend(await self._body(request))
         new = [t.model_dump() for t in req.dialogue]
         gen = self._gen_kwargs(req.max_new_tokens)
         if req.session_id is None:
@@ -387,15 +398,19 @@ class ECRIngress:
             return {**out, "session_id": None}
         lock = self._session_locks.setdefault(req.session_id, asyncio.Lock())
         async with lock:  # this replica answers one request of a session at a time
-            out = await self._answer_in_session(req.session_id, new, req.top_k, req.generate, gen)
+            out = await self._answer_in_session(req.session_id, owner, new, req.top_k, req.generate, gen)
         return {**out, "session_id": req.session_id}
 
-    async def _answer_in_session(self, sid: str, new: list[dict], top_k: int, generate: bool, gen: dict) -> dict:
+    async def _answer_in_session(
+        self, sid: str, owner: str | None, new: list[dict], top_k: int, generate: bool, gen: dict
+    ) -> dict:
         """Answer on the session's history + `new`, then commit; when another replica committed first, answer
         again on the history it left (a few times at most)."""
         keep = self.limits.max_turns
         for _ in range(3):
-            session = await self._call("sessions", self.sessions.get, sid) or sessions.Session()
+            session = await self._call("sessions", self.sessions.get, sid, owner)
+            if session is None:
+                raise self._no_session(sid)
             dialogue = (session.turns + new)[-keep:]
             cache = (session.emotions + [None] * len(new))[-keep:]
             if not any(t["role"] == "user" for t in dialogue):
@@ -403,7 +418,10 @@ class ECRIngress:
             out = await self._answer(dialogue, cache, top_k, generate, gen)
             reply = {"role": "recommender", "text": out["response"]["final"]}
             updated = session.extended([*new, reply], [*cache[len(cache) - len(new) :], None], keep)
-            if await self._call("sessions", self.sessions.commit, sid, session.version, updated):
+            done = await self._call("sessions", self.sessions.commit, sid, session.version, updated, owner)
+            if done is None:  # expired or ended while this request was answered
+                raise self._no_session(sid)
+            if done:
                 return out
         raise APIError(
             409,
@@ -414,21 +432,16 @@ class ECRIngress:
 
     @api.delete("/v1/sessions/{session_id}")
     async def end_session(self, session_id: str, request: Request):
-        self._auth(request)
-        if not await self._call("sessions", self.sessions.delete, session_id):
-            raise APIError(
-                404,
-                f"session {session_id!r} not found (never created, or expired)",
-                param="session_id",
-                code="session_not_found",
-            )
+        _, owner = self._caller(request)
+        if not await self._call("sessions", self.sessions.delete, session_id, owner):
+            raise self._no_session(session_id)
         return {"deleted": session_id}
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request):
         """OpenAI-compatible: the conversation in `messages`, the ECR reply out (`stream: true` → SSE)."""
-        self._auth(request)
-        req, dialogue = self.models.chat(await read_json(request, self.limits.max_body_bytes))
+        self.auth.client(request)
+        req, dialogue = self.models.chat(await self._body(request))
         gen = self._gen_kwargs(req.max_completion_tokens or req.max_tokens, req.temperature, req.top_p)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not req.stream:
@@ -472,15 +485,29 @@ class ECRIngress:
         yield event({"role": "assistant", "content": ""})
         yield event({"content": first})
         if out["items"]:
-            try:
-                stream = self.generator.options(stream=True).stream.remote(out["items"][0]["entity_id"], first, **gen)
-                async for piece in stream:
-                    if piece:
-                        yield event({"content": piece})
-            except Exception as e:  # headers are sent: report in-band, as OpenAI does
-                err = APIError(503, f"generator failed while streaming ({type(e).__name__})", code="stream_error")
-                yield f"data: {json.dumps(err.body())}\n\n"
-                return
+            sent, attempt = False, 0
+            while True:
+                try:
+                    handle = self.generator.options(stream=True)
+                    async for piece in handle.stream.remote(out["items"][0]["entity_id"], first, **gen):
+                        if piece:
+                            sent = True
+                            yield event({"content": piece})
+                    break
+                except Exception as e:
+                    attempt += 1
+                    # A replica that died (or was being replaced) before its first token: ask another one, as
+                    # `_call` does; once tokens went out a retry would repeat them.
+                    if not sent and isinstance(e, RETRYABLE) and attempt < STREAM_ATTEMPTS:
+                        log.warning("stream: generator gone before a token (%s), retry %d", type(e).__name__, attempt)
+                        await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
+                        continue
+                    # Headers are sent: report in-band, as OpenAI does, and still end the stream properly.
+                    err = APIError(503, f"generator failed while streaming ({type(e).__name__})", code="stream_error")
+                    yield f"data: {json.dumps(err.body())}\n\n"
+                    yield event(finish="error")
+                    yield "data: [DONE]\n\n"
+                    return
         yield event(finish="stop", extra={"ecr": {k: out[k] for k in ("items", "user_emotions", "explanation")}})
         yield "data: [DONE]\n\n"
 

@@ -5,49 +5,64 @@
 
 It is the offline default endpoint for LLM emotion labelling. Run it on its own with
 `serve run ecr_ray.serve.llm:app recipe=demo` (bind 127.0.0.1), or from a job with `start_local(cfg)`.
+
+It shares the ECR ingress's guards (api.py): the same bearer tokens (`serve.api_token_env`), the same body reader
+(byte limit `serve.max_body_bytes`, deadline `serve.body_timeout_s`), OpenAI-shaped JSON errors and security
+headers; its own limits are `serve.llm_max_messages`, `serve.llm_max_chars` per message and `serve.llm_max_tokens`.
+One generation runs at a time per replica; a request that cannot start within `serve.request_timeout_s` is
+answered 503.
 """
 
 # no `from __future__ import annotations`: Serve rewrites handler signatures and FastAPI needs real types
 
+import asyncio
 import json
 import os
 import socket
 import threading
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 import ray
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ray import serve
 
-from ecr_ray.config import Config
+from ecr_ray.config import Config, ServeConfig
 from ecr_ray.hub import EMBEDDED
 
-from .api import AppArgs
+from .api import APIError, AppArgs, BearerAuth, SecurityHeaders, install_errors, parse, read_json
 
-MAX_TOKENS_CAP = 1024
 api = FastAPI(title="ecr-ray base chat model (OpenAI-compatible)")
+api.add_middleware(SecurityHeaders)
+install_errors(api)
 
 
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+def request_model(s: ServeConfig) -> type[BaseModel]:
+    """The chat-completion request of this endpoint, its limits from `s` (they show in /docs)."""
+    Content = Annotated[str, StringConstraints(max_length=s.llm_max_chars)]
+    Tokens = Annotated[int, Field(ge=1, le=s.llm_max_tokens)]
 
+    class ChatMessage(BaseModel):
+        model_config = ConfigDict(extra="ignore", strict=True)  # OpenAI clients send name, tool ids, ...
+        role: Literal["system", "user", "assistant"]
+        content: Content
 
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (user, seed, ...)
+    class ChatRequest(BaseModel):
+        model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (user, seed, ...)
 
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=1)
-    stream: bool = False
+        model: str | None = None
+        messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=s.llm_max_messages)]
+        max_tokens: Tokens | None = None
+        max_completion_tokens: Tokens | None = None
+        temperature: float = Field(1.0, ge=0.0, le=2.0, allow_inf_nan=False)
+        top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+        n: int = Field(1, ge=1, le=1)
+        stream: bool = False
+
+    return ChatRequest
 
 
 def model_id(base_model: str) -> str:
@@ -63,9 +78,11 @@ class ChatModel:
 
         from ecr_ray.hub import device, dtype, load_chat_model
 
-        g = cfg.generator
+        g, self.limits = cfg.generator, cfg.serve
         self.name, self.base_model = model_id(g.base_model), g.base_model
-        self.default_max_tokens = max(g.max_new_tokens, 128)
+        self.ChatRequest = request_model(cfg.serve)
+        self.default_max_tokens = min(max(g.max_new_tokens, 128), cfg.serve.llm_max_tokens)
+        self.auth = BearerAuth(cfg.serve.api_token_env)  # the ECR ingress's tokens, from this replica's environment
         threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or os.cpu_count() or 1
         torch.set_num_threads(max(1, threads))  # the CPUs the replica reserved
         on = device(g.device)
@@ -73,26 +90,29 @@ class ChatModel:
         self.lock = threading.Lock()  # one generate at a time per replica: CPU threads are the bottleneck
 
     @api.get("/v1/models")
-    def models(self) -> dict:
+    def models(self, request: Request) -> dict:
+        self.auth.client(request)
         return {"object": "list", "data": [{"id": self.name, "object": "model", "created": 0, "owned_by": "ecr-ray"}]}
 
     @api.post("/v1/chat/completions")
-    def chat(self, req: ChatRequest):
+    async def chat(self, request: Request):
+        self.auth.client(request)
+        obj = await read_json(request, self.limits.max_body_bytes, self.limits.body_timeout_s)
+        req = parse(self.ChatRequest, obj)
         if req.model not in (None, "", self.name, self.base_model):
-            raise HTTPException(
+            raise APIError(
                 404,
-                detail={
-                    "message": f"model {req.model!r} not served; this endpoint serves {self.name!r}",
-                    "type": "invalid_request_error",
-                    "code": "model_not_found",
-                },
+                f"model {req.model!r} not served; this endpoint serves {self.name!r}",
+                param="model",
+                code="model_not_found",
             )
         inputs, gen = self._prepare(req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        await self._acquire()  # the generation thread releases it when it ends, whatever the client does
         if req.stream:
-            return StreamingResponse(self._sse(inputs, gen, cid, created), media_type="text/event-stream")
-        with self.lock:
-            out = self.model.generate(**inputs, **gen)
+            streamer = self._start_stream(inputs, gen)
+            return StreamingResponse(self._sse(streamer, cid, created), media_type="text/event-stream")
+        out = await asyncio.to_thread(self._generate, inputs, gen)
         new = out[0, inputs["input_ids"].shape[1] :]
         finished = bool(len(new)) and int(new[-1]) == self.tok.eos_token_id
         text = self.tok.decode(new, skip_special_tokens=True)
@@ -112,7 +132,25 @@ class ChatModel:
             "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new},
         }
 
-    def _prepare(self, req: ChatRequest):
+    async def _acquire(self) -> None:
+        """The replica's one generation slot, or 503 when it does not free up within serve.request_timeout_s.
+        Polled from the event loop, so a request cancelled while waiting cannot take the slot afterwards."""
+        wait = self.limits.request_timeout_s
+        deadline = time.monotonic() + wait
+        while not self.lock.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                raise APIError(
+                    503, f"the model is busy: no generation slot freed up within {wait:g} s; retry", code="overloaded"
+                )
+            await asyncio.sleep(0.05)
+
+    def _generate(self, inputs, gen):
+        try:
+            return self.model.generate(**inputs, **gen)
+        finally:
+            self.lock.release()
+
+    def _prepare(self, req):
         msgs = [m.model_dump() for m in req.messages]
         prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         inputs = self.tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
@@ -126,16 +164,16 @@ class ChatModel:
             gen |= {"do_sample": False}
         return inputs, gen
 
-    def _sse(self, inputs, gen, cid: str, created: int):
+    def _start_stream(self, inputs, gen):
+        """Generation in a thread of its own (which releases the lock when done), its text as an iterator."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        threading.Thread(target=self._generate, args=(inputs, {**gen, "streamer": streamer}), daemon=True).start()
+        return streamer
 
-        def run():
-            with self.lock:
-                self.model.generate(**inputs, **gen, streamer=streamer)
-
-        threading.Thread(target=run, daemon=True).start()
+    def _sse(self, streamer, cid: str, created: int):
+        """Server-sent events of one generation's text."""
 
         def chunk(delta: dict, finish: str | None) -> str:
             body = {
@@ -198,10 +236,11 @@ def start_local(cfg: Config, timeout_s: float = 180.0) -> tuple[str, str]:
     name = f"llm-{uuid.uuid4().hex[:8]}"
     serve.run(build_app(cfg), name=name, route_prefix=f"/{name}")
     url = f"http://127.0.0.1:{port}/{name}/v1"
+    probe = urllib.request.Request(f"{url}/models", headers=auth_header(cfg.serve.api_token_env))
     deadline = time.time() + timeout_s
     while True:  # the proxy answers 404 for a while after the app is RUNNING
         try:
-            with urllib.request.urlopen(f"{url}/models", timeout=5) as r:
+            with urllib.request.urlopen(probe, timeout=5) as r:
                 if r.status == 200:
                     return url, name
         except OSError:
@@ -210,3 +249,13 @@ def start_local(cfg: Config, timeout_s: float = 180.0) -> tuple[str, str]:
             serve.delete(name)
             raise TimeoutError(f"LLM endpoint at {url} did not come up in {timeout_s:.0f} s")
         time.sleep(0.5)
+
+
+def own_token(env: str) -> str:
+    """This process's token for the service's own endpoints (the first of `env`'s tokens), or ""."""
+    return next((t.strip() for t in os.environ.get(env, "").split(",") if t.strip()), "")
+
+
+def auth_header(env: str) -> dict[str, str]:
+    token = own_token(env)
+    return {"Authorization": f"Bearer {token}"} if token else {}

@@ -155,7 +155,9 @@ def test_serve_keeps_a_session_across_ingress_replicas_and_a_lost_node(cluster, 
         ingress = _actors(cluster, "ECRIngress")
         assert len(ingress) == 2 and len({a["node_id"] for a in ingress}) == 2, ingress
 
-        sid, turns = "rehearsal", []
+        created = requests.post(f"{url}/v1/sessions", timeout=60)
+        assert created.status_code == 201, created.text
+        sid, turns = created.json()["session_id"], []
         for i in range(6):  # requests spread over both replicas: the history grows by 2 turns each time
             turns.append(_ask(url, sid, f"I loved Toy Story, tell me more ({i})")["turns"])
         assert turns == [1, 3, 5, 7, 9, 11], turns

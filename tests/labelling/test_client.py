@@ -5,9 +5,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pyarrow.parquet as pq
 import pytest
 
-from ecr_ray.labelling.client import ChatClient, estimate_cost
+from ecr_ray.labelling.client import ChatClient, estimate_cost, redact
+from ecr_ray.labelling.predictor import LLMLabeler
 
 
 class FlakyServer:
@@ -15,6 +17,7 @@ class FlakyServer:
 
     def __init__(self, script=(), delay=0.0):
         self.script, self.delay, self.calls, self.inflight, self.max_inflight = list(script), delay, 0, 0, 0
+        self.echo = ""  # extra text the "echo" answer quotes
         self.lock = threading.Lock()
         srv = self
 
@@ -33,8 +36,12 @@ class FlakyServer:
                 with srv.lock:
                     srv.inflight -= 1
                 code = 200 if code == "hang" else code
+                if code == "echo":  # a server that quotes what it was sent, as some do on a bad key
+                    code, message = 401, f"Incorrect API key provided: {self.headers['authorization']}; {srv.echo}"
+                else:
+                    message = "boom"
                 body = (
-                    {"error": {"message": "boom"}}
+                    {"error": {"message": message}}
                     if code != 200
                     else {
                         "id": "x",
@@ -115,3 +122,54 @@ def test_concurrency_is_bounded_and_order_kept(server):
 
 def test_cost_estimate():
     assert estimate_cost(2000, 500, 0.5, 1.5) == pytest.approx(1.0 + 0.75)
+
+
+SECRETS = {
+    "OPENAI_API_KEY": "sk-proj-Abc123DEF456ghi789",
+    "HF_TOKEN": "hf_SeCrEtToKeN42xyz",
+    "ECR_API_TOKEN": "first-token-123456,second-token-654321",
+    "MY_SERVICE_API_KEY": "qwerty-uiop-98765",
+}
+
+
+@pytest.fixture
+def secrets_in_env(monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
+def _leaks(text: str) -> list[str]:
+    values = [v for value in SECRETS.values() for v in value.split(",")]
+    return [v for v in values if v in text]
+
+
+def test_redact_removes_env_secrets_bearer_tokens_and_keys(secrets_in_env):
+    text = (
+        "Incorrect API key provided: sk-proj-Abc123DEF456ghi789. headers: Authorization: Bearer opaque.tok/en=; "
+        "hf=hf_SeCrEtToKeN42xyz second-token-654321 api_key=abcdef123 'token': 'zzz999' other sk-ZZZZZZZZZZZZ "
+        "MY_SERVICE_API_KEY value qwerty-uiop-98765; status 401 for model smollm2-135m-instruct"
+    )
+    out = redact(text)
+    assert not _leaks(out) and "opaque.tok/en" not in out and "abcdef123" not in out and "zzz999" not in out
+    assert "sk-ZZZZ" not in out and out.count("[redacted]") >= 8
+    assert "status 401 for model smollm2-135m-instruct" in out  # the rest of the message is kept
+
+
+@pytest.mark.parametrize("server", [(["echo"], 0.0)], indirect=True)
+def test_a_key_echoed_by_the_server_is_not_stored(server, secrets_in_env, tmp_path):
+    """The error text is what the labelling job stores per row (its shard's `error` column): no key in it."""
+    server.echo = f"also saw {SECRETS['HF_TOKEN']} and {SECRETS['MY_SERVICE_API_KEY']}"
+    labeler = LLMLabeler(server.url, "m", str(tmp_path), {"max_retries": 0, "backoff_initial_s": 0.01})
+    batch = {
+        "turn_id": ["t1"],
+        "conversation_id": ["c1"],
+        "split": ["train"],
+        "turn_index": [0],
+        "utterance": ["I loved it"],
+        "history": ["[]"],
+    }
+    labeler(batch)
+    (shard,) = tmp_path.glob("part-*.parquet")
+    row = pq.read_table(shard).to_pylist()[0]
+    assert row["status"] == "error" and "401" in row["error"] and "[redacted]" in row["error"], row["error"]
+    assert not _leaks(json.dumps(row)), row["error"]

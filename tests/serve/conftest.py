@@ -1,5 +1,5 @@
 """Fixtures for the Serve tests: demo-recipe artifacts built once (tiny settings), one real Ray Serve instance on a
-free 127.0.0.1 port for the whole session, and its base URL.
+free 127.0.0.1 port for the whole session (with the header guard in its proxy), and its base URL.
 
 The artifacts go to runs/test-serve (git-ignored) and a stage is rerun only when its artifact is missing or the
 tiny settings changed (stamp file), so only the first session pays for training (~4 min on 2 cores). Delete the
@@ -31,6 +31,8 @@ TINY = {
     "generator.max_length": 128,
     "serve.max_new_tokens": 12,
 }
+# Short deadlines so that the hostile-client tests finish quickly (not part of the artifacts' stamp).
+LIMITS = {"serve.header_timeout_s": 3.0, "serve.body_timeout_s": 3.0}
 # (job module, its own flags, artifact that proves it ran) in pipeline order (jobs/pipeline.py STAGES); each runs
 # as `python -m ecr_ray.jobs.<name>`.
 STAGES = [
@@ -87,7 +89,7 @@ def serve_run_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def serve_cfg(serve_run_dir):
-    return load_config("demo", {"run_dir": str(serve_run_dir), **TINY})
+    return load_config("demo", {"run_dir": str(serve_run_dir), **TINY, **LIMITS})
 
 
 @pytest.fixture(scope="session")
@@ -97,8 +99,12 @@ def serve_url(serve_cfg):
     from ray import serve
 
     from ecr_ray.serve.app import build_app
+    from ecr_ray.serve.guard import proxy_env
 
     os.environ.pop(serve_cfg.serve.api_token_env, None)  # this instance runs without auth; test_auth adds one
+    guard_env = proxy_env(serve_cfg.serve)
+    saved = {k: os.environ.get(k) for k in guard_env}
+    os.environ.update(guard_env)  # the header guard in Serve's proxy, as `ecr-ray serve` does
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -118,3 +124,33 @@ def serve_url(serve_cfg):
         if ray.is_initialized():  # a later test module may already have ended this Ray instance
             serve.shutdown()
             ray.shutdown()
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+TOKENS = ("token-a-0123456789", "token-b-9876543210")
+"""The bearer tokens of the secured ingress: two clients."""
+
+
+@pytest.fixture(scope="session")
+def secure_url(serve_url, serve_cfg):
+    """A second ECR ingress, under /secure, in front of the same model deployments, with two bearer tokens (two
+    clients) in its replica's environment."""
+    import ray
+    from ray import serve
+
+    from ecr_ray.serve.app import ECRIngress
+
+    handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender", "Generator")]
+    env = {serve_cfg.serve.api_token_env: ",".join(TOKENS)}
+    secure = ECRIngress.options(ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}}).bind(
+        serve_cfg, *handles
+    )
+    serve.run(secure, name="ecr-secure", route_prefix="/secure")
+    yield f"{serve_url}/secure"
+    if ray.is_initialized():
+        serve.delete("ecr-secure")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ecr_ray.config import ConfigError, load_config
-from ecr_ray.serve.api import APIError, Models
+from ecr_ray.serve.api import SESSION_ID, APIError, Models
 from ecr_ray.serve.sessions import Session, SessionStore
 
 
@@ -91,25 +93,61 @@ def test_sessions_bounded_in_number_and_age():
     now = [0.0]
     store = SessionStore(max_sessions=2, ttl_s=10, clock=lambda: now[0])
     assert store.get("a") is None
-    assert store.commit("a", 0, Session(turns=[{"role": "user", "text": "hi"}]))
-    assert store.get("a").version == 1
-    store.commit("b", 0, Session())
-    store.get("a")  # a is now the most recent
-    store.commit("c", 0, Session())  # evicts b, the least recently used
-    assert store.get("b") is None and store.get("a").turns[0]["text"] == "hi" and store.size() == 2
+    a = store.create("ip:1", None)
+    assert store.commit(a, 0, Session(turns=[{"role": "user", "text": "hi"}]))
+    assert store.get(a).version == 1
+    b = store.create("ip:2", None)
+    store.get(a)  # a is now the most recent
+    store.create("ip:3", None)  # evicts b, the least recently used
+    assert store.get(b) is None and store.get(a).turns[0]["text"] == "hi" and store.size() == 2
     now[0] = 11.0
-    assert store.get("a") is None and store.size() == 0  # idle for longer than the TTL
+    assert store.get(a) is None and store.size() == 0  # idle for longer than the TTL
+    assert store.commit(a, 1, Session()) is None  # a session that is gone is not recreated by a commit
+
+
+def test_session_ids_are_issued_unguessable_and_unique():
+    store = SessionStore(1000, 10)
+    ids = {store.create("ip:1", None) for _ in range(500)}
+    assert len(ids) == 500 and all(len(i) == 24 and re.fullmatch(SESSION_ID, i) for i in ids)
+    assert store.get("1") is None and store.get("test") is None
+
+
+def test_sessions_are_bound_to_their_owner():
+    store = SessionStore(10, 10)
+    sid = store.create("token:a", "token:a")
+    assert store.commit(sid, 0, Session(turns=[{"role": "user", "text": "mine"}]), "token:a")
+    # Another token sees nothing: not the turns, not a commit, not a delete; nor does a caller without identity.
+    for caller in ("token:b", None):
+        assert store.get(sid, caller) is None
+        assert store.commit(sid, 1, Session(), caller) is None
+        assert not store.delete(sid, caller)
+    assert store.get(sid, "token:a").turns[0]["text"] == "mine"
+    # The owner and client survive a commit whatever the committed copy says.
+    assert store.commit(sid, 1, Session(owner=None, client="x"), "token:a")
+    assert store.get(sid, "token:b") is None and store.delete(sid, "token:a")
+
+
+def test_a_client_cannot_evict_other_clients_sessions():
+    """Creating 1,000 sessions costs a client only its own oldest ones (the cap per client), never another's."""
+    store = SessionStore(max_sessions=100, ttl_s=10, max_per_client=5)
+    theirs = [store.create("token:victim", "token:victim") for _ in range(3)]
+    mine = [store.create("token:flood", "token:flood") for _ in range(1000)]
+    assert all(store.get(s, "token:victim") is not None for s in theirs)
+    assert [s for s in mine if store.get(s, "token:flood") is not None] == mine[-5:]
+    assert store.size() == 8
+    assert store.delete(mine[-1], "token:flood") and store.size() == 7
 
 
 def test_session_commits_are_compare_and_set():
     store = SessionStore(10, 10)
+    sid = store.create("ip:1", None)
     first = Session().extended([{"role": "user", "text": "1"}], [None], max_turns=50)
-    assert store.commit("s", 0, first)
-    seen = store.get("s")  # two requests read version 1 ...
-    assert store.commit("s", seen.version, seen.extended([{"role": "user", "text": "2"}], [None], 50))
-    assert not store.commit("s", seen.version, seen.extended([{"role": "user", "text": "3"}], [None], 50))
-    assert [t["text"] for t in store.get("s").turns] == ["1", "2"]  # ... only the first commit lands
-    assert store.delete("s") and not store.delete("s")
+    assert store.commit(sid, 0, first)
+    seen = store.get(sid)  # two requests read version 1 ...
+    assert store.commit(sid, seen.version, seen.extended([{"role": "user", "text": "2"}], [None], 50))
+    assert store.commit(sid, seen.version, seen.extended([{"role": "user", "text": "3"}], [None], 50)) is False
+    assert [t["text"] for t in store.get(sid).turns] == ["1", "2"]  # ... only the first commit lands
+    assert store.delete(sid) and not store.delete(sid)
 
 
 def test_session_keeps_most_recent_turns():

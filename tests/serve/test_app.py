@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
 import requests
 
 from ecr_ray.config import EMOTIONS
+from tests.serve.conftest import TOKENS, bearer
 
 DIALOGUE = [
     {"role": "user", "text": "Hi! I loved Titanic and I like romantic movies."},
@@ -133,7 +135,10 @@ def test_concurrent_requests_get_their_own_answers(serve_url):
 
 
 def test_sessions_accumulate_turns(serve_url):
-    sid = "test-session-1"
+    created = post(serve_url, "/v1/sessions")
+    assert created.status_code == 201, created.text
+    sid = created.json()["session_id"]
+    assert len(sid) == 24 and created.json()["max_turns"] > 0
     first = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": False}).json()
     assert first["turns"] == 1 and first["session_id"] == sid
     second = post(serve_url, "/v1/recommend", {"dialogue": [DIALOGUE[2]], "session_id": sid, "generate": False})
@@ -143,16 +148,61 @@ def test_sessions_accumulate_turns(serve_url):
     assert len(second["user_emotions"]) == 2
     # The first turn's emotions are reused from the session, not recomputed differently.
     assert second["user_emotions"][0] == first["user_emotions"][0]
-    other = post(serve_url, "/v1/recommend", {"dialogue": [DIALOGUE[2]], "session_id": "other", "generate": False})
-    assert other.json()["turns"] == 1
+    # Ids are the server's: one a client makes up (or guesses) is not a session.
+    for made_up in ("test-session-1", "1", "test"):
+        body = {"dialogue": [DIALOGUE[2]], "session_id": made_up, "generate": False}
+        assert_client_error(post(serve_url, "/v1/recommend", body), 404, "POST /v1/sessions")
     assert requests.delete(f"{serve_url}/v1/sessions/{sid}", timeout=30).status_code == 200
     assert_client_error(requests.delete(f"{serve_url}/v1/sessions/{sid}", timeout=30), 404, "not found")
+    body = {"dialogue": [DIALOGUE[2]], "session_id": sid, "generate": False}
+    assert_client_error(post(serve_url, "/v1/recommend", body), 404, "not found")  # ended: not recreated
+
+
+def test_sessions_are_bound_to_the_token_that_started_them(secure_url):
+    """With auth on, another client's token cannot read, extend or end a session, even knowing its id."""
+    a, b = bearer(TOKENS[0]), bearer(TOKENS[1])
+    assert_client_error(post(secure_url, "/v1/sessions"), 401, "token")
+    sid = post(secure_url, "/v1/sessions", headers=a).json()["session_id"]
+    body = {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": False}
+    assert post(secure_url, "/v1/recommend", body, headers=a).status_code == 200
+    assert_client_error(post(secure_url, "/v1/recommend", body, headers=b), 404, "not yours")
+    assert_client_error(requests.delete(f"{secure_url}/v1/sessions/{sid}", headers=b, timeout=30), 404, "not found")
+    again = post(secure_url, "/v1/recommend", {**body, "dialogue": [DIALOGUE[2]]}, headers=a).json()
+    assert again["turns"] == 3  # b's attempts left the session as it was
+    assert requests.delete(f"{secure_url}/v1/sessions/{sid}", headers=a, timeout=30).status_code == 200
+
+
+def test_healthz_is_not_ready_while_a_model_deployment_cannot_answer(serve_url, serve_cfg):
+    """An ingress whose Generator has no replica yet (it waits for a resource no node has, as a replica waits for its
+    GPU node or its model) answers /healthz 503 naming the Generator, while /livez says the ingress is up."""
+    from ray import serve
+
+    from ecr_ray.serve.app import ECRIngress, Generator
+
+    handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender")]
+    waiting = {"num_cpus": 0, "resources": {"node-type-not-in-this-cluster": 1}}
+    generator = Generator.options(num_replicas=1, ray_actor_options=waiting).bind(serve_cfg)
+    ingress = ECRIngress.options(ray_actor_options={"num_cpus": 0}).bind(serve_cfg, *handles, generator)
+    serve._run(ingress, name="ecr-loading", route_prefix="/loading", _blocking=False)
+    try:
+        deadline = time.time() + 120
+        while requests.get(f"{serve_url}/loading/livez", timeout=30).status_code != 200:
+            assert time.time() < deadline, "the ingress of the loading app never came up"
+            time.sleep(1)
+        r = requests.get(f"{serve_url}/loading/healthz", timeout=30)
+        assert r.status_code == 503, r.text
+        assert r.json()["status"] == "unavailable" and r.json()["generator"] is False
+        assert r.json()["emotion"] is True and r.json()["recommender"] is True
+    finally:
+        serve.delete("ecr-loading")
 
 
 def test_health_and_models(serve_url):
-    assert requests.get(f"{serve_url}/healthz", timeout=30).json()["status"] == "ok"
-    deep = requests.get(f"{serve_url}/healthz?deep=true", timeout=60).json()
-    assert deep["emotion"] and deep["recommender"] and deep["generator"]
+    assert requests.get(f"{serve_url}/livez", timeout=30).json() == {"status": "ok"}
+    ready = requests.get(f"{serve_url}/healthz", timeout=60)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ok" and isinstance(ready.json()["sessions"], int)
+    assert ready.json()["emotion"] and ready.json()["recommender"] and ready.json()["generator"]
     models = requests.get(f"{serve_url}/v1/models", timeout=30).json()
     assert [m["id"] for m in models["data"]] == ["ecr"]
 
@@ -201,32 +251,20 @@ def test_sse_wire_format(serve_url):
 # ----------------------------------------------------------------------------- bearer-token auth
 
 
-def test_bearer_token_auth(serve_url, serve_cfg):
-    """A second ingress (token from its environment) in front of the same model deployments, under /secure."""
-    from ray import serve
-
-    from ecr_ray.serve.app import ECRIngress
-
-    token = "test-token-123"
-    handles = [serve.get_deployment_handle(n, app_name="ecr") for n in ("EmotionDetector", "Recommender", "Generator")]
-    secure = ECRIngress.options(
-        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": {serve_cfg.serve.api_token_env: token}}}
-    ).bind(serve_cfg, *handles)
-    serve.run(secure, name="ecr-secure", route_prefix="/secure")
-    try:
-        base = f"{serve_url}/secure"
-        body = {"dialogue": DIALOGUE[:1], "generate": False}
-        assert_client_error(post(base, "/v1/recommend", body), 401, "bearer token")
-        assert_client_error(post(base, "/v1/recommend", body, headers={"Authorization": "Bearer wrong"}), 401, "token")
-        assert_client_error(requests.get(f"{base}/v1/models", timeout=30), 401, "token")
-        ok = post(base, "/v1/recommend", body, headers={"Authorization": f"Bearer {token}"})
+def test_bearer_token_auth(serve_url, secure_url):
+    """The second ingress (two tokens in its environment, tests/serve/conftest.py) in front of the same models."""
+    body = {"dialogue": DIALOGUE[:1], "generate": False}
+    assert_client_error(post(secure_url, "/v1/recommend", body), 401, "bearer token")
+    assert_client_error(post(secure_url, "/v1/recommend", body, headers=bearer("wrong")), 401, "token")
+    assert_client_error(post(secure_url, "/v1/recommend", body, headers=bearer(TOKENS[0] + "x")), 401, "token")
+    assert_client_error(requests.get(f"{secure_url}/v1/models", timeout=30), 401, "token")
+    for token in TOKENS:
+        ok = post(secure_url, "/v1/recommend", body, headers=bearer(token))
         assert ok.status_code == 200 and ok.json()["items"]
-        assert requests.get(f"{base}/healthz", timeout=30).status_code == 200  # probes need no token
-        client = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0, timeout=120)
-        assert [m.id for m in client.models.list()] == ["ecr"]
-        with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=f"{base}/v1", api_key="nope", max_retries=0).models.list()
-        # The unauthenticated app is unaffected.
-        assert post(serve_url, "/v1/recommend", body).status_code == 200
-    finally:
-        serve.delete("ecr-secure")
+    assert requests.get(f"{secure_url}/healthz", timeout=30).status_code == 200  # probes need no token
+    client = openai.OpenAI(base_url=f"{secure_url}/v1", api_key=TOKENS[1], max_retries=0, timeout=120)
+    assert [m.id for m in client.models.list()] == ["ecr"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{secure_url}/v1", api_key="nope", max_retries=0).models.list()
+    # The unauthenticated app is unaffected.
+    assert post(serve_url, "/v1/recommend", body).status_code == 200

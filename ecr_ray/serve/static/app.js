@@ -1,14 +1,30 @@
 // ECR web chat: talks to POST v1/recommend (relative URLs, so the page works under any route prefix).
+// No inline script or style anywhere (the page is served with a self-only Content-Security-Policy).
 "use strict";
 const $ = (id) => document.getElementById(id);
-const newId = () => (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
-let sessionId = newId();
+// The server issues session ids (POST v1/sessions); the page keeps the turns it showed, so that a session that
+// expired is replaced by a new one holding the same conversation.
+let sessionId = null;
+let turns = [];
+let maxTurns = 50;
+
+async function newSession() {
+  const s = await post("v1/sessions", {});
+  maxTurns = s.max_turns;
+  return s.session_id;
+}
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   for (const c of children) e.append(c);  // text is appended as text nodes: no HTML injection
   return e;
+}
+
+function authHeaders(headers = {}) {
+  const token = sessionStorage.getItem("ecr-token");
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
 }
 
 function addTurn(role, text) {
@@ -19,17 +35,32 @@ function addTurn(role, text) {
 }
 
 async function post(path, body) {
-  const headers = { "Content-Type": "application/json" };
-  const token = sessionStorage.getItem("ecr-token");
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = authHeaders({ "Content-Type": "application/json" });
   const r = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
   if (r.status === 401) {
     const t = prompt("This server needs an API token:");
     if (t) { sessionStorage.setItem("ecr-token", t); return post(path, body); }
   }
   const data = await r.json().catch(() => ({ error: { message: `HTTP ${r.status}` } }));
-  if (!r.ok) throw new Error(data.error ? data.error.message : `HTTP ${r.status}`);
+  if (!r.ok) {
+    const err = new Error(data.error ? data.error.message : `HTTP ${r.status}`);
+    err.code = data.error && data.error.code;
+    throw err;
+  }
   return data;
+}
+
+async function ask(text, generate) {
+  const turn = { role: "user", text };
+  if (sessionId === null) sessionId = await newSession();
+  const body = { dialogue: [turn], session_id: sessionId, top_k: 5, generate };
+  try {
+    return await post("v1/recommend", body);
+  } catch (e) {
+    if (e.code !== "session_not_found") throw e;
+    sessionId = await newSession();  // expired: a new session with the conversation so far
+    return post("v1/recommend", { ...body, dialogue: [...turns, turn].slice(-maxTurns), session_id: sessionId });
+  }
 }
 
 function showMovies(items) {
@@ -44,7 +75,9 @@ function showEmotions(perTurn) {
   const last = perTurn[perTurn.length - 1] || {};
   const top = Object.entries(last).sort((a, b) => b[1] - a[1]).slice(0, 5);
   $("emotions").replaceChildren(...top.map(([label, p]) => {
-    const bar = el("div", { class: "bar" }, el("span", { style: `width:${Math.round(p * 100)}%` }));
+    const fill = el("span");
+    fill.style.width = `${Math.round(p * 100)}%`;  // CSSOM, not a style attribute: allowed by the CSP
+    const bar = el("div", { class: "bar" }, fill);
     return el("li", { class: "emotion" }, el("span", {}, label), bar, el("span", {}, `${Math.round(p * 100)}%`));
   }));
 }
@@ -73,9 +106,8 @@ $("form").addEventListener("submit", async (ev) => {
   const pending = addTurn("recommender pending", "…thinking");
   $("send").disabled = true;
   try {
-    const data = await post("v1/recommend", {
-      dialogue: [{ role: "user", text }], session_id: sessionId, top_k: 5, generate: $("generate").checked,
-    });
+    const data = await ask(text, $("generate").checked);
+    turns.push({ role: "user", text }, { role: "recommender", text: data.response.final });
     pending.remove();
     addTurn("recommender", data.response.final);
     showMovies(data.items);
@@ -93,8 +125,11 @@ $("form").addEventListener("submit", async (ev) => {
 
 $("reset").addEventListener("click", async () => {
   const old = sessionId;
-  sessionId = newId();
+  sessionId = null;
+  turns = [];
   $("chat").replaceChildren();
   showMovies([]);
-  fetch(`v1/sessions/${encodeURIComponent(old)}`, { method: "DELETE" }).catch(() => {});
+  if (old !== null) {
+    fetch(`v1/sessions/${encodeURIComponent(old)}`, { method: "DELETE", headers: authHeaders() }).catch(() => {});
+  }
 });
