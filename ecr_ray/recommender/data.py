@@ -124,19 +124,25 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
     return pa.Table.from_pylist(out, schema=TURN_EMOTIONS_SCHEMA)
 
 
+def require_emotions(cfg: Config) -> None:
+    """Fail before any work when this config reads the emotion stage's links (`emotions_source: file`, a variant
+    with local emotions) and the stage has not run."""
+    path = cfg.run_path / "emotions" / "entity_emotions.parquet"
+    if cfg.recommender.local_emotions and cfg.recommender.emotions_source == "file" and not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: run the emotion stage first (`ecr-ray train_emotion`), or ask for the LLM seed "
+            f"labels by name (--recommender.emotions_source seed), or train variant baseline"
+        )
+
+
 def load_entity_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> tuple[pa.Table | None, str]:
     """The entity-emotion links this run uses and where they came from (`file` | `seed` | `none`)."""
     src = cfg.recommender.emotions_source
-    path = cfg.run_path / "emotions" / "entity_emotions.parquet"
     if src == "none":
         return None, "none"
     if src == "file":
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} not found: run the emotion stage first (`ecr-ray train_emotion`), or ask for the LLM seed "
-                f"labels by name (--recommender.emotions_source seed), or train variant baseline"
-            )
-        return pq.read_table(path), "file"
+        require_emotions(cfg)
+        return pq.read_table(cfg.run_path / "emotions" / "entity_emotions.parquet"), "file"
 
     turn_emotions = seed_turn_emotions(cfg, turns, embeddings)
     links = link_entity_emotions(

@@ -90,7 +90,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     manifest. `callbacks` go to the Train RunConfig (Tune's TuneReportCallback in sweeps, which set
     `evaluate_test=False`: a sweep selects on validation only). Ray must be initialised."""
     from ..runtime import run_task
-    from .data import prepare
+    from .data import prepare, require_emotions
     from .evaluate import evaluate_model
 
     rc = cfg.recommender
@@ -100,6 +100,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         return {**artifacts.read_manifest(cfg, "recommender"), "skipped": True}
     if artifacts.read_manifest(cfg, "tables") is None:
         raise FileNotFoundError(f"{cfg.run_path / 'tables'} not found: build the tables first (`ecr-ray data`)")
+    require_emotions(cfg)
     t0 = time.perf_counter()
     key = artifacts.key(cfg, "recommender")
     prep_dir = out / "prepared"

@@ -3,8 +3,9 @@
 A feedback trial builds its own TorchTrainer (Train V2 pattern) reporting each epoch to Tune through
 `TuneReportCallback`, then reports its kept model's validation and test metrics itself (`ray.tune.report` from the
 driver: the callback's reports reach Tune through a queue the trial's main thread drains while the driver runs, so
-this one comes last); a knowledge trial trains (optionally) and generates through Ray tasks. Trial drivers reserve only `tune.driver_cpus`,
-so that the trial's own workers get the cores. Rerunning the same sweep resumes it (`Tuner.restore`).
+this one comes last); a knowledge trial trains (optionally) and generates through Ray tasks. Trial drivers reserve
+only `tune.driver_cpus`, so that the trial's own workers get the cores. Rerunning the same sweep resumes it
+(`Tuner.restore`).
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     from ..runtime import check_fits
 
     if sweep == "feedback":
+        from ..recommender.data import require_emotions
+
+        require_emotions(cfg)  # every trial reads the base run's emotions: fail before any trial starts
         needs = {
             "recommender.train_resources": cfg.recommender.train_resources,
             "recommender.encode_resources": cfg.recommender.encode_resources,
@@ -172,10 +176,11 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
         )
     grid = tuner.fit()
 
+    failed = [f"{r.path}: {r.error}" for r in grid if r.error is not None]
+    if failed:  # a crashed trial's partial metrics are not a result; rerunning the sweep retries only these
+        raise RuntimeError(f"{len(failed)} of {len(grid)} trials failed:\n" + "\n".join(failed))
     rows = []
     for result in grid:
-        if result.error is not None:
-            raise RuntimeError(f"trial {result.path} failed: {result.error}; rerun the same command to resume it")
         m = result.metrics or {}
         if sweep == "feedback":
             kept = "best_epoch" in m  # the final report came: the kept model's metrics (else ASHA stopped it)

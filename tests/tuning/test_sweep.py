@@ -46,15 +46,19 @@ def _rows(path):
 def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
     from ecr_ray.tuning.sweep import run_sweep
 
-    cfg = load_config(
-        "demo",
-        {
-            "run_dir": str(tmp_path / "run"),
-            "recommender.epochs": 2,
-            "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0], "not_said": [1.0]}},
-        },
-    )
+    over = {
+        "run_dir": str(tmp_path / "run"),
+        "recommender.epochs": 2,
+        "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0], "not_said": [1.0]}},
+    }
+    cfg = load_config("demo", over)
     build_tables(cfg)
+    # The default reads the emotion stage's links: without them the sweep stops before any trial, naming the fix.
+    with pytest.raises(FileNotFoundError, match=r"entity_emotions.parquet not found: run the emotion stage first"):
+        run_sweep(cfg, "feedback")
+    assert not (cfg.run_path / "tune" / "feedback" / "ray").exists()
+
+    cfg = load_config("demo", {**over, "recommender.emotions_source": "seed"})
     summary = run_sweep(cfg, "feedback")
     rows = _rows(summary["results_csv"])
     assert [float(r["like"]) for r in rows] == [1.0, 2.0]
