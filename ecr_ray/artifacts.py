@@ -100,7 +100,16 @@ STAGES: dict[str, Stage] = {
         Stage(
             "reviews",
             "reviews",
-            ("generator.reviews_file", "generator.review_filter", "generator.min_entity_mentions", "data.skip_invalid"),
+            (
+                "generator.reviews_file",
+                "generator.review_filter",
+                "generator.min_entity_mentions",
+                "generator.review_entity_filter",
+                "generator.review_entity_min_global",
+                "generator.review_entity_max_movies",
+                "generator.review_entity_min_name_chars",
+                "data.skip_invalid",
+            ),
             ("tables",),
             ("reviews.parquet", "movie_knowledge.parquet"),
             _reviews_file,

@@ -29,6 +29,8 @@ SAMPLE_DATA_DIR = PACKAGE_DIR / "data" / "sample"
 # Every section rejects unknown fields; numbers given where a string is expected (a path "2024") are kept as text.
 STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
+KNOWLEDGE_FORMATS = ("triples", "entities")
+"""Formats of the generation prompt's knowledge (generator.knowledge_format, Appendix B.2)."""
 EMOTIONS = ("like", "curious", "happy", "grateful", "negative", "neutral", "nostalgia", "agreement", "surprise")
 
 
@@ -357,6 +359,18 @@ class GeneratorConfig:
     ≥4 first-person pronouns, helpfulness ≥5). Helpfulness applies only when the file has such a field."""
     min_entity_mentions: int = 2
     """A review entity joins its movie's knowledge when mentioned at least this often over the movie's reviews."""
+    review_entity_filter: str = "authors"
+    """Which linked review entities the generator sees (its training prompts and the movies' knowledge): `authors`
+    (the authors' filter: 1-hop KG neighbours of the movie over starring / writer / productionCompany / director /
+    musicComposer, or entities frequent over all reviews but not ubiquitous with names of some length, by the three
+    fields below; then per movie those mentioned ≥ min_entity_mentions times) | `none` (every linked entity in the
+    training prompts, min_entity_mentions alone for the movies' knowledge)."""
+    review_entity_min_global: int = 20
+    """`authors` filter: a non-neighbour entity needs at least this many mentions over all reviews."""
+    review_entity_max_movies: int = 1970
+    """`authors` filter: ... and to be mentioned in the reviews of at most this many movies (not ubiquitous)."""
+    review_entity_min_name_chars: int = 6
+    """`authors` filter: ... and a name (without its "(disambiguation)") of at least this many characters."""
     link_resources: Resources = field(default_factory=lambda: Resources(workers=2, cpus=1))
     """Ray Data actors linking review entities (`build_reviews`)."""
     # --- prompt (Eq. 8)
@@ -368,6 +382,10 @@ class GeneratorConfig:
     """pn_t: KG triples in the prompt."""
     num_review_entities: int = 4
     """pn_e: review entities in the prompt."""
+    knowledge_format: str = "triples"
+    """`triples`: pn_t triple lines ("{movie}'s {relation} is {entity}") beside pn_e entities (Eq. 8) | `entities`:
+    Appendix B.2's fourth setting, no triple lines, the tails of the same pn_t triples appended to the pn_e entities
+    (pn_t + pn_e entities). Both training and inference prompts follow it."""
     # --- fine-tuning
     lora_r: int = 8
     lora_alpha: int = 16
@@ -433,6 +451,20 @@ class GeneratorConfig:
         )
         _check(self.min_entity_mentions >= 1, "generator.min_entity_mentions: must be >= 1")
         _check(
+            self.review_entity_filter in ("authors", "none"),
+            f"generator.review_entity_filter: expected authors|none, got {self.review_entity_filter!r}",
+        )
+        _check(
+            self.review_entity_min_global >= 0
+            and self.review_entity_max_movies >= 1
+            and self.review_entity_min_name_chars >= 0,
+            "generator.review_entity_min_global >= 0, review_entity_max_movies >= 1, review_entity_min_name_chars >= 0",
+        )
+        _check(
+            self.knowledge_format in KNOWLEDGE_FORMATS,
+            f"generator.knowledge_format: expected triples|entities, got {self.knowledge_format!r}",
+        )
+        _check(
             self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0"
         )
         _check(self.max_length >= 16, "generator.max_length: must be >= 16")
@@ -475,14 +507,19 @@ class TuneConfig:
     __pydantic_config__ = STRICT
 
     search_space: dict[str, Any] = field(default_factory=dict)
-    """Per sweep: `feedback: {like: [...], dislike: [...], not_said: [...]}`, `knowledge: [[pn_t, pn_e], ...]`.
-    Missing entries take the paper's grids (ecr_ray/tuning.py)."""
+    """Per sweep: `feedback: {like: [...], dislike: [...], not_said: [...]}`, `knowledge: [[pn_t, pn_e], ...]` (an
+    entry `[pn_t, pn_e, entities]` puts the triples' tails among the entities: generator.knowledge_format). Missing
+    entries take the paper's grids (ecr_ray/tuning/space.py)."""
     full_grid: bool = False
     """feedback sweep: every combination instead of the paper's one-weight-at-a-time."""
-    scheduler: str = "asha"
-    """`asha` (early-stop weak trials at epoch boundaries) or `fifo` (run every trial to the end)."""
+    scheduler: str = "fifo"
+    """`fifo`: every trial trains all its epochs (Appendix B.1) | `asha`: early-stop weak trials at epoch boundaries
+    (faster, not the paper's protocol: a stopped trial has neither its kept model's metrics nor test metrics)."""
     grace_period: int = 1
     """ASHA: epochs a trial runs before it may be stopped."""
+    evaluate_test: bool = True
+    """feedback sweep: score each trial's kept model (best epoch by validation loss) on the test split too, reported
+    beside its validation metrics (Figure 3 plots test RT@10/50). The best setting is still chosen on validation."""
     max_concurrent_trials: int = 1
     """Trials at once. On 2 cores keep 1: trial drivers compete with their own training workers."""
     driver_cpus: float = 0.01

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from .config import EMOTIONS
+from .config import EMOTIONS, KNOWLEDGE_FORMATS
 
 INSTRUCTION = (
     "You are a recommender chatting with the user to provide movie recommendation. Please continue "
@@ -22,17 +22,42 @@ ITEM_PLACEHOLDERS = ("<movie>", "[ITEM]", "<mask>")
 
 
 def select_knowledge(
-    entities: list[str], triples: list[str], num_entities: int, num_triples: int, rng: random.Random
-) -> tuple[list[str], list[str]]:
-    """pn_e review entities and pn_t triples, chosen at random (section 4.3.1), kept in their stored order."""
+    entities: list, triples: list, num_entities: int, num_triples: int, rng: random.Random
+) -> tuple[list, list]:
+    """pn_e review entities and pn_t triples (any items: strings, (triple, tail) pairs), chosen at random (section
+    4.3.1), kept in their stored order."""
 
-    def pick(xs: list[str], n: int) -> list[str]:
+    def pick(xs: list, n: int) -> list:
         if len(xs) <= n:
             return list(xs)
         keep = set(rng.sample(range(len(xs)), n))
         return [x for i, x in enumerate(xs) if i in keep]
 
     return pick(entities, num_entities), pick(triples, num_triples)
+
+
+def prompt_knowledge(
+    entities: list[str],
+    triples: list[str],
+    tails: list[str],
+    num_entities: int,
+    num_triples: int,
+    knowledge_format: str,
+    rng: random.Random,
+) -> tuple[list[str], list[str]]:
+    """The (entities, triples) lines of one Eq. 8 prompt, for training and inference alike: pn_e entities and pn_t
+    triples chosen by `select_knowledge` (`tails[i]` is the tail entity of `triples[i]`). Format `triples` keeps
+    them; `entities` (Appendix B.2: "remove triple-format knowledge and integrate its tail entities into the
+    entity-format knowledge, pn_e = pn_t + pn_e") returns no triple and the chosen triples' tails after the chosen
+    entities, each name once. Both formats draw the same choices from the same `rng`."""
+    if len(tails) != len(triples):
+        raise ValueError(f"prompt_knowledge: {len(triples)} triples but {len(tails)} tails")
+    if knowledge_format not in KNOWLEDGE_FORMATS:
+        raise ValueError(f"knowledge_format: expected one of {KNOWLEDGE_FORMATS}, got {knowledge_format!r}")
+    ents, picked = select_knowledge(entities, list(zip(triples, tails)), num_entities, num_triples, rng)
+    if knowledge_format == "entities":
+        return list(dict.fromkeys([*ents, *(tail for _, tail in picked)])), []
+    return ents, [t for t, _ in picked]
 
 
 def knowledge_text(movie_name: str, entities: list[str], triples: list[str], first_sentence: str) -> str:

@@ -16,6 +16,7 @@ from ecr_ray.prompts import (
     generation_messages,
     knowledge_text,
     parse_scores,
+    prompt_knowledge,
     render_prompt,
     scorer_prompt,
     select_knowledge,
@@ -42,6 +43,27 @@ def test_select_knowledge_is_seeded_and_bounded():
     picks = {tuple(select_knowledge(ents, trips, 4, 2, random.Random(s))[0]) for s in range(20)}
     assert len(picks) > 5  # really random across seeds
     assert select_knowledge(["x"], [], 4, 2, random.Random(0)) == (["x"], [])
+
+
+def test_prompt_knowledge_formats():
+    """Appendix B.2's fourth setting: the same pn_t triples and pn_e entities, the triples given as their tails."""
+    ents = ["December", "Record producer", "Christmas", "Tradition", "Emotion", "James Stewart"]
+    trips = [f"It's a Wonderful Life's {r} is {t}" for r, t in (("writer", "Frank Capra"), ("starring", "Ward Bond"))]
+    trips.append("It's a Wonderful Life's starring is James Stewart")
+    tails = ["Frank Capra", "Ward Bond", "James Stewart"]
+    for seed in range(10):
+        e_t, t_t = prompt_knowledge(ents, trips, tails, 4, 2, "triples", random.Random(seed))
+        assert (e_t, t_t) == select_knowledge(ents, trips, 4, 2, random.Random(seed))  # the triples format as before
+        e_e, t_e = prompt_knowledge(ents, trips, tails, 4, 2, "entities", random.Random(seed))
+        assert t_e == [] and e_e[:4] == e_t  # the same choices, no triple line
+        chosen_tails = [tails[trips.index(t)] for t in t_t]
+        assert e_e == list(dict.fromkeys(e_t + chosen_tails))  # pn_e + pn_t entities, each once
+        assert len(e_e) == 6 or "James Stewart" in e_t
+    assert prompt_knowledge(ents, [], [], 4, 2, "entities", random.Random(0))[1] == []
+    with pytest.raises(ValueError, match="tails"):
+        prompt_knowledge(ents, trips, tails[:1], 4, 2, "triples", random.Random(0))
+    with pytest.raises(ValueError, match="knowledge_format"):
+        prompt_knowledge(ents, trips, tails, 4, 2, "graph", random.Random(0))
 
 
 def test_chat_template_of_the_base_model():

@@ -1,8 +1,9 @@
 """The generator's training data (section 4.3.1): one example per review, the Eq. 8 knowledge prompt → the review,
 and its tokenisation with the loss on the review tokens only (Eq. 9).
 
-The prompt carries pn_e of the review's own linked entities and pn_t KG triples of its movie whose tail the review
-mentions (the paper's E_r and T_r), chosen at random with a fixed seed; with a tokenizer and a linker, only the
+The prompt carries pn_e of the review's own linked entities (those the review-entity filter kept) and pn_t KG triples
+of its movie whose tail the review mentions (the paper's E_r and T_r), chosen at random with a fixed seed, in the
+`generator.knowledge_format` (triple lines, or their tails among the entities); with a tokenizer and a linker, only the
 knowledge the visible (not cut) part of the review names. Examples are built once per run by a Ray task
 (`build_examples`) into <run_dir>/generator/examples.parquet, which the Train workers read by path.
 """
@@ -14,7 +15,7 @@ import random
 from pathlib import Path
 
 from ..config import Config, GeneratorConfig
-from ..prompts import generation_messages, render_prompt, select_knowledge
+from ..prompts import generation_messages, prompt_knowledge, render_prompt
 
 EXAMPLES_FILE = "examples.parquet"
 
@@ -43,13 +44,20 @@ def training_examples(
 def _messages(
     review: dict, names: list[str], knowledge: dict[int, dict], gcfg: GeneratorConfig, rng: random.Random
 ) -> list[dict]:
-    """E_r = the review's entities `names`; T_r = triples of its movie whose tail is one of them."""
-    triples = [
-        t
-        for t in knowledge.get(review["entity_id"], {}).get("triples", [])
-        if any(t.endswith(f" is {n}") for n in names)
-    ]
-    ents, trips = select_knowledge(names, triples, gcfg.num_review_entities, gcfg.num_triples, rng)
+    """E_r = the review's entities `names`; T_r = triples of its movie whose tail is one of them; in the
+    `knowledge_format` of the config (`prompts.prompt_knowledge`)."""
+    row = knowledge.get(review["entity_id"], {})
+    named = set(names)
+    t_r = [(t, tail) for t, tail in zip(row.get("triples", []), row.get("triple_tails", [])) if tail in named]
+    ents, trips = prompt_knowledge(
+        names,
+        [t for t, _ in t_r],
+        [tail for _, tail in t_r],
+        gcfg.num_review_entities,
+        gcfg.num_triples,
+        gcfg.knowledge_format,
+        rng,
+    )
     return generation_messages(review["movie_name"], ents, trips, review["first_sentence"])
 
 

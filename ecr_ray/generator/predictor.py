@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import Config, GeneratorConfig
-from ..prompts import compose_response, fill_item, generation_messages, render_prompt, select_knowledge
+from ..prompts import compose_response, fill_item, generation_messages, prompt_knowledge, render_prompt
 from .model import ADAPTER_DIR, MODEL_DIR
 
 
 class Prompter:
-    """A recommended item → its knowledge (pn_t KG triples, pn_e review entities) and the Eq. 8 prompt in the model's
-    chat template. No model: the vLLM path (ecr_ray/serve/vllm.py) builds its prompts with it alone."""
+    """A recommended item → its knowledge (pn_t KG triples, pn_e review entities, in `generator.knowledge_format`) and
+    the Eq. 8 prompt in the model's chat template. No model: the vLLM path (ecr_ray/serve/vllm.py) builds its prompts
+    with it alone."""
 
     def __init__(self, tokenizer, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
         self.tok, self.kg, self.knowledge, self.gcfg, self.seed = tokenizer, kg, knowledge, gcfg, seed
@@ -33,14 +34,19 @@ class Prompter:
         return load_dataset_kg(cfg), knowledge
 
     def item_knowledge(self, item: int) -> dict:
-        """pn_t triples with the item as head and pn_e entities mentioned ≥2 times in its reviews (seeded by item)."""
-        from ..reviews.knowledge import movie_triples
+        """pn_t triples with the item as head and pn_e of its review entities (seeded by item), in the config's
+        `knowledge_format` (`prompts.prompt_knowledge`: with `entities`, no triples and their tails among the
+        entities)."""
+        from ..reviews.knowledge import knowledge_triples
 
         row = self.knowledge.get(item)
         ents = list(row["review_entity_names"]) if row else []
-        triples = list(row["triples"]) if row else movie_triples(self.kg, item)
+        triples, tails = (list(row["triples"]), list(row["triple_tails"])) if row else knowledge_triples(self.kg, item)
+        g = self.gcfg
         rng = random.Random(f"{self.seed}:{item}")
-        ents, triples = select_knowledge(ents, triples, self.gcfg.num_review_entities, self.gcfg.num_triples, rng)
+        ents, triples = prompt_knowledge(
+            ents, triples, tails, g.num_review_entities, g.num_triples, g.knowledge_format, rng
+        )
         return {"triples": triples, "review_entities": ents}
 
     def item_name(self, item: int) -> str:

@@ -1,6 +1,6 @@
-"""Ray Tune sweeps of the paper's Appendix B: feedback weights (recommender) and knowledge counts (generator).
+"""Ray Tune sweeps of the paper's Appendix B: feedback weights (recommender) and prompt knowledge (generator).
 
-    ecr-ray tune --recipe R --sweep feedback   [--tune.full_grid true] [--tune.scheduler fifo]
+    ecr-ray tune --recipe R --sweep feedback   [--tune.full_grid true] [--tune.scheduler asha]
     ecr-ray tune --recipe R --sweep knowledge  [--tune.knowledge_eval_samples 50]
 
 Rerunning the same command resumes an interrupted sweep. Writes `<run_dir>/tune/<sweep>/`: results.csv, results.md,

@@ -1,6 +1,6 @@
 """Building the review database (paper section 4.1.2, Appendix A.2): read and filter the reviews (data), link their
-entities with Ray Data, and attach each movie's knowledge (knowledge). Output: <run_dir>/reviews/{reviews,
-movie_knowledge}.parquet + manifest.json."""
+entities with Ray Data, keep the entities the authors' filter keeps and attach each movie's knowledge (knowledge).
+Output: <run_dir>/reviews/{reviews,movie_knowledge}.parquet + manifest.json."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .. import artifacts
 from ..data.errors import DataError, InvalidRows
 from ..data.kg import strip_disambiguation
 from .data import VARIANTS, apply_filters, read_reviews
-from .knowledge import movie_knowledge
+from .knowledge import EntityFilter, filter_entities, movie_knowledge
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def _schemas():
             ("review_entities", pa.list_(pa.int64())),
             ("review_entity_names", pa.list_(pa.string())),
             ("triples", pa.list_(pa.string())),
+            ("triple_tails", pa.list_(pa.string())),  # the tail entity of each triple (the `entities` format)
         ]
     )
     return reviews, knowledge
@@ -143,13 +144,15 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
     kept, filtered = apply_filters(raw, f)
     dropped.update(filtered)
     linked = link_all(kept, cfg, engine)
-    knowledge = movie_knowledge(linked, kg, cfg.generator.min_entity_mentions)
+    ef = EntityFilter.of(cfg.generator)
+    filtered, entity_counts = filter_entities(linked, kg, ef)
+    knowledge = movie_knowledge(filtered, kg, ef.min_mentions)
 
     out_dir = cfg.run_path / "reviews"
     out_dir.mkdir(parents=True, exist_ok=True)
     rs, ks = _schemas()
     pq.write_table(
-        pa.Table.from_pylist([{k: r[k] for k in rs.names} for r in linked], schema=rs), out_dir / "reviews.parquet"
+        pa.Table.from_pylist([{k: r[k] for k in rs.names} for r in filtered], schema=rs), out_dir / "reviews.parquet"
     )
     pq.write_table(pa.Table.from_pylist(knowledge, schema=ks), out_dir / "movie_knowledge.parquet")
     n_words = [len(r["review"].split()) for r in linked]
@@ -181,6 +184,11 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
                 "linked_mentions_per_review": round(sum(len(r["mentions"]) for r in linked) / max(len(linked), 1), 2),
                 "movies_with_review_entities": sum(bool(k["review_entities"]) for k in knowledge),
                 "movies_with_triples": sum(bool(k["triples"]) for k in knowledge),
+            },
+            "review_entities": {
+                "filter": cfg.generator.review_entity_filter,
+                **{k: v for k, v in ef.__dict__.items() if k != "enabled"},
+                **entity_counts,
             },
             "invalid_rows": invalid.report(),
             "engine": engine,

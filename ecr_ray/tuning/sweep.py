@@ -1,8 +1,11 @@
 """Running the Appendix B sweeps on Ray Tune: one trial per setting, each a small driver function.
 
-A feedback trial builds its own TorchTrainer (Train V2 pattern) reporting to Tune through `TuneReportCallback`; a
-knowledge trial trains (optionally) and generates through Ray tasks. Trial drivers reserve only `tune.driver_cpus`,
-so that the trial's own workers get the cores. Rerunning the same sweep resumes it (`Tuner.restore`).
+A feedback trial builds its own TorchTrainer (Train V2 pattern) reporting each epoch to Tune through
+`TuneReportCallback`, then reports its kept model's validation and test metrics itself (`ray.tune.report` from the
+driver: the callback's reports reach Tune through a queue the trial's main thread drains while the driver runs, so
+this one comes last); a knowledge trial trains (optionally) and generates through Ray tasks. Trial drivers reserve
+only `tune.driver_cpus`, so that the trial's own workers get the cores. Rerunning the same sweep resumes it
+(`Tuner.restore`).
 """
 
 from __future__ import annotations
@@ -48,19 +51,32 @@ def _trial_dir(config: dict) -> Path:
 
 
 def feedback_trial(config: dict) -> None:
-    """One Tune trial: train the recommender with these feedback weights; Tune sees every epoch's validation
-    metrics through the Train run's callback."""
+    """One Tune trial: train the recommender with these feedback weights to its last epoch. Tune sees every epoch's
+    validation metrics through the Train run's callback, then one final report (`kept_model_report`): the metrics of
+    the model the training keeps (best epoch by validation loss), on validation and, with `tune.evaluate_test`, on
+    test."""
+    import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from ..recommender.train import fit
+    from ..recommender.train import fit, output_dir
 
     cfg = trial_config(config["base"], _trial_dir(config), {"recommender.feedback_weights": config["weights"]})
-    fit(cfg, callbacks=[TuneReportCallback()], evaluate_test=False)
+    manifest = fit(cfg, callbacks=[TuneReportCallback()], evaluate_test=cfg.tune.evaluate_test)
+    ray.tune.report(kept_model_report(output_dir(cfg), manifest))
+
+
+def kept_model_report(out: Path, manifest: dict) -> dict:
+    """`valid_*` / `test_*` metrics of the kept model (the recommender's metrics.json), `best_epoch`, `epochs_run`."""
+    scores = json.loads((out / "metrics.json").read_text())
+    report = {"best_epoch": manifest["best_epoch"], "epochs_run": manifest["epochs"]}
+    for split, m in scores.items():
+        report.update({f"{split}_{k}": float(m[k]) for k in space.RECOMMENDER_METRICS if k in m})
+    return report
 
 
 def knowledge_trial(config: dict) -> None:
-    """One Tune trial: (optionally fine-tune with and) generate with this knowledge format on validation
-    contexts; report the generator's offline metrics."""
+    """One Tune trial: (optionally fine-tune with and) generate with this knowledge setting (pn_t, pn_e, format) on
+    validation contexts; report the generator's offline metrics."""
     import ray.tune
 
     k = config["knowledge"]
@@ -68,10 +84,7 @@ def knowledge_trial(config: dict) -> None:
     # Without training steps every trial scores the base run's adapter: link it instead of training one.
     shared = SHARED_INPUTS if steps else (*SHARED_INPUTS, "generator")
     cfg = trial_config(
-        config["base"],
-        _trial_dir(config),
-        {"generator.num_triples": k["num_triples"], "generator.num_review_entities": k["num_review_entities"]},
-        shared,
+        config["base"], _trial_dir(config), {f"generator.{p}": k[p] for p in space.KNOWLEDGE_KEYS}, shared
     )
     ray.tune.report(evaluate_knowledge(cfg, cfg.tune.knowledge_eval_samples, steps))
 
@@ -113,10 +126,11 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     if sweep == "feedback":
         grid = space.feedback_space(cfg.tune.search_space.get("feedback"), cfg.tune.full_grid)
         trainable, param_space = feedback_trial, {"weights": tune.grid_search(grid)}
-        # max_t one past the last epoch: at max_t ASHA stops the trial itself, before its driver saves the model.
+        # Not the paper's protocol (it trains every setting to the end), an option. A trial reports epochs + 1 times
+        # (each epoch, then its kept model): a max_t past that never stops a trial before its driver reports.
         scheduler = (
             ASHAScheduler(
-                time_attr="training_iteration", max_t=cfg.recommender.epochs + 1, grace_period=cfg.tune.grace_period
+                time_attr="training_iteration", max_t=cfg.recommender.epochs + 2, grace_period=cfg.tune.grace_period
             )
             if cfg.tune.scheduler == "asha"
             else None
@@ -167,26 +181,23 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
         raise RuntimeError(f"{len(failed)} of {len(grid)} trials failed:\n" + "\n".join(failed))
     rows = []
     for result in grid:
-        params = result.config["weights"] if sweep == "feedback" else result.config["knowledge"]
         m = result.metrics or {}
-        rows.append(
-            {
-                **params,
-                **{k: m.get(k) for k in obj["report"] if k in m},
-                "epochs_run": m.get("training_iteration"),
-                "stopped_early": bool(
-                    sweep == "feedback" and (m.get("training_iteration") or 0) < cfg.recommender.epochs
-                ),
+        if sweep == "feedback":
+            kept = "best_epoch" in m  # the final report came: the kept model's metrics (else ASHA stopped it)
+            row = {
+                **result.config["weights"],
+                "best_epoch": m.get("best_epoch"),
+                "epochs_run": m["epochs_run"] if kept else m.get("training_iteration"),
+                "stopped_early": not kept,
             }
-        )
-    rows.sort(
-        key=lambda r: tuple(
-            r.get(k, 0)
-            for k in (
-                ("like", "dislike", "not_said") if sweep == "feedback" else ("num_triples", "num_review_entities")
-            )
-        )
-    )
+        else:
+            row = dict(result.config["knowledge"])
+        rows.append({**row, **{k: m[k] for k in obj["report"] if k in m}})
+    order = {
+        "feedback": lambda r: tuple(r[k] for k in space.FEEDBACK_KEYS),
+        "knowledge": lambda r: (r["knowledge_format"] != "triples", r["num_triples"], r["num_review_entities"]),
+    }[sweep]
+    rows.sort(key=order)
     csv_path, md_path = space.write_results(rows, exp_dir, sweep)
     png = space.plot(rows, exp_dir, sweep)
     best = space.best_row(rows, sweep)

@@ -92,6 +92,48 @@ def test_item_knowledge(pred):
         pred.item_name(10**9)
 
 
+def _knowledge_lines(user_message: str) -> tuple[list[str], list[str]]:
+    lines = dict(line.split(": ", 1) for line in user_message.splitlines())
+    ents, trips = lines["Related Entities"], lines["Related Knowledge from KG"]
+    return ([] if ents == "None" else ents.split(", ")), ([] if trips == "None" else trips.split(", "))
+
+
+def test_entities_format_in_training_and_inference_prompts(cfg, pred):
+    """knowledge_format `entities` (Appendix B.2): no triple in the prompt, the tails of the triples the `triples`
+    format would show among the entities, in the training examples and in the inference prompt alike."""
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+
+    from ecr_ray.generator.predictor import Prompter
+
+    reviews = pq.read_table(cfg.run_path / "reviews" / "reviews.parquet").to_pylist()
+    knowledge = load_knowledge(cfg.run_path)
+    as_entities = replace(cfg.generator, knowledge_format="entities")
+    tail_of = {t: tail for k in knowledge.values() for t, tail in zip(k["triples"], k["triple_tails"])}
+    with_triples = 0
+    for t, e in zip(
+        training_examples(reviews, knowledge, cfg.generator, 1), training_examples(reviews, knowledge, as_entities, 1)
+    ):
+        ents, trips = _knowledge_lines(t["messages"][1]["content"])
+        e_ents, e_trips = _knowledge_lines(e["messages"][1]["content"])
+        assert e_trips == [] and not any(x in e["messages"][1]["content"] for x in trips)
+        assert e_ents == list(dict.fromkeys(ents + [tail_of[x] for x in trips]))
+        with_triples += bool(trips)
+    assert with_triples > 0  # the demo reviews name KG neighbours of their movies
+
+    prompter = Prompter(pred.tok, pred.kg, pred.knowledge, as_entities, cfg.seed)
+    unseen = next(i for i in pred.kg.item_ids.tolist() if i not in pred.knowledge and pred.kg.triples_for(i))
+    for item in (0, unseen):
+        text, _, k = prompter.prompt(item, "You should watch <movie>")
+        triples = pred.item_knowledge(item)["triples"]
+        assert len(triples) == 2 and k["triples"] == []
+        assert "Related Knowledge from KG: None" in text and not any(x in text for x in triples)
+        tails = [x.rsplit(" is ", 1)[1] for x in triples]
+        assert k["review_entities"] == list(dict.fromkeys(pred.item_knowledge(item)["review_entities"] + tails))
+        assert f"Related Entities: {', '.join(k['review_entities'])}\n" in text
+
+
 def test_respond_greedy_sampling_stream(pred):
     r = pred.respond(0, "You should watch <movie>")
     assert r["response"].startswith("You should watch Toy Story (1995). ") and r["empathetic"]
@@ -120,6 +162,10 @@ def test_config_validation():
         GeneratorConfig(review_filter="huge")
     with pytest.raises(ConfigError, match="dtype"):
         GeneratorConfig(dtype="float16")
+    with pytest.raises(ConfigError, match="knowledge_format"):
+        GeneratorConfig(knowledge_format="graph")
+    with pytest.raises(ConfigError, match="review_entity_filter"):
+        GeneratorConfig(review_entity_filter="strict")
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -22,11 +23,19 @@ def test_feedback_space_follows_the_paper():
 
 
 def test_knowledge_space():
-    assert tuning.knowledge_space() == [
-        {"num_triples": t, "num_review_entities": e} for t, e in ([0, 0], [2, 4], [4, 8], [0, 6])
+    """Table 9's four settings: (0,0), (2,4), (4,8) with triple lines, and (2,4) with the triples' tails among the
+    entities, no triple lines (labelled (0,2+4))."""
+    space = tuning.knowledge_space()
+    assert [(s["num_triples"], s["num_review_entities"], s["knowledge_format"]) for s in space] == [
+        (0, 0, "triples"),
+        (2, 4, "triples"),
+        (4, 8, "triples"),
+        (2, 4, "entities"),
     ]
-    with pytest.raises(ValueError, match="pn_t, pn_e"):
-        tuning.knowledge_space([[1]])
+    assert [tuning.knowledge_label(s) for s in space] == ["(0,0)", "(2,4)", "(4,8)", "(0,2+4)"]
+    for bad in ([[1]], [[1, 2, "tails"]], [[True, 2]], [[-1, 2]]):
+        with pytest.raises(ValueError, match="pn_t, pn_e"):
+            tuning.knowledge_space(bad)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +69,16 @@ def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
 
     cfg = load_config("demo", {**over, "recommender.emotions_source": "seed"})
     summary = run_sweep(cfg, "feedback")
+    exp = cfg.run_path / "tune" / "feedback"
     rows = _rows(summary["results_csv"])
     assert [float(r["like"]) for r in rows] == [1.0, 2.0]
-    assert all(r["valid_rt@50"] not in ("", None) for r in rows)
-    exp = cfg.run_path / "tune" / "feedback"
+    # fifo (B.1): every trial trains to its last epoch and reports the kept model on validation and test.
+    for r in rows:
+        assert r["stopped_early"] == "False" and int(r["epochs_run"]) == 2 and int(r["best_epoch"]) in (1, 2)
+        assert all(0.0 <= float(r[f"{split}_{m}"]) <= 1.0 for split in ("valid", "test") for m in ("rt@50", "auc"))
+    kept = json.loads(next(exp.glob("trials/*00000/run/recommender/*/metrics.json")).read_text())
+    assert float(rows[0]["test_rt@50"]) == pytest.approx(kept["test"]["rt@50"])  # the kept model's own scores
+    assert "never used to choose" in (exp / "results.md").read_text()
     assert (exp / "feedback_sweep.png").stat().st_size > 1000
     best = load_config(str(exp / "best_feedback.yaml"))
     assert best.recommender.feedback_weights["like"] == float(summary["best"]["like"])
@@ -89,7 +104,7 @@ def test_knowledge_sweep_two_trials(ray_local, tmp_path):
             "generator.max_steps": 2,
             "generator.max_new_tokens": 12,
             "tune.knowledge_eval_samples": 3,
-            "tune.search_space": {"knowledge": [[0, 0], [2, 4]]},
+            "tune.search_space": {"knowledge": [[0, 0], [2, 4, "entities"]]},
         },
     )
     build_tables(cfg)
@@ -97,8 +112,12 @@ def test_knowledge_sweep_two_trials(ray_local, tmp_path):
     assert train_generator.main(common) == 0
     summary = run_sweep(cfg, "knowledge")
     rows = _rows(summary["results_csv"])
-    assert [(int(r["num_triples"]), int(r["num_review_entities"])) for r in rows] == [(0, 0), (2, 4)]
+    assert [(int(r["num_triples"]), int(r["num_review_entities"]), r["knowledge_format"]) for r in rows] == [
+        (0, 0, "triples"),
+        (2, 4, "entities"),
+    ]
     assert all(r["item_entities_per_response"] != "" and r["halluc_entities_per_response"] != "" for r in rows)
     best = load_config(summary["best_recipe"])
-    assert (best.generator.num_triples, best.generator.num_review_entities) in [(0, 0), (2, 4)]
+    g = best.generator
+    assert (g.num_triples, g.num_review_entities, g.knowledge_format) in [(0, 0, "triples"), (2, 4, "entities")]
     assert (cfg.run_path / "tune" / "knowledge" / "knowledge_sweep.png").exists()
