@@ -416,7 +416,9 @@ class ECRIngress:
             if not any(t["role"] == "user" for t in dialogue):
                 raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
             out = await self._answer(dialogue, cache, top_k, generate, gen)
-            reply = {"role": "recommender", "text": out["response"]["final"]}
+            # The recommender's next context: the user's words and the recommendation sentence naming the item it
+            # gave (u_r), not the generated u_e, whose free text (and any entity it makes up) the user never said.
+            reply = {"role": "recommender", "text": out["response"]["recommendation"]}
             updated = session.extended([*new, reply], [*cache[len(cache) - len(new) :], None], keep)
             done = await self._call("sessions", self.sessions.commit, sid, session.version, updated, owner)
             if done is None:  # expired or ended while this request was answered

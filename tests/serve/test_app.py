@@ -158,6 +158,21 @@ def test_sessions_accumulate_turns(serve_url):
     assert_client_error(post(serve_url, "/v1/recommend", body), 404, "not found")  # ended: not recreated
 
 
+def test_a_session_keeps_the_recommendation_sentence_not_the_generated_text(serve_url, serve_cfg):
+    """The recommender's context in a session is the user's words and u_r (naming the recommended item): the
+    generated u_e is in the answer, not in what the next request is ranked on."""
+    import ray
+
+    sid = post(serve_url, "/v1/sessions").json()["session_id"]
+    out = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": True}).json()
+    assert out["response"]["empathetic"] and out["response"]["final"] != out["response"]["recommendation"]
+    store = ray.get_actor(f"sessions:{serve_cfg.with_absolute_paths().run_path}", namespace="ecr-ray")
+    stored = ray.get(store.get.remote(sid))
+    assert [t["role"] for t in stored.turns] == ["user", "recommender"]
+    assert stored.turns[1]["text"] == out["response"]["recommendation"]
+    assert out["items"][0]["name"] in stored.turns[1]["text"]
+
+
 def test_sessions_are_bound_to_the_token_that_started_them(secure_url):
     """With auth on, another client's token cannot read, extend or end a session, even knowing its id."""
     a, b = bearer(TOKENS[0]), bearer(TOKENS[1])
