@@ -130,34 +130,12 @@ def test_predictor_answers_a_text_dialogue(trained_full):
 def test_serving_builds_the_inputs_training_built_for_the_same_dialogues(trained_full):
     """Every demo test sample: its dialogue as a client sends it (raw turns, ReDial @ids included, with the emotion
     classifier's probabilities for user turns) through the serving path equals the batch training built for it."""
-    import pyarrow.parquet as pq
     import torch
 
-    from ecr_ray.data.tables import read_table
-    from ecr_ray.recommender.data import Split, load_batchers
-    from ecr_ray.recommender.predictor import RecommenderPredictor
+    from tests.recommender.served import served_and_trained
 
     cfg, _ = trained_full
-    p = RecommenderPredictor.load(cfg)
-    _, batchers = load_batchers(p.dir / "prepared", ("test",))
-    split: Split = batchers["test"].s
-    turns = read_table(cfg.run_path, "turns").to_pylist()
-    by_conv: dict[str, list[dict]] = {}
-    for t in sorted(turns, key=lambda t: (t["conversation_id"], t["turn_index"])):
-        by_conv.setdefault(t["conversation_id"], []).append(t)
-    te = pq.read_table(cfg.run_path / "emotions" / "turn_emotions.parquet").to_pylist()
-    probs = {(r["conversation_id"], r["turn_index"]): np.array(r["probs"], np.float32) for r in te}
-    samples = read_table(cfg.run_path, "samples", "test").to_pylist()
-    assert [s["sample_id"] for s in samples] == list(split.sample_ids)
-    dialogues, emotions = [], []
-    for s in samples:
-        cid, t = s["conversation_id"], s["turn_index"]
-        ctx = by_conv[cid][:t]
-        dialogues.append([{"role": x["role"], "text": x["raw_text"]} for x in ctx])
-        emotions.append([probs.get((cid, x["turn_index"])) if x["role"] == "user" else None for x in ctx])
-    assert len(dialogues) > 20 and any("@" in t["text"] for d in dialogues for t in d)
-    _, served = p.inputs(dialogues, emotions)
-    trained = batchers["test"].batch(np.arange(len(split)))
+    served, trained, _ = served_and_trained(cfg)
     for k in ("entities", "emo_ids", "turn_mask"):
         assert torch.equal(served[k], trained[k]), k
     torch.testing.assert_close(served["emo_probs"], trained["emo_probs"])

@@ -359,32 +359,10 @@ def test_predictor_serves_a_unicrs_model(trained):
 def test_serving_builds_the_inputs_training_built_for_the_same_dialogues(trained):
     """Every demo test sample's dialogue as a client sends it (raw turns, ReDial @ids included, the user turns'
     emotion probabilities) through the serving path gives the token ids and entity inputs training built for it."""
-    from ecr_ray.data.tables import read_table
-    from ecr_ray.recommender.data import load_batchers
-    from ecr_ray.recommender.predictor import RecommenderPredictor
+    from tests.recommender.served import served_and_trained
 
     cfg, _ = trained
-    p = RecommenderPredictor.load(cfg)
-    _, batchers = load_batchers(p.dir / "prepared", ("test",))
-    split = batchers["test"].s
-    turns = read_table(cfg.run_path, "turns").to_pylist()
-    by_conv: dict[str, list[dict]] = {}
-    for t in sorted(turns, key=lambda t: (t["conversation_id"], t["turn_index"])):
-        by_conv.setdefault(t["conversation_id"], []).append(t)
-    te = pq.read_table(cfg.run_path / "emotions" / "turn_emotions.parquet").to_pylist()
-    probs = {(r["conversation_id"], r["turn_index"]): np.array(r["probs"], np.float32) for r in te}
-    samples = read_table(cfg.run_path, "samples", "test").to_pylist()
-    assert [s["sample_id"] for s in samples] == list(split.sample_ids)
-    dialogues, emotions = [], []
-    for s in samples:
-        ctx = by_conv[s["conversation_id"]][: s["turn_index"]]
-        dialogues.append([{"role": x["role"], "text": x["raw_text"]} for x in ctx])
-        emotions.append(
-            [probs.get((x["conversation_id"], x["turn_index"])) if x["role"] == "user" else None for x in ctx]
-        )
-    assert len(dialogues) > 20 and any("@" in t["text"] for d in dialogues for t in d)
-    _, served = p.inputs(dialogues, emotions)
-    trained_batch = batchers["test"].batch(np.arange(len(split)))
+    served, trained_batch, split = served_and_trained(cfg)
     assert (split.enc_ids >= 0).sum(1).max() == cfg.recommender.max_context_tokens  # some contexts were cut
     for k in ("enc_ids", "plm_ids", "entities", "emo_ids"):
         assert torch.equal(served[k], trained_batch[k]), k
