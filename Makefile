@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ecr-ray demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow and not rehearsal" --timeout 900
+	$(VENV)/bin/python -m pytest -q -m "not slow and not rehearsal" --timeout 900 --durations=15
 
 rehearsal: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -s -m rehearsal --timeout 2400 tests/cluster
