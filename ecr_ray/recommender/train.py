@@ -131,21 +131,8 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
     pretrained = _pretrain(cfg, key, prep_dir, force) if rc.pretrain_epochs else None
-    run = TrainRun(
-        task="ecr_ray.recommender.train:RecommenderTask",
-        name=name,
-        storage=out / "ray",
-        resources=rc.train_resources,
-        max_failures=rc.max_failures,
-        callbacks=callbacks,
-        settings=_settings(rc, rc.lr, rc.epochs),
-        config={
-            "cfg": cfg.with_absolute_paths().to_dict(),
-            "seed": cfg.seed,
-            "prep_dir": str(prep_dir),
-            "init": pretrained and pretrained["dir"],
-        },
-    )
+    init = pretrained and pretrained["dir"]
+    run = _train_run(cfg, name, prep_dir, rc.lr, rc.epochs, callbacks, init=init)
     _, checkpoint = fit_run(run)
     t_train = time.perf_counter() - t0 - t_prep
 
@@ -191,17 +178,36 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     )
 
 
-def _settings(rc, lr: float, epochs: int) -> LoopSettings:
-    return LoopSettings(
-        precision=precision_of(rc.dtype),
-        lr=lr,
-        weight_decay=rc.weight_decay,
-        epochs=epochs,
-        warmup_fraction=rc.warmup_fraction,
-        micro_batch=max(1, rc.batch_size // rc.train_resources.workers),
-        deepspeed=rc.deepspeed,
-        select=("valid_loss", "min"),
-        log_every=50,
+def _train_run(
+    cfg: Config, name: str, prep_dir: Path, lr: float, epochs: int, callbacks: list | None = None, **config
+) -> TrainRun:
+    """The Ray Train run of RecommenderTask under <variant>/ray/`name` (recommendation, or with `phase="pretrain"`
+    the prompt pre-training); `config` goes to the Task (`init`, `phase`)."""
+    rc = cfg.recommender
+    return TrainRun(
+        task="ecr_ray.recommender.train:RecommenderTask",
+        name=name,
+        storage=output_dir(cfg) / "ray",
+        resources=rc.train_resources,
+        max_failures=rc.max_failures,
+        callbacks=callbacks,
+        settings=LoopSettings(
+            precision=precision_of(rc.dtype),
+            lr=lr,
+            weight_decay=rc.weight_decay,
+            epochs=epochs,
+            warmup_fraction=rc.warmup_fraction,
+            micro_batch=max(1, rc.batch_size // rc.train_resources.workers),
+            deepspeed=rc.deepspeed,
+            select=("valid_loss", "min"),
+            log_every=50,
+        ),
+        config={
+            "cfg": cfg.with_absolute_paths().to_dict(),
+            "seed": cfg.seed,
+            "prep_dir": str(prep_dir),
+            **config,
+        },
     )
 
 
@@ -219,20 +225,7 @@ def _pretrain(cfg: Config, key: str, prep_dir: Path, force: bool) -> dict:
         return json.loads(done.read_text())
     shutil.rmtree(dest, ignore_errors=True)
     t0 = time.perf_counter()
-    run = TrainRun(
-        task="ecr_ray.recommender.train:RecommenderTask",
-        name=name,
-        storage=out / "ray",
-        resources=rc.train_resources,
-        max_failures=rc.max_failures,
-        settings=_settings(rc, rc.pretrain_lr, rc.pretrain_epochs),
-        config={
-            "cfg": cfg.with_absolute_paths().to_dict(),
-            "seed": cfg.seed,
-            "prep_dir": str(prep_dir),
-            "phase": "pretrain",
-        },
-    )
+    run = _train_run(cfg, name, prep_dir, rc.pretrain_lr, rc.pretrain_epochs, phase="pretrain")
     _, checkpoint = fit_run(run)
     state = read_state(checkpoint)
     copy_model(checkpoint, dest)

@@ -1,4 +1,5 @@
-"""The demo test split as a client would send it, for the tests that hold serving's inputs equal to training's."""
+"""Dialogues as a client sends them, for the recommender's serving tests: the demo test split (its served inputs held
+equal to training's) and a short liked-movie dialogue."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ def served_and_trained(cfg) -> tuple[dict, dict, object]:
     assert len(dialogues) > 20 and any("@" in t["text"] for d in dialogues for t in d)
     _, served = p.inputs(dialogues, emotions)
     return served, batchers["test"].batch(np.arange(len(split))), split
+
+
+def loved(title: str) -> tuple[list[dict], list]:
+    """A short dialogue in which the user loved `title` (a happy last turn), and its per-turn emotion input."""
+    from ecr_ray.config import EMOTIONS
+
+    happy = np.zeros(len(EMOTIONS), np.float32)
+    happy[EMOTIONS.index("happy")] = 0.8
+    dialogue = [
+        {"role": "user", "text": "Hi, I want a movie for tonight."},
+        {"role": "recommender", "text": f"Have you seen {title}?"},
+        {"role": "user", "text": "Yes, I loved it!"},
+    ]
+    return dialogue, [None, None, happy]

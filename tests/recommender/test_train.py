@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import ray
 
-from ecr_ray.config import EMOTIONS, load_config
+from ecr_ray.config import load_config
 from ecr_ray.data.tables import build_tables
 from ecr_ray.jobs import evaluate_recommender, train_recommender
 from ecr_ray.jobs.cli import run_job
 from ecr_ray.recommender.train import fit
+from tests.recommender.served import loved
 
 TINY = {
     "recommender.entity_dim": 32,
@@ -98,14 +99,8 @@ def test_predictor_answers_a_text_dialogue(trained_full):
     item, title = next(
         (int(i), p.names[int(i)]) for i in p.item_ids if p._link(f"Have you seen {p.names[int(i)]}?") == [int(i)]
     )
-    happy = np.zeros(len(EMOTIONS), np.float32)
-    happy[EMOTIONS.index("happy")] = 0.8
-    dialogue = [
-        {"role": "user", "text": "Hi, I want a movie for tonight."},
-        {"role": "recommender", "text": f"Have you seen {title}?"},
-        {"role": "user", "text": "Yes, I loved it!"},
-    ]
-    res = p.recommend(dialogue, [None, None, happy], top_k=5)
+    dialogue, emotions = loved(title)
+    res = p.recommend(dialogue, emotions, top_k=5)
     assert len(res["items"]) == 5 and all(it["name"] for it in res["items"])
     scores = [it["score"] for it in res["items"]]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
@@ -118,8 +113,8 @@ def test_predictor_answers_a_text_dialogue(trained_full):
         p.recommend(dialogue, [None], top_k=5)
     # batched = one by one; the re-sent history comes from the turn-embedding cache
     other = [{"role": "user", "text": f"Something like {title} please"}]
-    batch = p.recommend_batch([dialogue, other, dialogue[:1]], [[None, None, happy], [None], [None]], [5, 3, 2])
-    for b, (d, e, k) in zip(batch, [(dialogue, [None, None, happy], 5), (other, [None], 3), (dialogue[:1], [None], 2)]):
+    batch = p.recommend_batch([dialogue, other, dialogue[:1]], [emotions, [None], [None]], [5, 3, 2])
+    for b, (d, e, k) in zip(batch, [(dialogue, emotions, 5), (other, [None], 3), (dialogue[:1], [None], 2)]):
         one = p.recommend(d, e, top_k=k)
         assert [i["entity_id"] for i in b["items"]] == [i["entity_id"] for i in one["items"]]
         assert [i["score"] for i in b["items"]] == pytest.approx([i["score"] for i in one["items"]], rel=1e-4, abs=1e-7)

@@ -22,6 +22,7 @@ from ecr_ray.config import EMOTIONS, ConfigError, load_config
 from ecr_ray.recommender.data import ContextTokens, cooc_rows, token_batch
 from ecr_ray.recommender.model import load_saved, saved_state, weighted_loss
 from ecr_ray.recommender.unicrs import UnicrsRecommender, load_frozen
+from tests.recommender.served import loved
 
 N_ENT, N_ITEMS = 30, 10
 
@@ -338,19 +339,13 @@ def test_predictor_serves_a_unicrs_model(trained):
     p = RecommenderPredictor.load(cfg)
     assert p.tokens is not None and p.model.plm is not None
     title = p.names[int(p.item_ids[0])]
-    happy = np.zeros(len(EMOTIONS), np.float32)
-    happy[EMOTIONS.index("happy")] = 0.8
-    dialogue = [
-        {"role": "user", "text": "Hi, I want a movie for tonight."},
-        {"role": "recommender", "text": f"Have you seen {title}?"},
-        {"role": "user", "text": "Yes, I loved it!"},
-    ]
-    res = p.recommend(dialogue, [None, None, happy], top_k=5)
+    dialogue, emotions = loved(title)
+    res = p.recommend(dialogue, emotions, top_k=5)
     scores = [it["score"] for it in res["items"]]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
     other = [{"role": "user", "text": "Something funny please"}]
-    batch = p.recommend_batch([dialogue, other], [[None, None, happy], [None]], [5, 3])
-    for b, (d, e, k) in zip(batch, [(dialogue, [None, None, happy], 5), (other, [None], 3)]):
+    batch = p.recommend_batch([dialogue, other], [emotions, [None]], [5, 3])
+    for b, (d, e, k) in zip(batch, [(dialogue, emotions, 5), (other, [None], 3)]):
         one = p.recommend(d, e, top_k=k)
         assert [i["entity_id"] for i in b["items"]] == [i["entity_id"] for i in one["items"]]
         assert [i["score"] for i in b["items"]] == pytest.approx([i["score"] for i in one["items"]], rel=1e-4, abs=1e-7)
