@@ -38,3 +38,16 @@ def test_recipes_load_from_any_working_directory(tmp_path):
     code = "from ecr_ray.config import load_config; print(load_config('paper').generator.base_model)"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "meta-llama/Llama-2-7b-chat-hf", done.stderr[-2000:]
+
+
+def test_every_console_script_resolves_to_a_callable():
+    """`[project.scripts]` names modules by path: a module moved without its entry point breaks `ecr-ray` (and
+    `make demo`) while every import in the tests still works."""
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts
+    for name, target in scripts.items():
+        module, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), name
