@@ -386,6 +386,17 @@ class GeneratorConfig:
     """`triples`: pn_t triple lines ("{movie}'s {relation} is {entity}") beside pn_e entities (Eq. 8) | `entities`:
     Appendix B.2's fourth setting, no triple lines, the tails of the same pn_t triples appended to the pn_e entities
     (pn_t + pn_e entities). Both training and inference prompts follow it."""
+    # --- training targets (section 4.3.1 trains on the review from its start)
+    review_target: str = "opening"
+    """Which part of each review is the training target: `opening` (the review from its first sentence, cut to
+    `max_length`: the paper) | `knowledge` (from the sentence before the first one that names one of the review's
+    entities: with a short `max_length` the target then still shows the knowledge its prompt names)."""
+    drop_viewing_claims: bool = False
+    """Remove from the targets the sentences about the reviewer's own viewing ("I just saw this last night", "I was
+    8 years old when I first saw it"), which the model would otherwise repeat as its own claims."""
+    max_same_opening: int = 0
+    """At most this many targets may open with the same four words (later ones start a sentence further on);
+    0 = no limit."""
     # --- fine-tuning
     lora_r: int = 8
     lora_alpha: int = 16
@@ -417,6 +428,16 @@ class GeneratorConfig:
     temperature: float = 0.7
     top_p: float = 0.9
     repetition_penalty: float = 1.1
+    knowledge_bonus: float = 0.0
+    """Logit bonus for the tokens that spell (or continue spelling) one of the prompt's knowledge names (review
+    entities, triple tails) not yet written in the reply; 0 = plain decoding."""
+    reply_guard: bool = True
+    """Check every sentence of the reply (`generator/guard.py`): one naming a KG entity (or another movie) that is
+    not the item, a 1-hop KG neighbour of it or one of its review entities, or claiming the speaker's own viewing
+    ("I just saw it last night"), is dropped, and the answer says so (`guard`). Serving and evaluation alike."""
+    guard_retries: int = 1
+    """When the guard drops every sentence: generate again (sampling, another seed) up to this many times before
+    answering with the recommendation sentence alone."""
     engine: str = "transformers"
     """Serving engine: `transformers` (each Generator replica runs the model; the CPU recipes) or `vllm` (Ray Serve
     LLM: the model on vLLM, continuous batching and a paged KV cache, in a GPU deployment of its own; the Generator
@@ -467,6 +488,12 @@ class GeneratorConfig:
         _check(
             self.num_triples >= 0 and self.num_review_entities >= 0, "generator.num_triples/num_review_entities >= 0"
         )
+        _check(
+            self.review_target in ("opening", "knowledge"),
+            f"generator.review_target: expected opening|knowledge, got {self.review_target!r}",
+        )
+        _check(self.max_same_opening >= 0, "generator.max_same_opening: must be >= 0")
+        _check(self.knowledge_bonus >= 0 and self.guard_retries >= 0, "generator.knowledge_bonus/guard_retries >= 0")
         _check(self.max_length >= 16, "generator.max_length: must be >= 16")
         _check(self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "generator.batch_size/epochs/lr must be > 0")
         _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "generator.max_steps >= 0, checkpoint_every >= 1")

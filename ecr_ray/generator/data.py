@@ -12,32 +12,63 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 from ..config import Config, GeneratorConfig
 from ..prompts import generation_messages, prompt_knowledge, render_prompt
+from .guard import VIEWING_CLAIM, sentences
 
 EXAMPLES_FILE = "examples.parquet"
+
+
+def _opening(text: str) -> str:
+    return " ".join(text.lower().split()[:4])
+
+
+def shape_target(review: str, entity_ids: set[int], gcfg: GeneratorConfig, linker=None) -> list[str]:
+    """The sentences of one review's training target (before the cut to `max_length`): without the viewing claims
+    (`drop_viewing_claims`) and, with `review_target: knowledge` and a linker, from the sentence before the first one
+    that names an entity of `entity_ids`."""
+    sents = sentences(review)
+    if gcfg.drop_viewing_claims:
+        sents = [s for s in sents if not VIEWING_CLAIM.search(s)] or sents[-1:]
+    if gcfg.review_target == "knowledge" and linker is not None and entity_ids:
+        first = next((i for i, s in enumerate(sents) if entity_ids & set(linker.link_ids(s))), None)
+        if first is not None:
+            sents = sents[max(first - 1, 0) :]
+    return sents
+
+
+def training_targets(reviews: list[dict], gcfg: GeneratorConfig, linker=None) -> list[str]:
+    """One target per review (`shape_target`); then no more than `max_same_opening` targets open with the same four
+    words: a later one starts a sentence further on (while it has more than one)."""
+    shaped = [shape_target(r["review"], set(r["entities"]), gcfg, linker) for r in reviews]
+    if gcfg.max_same_opening:
+        seen: Counter = Counter()
+        for sents in shaped:
+            while len(sents) > 1 and seen[_opening(sents[0])] >= gcfg.max_same_opening:
+                del sents[0]
+            seen[_opening(sents[0])] += 1
+    return [" ".join(s) for s in shaped]
 
 
 def training_examples(
     reviews: list[dict], knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int, tokenizer=None, linker=None
 ) -> list[dict]:
-    """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": review}].
+    """reviews.parquet rows → [{"messages": Eq. 8 prompt, "target": the review, shaped by `training_targets`}].
 
-    With `tokenizer` and `linker`, knowledge comes only from the part of the review that survives the cut to
+    With `tokenizer` and `linker`, knowledge comes only from the part of the target that survives the cut to
     `max_length` (the part the loss sees): a prompt naming entities the visible target never mentions teaches the
     model to ignore its knowledge lines."""
     out = []
-    for i, r in enumerate(reviews):
+    for i, (r, target) in enumerate(zip(reviews, training_targets(reviews, gcfg, linker))):
         names = list(r["entity_names"])
         if tokenizer is not None and linker is not None:
             first = _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}"))
-            seen = {m.entity_id for m in linker.link(visible_target(tokenizer, first, r["review"], gcfg.max_length))}
+            seen = {m.entity_id for m in linker.link(visible_target(tokenizer, first, target, gcfg.max_length))}
             names = [n for e, n in zip(r["entities"], r["entity_names"]) if e in seen]
-        out.append(
-            {"messages": _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}")), "target": r["review"]}
-        )
+        out.append({"messages": _messages(r, names, knowledge, gcfg, random.Random(f"{seed}:{i}")), "target": target})
     return out
 
 
@@ -116,7 +147,7 @@ def build_examples(cfg: Config, out: Path) -> dict:
         load_knowledge(cfg.run_path),
         gcfg,
         cfg.seed,
-        tokenizer=AutoTokenizer.from_pretrained(resolve(gcfg.base_model, cfg.offline)),
+        tokenizer=(tok := AutoTokenizer.from_pretrained(resolve(gcfg.base_model, cfg.offline))),
         linker=EntityLinker.from_kg(load_dataset_kg(cfg)),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,8 +157,11 @@ def build_examples(cfg: Config, out: Path) -> dict:
         ),
         out,
     )
+    visible = [visible_target(tok, e["messages"], e["target"], gcfg.max_length) for e in examples]  # what the loss sees
     return {
         "examples": len(examples),
+        "visible_with_viewing_claim": sum(bool(VIEWING_CLAIM.search(v)) for v in visible),
+        "visible_distinct_openings": len({_opening(v) for v in visible}),
         "examples_with_entities": sum("Related Entities: None" not in e["messages"][1]["content"] for e in examples),
         "examples_with_triples": sum("from KG: None" not in e["messages"][1]["content"] for e in examples),
     }

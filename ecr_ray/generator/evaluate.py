@@ -65,6 +65,27 @@ def generate_all(pred, contexts: list[dict], batch_size: int) -> list[dict]:
     return out
 
 
+def _guard_stats(answers: list[dict], kg, knowledge: dict, items: list[int]) -> dict:
+    """What the reply guard did to one model's replies, and what checking a reply costs (timed here, in the
+    driver, on the replies as generated: the same check the predictor ran)."""
+    from .guard import EntityGuard
+
+    dropped = [d for a in answers for d in a["guard"]["dropped"]]
+    guard = EntityGuard(kg, knowledge)
+    t0 = time.perf_counter()
+    for a, item in zip(answers, items):
+        guard.check(item, a["generated"])
+    return {
+        "replies_trimmed": sum(a["guard"]["trimmed"] for a in answers),
+        "sentences_dropped": len(dropped),
+        "unlinked_entity": sum(d["reason"] == "unlinked_entity" for d in dropped),
+        "viewing_claim": sum(d["reason"] == "viewing_claim" for d in dropped),
+        "regenerations": sum(a["guard"]["regenerations"] for a in answers),
+        "left_empty": sum(not a["empathetic"] for a in answers),
+        "check_ms_per_reply": round(1000 * (time.perf_counter() - t0) / max(len(answers), 1), 2),
+    }
+
+
 def _table(rows: dict[str, dict], cols: list[str]) -> str:
     lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     lines += [f"| {m} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for m, r in rows.items()]
@@ -125,6 +146,11 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         timing[m] = round(time.perf_counter() - t0, 1)
     texts = {m: [r["empathetic"] for r in rs] for m, rs in results.items()}
     finals = {m: [r["response"] for r in rs] for m, rs in results.items()}
+    guard_stats = {}
+    if cfg.generator.reply_guard:  # what the guard took out: the replies as generated, beside the served ones
+        for m, rs in results.items():
+            texts[f"{m}_unguarded"] = [r["generated"] for r in rs]
+            guard_stats[m] = _guard_stats(rs, kg, knowledge, items)
     if opts.llm_base_url:  # E.1: the LLM writes the whole response from the history
         client = make_client(opts.llm_base_url)
         t0 = time.perf_counter()
@@ -169,6 +195,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         "generation_seconds": timing,
         "max_new_tokens": cfg.generator.max_new_tokens,
         "metrics": metrics,
+        "reply_guard": guard_stats,
         "emotion_note": emotion_note,
     }
     if opts.scorer_base_url:
@@ -201,6 +228,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
                         "seen": items[i] in seen_items,
                         "knowledge": results[models[0]][i]["knowledge"] if models else None,
                         **{m: finals[m][i] for m in finals},
+                        **{f"{m}_guard": results[m][i]["guard"] for m in results},
                     }
                 )
                 + "\n"
@@ -220,6 +248,10 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
     ]
     for split, per in metrics.items():
         md += [f"\n## {split}\n", _table(per, cols)]
+    if guard_stats:
+        gcols = ["replies_trimmed", "sentences_dropped", "unlinked_entity", "viewing_claim", "regenerations"]
+        gcols += ["left_empty", "check_ms_per_reply"]
+        md += ["\n## Reply guard (rows `*_unguarded` above: the replies before it)\n", _table(guard_stats, gcols)]
     if emotion_note:
         md.append(f"\n{emotion_note}\n")
     for r, tab in report.get("llm_scores", {}).items():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import Config, GeneratorConfig
 from ..prompts import compose_response, fill_item, generation_messages, prompt_knowledge, render_prompt
+from .guard import EntityGuard, SentenceStream
 from .model import ADAPTER_DIR, MODEL_DIR
 
 
@@ -20,6 +21,7 @@ class Prompter:
 
     def __init__(self, tokenizer, kg, knowledge: dict[int, dict], gcfg: GeneratorConfig, seed: int):
         self.tok, self.kg, self.knowledge, self.gcfg, self.seed = tokenizer, kg, knowledge, gcfg, seed
+        self.guard = EntityGuard(kg, knowledge) if gcfg.reply_guard else None
 
     @staticmethod
     def sources(cfg: Config) -> tuple:
@@ -60,6 +62,36 @@ class Prompter:
         k = self.item_knowledge(item)
         msgs = generation_messages(name, k["review_entities"], k["triples"], first)
         return render_prompt(self.tok, msgs), first, k
+
+    def reply(self, item: int, first: str, knowledge: dict, text: str, dropped: list | None = None, tries: int = 0):
+        """The answer for one generated `text`: u_e as the reply guard lets it through (`guard.py`), the final
+        reply, and what the guard took out (`dropped`: earlier tries' too; `regenerations`: tries after the first)."""
+        verdict = self.guard.check(item, text) if self.guard else None
+        shown = verdict.text if verdict else text
+        guard = {"checked": bool(verdict)}
+        if verdict:
+            dropped = [*(dropped or []), *verdict.dropped]
+            guard.update(trimmed=bool(dropped), dropped=dropped, regenerations=tries)
+        return {
+            "empathetic": shown,
+            "generated": text,
+            "knowledge": knowledge,
+            "response": compose_response(first, shown),
+            "guard": guard,
+        }
+
+    def needs_retry(self, answer: dict, tries: int) -> bool:
+        """Every sentence was dropped and the recipe allows another try (`generator.guard_retries`)."""
+        return (
+            bool(self.guard)
+            and not answer["empathetic"]
+            and answer["guard"]["trimmed"]
+            and tries < (self.gcfg.guard_retries)
+        )
+
+    def retry_kwargs(self, kw: dict, tries: int) -> dict:
+        """Another try samples (with the recipe's temperature/top_p unless given) under another seed."""
+        return {**kw, "do_sample": True, "seed": self.seed + tries}
 
 
 class GeneratorPredictor(Prompter):
@@ -102,6 +134,13 @@ class GeneratorPredictor(Prompter):
             pred.warm_up()
         return pred
 
+    def knowledge_ids(self, knowledge: dict) -> list[list[int]]:
+        """Token ids of the names in one prompt's knowledge (review entities, triple tails), with and without a
+        leading space (how a name is spelt mid-sentence and at the start of one)."""
+        names = [*knowledge["review_entities"], *(t.rsplit(" is ", 1)[-1] for t in knowledge["triples"])]
+        seqs = {tuple(self.tok(v, add_special_tokens=False)["input_ids"]) for n in names for v in (n, " " + n)}
+        return [list(s) for s in seqs if s]
+
     def warm_up(self) -> None:
         """Compile the decode graph of every `compile_batch_sizes` now, not at a user's first request."""
         for b in sorted(set(self.gcfg.compile_batch_sizes)):
@@ -121,6 +160,13 @@ class GeneratorPredictor(Prompter):
             out["top_p"] = kw.pop("top_p", g.top_p)
         else:
             kw.pop("temperature", None), kw.pop("top_p", None)
+        knowledge = kw.pop("knowledge", None)
+        if knowledge and g.knowledge_bonus:
+            from transformers import LogitsProcessorList
+
+            out["logits_processor"] = LogitsProcessorList(
+                [KnowledgeBonus([self.knowledge_ids(k) for k in knowledge], g.knowledge_bonus)]
+            )
         seed = kw.pop("seed", None)
         if seed is not None:
             import torch
@@ -130,6 +176,8 @@ class GeneratorPredictor(Prompter):
         return out
 
     def generate(self, prompts: list[str], **kw) -> list[str]:
+        """Greedy or sampled continuations of `prompts`; `knowledge` (one dict per prompt) turns on the
+        `knowledge_bonus` for its names."""
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         out = self._run(enc, self._gen_kwargs(**kw))
         return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
@@ -159,32 +207,92 @@ class GeneratorPredictor(Prompter):
             return self.model.generate(**enc, **gen, cache=cache)
 
     def respond_batch(self, requests: list[tuple[int, str]], **kw) -> list[dict]:
+        """Replies for (item, recommendation sentence) pairs, decoded together, each checked by the reply guard; a
+        reply left empty by the guard is generated again (sampling) up to `guard_retries` times."""
         prompts = [self.prompt(item, first) for item, first in requests]
-        texts = self.generate([p for p, _, _ in prompts], **kw)
-        return [
-            {"empathetic": t, "knowledge": k, "response": compose_response(first, t)}
-            for t, (_, first, k) in zip(texts, prompts)
-        ]
+        out: list[dict] = [{} for _ in requests]
+        todo, tries = list(range(len(requests))), 0
+        while todo:
+            gen = kw if tries == 0 else self.retry_kwargs(kw, tries)
+            texts = self.generate([prompts[i][0] for i in todo], knowledge=[prompts[i][2] for i in todo], **gen)
+            for i, t in zip(todo, texts):
+                (item, _), (_, first, k) = requests[i], prompts[i]
+                out[i] = self.reply(item, first, k, t, out[i].get("guard", {}).get("dropped"), tries)
+            todo = [i for i in todo if self.needs_retry(out[i], tries)]
+            tries += 1
+        return out
 
     def respond(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> dict:
         return self.respond_batch([(item_entity_id, first_sentence)], **gen_kwargs)[0]
 
-    def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> Iterator[str]:
-        """Text chunks of the emotion-aligned response as they are decoded (TextIteratorStreamer)."""
+    def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> Iterator[str | dict]:
+        """Text of the emotion-aligned response as it is decoded (TextIteratorStreamer): token chunks without the
+        reply guard, else each sentence once the guard has passed it (`SentenceStream`); then one dict, the
+        answer's `guard` field. A reply the guard empties is generated again as in `respond_batch`."""
         from transformers import TextIteratorStreamer
 
-        text, _, _ = self.prompt(item_entity_id, first_sentence)
+        text, first, k = self.prompt(item_entity_id, first_sentence)
         enc = self.tok([text], return_tensors="pt", add_special_tokens=False).to(self.model.device)
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
-        gen = {**self._gen_kwargs(**gen_kwargs), "streamer": streamer}
+        gen = {**self._gen_kwargs(knowledge=[k], **gen_kwargs), "streamer": streamer}
 
         def run():
             self._run(enc, gen)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from (chunk for chunk in streamer if chunk)
+        sentences = SentenceStream(self.guard, item_entity_id)
+        for chunk in streamer:
+            if chunk:
+                yield from sentences.feed(chunk) if self.guard else [chunk]
+        yield from sentences.close() if self.guard else []
         thread.join()
+        if not self.guard:
+            yield {"checked": False}
+            return
+        answer = {"empathetic": "", "guard": {"trimmed": bool(sentences.dropped), "dropped": sentences.dropped}}
+        tries = 0
+        while sentences.sent == 0 and self.needs_retry(answer, tries):
+            tries += 1
+            answer = self.reply(
+                item_entity_id,
+                first,
+                k,
+                self.generate([text], knowledge=[k], **self.retry_kwargs(gen_kwargs, tries))[0],
+                answer["guard"]["dropped"],
+                tries,
+            )
+            if answer["empathetic"]:
+                yield " " + answer["empathetic"]
+                sentences.sent = 1
+        dropped = answer["guard"]["dropped"]
+        yield {"checked": True, "trimmed": bool(dropped), "dropped": dropped, "regenerations": tries}
+
+
+class KnowledgeBonus:
+    """A LogitsProcessor adding `bonus` to the logits of each row's knowledge names: to the first token of a name not
+    yet written in the reply, and to the next token of a name the reply is in the middle of spelling. One list of
+    token-id sequences per row; rows are left-padded, so the reply starts at the same column in every row."""
+
+    def __init__(self, names: list[list[list[int]]], bonus: float):
+        self.names, self.bonus, self.start = names, bonus, None
+
+    def __call__(self, input_ids, scores):
+        if self.start is None:
+            self.start = input_ids.shape[1]  # first call: nothing generated yet
+        for row, seqs in enumerate(self.names):
+            written = input_ids[row, self.start :].tolist()
+            for seq in seqs:
+                if _contains(written, seq):
+                    continue
+                k = next((k for k in range(len(seq) - 1, 0, -1) if written[len(written) - k :] == seq[:k]), 0)
+                scores[row, seq[k]] += self.bonus
+        return scores
+
+
+def _contains(xs: list[int], seq: list[int]) -> bool:
+    n = len(seq)
+    return any(xs[i : i + n] == seq for i in range(len(xs) - n + 1))
 
 
 def _clean(text: str) -> str:

@@ -312,10 +312,11 @@ class ECRIngress:
         ]
         last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
         first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
-        empathetic, knowledge, final = "", {}, first
+        empathetic, knowledge, final, guard = "", {}, first, {"checked": False}
         if generate and items:
             out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
             empathetic, knowledge, final = out["empathetic"], out["knowledge"], out["response"]
+            guard = out.get("guard", guard)
         explanation = dict(rec.get("explanation", {}))
         explanation.update(
             triples=list(knowledge.get("triples", [])), review_entities=list(knowledge.get("review_entities", []))
@@ -327,7 +328,8 @@ class ECRIngress:
                 for i, t in enumerate(dialogue)
                 if t["role"] == "user"
             ],
-            "response": {"recommendation": first, "empathetic": empathetic, "final": final},
+            # guard: whether the reply guard took sentences out of u_e, and which (generator/guard.py)
+            "response": {"recommendation": first, "empathetic": empathetic, "final": final, "guard": guard},
             "explanation": _jsonable(explanation),
             "turns": len(dialogue),
         }
@@ -486,13 +488,16 @@ class ECRIngress:
         first = out["response"]["recommendation"]
         yield event({"role": "assistant", "content": ""})
         yield event({"content": first})
+        guard: dict = {"checked": False}
         if out["items"]:
             sent, attempt = False, 0
             while True:
                 try:
                     handle = self.generator.options(stream=True)
                     async for piece in handle.stream.remote(out["items"][0]["entity_id"], first, **gen):
-                        if piece:
+                        if isinstance(piece, dict):  # the reply guard's verdict, after the text
+                            guard = piece
+                        elif piece:
                             sent = True
                             yield event({"content": piece})
                     break
@@ -510,7 +515,8 @@ class ECRIngress:
                     yield event(finish="error")
                     yield "data: [DONE]\n\n"
                     return
-        yield event(finish="stop", extra={"ecr": {k: out[k] for k in ("items", "user_emotions", "explanation")}})
+        ecr = {k: out[k] for k in ("items", "user_emotions", "explanation")}
+        yield event(finish="stop", extra={"ecr": {**ecr, "guard": guard}})
         yield "data: [DONE]\n\n"
 
 

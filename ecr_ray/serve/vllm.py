@@ -83,28 +83,47 @@ class VLLMGenerator:
             prompt=prompt,
             stream=stream,
             max_tokens=gen.get("max_new_tokens", g.max_new_tokens),
-            temperature=gen.get("temperature", g.temperature if g.do_sample else 0.0),
+            temperature=gen.get("temperature", g.temperature if gen.get("do_sample", g.do_sample) else 0.0),
             top_p=gen.get("top_p", g.top_p),
             repetition_penalty=g.repetition_penalty,
         )
 
-    async def respond(self, item_entity_id: int, first_sentence: str, **gen) -> dict:
+    async def _complete(self, prompt: str, **gen) -> str:
         from ecr_ray.generator.predictor import _clean
-        from ecr_ray.prompts import compose_response
 
-        prompt, first, knowledge = self.prompter.prompt(int(item_entity_id), first_sentence)
         text = ""
         async for out in self.llm.options(stream=True).completions.remote(self._request(prompt, False, **gen)):
             text += out.choices[0].text
-        empathetic = _clean(text)
-        return {"empathetic": empathetic, "knowledge": knowledge, "response": compose_response(first, empathetic)}
+        return _clean(text)
+
+    async def respond(self, item_entity_id: int, first_sentence: str, **gen) -> dict:
+        """As `GeneratorPredictor.respond_batch`: the reply guard, and another (sampled) try when it empties u_e."""
+        p, item = self.prompter, int(item_entity_id)
+        prompt, first, knowledge = p.prompt(item, first_sentence)
+        answer = p.reply(item, first, knowledge, await self._complete(prompt, **gen))
+        tries = 0
+        while p.needs_retry(answer, tries):
+            tries += 1
+            text = await self._complete(prompt, **p.retry_kwargs(gen, tries))
+            answer = p.reply(item, first, knowledge, text, answer["guard"]["dropped"], tries)
+        return answer
 
     async def stream(self, item_entity_id: int, first_sentence: str, **gen):
-        prompt, _, _ = self.prompter.prompt(int(item_entity_id), first_sentence)
+        """Token chunks, or with the reply guard each sentence it passes; then the guard's verdict (a dict)."""
+        from ecr_ray.generator.guard import SentenceStream
+
+        item = int(item_entity_id)
+        prompt, _, _ = self.prompter.prompt(item, first_sentence)
+        guard = self.prompter.guard
+        sentences = SentenceStream(guard, item)
         async for chunk in self.llm.options(stream=True).completions.remote(self._request(prompt, True, **gen)):
             piece = chunk.choices[0].text if hasattr(chunk, "choices") else ""
-            if piece:
-                yield piece
+            for out in (sentences.feed(piece) if guard else [piece]) if piece else []:
+                yield out
+        for out in sentences.close() if guard else []:
+            yield out
+        dropped = sentences.dropped
+        yield {"checked": bool(guard), "trimmed": bool(dropped), "dropped": dropped, "regenerations": 0}
 
     def ready(self) -> bool:
         return True

@@ -143,8 +143,9 @@ def test_respond_greedy_sampling_stream(pred):
     s2 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=1, max_new_tokens=16)
     s3 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=2, max_new_tokens=16)
     assert s1 == s2 and s3["empathetic"] != s1["empathetic"]
-    chunks = list(pred.stream(0, "You should watch <movie>"))
-    assert len(chunks) > 1 and _clean("".join(chunks)) == r["empathetic"]
+    *chunks, verdict = pred.stream(0, "You should watch <movie>")  # guarded: sentence by sentence, then the verdict
+    assert chunks and all(isinstance(c, str) for c in chunks) and verdict == r["guard"]
+    assert _clean("".join(chunks)) == r["empathetic"]
     batch = pred.respond_batch([(0, "You should watch <movie>"), (170, "Have you seen <movie>?")])
     assert batch[0]["response"].startswith("You should watch Toy Story (1995). ")
     assert batch[1]["response"].startswith("Have you seen Titanic (1997)?")
@@ -209,7 +210,7 @@ def test_compiled_decoding_matches_eager(cfg, tiny_llama):
     assert compiled.generate(prompts) == eager.generate(prompts)  # batch 3: not compiled, eager
     long = ["word " * 100]  # prompt + max_new_tokens > max_cache_len: decodes eagerly, same answer
     assert compiled.generate(long) == eager.generate(long)
-    streamed = _clean("".join(compiled.stream(0, "You should watch [ITEM].")))
+    streamed = _clean("".join(c for c in compiled.stream(0, "You should watch [ITEM].") if isinstance(c, str)))
     assert streamed == eager.respond(0, "You should watch [ITEM].")["empathetic"]
     # and the batch-1 calls really went through transformers' compiled decode step on the one static cache
     assert set(compiled._caches) == {1} and hasattr(compiled.model, "_compiled_call")

@@ -74,12 +74,17 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     assert evaluate_generator.main(common + ["--generator.max_new_tokens", "8", "--generator.eval_samples", "6"]) == 0
     out = run / "eval" / "generator"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["contexts"] == 6 and set(metrics["metrics"]["all"]) == {"finetuned", "zeroshot"}
+    served = {"finetuned", "zeroshot"}  # and each model's replies before the reply guard
+    assert metrics["contexts"] == 6 and set(metrics["metrics"]["all"]) == served | {f"{m}_unguarded" for m in served}
+    for m in served:
+        assert metrics["metrics"]["all"][m]["halluc_entities_per_response"] == 0  # guarded
+        g = metrics["reply_guard"][m]
+        assert g["sentences_dropped"] == g["unlinked_entity"] + g["viewing_claim"] and g["check_ms_per_reply"] > 0
     for row in metrics["metrics"]["all"].values():
         assert 0 < row["distinct_1"] <= 1 and row["words_mean"] > 0
     lines = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
-    assert len(lines) == 6 and all(x["finetuned"] and x["zeroshot"] for x in lines)
-    assert "| finetuned |" in (out / "report.md").read_text()
+    assert len(lines) == 6 and all(x["finetuned"] and x["zeroshot"] and x["finetuned_guard"]["checked"] for x in lines)
+    assert "| finetuned |" in (out / "report.md").read_text() and "## Reply guard" in (out / "report.md").read_text()
 
 
 def test_deepspeed_zero3_matches_ddp_and_resumes(tmp_path, ray_cluster):

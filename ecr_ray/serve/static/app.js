@@ -82,6 +82,15 @@ function showEmotions(perTurn) {
   }));
 }
 
+// The reply guard's verdict (generator/guard.py): what it took out of the generated reply, said to the user.
+function guardNote(g) {
+  if (!g || !g.trimmed) return "";
+  const why = (g.dropped || []).map((d) => d.reason === "viewing_claim"
+    ? "a claim of having just watched it"
+    : `a mention of ${(d.entities || []).join(", ")}, which is not linked to this movie`);
+  return `(${why.length} sentence${why.length === 1 ? "" : "s"} removed: ${[...new Set(why)].join("; ")})`;
+}
+
 function showExplanation(x) {
   const box = $("explanation");
   const parts = [];
@@ -109,7 +118,9 @@ $("form").addEventListener("submit", async (ev) => {
     const data = await ask(text, $("generate").checked);
     turns.push({ role: "user", text }, { role: "recommender", text: data.response.final });
     pending.remove();
-    addTurn("recommender", data.response.final);
+    const reply = addTurn("recommender", data.response.final);
+    const note = guardNote(data.response.guard);
+    if (note) reply.append(el("small", { class: "guard" }, note));
     showMovies(data.items);
     showEmotions(data.user_emotions);
     showExplanation(data.explanation || {});

@@ -1,0 +1,118 @@
+"""No made-up entity reaches the user: every sentence of a generated reply is checked with the entity linker, and one
+that names a KG entity (or a movie) not linked to the recommended item is dropped; so is one in which the speaker
+claims to have just watched the film (the reviews the generator learnt from are full of such claims).
+
+Linked to the item = the item itself, its 1-hop KG neighbours (any relation, both directions) and its review
+entities: the same set `scoring.offline_metrics` counts hallucinations against, so a guarded reply scores 0
+hallucinated entities by construction. The guard links movie titles too (the metric does not): a reply about one
+film that praises another is as made up. Mentions of the item's own title are masked first, so "Chicago" in a reply
+about Chicago (2002) is the film, not the city.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..data.kg import strip_disambiguation
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# The reviewer's own viewing, which a recommender replying in a chat has not done ("I just saw this last night").
+VIEWING_CLAIM = re.compile(
+    r"\b(just (saw|seen|watched|finished|got back|came back|rented)|(last|to)night|yesterday|earlier today"
+    r"|this (morning|afternoon|evening|weekend)|years? old when|first (saw|watched|time i (saw|watched))"
+    r"|went to (see|the)|(at|in) the (cinema|theaters?|theatres?|movies)|(premiere|screening) (of|last|yesterday))\b",
+    re.I,
+)
+
+
+def sentences(text: str) -> list[str]:
+    """Whitespace-normalised sentences (split after . ! ? followed by a space)."""
+    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+
+
+@dataclass
+class Verdict:
+    """The reply as it may be shown, and what was taken out of it."""
+
+    text: str
+    dropped: list[dict] = field(default_factory=list)
+    """One per dropped sentence: {"sentence", "reason": "unlinked_entity" (with "entities": the names not linked to
+    the item) | "viewing_claim"}."""
+
+
+class EntityGuard:
+    def __init__(self, kg, knowledge: dict[int, dict]):
+        from ..data.linker import EntityLinker
+
+        self.kg, self.knowledge = kg, knowledge
+        self.linker = EntityLinker.from_kg(kg, include_items=True)
+
+    def allowed(self, item: int) -> set[int]:
+        from ..scoring import item_related
+
+        return item_related(self.kg, item, self.knowledge.get(item))
+
+    def _masked(self, item: int, sentence: str) -> str:
+        """The sentence with the item's own title (with and without its year) blanked out."""
+        name = self.kg.names[item]
+        for title in {name, strip_disambiguation(name)}:
+            if len(title) >= 2:
+                sentence = re.sub(re.escape(title), lambda m: " " * len(m.group()), sentence, flags=re.I)
+        return sentence
+
+    def unlinked(self, item: int, sentence: str) -> list[str]:
+        """Names of the entities `sentence` mentions that are not linked to `item`."""
+        ok = self.allowed(item)
+        return [m.surface for m in self.linker.link(self._masked(item, sentence)) if m.entity_id not in ok]
+
+    def problem(self, item: int, sentence: str) -> dict | None:
+        """Why `sentence` may not be shown, or None."""
+        bad = self.unlinked(item, sentence)
+        if bad:
+            return {"sentence": sentence, "reason": "unlinked_entity", "entities": bad}
+        if VIEWING_CLAIM.search(sentence):
+            return {"sentence": sentence, "reason": "viewing_claim"}
+        return None
+
+    def check(self, item: int, text: str) -> Verdict:
+        kept, dropped = [], []
+        for s in sentences(text):
+            p = self.problem(item, s)
+            if p:
+                dropped.append(p)
+            else:
+                kept.append(s)
+        return Verdict(" ".join(kept), dropped)
+
+
+class SentenceStream:
+    """Token chunks in, checked sentences out (each with a leading space): a sentence is released once the next one
+    has begun (or at the end), so a streamed reply shows the user only what `EntityGuard.check` would keep."""
+
+    def __init__(self, guard: EntityGuard, item: int):
+        self.guard, self.item = guard, item
+        self.buffer, self.dropped, self.sent, self.finished = "", [], 0, 0
+
+    def _release(self, sentence: str) -> list[str]:
+        p = self.guard.problem(self.item, sentence)
+        if p:
+            self.dropped.append(p)
+            return []
+        self.sent += 1
+        return [" " + sentence]
+
+    def feed(self, chunk: str) -> list[str]:
+        self.buffer += chunk
+        parts = _SENTENCE_END.split(self.buffer)
+        self.buffer = parts.pop()
+        done = [" ".join(p.split()) for p in parts if p.strip()]
+        self.finished += len(done)
+        return [out for p in done for out in self._release(p)]
+
+    def close(self) -> list[str]:
+        """The last sentence; an unfinished one is dropped when the reply has a finished one (as `_clean` does)."""
+        rest, self.buffer = " ".join(self.buffer.split()), ""
+        if not rest or (self.finished and rest[-1] not in ".!?"):
+            return []
+        return self._release(rest)

@@ -1,0 +1,119 @@
+"""The reply guard (generator/guard.py) on the demo KG and the real embedded SmolLM2: which sentences reach the user,
+sentence-wise streaming, another try when nothing is left, and the knowledge bonus of decoding."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from ecr_ray.config import ConfigError, GeneratorConfig, load_config
+from ecr_ray.data.linker import EntityLinker
+from ecr_ray.generator.guard import EntityGuard, SentenceStream, sentences
+from ecr_ray.generator.predictor import GeneratorPredictor, _clean
+from ecr_ray.reviews.build import fit as build_review_db
+from ecr_ray.scoring import offline_metrics
+
+TOY = 0  # Toy Story (1995) in the demo KG
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    c = load_config("demo", {"run_dir": str(tmp_path_factory.mktemp("guard") / "run"), "generator.max_new_tokens": 24})
+    build_review_db(c, engine="local")
+    return c
+
+
+@pytest.fixture(scope="module")
+def pred(cfg):
+    return GeneratorPredictor.load(cfg, zero_shot=True)
+
+
+def _named(guard: EntityGuard, allowed: bool, item: int = TOY) -> str:
+    """A KG entity name the linker finds in a sentence, linked to `item` or not."""
+    ok = guard.allowed(item)
+    for eid, name in enumerate(guard.kg.names):
+        if eid == item or eid in guard.kg.item_set or (eid in ok) != allowed:
+            continue
+        found = guard.linker.link(f"It reminds me of {name}.")
+        if [m.entity_id for m in found] == [eid]:
+            return name
+    raise AssertionError("demo KG has no such entity")
+
+
+def test_guard_drops_sentences_naming_unlinked_entities(pred):
+    g = pred.guard
+    good, bad = _named(g, True), _named(g, False)
+    text = f"I loved {good} in it. Also {bad} was great. Toy Story is a joy. I just saw it last night."
+    v = g.check(TOY, text)
+    assert v.text == f"I loved {good} in it. Toy Story is a joy."  # the item's own title is never a problem
+    assert v.dropped == [
+        {"sentence": f"Also {bad} was great.", "reason": "unlinked_entity", "entities": [bad]},
+        {"sentence": "I just saw it last night.", "reason": "viewing_claim"},
+    ]
+    titanic = pred.kg.entity2id.get("Titanic (1997)", 170)  # another movie: linked by the guard, not the metric
+    assert g.check(TOY, f"It is better than {pred.kg.names[titanic]}.").text == ""
+    # what the guard lets through scores no hallucination on the offline metric, by construction
+    linker = EntityLinker.from_kg(pred.kg)
+    m = offline_metrics([text, v.text], [TOY, TOY], pred.kg, linker, pred.knowledge)
+    assert m["halluc_entities_per_response"] == 0.5  # only the unguarded text names one
+
+
+def test_sentence_stream_releases_what_check_keeps(pred):
+    g = pred.guard
+    text = f"Great fun for all. {_named(g, False)} is in it, I think. {_named(g, True)} shines! The end is"
+    s = SentenceStream(g, TOY)
+    out = [o for i in range(0, len(text), 3) for o in s.feed(text[i : i + 3])] + s.close()
+    assert (
+        "".join(out).strip()
+        == g.check(TOY, _clean(text)).text
+        == " ".join(x for x in sentences(text)[:3] if "think" not in x)
+    )
+    assert [d["reason"] for d in s.dropped] == ["unlinked_entity"]
+    lone = SentenceStream(g, TOY)  # an unfinished reply with no finished sentence is kept, as _clean keeps it
+    assert lone.feed("What a film") == [] and lone.close() == [" What a film"]
+
+
+def test_respond_tries_again_when_the_guard_leaves_nothing(cfg):
+    p = GeneratorPredictor.load(replace(cfg, generator=replace(cfg.generator, guard_retries=2)), zero_shot=True)
+
+    class RejectAll(EntityGuard):  # every sentence fails: the predictor must try again, then give up honestly
+        def problem(self, item, sentence):
+            return {"sentence": sentence, "reason": "unlinked_entity", "entities": ["x"]}
+
+    p.guard = RejectAll(p.kg, p.knowledge)
+    r = p.respond(TOY, "You should watch <movie>")
+    g = r["guard"]
+    assert r["empathetic"] == "" and r["response"] == "You should watch Toy Story (1995)."
+    assert g["trimmed"] and g["regenerations"] == 2 and len(g["dropped"]) >= 3  # all three tries' sentences
+    *chunks, verdict = p.stream(TOY, "You should watch <movie>")
+    assert chunks == [] and verdict["regenerations"] == 2 and verdict["trimmed"]
+
+
+def test_unguarded_predictor_streams_tokens(cfg):
+    p = GeneratorPredictor.load(replace(cfg, generator=replace(cfg.generator, reply_guard=False)), zero_shot=True)
+    r = p.respond(TOY, "You should watch <movie>")
+    assert r["guard"] == {"checked": False} and r["empathetic"] == r["generated"]
+    *chunks, verdict = p.stream(TOY, "You should watch <movie>")
+    assert len(chunks) > 3 and verdict == {"checked": False}  # token chunks, not sentences
+
+
+def test_knowledge_bonus_makes_the_reply_name_its_knowledge(cfg, pred):
+    first = "You should watch <movie>"
+    names = pred.item_knowledge(TOY)["review_entities"] + [
+        t.rsplit(" is ", 1)[1] for t in pred.item_knowledge(TOY)["triples"]
+    ]
+    boosted = GeneratorPredictor.load(
+        replace(cfg, generator=replace(cfg.generator, knowledge_bonus=8.0, reply_guard=False)), zero_shot=True
+    )
+    with_bonus = boosted.respond(TOY, first)["generated"]
+    without = pred.respond(TOY, first)["generated"]
+    assert any(n in with_bonus for n in names), with_bonus
+    assert sum(n in with_bonus for n in names) > sum(n in without for n in names)
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="review_target"):
+        GeneratorConfig(review_target="middle")
+    with pytest.raises(ConfigError, match="knowledge_bonus"):
+        GeneratorConfig(knowledge_bonus=-1)
