@@ -53,9 +53,46 @@ def test_contexts(path: Path, n: int, seed: int, split: str = "test") -> list[di
     return rows if len(rows) <= n else sorted(rng.sample(rows, n), key=lambda r: r["sample_id"])
 
 
+def as_dialogue(context: list[str]) -> list[dict]:
+    """samples.parquet context lines ("User: ...", "Recommender: ...") → the dialogue a client sends to Serve."""
+    out = []
+    for line in context:
+        role, _, text = line.partition(": ")
+        out.append({"role": "user" if role == "User" else "recommender", "text": text})
+    return out
+
+
+def recommend_contexts(cfg: Config, contexts: list[dict], variant: str | None = None, batch: int = 32) -> list[dict]:
+    """What Serve answers before the generator, per context: the recommender's top item (the user turns' emotions
+    from the emotion classifier) and the recommendation sentence u_r naming it, as `serve/app.py` builds them."""
+    from ..emotion.model import model_dir
+    from ..emotion.predictor import EmotionPredictor
+    from ..prompts import recommendation_sentence
+    from ..recommender.predictor import RecommenderPredictor
+
+    rec, emo = RecommenderPredictor.load(cfg, variant), EmotionPredictor.from_dir(model_dir(cfg))
+    out = []
+    for s in range(0, len(contexts), batch):
+        dialogues = [as_dialogue(c["context"]) for c in contexts[s : s + batch]]
+        emotions = []
+        for d in dialogues:
+            users = [i for i, t in enumerate(d) if t["role"] == "user"]
+            probs = emo.predict([d[i]["text"] for i in users]) if users else []
+            per = [None] * len(d)
+            for i, p in zip(users, probs):
+                per[i] = p
+            emotions.append(per)
+        for e, r in zip(emotions, rec.recommend_batch(dialogues, emotions, [1] * len(dialogues))):
+            top = r["items"][0]
+            last = next((p for p in reversed(e) if p is not None), None)
+            out.append({"item": top["entity_id"], "first_sentence": recommendation_sentence(top["name"], last)})
+    return out
+
+
 def generate_all(pred, contexts: list[dict], batch_size: int) -> list[dict]:
-    """Batched, prompts sorted by length (less padding), results back in input order."""
-    reqs = [(c["target_item"], c["response"]) for c in contexts]
+    """Batched, prompts sorted by length (less padding), results back in input order. A context's item and
+    recommendation sentence are its `item` / `first_sentence` when given, else the dataset's target and response."""
+    reqs = [(c.get("item", c["target_item"]), c.get("first_sentence", c["response"])) for c in contexts]
     order = sorted(range(len(reqs)), key=lambda i: len(pred.prompt(*reqs[i])[0]))
     out: list[dict | None] = [None] * len(reqs)
     for s in range(0, len(order), batch_size):

@@ -98,7 +98,10 @@ def test_recommend_end_to_end(serve_url):
         assert set(emo) == set(EMOTIONS) and all(0 <= p <= 1 for p in emo.values())
     resp = out["response"]
     assert out["items"][0]["name"] in resp["recommendation"]
-    assert resp["empathetic"] and resp["final"].startswith(resp["recommendation"].rstrip("."))
+    assert resp["final"].startswith(resp["recommendation"].rstrip("."))
+    guard = resp["guard"]  # the reply guard's verdict: what, if anything, it took out of u_e
+    assert guard["checked"] and guard["trimmed"] == bool(guard["dropped"]) and guard["regenerations"] >= 0
+    assert resp["empathetic"] or guard["trimmed"]
     expl = out["explanation"]
     assert isinstance(expl["entities"], list) and isinstance(expl["triples"], list)
     assert isinstance(expl["review_entities"], list)
@@ -261,6 +264,7 @@ def test_sse_wire_format(serve_url):
     chunks = [json.loads(ln[6:]) for ln in lines[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["ecr"]["items"]
+    assert chunks[-1]["ecr"]["guard"]["checked"]  # streamed sentence by sentence through the reply guard
 
 
 # ----------------------------------------------------------------------------- bearer-token auth
