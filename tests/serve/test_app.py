@@ -287,3 +287,24 @@ def test_bearer_token_auth(serve_url, secure_url):
         openai.OpenAI(base_url=f"{secure_url}/v1", api_key="nope", max_retries=0).models.list()
     # The unauthenticated app is unaffected.
     assert post(serve_url, "/v1/recommend", body).status_code == 200
+
+
+# ----------------------------------------------------------------------------- evaluation sees what Serve answers
+
+
+def test_evaluation_recommends_as_serve_answers(serve_url, serve_cfg):
+    """`recommend_contexts` (the LLM scorer benchmark's and the evaluation's served path) gives, for ReDial test
+    contexts, the top item and the recommendation sentence that POST /v1/recommend answers for the same dialogue."""
+    from ecr_ray.generator.evaluate import as_dialogue, recommend_contexts, test_contexts
+
+    contexts = test_contexts(serve_cfg.run_path / "tables" / "samples.parquet", 4, serve_cfg.seed)
+    assert as_dialogue(["User: hi: there", "Recommender: Try Up (2009)"]) == [
+        {"role": "user", "text": "hi: there"},
+        {"role": "recommender", "text": "Try Up (2009)"},
+    ]
+    ours = recommend_contexts(serve_cfg, contexts)
+    for c, r in zip(contexts, ours):
+        body = {"dialogue": as_dialogue(c["context"]), "top_k": 1, "generate": False}
+        served = post(serve_url, "/v1/recommend", body).json()
+        assert r["item"] == served["items"][0]["entity_id"]
+        assert r["first_sentence"] == served["response"]["recommendation"]
