@@ -80,6 +80,16 @@ _INFERENCE = (
     "eval_resources",
     "link_resources",
 )
+_CONVERSATION_INFERENCE = (
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "repetition_penalty",
+    "device",
+    "dtype",
+    "eval_resources",
+)
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
@@ -137,6 +147,13 @@ STAGES: dict[str, Stage] = {
             "generator",
             tuple(f"generator.-{f}" for f in _INFERENCE) + ("seed",),
             ("reviews",),
+            ("manifest.json",),
+        ),
+        Stage(
+            "conversation",
+            "conversation",
+            tuple(f"conversation.-{f}" for f in _CONVERSATION_INFERENCE) + ("seed",),
+            ("tables",),
             ("manifest.json",),
         ),
     )

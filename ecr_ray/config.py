@@ -528,6 +528,61 @@ class GeneratorConfig:
 
 
 @dataclass
+class ConversationConfig:
+    """The conversation module (UniCRS's conversation task, section 4.3.2's u_r): the recommender's next turn written
+    from the dialogue with `<movie>` where it names a film, the slots then filled with the recommender's items. A
+    LoRA adapter of a chat model, trained on ReDial's recommender turns that name a movie (titles masked). Serving
+    and evaluation use it when `<run_dir>/conversation/adapter` exists; otherwise Serve's templates, and the answer
+    says which (`response.recommendation_source`)."""
+
+    __pydantic_config__ = STRICT
+
+    base_model: str = "smollm2"
+    """`smollm2` (embedded) or a path / hub id of a chat model."""
+    context_turns: int = 4
+    """Last dialogue turns in the prompt."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    method: str = "lora"
+    """`lora` (only LoRA is supported for this module)."""
+    max_length: int = 192
+    """Prompt + response tokens per training example (the prompt keeps its end when cut)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = run all epochs)."""
+    epochs: int = 1
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    checkpoint_every: int = 50
+    train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    eval_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    """The Ray task that builds the training examples."""
+    deepspeed: dict[str, Any] = field(default_factory=dict)
+    max_new_tokens: int = 40
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.method == "lora", f"conversation.method: only lora is supported, got {self.method!r}")
+        _check(self.context_turns >= 1, "conversation.context_turns: must be >= 1")
+        _check(self.max_length >= 32, "conversation.max_length: must be >= 32")
+        _check(
+            self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "conversation.batch_size/epochs/lr must be > 0"
+        )
+        _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "conversation.max_steps >= 0, checkpoint_every >= 1")
+        _check(self.max_new_tokens >= 1, "conversation.max_new_tokens: must be >= 1")
+        _check(self.temperature > 0 and 0 < self.top_p <= 1, "conversation.temperature > 0 and top_p in (0, 1]")
+        _check_device("conversation", self.device, self.dtype)
+
+
+@dataclass
 class TuneConfig:
     """Ray Tune sweeps (paper Appendix B), run by `ecr-ray tune`."""
 
@@ -750,6 +805,7 @@ class Config:
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     recommender: RecommenderConfig = field(default_factory=RecommenderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 

@@ -1,4 +1,5 @@
-"""The whole ECR pipeline: data → emotions → reviews → recommender → generator, each stage with its evaluation.
+"""The whole ECR pipeline: data → emotions → reviews → recommender → conversation → generator, each stage with its
+evaluation.
 
 Each stage is one or more jobs (`python -m ecr_ray.jobs.<name>`) run as subprocesses with the same recipe and
 overrides, so the pipeline behaves exactly like submitting the jobs one by one. Before running a stage it asks the
@@ -40,6 +41,7 @@ STEPS = (
     Step("emotions", "emotions", ("train_emotion",)),
     Step("reviews", "reviews", ("build_reviews",)),
     Step("recommender", "recommender", ("train_recommender", "evaluate_recommender"), ("eval/recommender.md",)),
+    Step("conversation", "conversation", ("train_conversation",)),
     Step("generator", "generator", ("train_generator", "evaluate_generator"), ("eval/generator/metrics.json",)),
 )
 
@@ -88,7 +90,7 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
     return state
 
 
-FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_generator"}
+FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator"}
 
 
 def write_summary(run: Path, state: dict) -> Path:

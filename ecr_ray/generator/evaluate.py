@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,12 @@ class EvalOptions:
     """Emotion classifier dir (default: <run_dir>/emotions/classifier/model)."""
     out: str | None = None
     """Output folder (default: <run_dir>/eval/generator)."""
+    gold_items: bool = False
+    """Generate for each context's dataset target item after its dataset recommendation sentence (the paper's
+    generation setting; no recommender needed) instead of the reply as served: the recommender's top item and the
+    conversation module's u_r (or Serve's template)."""
+    variant: str | None = None
+    """Recommender variant for the served reply (default: the recipe's)."""
 
 
 def test_contexts(path: Path, n: int, seed: int, split: str = "test") -> list[dict]:
@@ -63,14 +70,18 @@ def as_dialogue(context: list[str]) -> list[dict]:
 
 
 def recommend_contexts(cfg: Config, contexts: list[dict], variant: str | None = None, batch: int = 32) -> list[dict]:
-    """What Serve answers before the generator, per context: the recommender's top item (the user turns' emotions
-    from the emotion classifier) and the recommendation sentence u_r naming it, as `serve/app.py` builds them."""
+    """What Serve answers before u_e, per context: the recommender's top item (the user turns' emotions from the
+    emotion classifier) and the recommendation sentence u_r naming it: the conversation module's when the run has
+    one (its slots filled with the top 3 items), else Serve's template (`recommendation_source` says which). Run as a
+    Ray task."""
+    from ..conversation.predictor import ConversationPredictor
     from ..emotion.model import model_dir
     from ..emotion.predictor import EmotionPredictor
     from ..prompts import recommendation_sentence
     from ..recommender.predictor import RecommenderPredictor
 
     rec, emo = RecommenderPredictor.load(cfg, variant), EmotionPredictor.from_dir(model_dir(cfg))
+    conversation = ConversationPredictor.load(cfg)
     out = []
     for s in range(0, len(contexts), batch):
         dialogues = [as_dialogue(c["context"]) for c in contexts[s : s + batch]]
@@ -82,10 +93,21 @@ def recommend_contexts(cfg: Config, contexts: list[dict], variant: str | None = 
             for i, p in zip(users, probs):
                 per[i] = p
             emotions.append(per)
-        for e, r in zip(emotions, rec.recommend_batch(dialogues, emotions, [1] * len(dialogues))):
-            top = r["items"][0]
-            last = next((p for p in reversed(e) if p is not None), None)
-            out.append({"item": top["entity_id"], "first_sentence": recommendation_sentence(top["name"], last)})
+        ranked = rec.recommend_batch(dialogues, emotions, [3] * len(dialogues))
+        names = [[it["name"] for it in r["items"]] for r in ranked]
+        templates = [
+            recommendation_sentence(n[0], next((p for p in reversed(e) if p is not None), None))
+            for n, e in zip(names, emotions)
+        ]
+        ur = (
+            conversation.respond_batch(dialogues, names, templates)
+            if conversation
+            else [{"text": t, "source": "template"} for t in templates]
+        )
+        for r, u in zip(ranked, ur):
+            out.append(
+                {"item": r["items"][0]["entity_id"], "first_sentence": u["text"], "recommendation_source": u["source"]}
+            )
     return out
 
 
@@ -165,6 +187,12 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
     contexts = test_contexts(
         Path(opts.samples or cfg.run_path / "tables" / "samples.parquet"), cfg.generator.eval_samples, cfg.seed
     )
+    gold = [c["target_item"] for c in contexts]
+    if not opts.gold_items:  # the reply as served: predicted item, u_r; the dataset's only as the reference row
+        served = run_task(
+            recommend_contexts, cfg.generator.eval_resources, cfg.with_absolute_paths(), contexts, opts.variant
+        )
+        contexts = [{**c, **r} for c, r in zip(contexts, served)]
     kg = load_dataset_kg(cfg)
     linker, knowledge = EntityLinker.from_kg(kg), load_knowledge(cfg.run_path)
     seen_items = set(
@@ -172,7 +200,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         .column("entity_id")
         .to_pylist()
     )
-    items = [c["target_item"] for c in contexts]
+    items = [c.get("item", c["target_item"]) for c in contexts]
 
     results, timing = {}, {}
     for m in models:  # each model generates in a Ray task of generator.eval_resources
@@ -183,10 +211,15 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         timing[m] = round(time.perf_counter() - t0, 1)
     texts = {m: [r["empathetic"] for r in rs] for m, rs in results.items()}
     finals = {m: [r["response"] for r in rs] for m, rs in results.items()}
+    item_of = dict.fromkeys(texts, items)  # each row's recommended items (the standard responses: the gold ones)
+    if not opts.gold_items:
+        texts["standard"] = finals["standard"] = [c["response"] for c in contexts]
+        item_of["standard"] = gold
     guard_stats = {}
     if cfg.generator.reply_guard:  # what the guard took out: the replies as generated, beside the served ones
         for m, rs in results.items():
             texts[f"{m}_unguarded"] = [r["generated"] for r in rs]
+            item_of[f"{m}_unguarded"] = items
             guard_stats[m] = _guard_stats(rs, kg, knowledge, items)
     if opts.llm_base_url:  # E.1: the LLM writes the whole response from the history
         client = make_client(opts.llm_base_url)
@@ -196,6 +229,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
             client, opts.llm_model, [c["context"] for c in contexts], names, max_tokens=cfg.generator.max_new_tokens
         )
         texts["llm_baseline"] = finals["llm_baseline"] = base
+        item_of["llm_baseline"] = items
         timing["llm_baseline"] = round(time.perf_counter() - t0, 1)
 
     emotion_note, probs = "", {}
@@ -206,28 +240,28 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         emotion_note = f"emotion intensity skipped: no emotion classifier at {emo_dir}"
 
     metrics: dict[str, dict] = {}
-    for split, keep in (
-        ("all", lambda i: True),
-        ("seen", lambda i: items[i] in seen_items),
-        ("unseen", lambda i: items[i] not in seen_items),
-    ):
-        idx = [i for i in range(len(items)) if keep(i)]
-        if not idx:
-            continue
-        metrics[split] = {
-            m: offline_metrics(
-                [t[i] for i in idx],
-                [items[i] for i in idx],
-                kg,
-                linker,
-                knowledge,
-                probs[m][idx] if m in probs else None,
-            )
-            for m, t in texts.items()
-        }
+    for split in ("all", "seen", "unseen"):  # seen = the row's item has reviews (Table 5)
+        per = {}
+        for m, t in texts.items():
+            its = item_of[m]
+            idx = [i for i, it in enumerate(its) if split == "all" or (it in seen_items) == (split == "seen")]
+            if idx:
+                per[m] = offline_metrics(
+                    [t[i] for i in idx],
+                    [its[i] for i in idx],
+                    kg,
+                    linker,
+                    knowledge,
+                    probs[m][idx] if m in probs else None,
+                )
+        if per:
+            metrics[split] = per
 
     report = {
         "contexts": len(contexts),
+        "mode": "gold_items" if opts.gold_items else "served",
+        "recommendation_source": dict(Counter(c.get("recommendation_source", "dataset") for c in contexts)),
+        "predicted_is_gold": sum(a == b for a, b in zip(items, gold)),
         "seen": sum(i in seen_items for i in items),
         "generation_seconds": timing,
         "max_new_tokens": cfg.generator.max_new_tokens,
@@ -261,6 +295,8 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
                         "sample_id": c["sample_id"],
                         "context": c["context"],
                         "item": items[i],
+                        "gold_item": gold[i],
+                        "recommendation_source": c.get("recommendation_source", "dataset"),
                         "item_name": kg.names[items[i]],
                         "seen": items[i] in seen_items,
                         "knowledge": results[models[0]][i]["knowledge"] if models else None,
@@ -272,6 +308,14 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
             )
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     md = [f"# Generator evaluation ({len(contexts)} ReDial test contexts, {report['seen']} seen items)\n"]
+    if opts.gold_items:
+        md.append("Each context's dataset target item and recommendation sentence (`--gold-items`).\n")
+    else:
+        md.append(
+            f"The reply as served: the recommender's top item ({report['predicted_is_gold']} of {len(contexts)} are "
+            f"the dataset's target), u_r by {report['recommendation_source']}, then u_e. Row `standard`: the "
+            "dataset's own recommender turn, for reference (its entities judged against the dataset's item).\n"
+        )
     cols = [
         "n",
         "distinct_1",

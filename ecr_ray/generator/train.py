@@ -43,7 +43,8 @@ class GeneratorTask(Task):
 
         super().__init__(config, worker)
         self.cfg = config_from_dict(config["cfg"])
-        self.g = self.cfg.generator
+        self.name = config.get("section", "generator")  # or the conversation module's, on its own data
+        self.g = getattr(self.cfg, self.name)
         # bf16 weights under DeepSpeed's bf16, or on CUDA unless dtype float32 (LoRA adapters stay fp32: PEFT)
         bf16 = config["deepspeed_bf16"] or (worker.device.type == "cuda" and self.g.dtype != "float32")
         self.tok, self.base = load_chat_model(self.g.base_model, "bfloat16" if bf16 else None, "cpu", self.cfg.offline)
@@ -97,21 +98,31 @@ class GeneratorTask(Task):
 def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False) -> dict:
     """Examples (Ray task) → Ray Train → `<run_dir>/generator/{adapter|model}` + manifest (returned). Skipped when a
     complete run with this config exists (unless `force`). Ray must be initialised."""
-    from ..runtime import run_task
     from .data import build_examples
 
-    g = cfg.generator
-    if not force and artifacts.is_fresh(cfg, "generator"):
-        log.info("generator: up to date (key %s), skipped", artifacts.key(cfg, "generator"))
-        return {**artifacts.read_manifest(cfg, "generator"), "skipped": True}
+    return fit_chat_model(cfg, "generator", build_examples, run_name, stop_after_steps, force)
+
+
+def fit_chat_model(
+    cfg: Config, stage: str, build_examples, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False
+) -> dict:
+    """The shared fit of the two chat-model stages (`generator`, `conversation`: the config section and the
+    directory under the run dir): `build_examples(cfg, path)` in a Ray task → `GeneratorTask` in Ray Train → the
+    adapter (or full weights) + manifest."""
+    from ..runtime import run_task
+
+    g = getattr(cfg, stage)
+    if not force and artifacts.is_fresh(cfg, stage):
+        log.info("%s: up to date (key %s), skipped", stage, artifacts.key(cfg, stage))
+        return {**artifacts.read_manifest(cfg, stage), "skipped": True}
     t0 = time.perf_counter()
-    out = cfg.run_path / "generator"
-    key = artifacts.key(cfg, "generator")
+    out = cfg.run_path / stage
+    key = artifacts.key(cfg, stage)
     examples = out / EXAMPLES_FILE
     counts = run_task(build_examples, g.eval_resources, cfg.with_absolute_paths(), examples)
     workers = g.train_resources.workers
     total = g.max_steps or g.epochs * max(counts["examples"] // (g.batch_size * workers), 1)
-    name = run_name or f"generator-{key}"
+    name = run_name or f"{stage}-{key}"
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
     run = TrainRun(
@@ -134,6 +145,7 @@ def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, for
         ),
         config={
             "cfg": cfg.with_absolute_paths().to_dict(),
+            "section": stage,
             "seed": cfg.seed,
             "examples": str(examples),
             "n_examples": counts["examples"],
@@ -144,14 +156,14 @@ def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, for
     state = read_state(checkpoint)
     shutil.rmtree(out / (ADAPTER_DIR if g.method == "lora" else MODEL_DIR), ignore_errors=True)
     copy_model(checkpoint, out)
-    if g.engine == "vllm" and g.method == "lora" and state["step"] >= total:  # vLLM serves plain weights
+    if getattr(g, "engine", "") == "vllm" and g.method == "lora" and state["step"] >= total:  # vLLM: plain weights
         from .model import merge_adapter
 
         run_task(merge_adapter, g.eval_resources, cfg.with_absolute_paths())
     losses = state["losses"]
     return artifacts.write_manifest(
         cfg,
-        "generator",
+        stage,
         complete=state["step"] >= total,
         method=g.method,
         base_model=g.base_model,

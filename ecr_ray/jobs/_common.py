@@ -40,3 +40,24 @@ def ray_for(args: argparse.Namespace, num_cpus: int | None = None):
 def print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def resumable_fit(doc: str, fit, stage: str, argv: list[str] | None) -> int:
+    """The body of a resumable training job (`train_generator`, `train_conversation`): recipe + overrides, then
+    `fit(cfg, run_name, stop_after_steps, force)` on Ray; the manifest (without the loss curve) on stdout."""
+
+    def extra(p):
+        p.add_argument("--run-name", help="Ray Train run name; rerun it to resume (default: keyed by the config)")
+        p.add_argument(
+            "--stop-after-steps",
+            type=int,
+            default=0,
+            help="end this invocation after this many steps in all (resume later with the same run name)",
+        )
+
+    cfg, args = parse(doc.splitlines()[0], argv, extra, force=True)
+    with ray_for(args):
+        manifest = fit(cfg, args.run_name, args.stop_after_steps, force=args.force)
+    print_json({k: v for k, v in manifest.items() if k != "losses"})
+    print(f"{stage} written to {cfg.run_path / stage}", file=sys.stderr)
+    return 0

@@ -1,7 +1,8 @@
 """Evaluate the generator: fine-tuned vs zero-shot on ReDial test contexts, offline metrics, optional LLM scorer.
 
-Same base model and Eq. 8 prompt for both; the target item of each context is the recommended item; optional E.1
-LLM baseline and E.2 LLM scorer; offline metrics for all / seen / unseen items (Table 5)."""
+The reply as served (the recommender's top item, the conversation module's u_r, then u_e; the dataset's own
+recommender turn as a reference row), or with `--gold-items` the dataset's item and sentence; same base model and
+Eq. 8 prompt for both models; optional E.1 LLM baseline and E.2 LLM scorer; all / seen / unseen items (Table 5)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def _args(p) -> None:
     p.add_argument("--score-examples", type=int, default=50, help="examples sent to the LLM scorer")
     p.add_argument("--emotion-model", help="emotion classifier dir (default: <run_dir>/emotions/classifier/model)")
     p.add_argument("--out", help="output folder (default: <run_dir>/eval/generator)")
+    p.add_argument(
+        "--gold-items",
+        action="store_true",
+        help="generate for the dataset's target item after its recommendation sentence (the paper's generation "
+        "setting) instead of the reply as served (the recommender's item, the conversation module's u_r)",
+    )
+    p.add_argument("--variant", help="recommender variant of the served reply (default: the recipe's)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         score_examples=args.score_examples,
         emotion_model=args.emotion_model,
         out=args.out,
+        gold_items=args.gold_items,
+        variant=args.variant,
     )
     with ray_for(args):
         report = evaluate(cfg, opts)

@@ -165,9 +165,11 @@ class Generator:
 
     def __init__(self, cfg: Config):
         _replica_env()
+        from ecr_ray.conversation.predictor import ConversationPredictor
         from ecr_ray.generator.predictor import GeneratorPredictor
 
         self.predictor = GeneratorPredictor.load(cfg)
+        self.conversation = ConversationPredictor.load(cfg)  # None without a trained module: templates
         # From the recipe: serve.generator_batch_size, serve.generator_batch_wait_s.
         self._respond.set_max_batch_size(cfg.serve.generator_batch_size)
         self._respond.set_batch_wait_timeout_s(cfg.serve.generator_batch_wait_s)
@@ -191,6 +193,12 @@ class Generator:
 
     def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs):
         yield from self.predictor.stream(item_entity_id, first_sentence, **gen_kwargs)
+
+    async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:
+        """u_r: the conversation module's turn with its slots filled by `names`, or `template` (source says which)."""
+        if self.conversation is None:
+            return {"text": template, "source": "template"}
+        return (await asyncio.to_thread(self.conversation.respond_batch, [dialogue], [names], [template]))[0]
 
     def ready(self) -> bool:
         return True
@@ -298,8 +306,11 @@ class ECRIngress:
                 502, f"{what} failed: {type(e.cause).__name__}: {str(e.cause)[:200]}", code="component_error"
             ) from None
 
-    async def _answer(self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict) -> dict:
-        """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns."""
+    async def _answer(
+        self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict, write_ur: bool | None = None
+    ) -> dict:
+        """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns. `generate`:
+        u_e too; `write_ur` (default: `generate`): u_r by the conversation module rather than the template."""
         user_emotions = [cache[i] if t["role"] == "user" else None for i, t in enumerate(dialogue)]
         # The Recommender classifies the user turns not in `cache` (EmotionDetector) while it encodes the dialogue.
         rec = await self._call("recommender", self.recommender.recommend, dialogue, user_emotions, top_k)
@@ -312,6 +323,11 @@ class ECRIngress:
         ]
         last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
         first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
+        source = "template"
+        if (generate if write_ur is None else write_ur) and items:  # the conversation module's u_r, if the run has one
+            names = [it["name"] for it in items]
+            ur = await self._call("generator", self.generator.recommendation, dialogue, names, first)
+            first, source = ur["text"], ur["source"]
         empathetic, knowledge, final, guard = "", {}, first, {"checked": False}
         if generate and items:
             out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
@@ -329,7 +345,14 @@ class ECRIngress:
                 if t["role"] == "user"
             ],
             # guard: whether the reply guard took sentences out of u_e, and which (generator/guard.py)
-            "response": {"recommendation": first, "empathetic": empathetic, "final": final, "guard": guard},
+            # recommendation_source: `conversation` (generated u_r, slots filled) or `template` (no module / no slot)
+            "response": {
+                "recommendation": first,
+                "recommendation_source": source,
+                "empathetic": empathetic,
+                "final": final,
+                "guard": guard,
+            },
             "explanation": _jsonable(explanation),
             "turns": len(dialogue),
         }
@@ -466,7 +489,7 @@ class ECRIngress:
                 "ecr": out,
             }
         # Stream: emotions + ranking first (errors still get a proper status), then the generator's tokens.
-        out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, False, gen)
+        out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, False, gen, True)
         return StreamingResponse(
             self._sse(cid, created, req.model, out, gen),
             media_type="text/event-stream",
@@ -516,6 +539,7 @@ class ECRIngress:
                     yield "data: [DONE]\n\n"
                     return
         ecr = {k: out[k] for k in ("items", "user_emotions", "explanation")}
+        ecr["recommendation_source"] = out["response"]["recommendation_source"]
         yield event(finish="stop", extra={"ecr": {**ecr, "guard": guard}})
         yield "data: [DONE]\n\n"
 

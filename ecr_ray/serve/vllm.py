@@ -68,11 +68,21 @@ class VLLMGenerator:
     def __init__(self, cfg: Config, llm: DeploymentHandle):
         from transformers import AutoTokenizer
 
+        from ecr_ray.conversation.predictor import ConversationPredictor
         from ecr_ray.generator.predictor import Prompter
 
         tok = AutoTokenizer.from_pretrained(model_source(cfg))
         self.prompter = Prompter(tok, *Prompter.sources(cfg), cfg.generator, cfg.seed)
         self.llm, self.gcfg = llm, cfg.generator
+        self.conversation = ConversationPredictor.load(cfg)  # on this replica's device; None: templates
+
+    async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:
+        """As the transformers Generator's: the conversation module's u_r, or `template`."""
+        import asyncio
+
+        if self.conversation is None:
+            return {"text": template, "source": "template"}
+        return (await asyncio.to_thread(self.conversation.respond_batch, [dialogue], [names], [template]))[0]
 
     def _request(self, prompt: str, stream: bool, **gen):
         from ray.serve.llm.openai_api_models import CompletionRequest

@@ -40,6 +40,7 @@ STAGES = [
     ("train_emotion", [], "emotions/classifier/model/meta.json"),
     ("build_reviews", ["--engine", "local"], "reviews/movie_knowledge.parquet"),
     ("train_recommender", [], "recommender/full/model.pt"),
+    ("train_conversation", [], "conversation/manifest.json"),
     ("train_generator", [], "generator/manifest.json"),
 ]
 

@@ -1,0 +1,83 @@
+"""The conversation module on the demo data and the real embedded SmolLM2: training examples with <movie> slots,
+the Train run, and u_r with its slots filled by the recommender's items (or the template, said so)."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from ecr_ray.config import ConfigError, ConversationConfig, load_config
+from ecr_ray.conversation.data import SLOT, conversation_messages, training_examples, with_slots
+from ecr_ray.conversation.predictor import ConversationPredictor, fill_slots
+from ecr_ray.data.linker import EntityLinker
+from ecr_ray.data.tables import build_tables, load_dataset_kg
+
+DIALOGUES = [
+    [{"role": "user", "text": "Hi! I loved Titanic and I like romantic movies."}],
+    [
+        {"role": "user", "text": "hello"},
+        {"role": "recommender", "text": "Hi what kind of movies do you like?"},
+        {"role": "user", "text": "comedies like Superbad (2007)"},
+    ],
+    [{"role": "user", "text": "Any good animated films? I liked Toy Story (1995)."}],
+    [{"role": "user", "text": "Something scary please, like The Shining (1980)"}],
+]
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    c = load_config("demo", {"run_dir": str(tmp_path_factory.mktemp("conv") / "run")})
+    build_tables(c)
+    return c
+
+
+def test_examples_mask_every_movie_of_recommender_turns(cfg):
+    kg = load_dataset_kg(cfg)
+    linker = EntityLinker.from_kg(kg, include_items=True)
+    items = set(kg.item_set)
+    text, n = with_slots("Try Titanic (1997) or Toy Story (1995), Tom Hanks is great", linker, items)
+    assert (text, n) == (f"Try {SLOT} or {SLOT}, Tom Hanks is great", 2)  # movies only, not people
+    samples = pq.read_table(cfg.run_path / "tables" / "samples.parquet", filters=[("split", "=", "train")])
+    samples = samples.to_pylist()
+    ex = training_examples(samples, linker, items, context_turns=2)
+    turns = {(s["conversation_id"], s["turn_index"]) for s in samples}
+    assert 0 < len(ex) <= len(turns)  # one per recommender turn naming a movie
+    assert all(SLOT in e["target"] and "(19" not in e["target"] and "(20" not in e["target"] for e in ex)
+    msgs = conversation_messages([{"role": "user", "text": str(i)} for i in range(5)], 2)
+    assert msgs[1]["content"] == "User: 3\nUser: 4" and SLOT in msgs[0]["content"]
+
+
+def test_fill_slots():
+    from ecr_ray.conversation.predictor import _PLACEHOLDER
+
+    assert _PLACEHOLDER.sub(SLOT, "Try <film_name> or [ITEM], not <3") == f"Try {SLOT} or {SLOT}, not <3"
+    assert fill_slots(f"Try {SLOT} or {SLOT}!", ["A (2001)", "B (2002)"]) == "Try A (2001) or B (2002)!"
+    assert fill_slots(f"{SLOT}, {SLOT} and {SLOT}", ["A"]) == "A, A and A"
+
+
+def test_trained_module_writes_the_recommenders_items(cfg):
+    from ecr_ray.conversation.train import fit
+    from ecr_ray.runtime import connect
+
+    assert ConversationPredictor.load(cfg) is None  # no module yet: Serve uses its templates
+    with connect(None):
+        m = fit(cfg)
+    assert m["complete"] and m["examples"] > 0 and m["slots"] >= m["examples"]
+    assert m["loss_last10"] < m["loss_first10"]
+    pred = ConversationPredictor.load(cfg)
+    names = [["The Notebook (2004)", "Up (2009)"]] * len(DIALOGUES)
+    out = pred.respond_batch(DIALOGUES, names, ["TEMPLATE"] * len(DIALOGUES))
+    generated = [o for o in out if o["source"] == "conversation"]
+    assert generated, out  # the trained module answers with slots
+    for o in out:
+        if o["source"] == "conversation":
+            assert "The Notebook (2004)" in o["text"] and SLOT not in o["text"] and SLOT in o["generated"]
+        else:
+            assert o["text"] == "TEMPLATE" and SLOT not in o["generated"]  # no slot: the template, said so
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="conversation.method"):
+        ConversationConfig(method="full")
+    with pytest.raises(ConfigError, match="context_turns"):
+        ConversationConfig(context_turns=0)
