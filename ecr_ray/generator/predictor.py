@@ -82,12 +82,8 @@ class Prompter:
 
     def needs_retry(self, answer: dict, tries: int) -> bool:
         """Every sentence was dropped and the recipe allows another try (`generator.guard_retries`)."""
-        return (
-            bool(self.guard)
-            and not answer["empathetic"]
-            and answer["guard"]["trimmed"]
-            and tries < (self.gcfg.guard_retries)
-        )
+        g = self.guard is not None and answer["guard"]["trimmed"]
+        return g and not answer["empathetic"] and tries < self.gcfg.guard_retries
 
     def retry_kwargs(self, kw: dict, tries: int) -> dict:
         """Another try samples (with the recipe's temperature/top_p unless given) under another seed."""

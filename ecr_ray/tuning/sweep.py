@@ -106,7 +106,8 @@ def evaluate_knowledge(cfg: Config, n: int, train_steps: int) -> dict:
         cfg.generator.max_steps = train_steps
         train_generator(cfg)
     contexts = test_contexts(cfg.run_path / "tables" / "samples.parquet", n, cfg.seed, split="valid")
-    texts = [r["empathetic"] for r in run_task(generate, cfg.generator.eval_resources, cfg, contexts)]
+    # the generator's own replies, before the reply guard: B.2 compares what each knowledge setting makes it write
+    texts = [r["generated"] for r in run_task(generate, cfg.generator.eval_resources, cfg, contexts)]
     probs = None
     if (model_dir(cfg) / "meta.json").exists():  # without a classifier in this run the metric is left out
         probs = run_task(predict_emotions, cfg.emotion.label_resources, str(model_dir(cfg)), {"m": texts})["m"]

@@ -29,6 +29,8 @@ TINY = {
     "generator.max_steps": 1,
     "generator.batch_size": 1,
     "generator.max_length": 128,
+    "conversation.max_steps": 2,  # its u_r may then be the template: serve tests accept both sources
+    "conversation.batch_size": 1,
     "serve.max_new_tokens": 12,
 }
 # Short deadlines so that the hostile-client tests finish quickly (not part of the artifacts' stamp).

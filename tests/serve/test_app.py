@@ -97,7 +97,8 @@ def test_recommend_end_to_end(serve_url):
     for emo in out["user_emotions"]:
         assert set(emo) == set(EMOTIONS) and all(0 <= p <= 1 for p in emo.values())
     resp = out["response"]
-    assert out["items"][0]["name"] in resp["recommendation"]
+    assert out["items"][0]["name"] in resp["recommendation"] and "<movie>" not in resp["recommendation"]
+    assert resp["recommendation_source"] in ("conversation", "template")  # the demo run has a conversation module
     assert resp["final"].startswith(resp["recommendation"].rstrip("."))
     guard = resp["guard"]  # the reply guard's verdict: what, if anything, it took out of u_e
     assert guard["checked"] and guard["trimmed"] == bool(guard["dropped"]) and guard["regenerations"] >= 0
@@ -265,6 +266,7 @@ def test_sse_wire_format(serve_url):
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["ecr"]["items"]
     assert chunks[-1]["ecr"]["guard"]["checked"]  # streamed sentence by sentence through the reply guard
+    assert chunks[-1]["ecr"]["recommendation_source"] in ("conversation", "template")
 
 
 # ----------------------------------------------------------------------------- bearer-token auth
@@ -302,9 +304,11 @@ def test_evaluation_recommends_as_serve_answers(serve_url, serve_cfg):
         {"role": "user", "text": "hi: there"},
         {"role": "recommender", "text": "Try Up (2009)"},
     ]
-    ours = recommend_contexts(serve_cfg, contexts)
+    ours = recommend_contexts(serve_cfg, contexts, batch=1)
     for c, r in zip(contexts, ours):
-        body = {"dialogue": as_dialogue(c["context"]), "top_k": 1, "generate": False}
+        body = {"dialogue": as_dialogue(c["context"]), "top_k": 3, "generate": True}
         served = post(serve_url, "/v1/recommend", body).json()
         assert r["item"] == served["items"][0]["entity_id"]
         assert r["first_sentence"] == served["response"]["recommendation"]
+        assert r["recommendation_source"] == served["response"]["recommendation_source"]
+    assert {r["recommendation_source"] for r in ours} <= {"conversation", "template"}

@@ -119,7 +119,8 @@ $("form").addEventListener("submit", async (ev) => {
     turns.push({ role: "user", text }, { role: "recommender", text: data.response.final });
     pending.remove();
     const reply = addTurn("recommender", data.response.final);
-    const note = guardNote(data.response.guard);
+    const note = [guardNote(data.response.guard), data.response.recommendation_source === "template"
+      ? "(recommendation sentence from a template)" : ""].filter(Boolean).join(" ");
     if (note) reply.append(el("small", { class: "guard" }, note));
     showMovies(data.items);
     showEmotions(data.user_emotions);
