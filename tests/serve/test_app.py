@@ -312,3 +312,28 @@ def test_evaluation_recommends_as_serve_answers(serve_url, serve_cfg):
         assert r["first_sentence"] == served["response"]["recommendation"]
         assert r["recommendation_source"] == served["response"]["recommendation_source"]
     assert {r["recommendation_source"] for r in ours} <= {"conversation", "template"}
+
+
+def test_evaluate_generator_scores_the_reply_as_served(serve_run_dir, tmp_path):
+    """`evaluate_generator` (a job in its own Ray instance, as a user runs it) on the serve run: the recommender's
+    item and u_r for each context, the dataset's turn only as the `standard` reference row."""
+    import os
+    import subprocess
+    import sys
+
+    from ecr_ray.config import PROJECT_ROOT
+    from tests.serve.conftest import _overrides
+
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "ecr_ray.jobs.evaluate_generator", *_overrides(serve_run_dir), "--models", "finetuned"]
+    cmd += ["--generator.eval_samples", "4", "--generator.max_new_tokens", "8", "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    p = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["mode"] == "served" and sum(report["recommendation_source"].values()) == 4
+    assert set(report["recommendation_source"]) <= {"conversation", "template"}
+    assert {"finetuned", "finetuned_unguarded", "standard"} <= set(report["metrics"]["all"])
+    rows = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
+    assert all(r["item"] >= 0 and r["gold_item"] >= 0 and r["standard"] and r["finetuned"] for r in rows)
+    assert "The reply as served" in (out / "report.md").read_text()
