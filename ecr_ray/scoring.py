@@ -1,8 +1,8 @@
 """Evaluation of generated responses (section 5.3, Appendices D.2, E).
 
 Offline (no LLM): distinct-1/2, length, emotion intensity by the emotion classifier, and a hallucination proxy —
-KG entities named in a response that are not linked to the recommended item (not the item, not a 1-hop KG
-neighbour of it, not one of its review entities).
+KG entities named in a response (outside the item's own title) that are not linked to the recommended item (not the
+item, not a 1-hop KG neighbour of it, not one of its review entities).
 
 LLM-based (any OpenAI-compatible endpoint through the `openai` client): baseline responses with the Appendix E.1
 prompts, and the Appendix E.2 scorer: the five metrics 0-9, responses under pseudonyms in a shuffled order, answers
@@ -47,6 +47,20 @@ def item_related(kg, item: int, knowledge: dict | None) -> set[int]:
     return out
 
 
+def without_title(kg, item: int, text: str) -> str:
+    """`text` with the item's own title (with and without its year) blanked out: naming the film is neither using
+    its knowledge nor making an entity up ("Chicago" in a reply about Chicago (2002) is the film, not the city)."""
+    import re
+
+    from .data.kg import strip_disambiguation
+
+    name = kg.names[item]
+    for title in sorted({name, strip_disambiguation(name)}, key=len, reverse=True):
+        if len(title) >= 2:
+            text = re.sub(re.escape(title), lambda m: " " * len(m.group()), text, flags=re.I)
+    return text
+
+
 def emotion_intensity(probs: np.ndarray) -> np.ndarray:
     """Per response: the strongest non-neutral emotion probability of the classifier (0 = flat, 1 = clearly
     emotional)."""
@@ -57,7 +71,7 @@ def emotion_intensity(probs: np.ndarray) -> np.ndarray:
 def offline_metrics(
     texts: list[str], items: list[int], kg, linker, knowledge: dict[int, dict], emotion_probs: np.ndarray | None = None
 ) -> dict:
-    linked = [linker.link_ids(t) for t in texts]
+    linked = [linker.link_ids(without_title(kg, it, t)) for t, it in zip(texts, items)]
     halluc = [[e for e in ids if e not in item_related(kg, it, knowledge.get(it))] for ids, it in zip(linked, items)]
     n_linked, n_hall = sum(map(len, linked)), sum(map(len, halluc))
     out = {

@@ -302,6 +302,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
                         "knowledge": results[models[0]][i]["knowledge"] if models else None,
                         **{m: finals[m][i] for m in finals},
                         **{f"{m}_guard": results[m][i]["guard"] for m in results},
+                        **{f"{m}_generated": results[m][i]["generated"] for m in results},  # u_e before the guard
                     }
                 )
                 + "\n"

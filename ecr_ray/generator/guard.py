@@ -3,18 +3,16 @@ that names a KG entity (or a movie) not linked to the recommended item is droppe
 claims to have just watched the film (the reviews the generator learnt from are full of such claims).
 
 Linked to the item = the item itself, its 1-hop KG neighbours (any relation, both directions) and its review
-entities: the same set `scoring.offline_metrics` counts hallucinations against, so a guarded reply scores 0
-hallucinated entities by construction. The guard links movie titles too (the metric does not): a reply about one
-film that praises another is as made up. Mentions of the item's own title are masked first, so "Chicago" in a reply
-about Chicago (2002) is the film, not the city.
+entities: the same set `scoring.offline_metrics` counts hallucinations against, with the metric's own linker among
+the guard's, so a guarded reply scores 0 hallucinated entities by construction. The guard links movie titles too
+(the metric does not): a reply about one film that praises another is as made up. The item's own title is masked
+first, in the guard and the metric alike, so "Chicago" in a reply about Chicago (2002) is the film, not the city.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-
-from ..data.kg import strip_disambiguation
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # The reviewer's own viewing, which a recommender replying in a chat has not done ("I just saw this last night").
@@ -46,25 +44,22 @@ class EntityGuard:
         from ..data.linker import EntityLinker
 
         self.kg, self.knowledge = kg, knowledge
-        self.linker = EntityLinker.from_kg(kg, include_items=True)
+        # with movie titles; and the hallucination metric's own linker (no titles), whose matches a longer title
+        # can hide: a sentence either finds unlinked is dropped, so the metric counts none in what is kept
+        self.linkers = (EntityLinker.from_kg(kg, include_items=True), EntityLinker.from_kg(kg))
 
     def allowed(self, item: int) -> set[int]:
         from ..scoring import item_related
 
         return item_related(self.kg, item, self.knowledge.get(item))
 
-    def _masked(self, item: int, sentence: str) -> str:
-        """The sentence with the item's own title (with and without its year) blanked out."""
-        name = self.kg.names[item]
-        for title in {name, strip_disambiguation(name)}:
-            if len(title) >= 2:
-                sentence = re.sub(re.escape(title), lambda m: " " * len(m.group()), sentence, flags=re.I)
-        return sentence
-
     def unlinked(self, item: int, sentence: str) -> list[str]:
-        """Names of the entities `sentence` mentions that are not linked to `item`."""
-        ok = self.allowed(item)
-        return [m.surface for m in self.linker.link(self._masked(item, sentence)) if m.entity_id not in ok]
+        """Names of the entities `sentence` mentions (outside the item's own title) not linked to `item`."""
+        from ..scoring import without_title
+
+        ok, text = self.allowed(item), without_title(self.kg, item, sentence)
+        found = {m.surface: None for lk in self.linkers for m in lk.link(text) if m.entity_id not in ok}
+        return list(found)
 
     def problem(self, item: int, sentence: str) -> dict | None:
         """Why `sentence` may not be shown, or None."""

@@ -12,7 +12,7 @@ from ecr_ray.data.linker import EntityLinker
 from ecr_ray.generator.guard import EntityGuard, SentenceStream, sentences
 from ecr_ray.generator.predictor import GeneratorPredictor, _clean
 from ecr_ray.reviews.build import fit as build_review_db
-from ecr_ray.scoring import offline_metrics
+from ecr_ray.scoring import offline_metrics, without_title
 
 TOY = 0  # Toy Story (1995) in the demo KG
 
@@ -35,7 +35,7 @@ def _named(guard: EntityGuard, allowed: bool, item: int = TOY) -> str:
     for eid, name in enumerate(guard.kg.names):
         if eid == item or eid in guard.kg.item_set or (eid in ok) != allowed:
             continue
-        found = guard.linker.link(f"It reminds me of {name}.")
+        found = guard.linkers[0].link(f"It reminds me of {name}.")
         if [m.entity_id for m in found] == [eid]:
             return name
     raise AssertionError("demo KG has no such entity")
@@ -57,6 +57,9 @@ def test_guard_drops_sentences_naming_unlinked_entities(pred):
     linker = EntityLinker.from_kg(pred.kg)
     m = offline_metrics([text, v.text], [TOY, TOY], pred.kg, linker, pred.knowledge)
     assert m["halluc_entities_per_response"] == 0.5  # only the unguarded text names one
+    # the item's own title is the film, not an entity it makes up: the guard and the metric both blank it out
+    said = "I loved toy story, Toy Story (1995)!"
+    assert without_title(pred.kg, TOY, said) == "I loved " + " " * 9 + ", " + " " * 16 + "!"
 
 
 def test_sentence_stream_releases_what_check_keeps(pred):
