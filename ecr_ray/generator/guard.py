@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# After . ! ? and a space, but not after an initial or a title ("J.K. Simmons", "Mr. Deeds", "Dr. Strangelove").
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Dr|Ms|St|Jr|Sr|vs)\.)(?<!\bMrs\.)\s+")
 # The reviewer's own viewing, which a recommender replying in a chat has not done ("I just saw this last night").
 VIEWING_CLAIM = re.compile(
     r"\b(just (saw|seen|watched|finished|got back|came back|rented)|(last|to)night|yesterday|earlier today"
@@ -70,10 +71,21 @@ class EntityGuard:
             return {"sentence": sentence, "reason": "viewing_claim"}
         return None
 
+    def problem_after(self, item: int, kept: str, sentence: str) -> dict | None:
+        """`problem`, with the text already kept before `sentence`: a name that only the two together spell (split
+        where the sentence splitter cut it) counts against `sentence`."""
+        p = self.problem(item, sentence)
+        if p or not kept:
+            return p
+        joined = f"{kept} {sentence}"
+        bad = self.unlinked(item, joined)
+        new = [b for b in bad if b not in self.unlinked(item, kept)]
+        return {"sentence": sentence, "reason": "unlinked_entity", "entities": new} if new else None
+
     def check(self, item: int, text: str) -> Verdict:
         kept, dropped = [], []
         for s in sentences(text):
-            p = self.problem(item, s)
+            p = self.problem_after(item, " ".join(kept), s)
             if p:
                 dropped.append(p)
             else:
@@ -87,14 +99,15 @@ class SentenceStream:
 
     def __init__(self, guard: EntityGuard, item: int):
         self.guard, self.item = guard, item
-        self.buffer, self.dropped, self.sent, self.finished = "", [], 0, 0
+        self.buffer, self.dropped, self.sent, self.finished, self.kept = "", [], 0, 0, ""
 
     def _release(self, sentence: str) -> list[str]:
-        p = self.guard.problem(self.item, sentence)
+        p = self.guard.problem_after(self.item, self.kept, sentence)
         if p:
             self.dropped.append(p)
             return []
         self.sent += 1
+        self.kept = f"{self.kept} {sentence}".strip()
         return [" " + sentence]
 
     def feed(self, chunk: str) -> list[str]:

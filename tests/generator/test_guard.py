@@ -120,3 +120,23 @@ def test_config_checks():
         GeneratorConfig(review_target="middle")
     with pytest.raises(ConfigError, match="knowledge_bonus"):
         GeneratorConfig(knowledge_bonus=-1)
+
+
+def test_a_name_split_across_sentences_is_caught(pred):
+    """The splitter keeps initials ("Michael J. Fox") in one sentence; a name it still cuts ("Warner Bros." |
+    "Pictures ...") is checked on the text kept so far plus the new sentence, so the metric finds nothing in what
+    the guard keeps."""
+    g = pred.guard
+    assert sentences("I loved Michael J. Fox. So good.") == ["I loved Michael J. Fox.", "So good."]
+    wb = pred.kg.names.index("Warner Bros. Pictures")
+    assert wb not in g.allowed(TOY)
+    text = "It was made by Warner Bros. Pictures made it great."
+    assert sentences(text) == ["It was made by Warner Bros.", "Pictures made it great."]
+    late = g.problem_after(TOY, "It was made by Warner Bros.", "Pictures made it great.")
+    assert late["entities"] == ["Warner Bros. Pictures"]  # only the two together spell it
+    v = g.check(TOY, text)
+    assert v.text != text and v.dropped
+    m = offline_metrics([v.text, text], [TOY, TOY], pred.kg, EntityLinker.from_kg(pred.kg), pred.knowledge)
+    assert m["halluc_entities_per_response"] == 0.5  # the unguarded text names it, the kept one does not
+    s = SentenceStream(g, TOY)  # streaming releases the same
+    assert "".join(s.feed(text) + s.close()).strip() == v.text
