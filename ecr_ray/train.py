@@ -211,7 +211,7 @@ def fit(run: TrainRun):
         "settings": asdict(run.settings),
         "fault": _fault_from_env(),
         "log_level": logging.getLevelName(logging.getLogger("ecr_ray").getEffectiveLevel()),
-        "cpus": run.resources.cpus,
+        "threads": run.resources.threads,  # torch threads per worker: ceil(cpus), as Ray tasks get
         **run.config,
     }
     trainer = TorchTrainer(
@@ -368,7 +368,7 @@ def train_loop(config: dict) -> None:
     s = LoopSettings(**{**config["settings"], "select": tuple(config["settings"]["select"] or ()) or None})
     ctx = ray.train.get_context()
     worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
-    torch.set_num_threads(max(1, int(config.get("cpus", 1))))
+    torch.set_num_threads(int(config.get("threads", 1)))
     seed = int(config.get("seed", 0))
     torch.manual_seed(seed), np.random.seed(seed), random.seed(seed)
 
@@ -427,6 +427,7 @@ def train_loop(config: dict) -> None:
                 row.update(task.validate(core))
                 row["train_loss"] = round(float(np.mean(state["losses"][-per_epoch:])), 5)
                 row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 2)
+                row["threads"] = torch.get_num_threads()
                 state["epoch"] = epoch + 1
                 state["history"].append(row)
                 _select(s, state, row, lambda out: _export(task, core, engine, out, worker), best_dir)

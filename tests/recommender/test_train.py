@@ -199,3 +199,14 @@ def test_full_without_emotions_is_a_clear_error(run_dir, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert rc == 2 and "seed emotion labels" in err and "baseline" in err
+
+
+def test_a_fractional_cpu_worker_gets_the_threads_ray_tasks_get(ray_local, run_dir):
+    """`cpus: 1.5` (a Tune trial leaves room for its driver) trains with ceil(1.5) = 2 torch threads, not 1."""
+    cfg = cfg_for(
+        run_dir,
+        **{"recommender.variant": "baseline", "recommender.epochs": 1, "recommender.train_resources": {"cpus": 1.5}},
+    )
+    fit(cfg, force=True)
+    history = json.loads((cfg.run_path / "recommender" / "baseline" / "history.json").read_text())
+    assert [h["threads"] for h in history] == [2]
