@@ -56,13 +56,28 @@ def feedback_trial(config: dict) -> None:
     the model the training keeps (best epoch by validation loss), on validation and, with `tune.evaluate_test`, on
     test."""
     import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from ..recommender.train import fit, output_dir
 
     cfg = trial_config(config["base"], _trial_dir(config), {"recommender.feedback_weights": config["weights"]})
-    manifest = fit(cfg, callbacks=[TuneReportCallback()], evaluate_test=cfg.tune.evaluate_test)
+    manifest = fit(cfg, callbacks=[epoch_reports_to_tune()], evaluate_test=cfg.tune.evaluate_test)
     ray.tune.report(kept_model_report(output_dir(cfg), manifest))
+
+
+def epoch_reports_to_tune():
+    """Ray's `TuneReportCallback`, forwarding only the Train run's epoch reports (those with validation metrics).
+    The loop also reports progress mid-epoch (every `log_every` steps); in Tune such a row would fail the
+    objective's metric check and count as a training iteration (ASHA's epochs)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    metric = space.OBJECTIVES["feedback"]["metric"]
+
+    class EpochReports(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            if metrics and metric in metrics[0]:
+                super().after_report(run_context, metrics, checkpoint)
+
+    return EpochReports()
 
 
 def kept_model_report(out: Path, manifest: dict) -> dict:
