@@ -128,6 +128,27 @@ def write_results(rows: list[dict[str, Any]], exp_dir: Path, sweep: str) -> tupl
     return csv_path, md_path
 
 
+def paired_markdown(diffs: list[dict[str, Any]]) -> str:
+    """The feedback sweep's paired comparison (`sweep.paired_vs_uniform`) as a Markdown section ("" when empty)."""
+    if not diffs:
+        return ""
+    lines = [
+        "",
+        "Each setting − uniform weights (1.0, 1.0, 1.0), kept models on the same test samples (paired bootstrap, "
+        "1000 resamples, 95% interval):",
+        "",
+        "| " + " | ".join(FEEDBACK_KEYS) + " | Δ test RT@50 | Δ test AUC global | Δ test AUC (ECR, per batch) |",
+        "|" + "---|" * (len(FEEDBACK_KEYS) + 3),
+    ]
+    for d in diffs:
+        cells = [
+            f"{d[k]['diff']:+.4f} [{d[k]['ci95'][0]:+.4f}, {d[k]['ci95'][1]:+.4f}]" if k in d else "–"
+            for k in ("rt@50", "auc_global", "auc")
+        ]
+        lines.append("| " + " | ".join([*(_fmt(d[k]) for k in FEEDBACK_KEYS), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"

@@ -132,6 +132,26 @@ def evaluate_knowledge(cfg: Config, n: int, train_steps: int) -> dict:
     )
 
 
+def paired_vs_uniform(exp_dir: Path) -> list[dict]:
+    """Each feedback setting's kept model against the uniform weights' (1.0, 1.0, 1.0) on the same test samples:
+    paired bootstrap differences (`recommender.evaluate.paired_bootstrap`: global AUC, RT@50, ECR's per-batch AUC)
+    from the trials' saved test predictions. Empty without a uniform trial or without test predictions."""
+    import numpy as np
+
+    from ..recommender.evaluate import paired_bootstrap
+
+    preds = {}
+    for meta in exp_dir.glob("trials/*/run/recommender/*/meta.json"):
+        npz = meta.parent / "test_predictions.npz"
+        if npz.exists():
+            w = json.loads(meta.read_text())["recommender"]["feedback_weights"]
+            preds[tuple(float(w[k]) for k in space.FEEDBACK_KEYS)] = dict(np.load(npz))
+    uniform = preds.pop((1.0, 1.0, 1.0), None)
+    if uniform is None:
+        return []
+    return [{**dict(zip(space.FEEDBACK_KEYS, k)), **paired_bootstrap(uniform, p)} for k, p in sorted(preds.items())]
+
+
 def run_sweep(cfg: Config, sweep: str) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -215,6 +235,9 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     }[sweep]
     rows.sort(key=order)
     csv_path, md_path = space.write_results(rows, exp_dir, sweep)
+    if sweep == "feedback":
+        with open(md_path, "a") as f:
+            f.write(space.paired_markdown(paired_vs_uniform(exp_dir)))
     png = space.plot(rows, exp_dir, sweep)
     best = space.best_row(rows, sweep)
     recipe = space.write_best_recipe(best, cfg.recipe, exp_dir, sweep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -80,7 +81,13 @@ def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
         assert all(0.0 <= float(r[f"{split}_{m}"]) <= 1.0 for split in ("valid", "test") for m in ("rt@50", "auc"))
     kept = json.loads(next(exp.glob("trials/*00000/run/recommender/*/metrics.json")).read_text())
     assert float(rows[0]["test_rt@50"]) == pytest.approx(kept["test"]["rt@50"])  # the kept model's own scores
-    assert "never used to choose" in (exp / "results.md").read_text()
+    md = (exp / "results.md").read_text()
+    assert "never used to choose" in md
+    # each setting against the uniform weights on the same test samples, with a paired bootstrap interval
+    paired = next(line for line in md.splitlines() if line.startswith("| 2.0000 | 1.0000 | 1.0000 | ") and "[" in line)
+    diff, lo, hi = (float(x) for x in re.findall(r"[+-]\d\.\d+", paired.split("|")[4]))
+    assert diff == pytest.approx(float(rows[1]["test_rt@50"]) - float(rows[0]["test_rt@50"]), abs=1e-4)
+    assert lo <= diff <= hi
     assert (exp / "feedback_sweep.png").stat().st_size > 1000
     best = load_config(str(exp / "best_feedback.yaml"))
     assert best.recommender.feedback_weights["like"] == float(summary["best"]["like"])
