@@ -117,6 +117,12 @@ def recommendation_sentence(name: str, last_user_probs: list[float] | None) -> s
     return RECOMMEND_TEMPLATES.get(label, DEFAULT_TEMPLATE).format(name=name)
 
 
+def context_turn(names: list[str]) -> str:
+    """The recommender's turn a session keeps for the next request's context: the items the reply named and nothing
+    else it said (a generated u_r may also name people or genres, which the recommender would link as if said)."""
+    return DEFAULT_TEMPLATE.format(name=" or ".join(names)) if names else NO_ITEMS
+
+
 def compose_response(first_sentence: str, empathetic: str) -> str:
     """Final response (section 4.3.2): recommendation response + emotion-aligned response."""
     first, emp = first_sentence.strip(), empathetic.strip()

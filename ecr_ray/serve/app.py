@@ -31,7 +31,7 @@ from ray.serve.handle import DeploymentHandle
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ecr_ray.config import EMOTIONS, Config
-from ecr_ray.prompts import NO_ITEMS, recommendation_sentence
+from ecr_ray.prompts import NO_ITEMS, context_turn, recommendation_sentence
 
 from . import sessions
 from .api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, install_errors, read_json
@@ -441,9 +441,13 @@ class ECRIngress:
             if not any(t["role"] == "user" for t in dialogue):
                 raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
             out = await self._answer(dialogue, cache, top_k, generate, gen)
-            # The recommender's next context: the user's words and the recommendation sentence naming the item it
-            # gave (u_r), not the generated u_e, whose free text (and any entity it makes up) the user never said.
-            reply = {"role": "recommender", "text": out["response"]["recommendation"]}
+            # The recommender's next context: the user's words and the items the reply named, not the generated text
+            # (u_e, or a generated u_r's other words), whose entities the user never said.
+            said = out["response"]["recommendation"]
+            reply = {
+                "role": "recommender",
+                "text": context_turn([it["name"] for it in out["items"] if it["name"] in said]),
+            }
             updated = session.extended([*new, reply], [*cache[len(cache) - len(new) :], None], keep)
             done = await self._call("sessions", self.sessions.commit, sid, session.version, updated, owner)
             if done is None:  # expired or ended while this request was answered

@@ -162,10 +162,13 @@ def test_sessions_accumulate_turns(serve_url):
     assert_client_error(post(serve_url, "/v1/recommend", body), 404, "not found")  # ended: not recreated
 
 
-def test_a_session_keeps_the_recommendation_sentence_not_the_generated_text(serve_url, serve_cfg):
-    """The recommender's context in a session is the user's words and u_r (naming the recommended item): the
-    generated u_e is in the answer, not in what the next request is ranked on."""
+def test_a_session_keeps_the_recommended_items_not_the_generated_text(serve_url, serve_cfg):
+    """The recommender's context in a session is the user's words and the items the reply named: the generated text
+    (u_e, and a generated u_r's other words) is in the answer, not in what the next request is ranked on."""
     import ray
+
+    from ecr_ray.data.linker import EntityLinker
+    from ecr_ray.data.tables import load_dataset_kg
 
     sid = post(serve_url, "/v1/sessions").json()["session_id"]
     out = post(serve_url, "/v1/recommend", {"dialogue": DIALOGUE[:1], "session_id": sid, "generate": True}).json()
@@ -173,8 +176,10 @@ def test_a_session_keeps_the_recommendation_sentence_not_the_generated_text(serv
     store = ray.get_actor(f"sessions:{serve_cfg.with_absolute_paths().run_path}", namespace="ecr-ray")
     stored = ray.get(store.get.remote(sid))
     assert [t["role"] for t in stored.turns] == ["user", "recommender"]
-    assert stored.turns[1]["text"] == out["response"]["recommendation"]
     assert out["items"][0]["name"] in stored.turns[1]["text"]
+    linker = EntityLinker.from_kg(load_dataset_kg(serve_cfg), include_items=True)
+    recommended = {it["entity_id"] for it in out["items"]}
+    assert set(linker.link_ids(stored.turns[1]["text"])) <= recommended  # nothing else the reply said
 
 
 def test_sessions_are_bound_to_the_token_that_started_them(secure_url):
