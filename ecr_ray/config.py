@@ -123,8 +123,10 @@ class EmotionConfig:
     # --- LLM labelling (jobs/label_emotions.py); the API key comes from OPENAI_API_KEY only
     llm_base_url: str = ""
     """OpenAI-compatible endpoint for LLM labelling; empty = the project's own embedded-model server."""
-    llm_model: str = "smollm2-135m-instruct"
-    """Model name sent to the endpoint."""
+    llm_model: str = ""
+    """Model name sent to the endpoint. Empty: with `llm_base_url` empty, the model the project's own endpoint serves
+    (`generator.base_model`'s id: `smollm2-135m-instruct` for the embedded model); required with `llm_base_url`.
+    With `llm_base_url` empty a name the own endpoint does not serve is refused before any request."""
     llm_concurrency: int = 4
     """Requests in flight per labelling actor (bounded thread pool)."""
     llm_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=0.1))
