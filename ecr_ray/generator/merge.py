@@ -8,6 +8,7 @@ Writes `<run_dir>/generator/merged/` (weights, tokenizer, manifest.json); runs a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -19,9 +20,9 @@ from .model import ADAPTER_DIR, merge_adapter
 log = logging.getLogger(__name__)
 
 
-def fit(cfg: Config, force: bool = False) -> dict:
+def fit(cfg: Config, force: bool = False, ray=contextlib.nullcontext) -> dict:
     """Merge the run's adapter (skipped when the merged weights are up to date, unless `force`); the manifest.
-    Ray must be initialised."""
+    `ray()`: the context in which Ray is initialised for the merge (a job's `ray_for`), entered only to merge."""
     g = cfg.generator
     if g.method != "lora":
         raise ConfigError(
@@ -39,7 +40,8 @@ def fit(cfg: Config, force: bool = False) -> dict:
         log.info("merge: up to date (key %s), skipped", artifacts.key(cfg, "merge"))
         return {**artifacts.read_manifest(cfg, "merge"), "skipped": True}
     t0 = time.perf_counter()
-    path = run_task(merge_adapter, g.eval_resources, cfg.with_absolute_paths())
+    with ray():
+        path = run_task(merge_adapter, g.eval_resources, cfg.with_absolute_paths())
     log.info("merge: %s written", path)
     return artifacts.write_manifest(
         cfg,

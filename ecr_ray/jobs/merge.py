@@ -13,8 +13,7 @@ from .cli import run_job
 
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse(__doc__.splitlines()[0], argv, force=True)
-    with ray_for(args):
-        manifest = fit(cfg, force=args.force)
+    manifest = fit(cfg, force=args.force, ray=lambda: ray_for(args))  # Ray only when there is something to merge
     print_json(manifest)
     print(f"merged weights in {cfg.run_path / 'generator' / 'merged'}", file=sys.stderr)
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -278,14 +277,22 @@ def test_the_pipeline_merges_only_for_vllm_and_lora():
     assert "merge" not in steps(**{"generator.engine": "vllm", "generator.method": "full"})
 
 
-def _merge(run_dir: Path, *extra: str) -> dict:
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-CPU Ray cluster of this module's own (`ray start --head`): the merge job joins it, then `serve run`."""
+    c = LocalCluster()
+    c.start_head(num_cpus=2)
+    yield c
+    c.stop()
+
+
+def _merge(cluster: LocalCluster, run_dir: Path, *extra: str) -> dict:
     over = [f"--{k}={v}" for k, v in TINY.items()]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    env.pop("RAY_ADDRESS", None)
+    job = [sys.executable, "-m", "ecr_ray.jobs.merge", "--recipe", "demo", "--run-dir", str(run_dir), *over, *extra]
     p = subprocess.run(
-        [sys.executable, "-m", "ecr_ray.jobs.merge", "--recipe", "demo", "--run-dir", str(run_dir), *over, *extra],
+        [*job, "--address", f"127.0.0.1:{cluster.gcs}"],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**cluster.env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,
         timeout=600,
@@ -295,7 +302,7 @@ def _merge(run_dir: Path, *extra: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def vllm_run(serve_run_dir, tmp_path_factory) -> tuple[Path, dict, dict]:
+def vllm_run(serve_run_dir, cluster, tmp_path_factory) -> tuple[Path, dict, dict]:
     """The tiny trained run with its generator merged: the trained stages linked, the generator's adapter and
     manifest copied (the merge writes only there), `ecr-ray merge` run twice with engine vllm."""
     run = tmp_path_factory.mktemp("vllm") / "run"
@@ -308,8 +315,8 @@ def vllm_run(serve_run_dir, tmp_path_factory) -> tuple[Path, dict, dict]:
     cfg = load_config("demo", {"run_dir": str(run), **TINY, "generator.engine": "vllm"})
     assert artifacts.is_fresh(cfg, "generator")  # the engine is not part of the generator's key
     assert train_generator(cfg).get("skipped")  # so switching to vLLM never retrains
-    first = _merge(run, "--generator.engine=vllm")
-    second = _merge(run, "--generator.engine=transformers")  # the engine is not part of the merge's key either
+    first = _merge(cluster, run, "--generator.engine=vllm")
+    second = _merge(cluster, run, "--generator.engine=transformers")  # nor of the merge's: skipped, without Ray
     return run, first, second
 
 
@@ -327,7 +334,7 @@ def test_switching_to_vllm_merges_once_and_never_retrains(vllm_run):
 
 
 @pytest.fixture(scope="module")
-def paper_on_vllm(vllm_run, tmp_path_factory):
+def paper_on_vllm(vllm_run, cluster, tmp_path_factory):
     """`serve run` of the ECR application of `ecr-ray serve --recipe paper --generator.engine vllm --write-config`,
     pointed at the tiny run and sized to 2 CPUs, on a Ray cluster of its own; Ray Serve LLM's deployment replaced by
     the stand-in (its import path and request log through the application's runtime_env)."""
@@ -364,14 +371,9 @@ def paper_on_vllm(vllm_run, tmp_path_factory):
         }
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cluster = LocalCluster()
-    cluster.start_head(num_cpus=2)
     url = f"http://127.0.0.1:{port}"
-    try:
-        with cluster.serve_run(path, lambda: requests.get(f"{url}/healthz", timeout=5).ok, timeout=300, cwd=tmp):
-            yield types.SimpleNamespace(url=url, config=ecr, log=log, cluster=cluster, run=run)
-    finally:
-        cluster.stop()
+    with cluster.serve_run(path, lambda: requests.get(f"{url}/healthz", timeout=5).ok, timeout=300, cwd=tmp):
+        yield types.SimpleNamespace(url=url, config=ecr, log=log, cluster=cluster, run=run)
 
 
 def test_serve_holds_exactly_the_deployments_the_written_config_names(paper_on_vllm):
