@@ -281,9 +281,11 @@ def test_the_pipeline_merges_only_for_vllm_and_lora():
 def cluster():
     """A 2-CPU Ray cluster of this module's own (`ray start --head`): the merge job joins it, then `serve run`."""
     c = LocalCluster()
-    c.start_head(num_cpus=2)
-    yield c
-    c.stop()
+    try:
+        c.start_head(num_cpus=2)
+        yield c
+    finally:
+        c.stop()  # also after a failed start: its processes
 
 
 def _merge(cluster: LocalCluster, run_dir: Path, *extra: str) -> dict:
