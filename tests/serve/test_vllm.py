@@ -300,7 +300,9 @@ def _merge(cluster: LocalCluster, run_dir: Path, *extra: str) -> dict:
         timeout=600,
     )
     assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(p.stdout)
+    lines = p.stdout.splitlines()  # the manifest, after the lines the Ray task's logs sent to the driver
+    start = max(i for i, line in enumerate(lines) if line == "{")
+    return json.loads("\n".join(lines[start:]))
 
 
 @pytest.fixture(scope="module")
