@@ -79,6 +79,8 @@ _INFERENCE = (
     "eval_batch_size",
     "eval_resources",
     "link_resources",
+    "engine",  # serving: switching to vLLM merges the adapter (the `merge` stage), it never retrains
+    "vllm",
 )
 _CONVERSATION_INFERENCE = (
     "max_new_tokens",
@@ -148,6 +150,13 @@ STAGES: dict[str, Stage] = {
             tuple(f"generator.-{f}" for f in _INFERENCE) + ("seed",),
             ("reviews",),
             ("manifest.json",),
+        ),
+        Stage(  # the LoRA adapter merged into the base model, what vLLM loads (ecr_ray/generator/merge.py)
+            "merge",
+            "generator/merged",
+            ("generator.dtype",),
+            ("generator",),
+            ("config.json",),
         ),
         Stage(
             "conversation",

@@ -123,8 +123,10 @@ class EmotionConfig:
     # --- LLM labelling (jobs/label_emotions.py); the API key comes from OPENAI_API_KEY only
     llm_base_url: str = ""
     """OpenAI-compatible endpoint for LLM labelling; empty = the project's own embedded-model server."""
-    llm_model: str = "smollm2-135m-instruct"
-    """Model name sent to the endpoint."""
+    llm_model: str = ""
+    """Model name sent to the endpoint. Empty: with `llm_base_url` empty, the model the project's own endpoint serves
+    (`generator.base_model`'s id: `smollm2-135m-instruct` for the embedded model); required with `llm_base_url`.
+    With `llm_base_url` empty a name the own endpoint does not serve is refused before any request."""
     llm_concurrency: int = 4
     """Requests in flight per labelling actor (bounded thread pool)."""
     llm_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=0.1))
@@ -417,8 +419,8 @@ class GeneratorConfig:
     train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
     """Ray Train workers fine-tuning the generator (`batch_size` examples per worker per step)."""
     eval_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
-    """The Ray task that builds the training examples, and the one that generates for `evaluate_generator` and the
-    knowledge sweep."""
+    """The Ray task that builds the training examples, the one that generates for `evaluate_generator` and the
+    knowledge sweep, and the one that merges the adapter for vLLM (`ecr-ray merge`)."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
     """DeepSpeed config (e.g. ZeRO-3 + bf16 for the paper recipe); empty = plain PyTorch / DDP."""
     # --- generation
@@ -441,8 +443,9 @@ class GeneratorConfig:
     engine: str = "transformers"
     """Serving engine: `transformers` (each Generator replica runs the model; the CPU recipes) or `vllm` (Ray Serve
     LLM: the model on vLLM, continuous batching and a paged KV cache, in a GPU deployment of its own; the Generator
-    replica builds prompts and calls it; `pip install "ecr-ray[gpu]"`). With vllm a LoRA adapter is merged into the
-    base model once after training (`<run_dir>/generator/merged`)."""
+    replica builds prompts and calls it; `pip install "ecr-ray[gpu]"`). With vllm a LoRA adapter is served merged
+    into the base model: the merge step (`ecr-ray merge`, in the pipeline after the generator) writes
+    `<run_dir>/generator/merged` once; switching engines never retrains."""
     vllm: dict[str, Any] = field(default_factory=dict)
     """With engine vllm: extra Ray Serve LLM `LLMConfig` fields, e.g. `engine_kwargs: {tensor_parallel_size: 2,
     max_model_len: 4096}`, `accelerator_type: A10G`, `deployment_config: {autoscaling_config: {...}}`."""
@@ -700,8 +703,10 @@ class ServeConfig:
     ...); a recipe's entry replaces the default entry of that deployment."""
 
     DEPLOYMENTS = ("ECRIngress", "EmotionDetector", "Recommender", "Generator")
-    """The deployments of the ECR application; `ChatModel` is the base-model endpoint of the `llm` application."""
-    ALL_DEPLOYMENTS = (*DEPLOYMENTS, "ChatModel")
+    """The deployments of the ECR application (with `generator.engine: vllm`, `VLLMGenerator` in place of Generator,
+    and Ray Serve LLM's own, sized by `generator.vllm`); `ChatModel` is the base-model endpoint of the `llm`
+    application."""
+    ALL_DEPLOYMENTS = (*DEPLOYMENTS, "VLLMGenerator", "ChatModel")
     OPTIONS = (
         "num_replicas",
         "autoscaling_config",
@@ -726,6 +731,8 @@ class ServeConfig:
             "ray_actor_options": {"num_cpus": 0.25},
         },
         "Generator": {"num_replicas": 1, "max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.5}},
+        # engine vllm: prompts and the reply guard only (the model is in Ray Serve LLM's deployment); no GPU
+        "VLLMGenerator": {"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.5}},
         # The /llm app's base model: 0.35 CPU keeps both applications within 2 CPUs at their largest scale
         # (0.1 + 0.25 + 2 × 0.25 + 0.5 + 0.35 = 1.7); it computes on all the cores it finds anyway.
         "ChatModel": {"num_replicas": 1, "max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.35}},

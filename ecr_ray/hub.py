@@ -44,6 +44,12 @@ def offline_env() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def served_model_id(name: str) -> str:
+    """The id the project's own OpenAI endpoint for chat model `name` answers to (`serve/llm.py`, both engines):
+    `smollm2-135m-instruct` for the embedded model, else the path / hub id as written."""
+    return EMBEDDED[name][2] if name in EMBEDDED else name
+
+
 def is_hub_id(name: str) -> bool:
     """Not embedded and not a path on this machine: a Hugging Face hub id."""
     return name not in EMBEDDED and name not in EMBEDDED_ENCODERS and not Path(name).expanduser().exists()

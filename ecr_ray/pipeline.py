@@ -1,5 +1,5 @@
-"""The whole ECR pipeline: data → emotions → reviews → recommender → conversation → generator, each stage with its
-evaluation.
+"""The whole ECR pipeline: data → emotions → reviews → recommender → conversation → generator (→ merge, with
+`generator.engine: vllm`), each stage with its evaluation.
 
 Each stage is one or more jobs (`python -m ecr_ray.jobs.<name>`) run as subprocesses with the same recipe and
 overrides, so the pipeline behaves exactly like submitting the jobs one by one. Before running a stage it asks the
@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,12 @@ class Step:
     """Job modules run in order."""
     reports: tuple[str, ...] = ()
     """Files under run_dir the step's later jobs (evaluations) write: missing ones rerun the step."""
+    needed: Callable[[Config], bool] | None = None
+    """Whether the recipe needs the step at all (None: always)."""
+
+
+def _serves_merged(cfg: Config) -> bool:
+    return cfg.generator.engine == "vllm" and cfg.generator.method == "lora"
 
 
 STEPS = (
@@ -43,6 +50,7 @@ STEPS = (
     Step("recommender", "recommender", ("train_recommender", "evaluate_recommender"), ("eval/recommender.md",)),
     Step("conversation", "conversation", ("train_conversation",)),
     Step("generator", "generator", ("train_generator", "evaluate_generator"), ("eval/generator/metrics.json",)),
+    Step("merge", "merge", ("merge",), needed=_serves_merged),  # engine vllm: the weights it loads
 )
 
 
@@ -57,7 +65,7 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
     state_path = run / "pipeline.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     for step in STEPS:
-        if only and step.name not in only:
+        if (only and step.name not in only) or (step.needed and not step.needed(cfg)):
             continue
         if not force and up_to_date(cfg, step):
             log.info("[pipeline] %s: up to date (key %s), skipped", step.name, artifacts.key(cfg, step.artifact))
@@ -90,7 +98,7 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
     return state
 
 
-FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator"}
+FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator", "merge"}
 
 
 def write_summary(run: Path, state: dict) -> Path:

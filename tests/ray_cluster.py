@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -172,6 +173,57 @@ class LocalCluster:
             with contextlib.suppress(psutil.Error):
                 p.kill()
         shutil.rmtree(self.temp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ Serve
+
+    @contextlib.contextmanager
+    def serve_run(self, config: Path, ready, timeout: float = 420, cwd: Path = PROJECT_ROOT):
+        """`serve run CONFIG` on this cluster, as users run a written Serve config, until `ready()` is true; at the end
+        SIGINT, on which `serve run` tears its applications down."""
+        import requests
+
+        proc = subprocess.Popen(
+            [BIN / "serve", "run", "--address", f"127.0.0.1:{self.gcs}", str(config)],
+            cwd=cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.time() + timeout
+            while True:
+                assert proc.poll() is None, f"serve run exited {proc.returncode}: {proc.stdout.read()[-3000:]}"
+                try:
+                    if ready():
+                        break
+                except requests.RequestException:  # not listening yet, or the app still coming up behind the proxy
+                    pass
+                assert time.time() < deadline, f"{config} did not come up in {timeout:.0f} s"
+                time.sleep(1)
+            yield proc
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def serve_status(self) -> dict:
+        """`serve status` of this cluster, parsed."""
+        out = subprocess.run(
+            [BIN / "serve", "status", "--address", self.env["RAY_API_SERVER_ADDRESS"]],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"serve status failed: {out.stderr[-2000:]}")
+        import yaml
+
+        return yaml.safe_load(out.stdout)
 
     # ------------------------------------------------------------------ jobs and state, through the job API
 

@@ -631,6 +631,11 @@ def launcher_problems(config: dict) -> list[str]:
         problems.append("token auth is on but no node gets the token (file_mounts ~/.ray/auth_token)")
     if "--autoscaling-config=~/ray_bootstrap_config.yaml" not in " ".join(config.get("head_start_ray_commands", [])):
         problems.append("head_start_ray_commands must start the autoscaler (--autoscaling-config)")
+    callback = f"{guard.CALLBACK_ENV}={guard.CALLBACK}"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        for cmd in config.get(key, []):
+            if "ray start" in cmd and callback not in cmd.split("ray start")[0]:
+                problems.append(f"{key}: `ray start` without {callback}: the Serve proxy on it has no header limits")
     return problems
 
 
@@ -743,6 +748,12 @@ def _forces_offline(c):
     c["docker"]["run_options"] = c["docker"]["run_options"] + ["-e HF_HUB_OFFLINE=1"]
 
 
+def _worker_proxy_unguarded(c):
+    c["worker_start_ray_commands"] = [
+        cmd.replace(f"{guard.CALLBACK_ENV}={guard.CALLBACK} ", "") for cmd in c["worker_start_ray_commands"]
+    ]
+
+
 def _unknown_machine(c):
     node = c["available_node_types"][_first_gpu_type(c)]["node_config"]
     node["InstanceType" if "InstanceType" in node else "machineType"] = "x9.huge"
@@ -765,6 +776,7 @@ def _unknown_machine(c):
         (_no_shared_mount, "do not mount the shared filesystem"),
         (_shared_mount_not_in_container, "must bind /mnt/shared into the container"),
         (_forces_offline, "forces HF_HUB_OFFLINE"),
+        (_worker_proxy_unguarded, "worker_start_ray_commands: `ray start` without RAY_SERVE_HTTP_PROXY_CALLBACK"),
     ],
 )
 def test_launcher_rules_reject_broken_copy(name, breakage, expected):
@@ -973,6 +985,16 @@ def cluster_problems(spec: dict) -> list[str]:
         problems.append("need a CPU worker group and a GPU worker group")
     if SHARED_ROOT not in shared_mount_paths(spec):
         problems.append(f"not every pod group mounts the shared claim {_pvc_name()!r} at {SHARED_ROOT}")
+    guarded = [
+        v.get("value")
+        for _, g in _groups(spec)
+        for v in g["template"]["spec"]["containers"][0].get("env", [])
+        if v["name"] == guard.CALLBACK_ENV
+    ]
+    if guarded != [guard.CALLBACK] * len(_groups(spec)):
+        problems.append(
+            f"every pod needs {guard.CALLBACK_ENV}={guard.CALLBACK}: the Serve proxy on it has no header limits else"
+        )
     return problems + pod_env_problems(spec)
 
 
@@ -1136,16 +1158,6 @@ def rayservice_problems(manifest: dict) -> list[str]:
         "secretKeyRef" not in (v.get("valueFrom") or {}) for v in token_env
     ):
         problems.append("every pod needs ECR_API_TOKEN from a Secret: the Serve endpoint listens on 0.0.0.0")
-    guarded = [
-        v.get("value")
-        for _, g in _groups(cluster)
-        for v in g["template"]["spec"]["containers"][0].get("env", [])
-        if v["name"] == guard.CALLBACK_ENV
-    ]
-    if guarded != [guard.CALLBACK] * len(_groups(cluster)):
-        problems.append(
-            f"every pod needs {guard.CALLBACK_ENV}={guard.CALLBACK}: the Serve proxy on it has no header limits else"
-        )
     # Every replica fits some worker pod, and the GPU groups can hold every GPU replica at max scale.
     pods = [
         (
@@ -1363,6 +1375,11 @@ def _local_hf_cache(m):
     next(v for v in env if v["name"] == "HF_HOME")["value"] = "/home/ray/.cache/huggingface"
 
 
+def _pod_proxy_unguarded(m):
+    env = cluster_spec(m)["workerGroupSpecs"][-1]["template"]["spec"]["containers"][0]["env"]
+    env[:] = [v for v in env if v["name"] != guard.CALLBACK_ENV]
+
+
 def _shared_claim_unmounted(m):
     container = cluster_spec(m)["workerGroupSpecs"][-1]["template"]["spec"]["containers"][0]
     container["volumeMounts"] = [v for v in container["volumeMounts"] if v["name"] != "shared"]
@@ -1383,6 +1400,7 @@ def _shared_claim_unmounted(m):
         (_literal_token, "HF_TOKEN_COPY as a literal value"),
         (_local_hf_cache, "HF_HOME '/home/ray/.cache/huggingface' is not on the shared claim"),
         (_shared_claim_unmounted, "not every pod group mounts the shared claim"),
+        (_pod_proxy_unguarded, "the Serve proxy on it has no header limits"),
     ],
 )
 def test_kuberay_rules_reject_broken_copy(name, breakage, expected):

@@ -98,9 +98,15 @@ def visible_target(tokenizer, messages: list[dict], target: str, max_length: int
     return tokenizer.decode([t for t in labels if t != -100 and t != tokenizer.eos_token_id])
 
 
+def prompt_token_ids(tokenizer, prompt: str) -> list[int]:
+    """A rendered prompt's token ids, as training and every serving engine see them: the chat template already wrote
+    the special tokens it wants (Llama-2's `<s>`), so the tokenizer adds none (a second BOS otherwise)."""
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
 def encode(tokenizer, messages: list[dict], target: str, max_length: int) -> dict:
     """Prompt + target token ids; labels mask the prompt (-100); the target is cut so the total fits."""
-    prompt_ids = tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+    prompt_ids = prompt_token_ids(tokenizer, render_prompt(tokenizer, messages))
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + eos
     prompt_ids = prompt_ids[-(max_length // 2) :]  # a very long prompt never leaves no room for the target

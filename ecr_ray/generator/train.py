@@ -156,10 +156,6 @@ def fit_chat_model(
     state = read_state(checkpoint)
     shutil.rmtree(out / (ADAPTER_DIR if g.method == "lora" else MODEL_DIR), ignore_errors=True)
     copy_model(checkpoint, out)
-    if getattr(g, "engine", "") == "vllm" and g.method == "lora" and state["step"] >= total:  # vLLM: plain weights
-        from .model import merge_adapter
-
-        run_task(merge_adapter, g.eval_resources, cfg.with_absolute_paths())
     losses = state["losses"]
     return artifacts.write_manifest(
         cfg,

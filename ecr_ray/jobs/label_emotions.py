@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from ecr_ray.labelling.data import endpoint_model
 from ecr_ray.labelling.label import fit
 
 from ._common import parse, print_json, ray_for
@@ -20,12 +21,15 @@ from .cli import run_job
 def main(argv: list[str] | None = None) -> int:
     def extra(p):
         p.add_argument("--llm-base-url", help="OpenAI-compatible base URL (default: start the embedded-model server)")
-        p.add_argument("--llm-model", help="model name sent to the endpoint")
+        p.add_argument(
+            "--llm-model", help="model name sent to the endpoint (default: the one the project's own endpoint serves)"
+        )
 
     cfg, args = parse(__doc__.splitlines()[0], argv, extra)
     over = {k: v for k, v in (("llm_base_url", args.llm_base_url), ("llm_model", args.llm_model)) if v}
     if over:
         cfg = dataclasses.replace(cfg, emotion=dataclasses.replace(cfg.emotion, **over))
+    endpoint_model(cfg)  # a model the endpoint does not serve: refused before Ray starts
     with ray_for(args):
         summary = fit(cfg)
     print_json(summary)

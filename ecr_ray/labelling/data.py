@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import Config
+from ..config import Config, ConfigError
+from ..hub import served_model_id
 from .prompts import MAX_HISTORY
 
 SHARD_SCHEMA = pa.schema(
@@ -34,6 +35,29 @@ SHARD_SCHEMA = pa.schema(
         ("model", pa.string()),
     ]
 )
+
+
+def endpoint_model(cfg: Config) -> str:
+    """The model id the labeller sends. Another endpoint (`emotion.llm_base_url`): `emotion.llm_model`, required. The
+    project's own endpoint (`llm_base_url` empty; `serve/llm.py`, either engine): the id it serves, that of
+    `generator.base_model`; an `llm_model` naming another model is refused here, before any request (each one
+    would be a 404)."""
+    e = cfg.emotion
+    if e.llm_base_url:
+        if not e.llm_model:
+            raise ConfigError(
+                f"emotion.llm_model: required with emotion.llm_base_url ({e.llm_base_url}): the model that endpoint "
+                "serves"
+            )
+        return e.llm_model
+    own = served_model_id(cfg.generator.base_model)
+    if e.llm_model not in ("", own, cfg.generator.base_model):
+        raise ConfigError(
+            f"emotion.llm_model: {e.llm_model!r} is not served by the project's own endpoint (emotion.llm_base_url "
+            f"is empty), which serves generator.base_model as {own!r}: leave emotion.llm_model empty, or set "
+            f"emotion.llm_base_url to an endpoint that serves {e.llm_model!r}"
+        )
+    return own
 
 
 def labels_dir(cfg: Config) -> Path:

@@ -8,6 +8,7 @@ from collections import Counter
 import pyarrow as pa
 
 from ..config import Config
+from .data import endpoint_model
 
 
 def agreement(labelled: pa.Table, seeds: dict[str, list[str]]) -> dict:
@@ -44,7 +45,7 @@ def summarise(cfg: Config, table: pa.Table, seeds: dict[str, list[str]], seconds
     unmapped = Counter(w for ws in table["unmapped"].to_pylist() for w in ws)
     errors = [r for r in table.select(["turn_id", "error"]).to_pylist() if r["error"]]
     return {
-        "endpoint_model": cfg.emotion.llm_model,
+        "endpoint_model": endpoint_model(cfg),
         "rows": len(ids),
         "status": dict(Counter(table["status"].to_pylist())),
         "label_counts": dict(Counter(l for ls in table["labels"].to_pylist() for l in ls).most_common()),

@@ -4,8 +4,9 @@ endpoint, with Ray Data.
 Each actor of `emotion.llm_resources` keeps `emotion.llm_concurrency` requests in flight and writes every finished
 batch as one Parquet shard under <run_dir>/emotions/llm_labels/ (a temp name, then renamed: a shard is all there or
 not at all). A rerun skips turns already in a shard, so a killed run loses at most the batches in flight and
-duplicates none. Without `emotion.llm_base_url` the project's own endpoint (the embedded SmolLM2,
-`ecr_ray.serve.llm`) is started as a Serve application of its own and deleted at the end; nothing else running on
+duplicates none. Without `emotion.llm_base_url` the project's own endpoint (`generator.base_model`: the embedded
+SmolLM2, Llama-2-7b-chat in the paper recipe; `ecr_ray.serve.llm`) is started as a Serve application of its own and
+deleted at the end, and the labeller asks it for the model it serves (`data.endpoint_model`); nothing else running on
 the cluster is touched. The API key is read from OPENAI_API_KEY (for the project's own endpoint: the service's
 token variable, `serve.api_token_env`).
 """
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import Config
-from .data import labels_dir, load_seed_map, read_shards, resolve, sample, user_turns
+from .data import endpoint_model, labels_dir, load_seed_map, read_shards, resolve, sample, user_turns
 from .evaluate import summarise
 from .predictor import LLMLabeler
 
@@ -35,6 +36,7 @@ def run_labelling(cfg: Config, todo: list[dict], out_dir: Path) -> None:
     from ..progress import progress
 
     e = cfg.emotion
+    model = endpoint_model(cfg)  # what the endpoint below serves (a clear error before it starts, else)
     app = None
     base_url = e.llm_base_url
     if not base_url:
@@ -56,7 +58,7 @@ def run_labelling(cfg: Config, todo: list[dict], out_dir: Path) -> None:
             LLMLabeler,
             fn_constructor_kwargs={
                 "base_url": base_url,
-                "model": e.llm_model,
+                "model": model,
                 "out_dir": str(out_dir),
                 "client_kwargs": kwargs,
             },
@@ -79,6 +81,7 @@ def fit(cfg: Config) -> dict:
     from ..data.tables import read_table
 
     t0 = time.perf_counter()
+    endpoint_model(cfg)  # a model the endpoint does not serve fails here, not as a 404 per row
     turns = read_table(cfg.run_path, "turns")
     seeds = load_seed_map(cfg, turns, required=cfg.emotion.llm_subset == "seeded")
     rows = user_turns(turns)

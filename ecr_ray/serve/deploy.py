@@ -11,14 +11,38 @@ file holds (`args.apps`).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from ecr_ray.config import Config, ConfigError
+from ecr_ray.config import Config, ConfigError, load_config
+
+from .vllm import SERVED_MODEL, llm_config, llm_deployment_name
 
 APP_NAME, LLM_NAME = "ecr", "llm"
-APPS = {APP_NAME: ["ECRIngress", "EmotionDetector", "Recommender", "Generator"], LLM_NAME: ["ChatModel"]}
+
+
+def deployments(cfg: Config, app: str) -> list[str]:
+    """The deployments application `app` holds with this config (what `serve status` lists). With `generator.engine:
+    vllm` the ECR application holds VLLMGenerator and Ray Serve LLM's deployment of the generator in place of
+    Generator; the `llm` application is then Ray Serve LLM's OpenAI app, whose deployments it names itself."""
+    vllm = cfg.generator.engine == "vllm"
+    if app == LLM_NAME:
+        return [] if vllm else ["ChatModel"]
+    gen = ["VLLMGenerator", llm_deployment_name(SERVED_MODEL)] if vllm else ["Generator"]
+    return ["ECRIngress", "EmotionDetector", "Recommender", *gen]
+
+
+def _vllm_demand(cfg: Config) -> tuple[int, float, float]:
+    """Ray Serve LLM's generator deployment: a GPU per tensor/pipeline-parallel rank, the replica's CPUs (Ray Serve
+    LLM's default 1) in its first bundle (LLMServer.get_deployment_options)."""
+    c = llm_config(cfg)
+    d, e = c["deployment_config"], c["engine_kwargs"]
+    replicas = (d.get("autoscaling_config") or {}).get("max_replicas", d.get("num_replicas", 1))
+    gpus = int(e.get("tensor_parallel_size", 1)) * int(e.get("pipeline_parallel_size", 1))
+    return int(replicas), float((d.get("ray_actor_options") or {}).get("num_cpus", 1.0)), float(gpus)
 
 
 def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
@@ -26,9 +50,10 @@ def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
     default is 1 CPU for a deployment that names none."""
     out = {}
     for app in apps:
-        for name in APPS[app]:
-            if app == APP_NAME and name == "Generator" and cfg.generator.engine == "vllm":
-                continue  # the model runs in Ray Serve LLM's deployment, sized by generator.vllm (accelerators)
+        for name in deployments(cfg, app):
+            if name == llm_deployment_name(SERVED_MODEL):
+                out[name] = _vllm_demand(cfg)
+                continue
             o = cfg.serve.deployment_options(name)
             replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
             actor = o.get("ray_actor_options") or {}
@@ -68,23 +93,46 @@ def check_fits(cfg: Config, apps: list[str]) -> None:
         raise ConfigError(problem)
 
 
+def overrides(cfg: Config, recipe: str) -> dict[str, Any]:
+    """The fields where `cfg` differs from recipe `recipe` as it loads (`--section.field` overrides on the command
+    line), dotted; run_dir and a data directory of its own are the file's own args."""
+    base, mine = load_config(recipe).to_dict(), cfg.to_dict()
+    out: dict[str, Any] = {}
+    for key, value in mine.items():
+        if key in ("run_dir", "recipe"):
+            continue
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items() if v != base[key].get(k)})
+        elif value != base[key]:
+            out[key] = value
+    if cfg.data.data_dir != "sample":  # written as args.data_dir, resolved
+        out.pop("data.data_dir", None)
+    return out
+
+
 def serve_config(cfg: Config, recipe: str) -> dict:
+    """The `serve build`-format config of both applications. `args` rebuild exactly `cfg` (recipe, run and data
+    directories, any command-line override), and every application lists the deployments it really holds."""
     s = cfg.serve
-    args = {"recipe": recipe, "run_dir": str(cfg.run_path), "apps": [APP_NAME, LLM_NAME]}
+    args: dict[str, Any] = {"recipe": recipe, "run_dir": str(cfg.run_path), "apps": [APP_NAME, LLM_NAME]}
     if cfg.data.data_dir != "sample":
         args["data_dir"] = str(cfg.data.resolved_dir())
+    if over := overrides(cfg, recipe):
+        args["overrides"] = over
     apps = []
     for name, path, prefix in ((APP_NAME, "ecr_ray.serve.app:app", "/"), (LLM_NAME, "ecr_ray.serve.llm:app", "/llm")):
-        deployments = [{"name": d, **s.deployment_options(d)} for d in APPS[name]]
-        if name == LLM_NAME and cfg.generator.engine == "vllm":
-            deployments = []  # Ray Serve LLM names and sizes its own deployments (generator.vllm)
+        # Ray Serve LLM sizes its own deployment (generator.vllm): named here, with no options to override
+        listed = [
+            {"name": d, **s.deployment_options(d)} if d in s.deployments else {"name": d}
+            for d in deployments(cfg, name)
+        ]
         apps.append(
             {
                 "name": name,
                 "route_prefix": prefix,
                 "import_path": path,
-                "args": dict(args),
-                **({"deployments": deployments} if deployments else {}),
+                "args": copy.deepcopy(args),
+                **({"deployments": listed} if listed else {}),
             }
         )
     return {"proxy_location": s.proxy_location, "http_options": {"host": s.host, "port": s.port}, "applications": apps}

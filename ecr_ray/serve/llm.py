@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ray import serve
 
 from ecr_ray.config import Config, ServeConfig
-from ecr_ray.hub import EMBEDDED
+from ecr_ray.hub import served_model_id
 
 from .api import APIError, AppArgs, BearerAuth, SecurityHeaders, install_errors, parse, read_json
 
@@ -65,11 +65,6 @@ def request_model(s: ServeConfig) -> type[BaseModel]:
     return ChatRequest
 
 
-def model_id(base_model: str) -> str:
-    """The name the endpoint answers to: `smollm2-135m-instruct` for the embedded model, else the path / hub id."""
-    return EMBEDDED[base_model][2] if base_model in EMBEDDED else base_model
-
-
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress(api)
 class ChatModel:
@@ -79,7 +74,7 @@ class ChatModel:
         from ecr_ray.hub import device, dtype, load_chat_model
 
         g, self.limits = cfg.generator, cfg.serve
-        self.name, self.base_model = model_id(g.base_model), g.base_model
+        self.name, self.base_model = served_model_id(g.base_model), g.base_model
         self.ChatRequest = request_model(cfg.serve)
         self.default_max_tokens = min(max(g.max_new_tokens, 128), cfg.serve.llm_max_tokens)
         self.auth = BearerAuth(cfg.serve.api_token_env)  # the ECR ingress's tokens, from this replica's environment

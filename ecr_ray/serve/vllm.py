@@ -1,33 +1,88 @@
 """The generator on vLLM through Ray Serve LLM (`generator.engine: vllm`; GPU clusters; `pip install "ecr-ray[gpu]"`).
 
-The model runs in Ray Serve LLM's own deployment (`ray.serve.llm.LLMServer`: vLLM's continuous batching and paged KV
-cache), loaded from the adapter merged into the base model after training (`<run_dir>/generator/merged`, or the fully
-fine-tuned `model/`). The `Generator` deployment the ingress calls stays a small CPU replica: it builds the Eq. 8
-prompt of the recommended item (`Prompter`), sends it to the engine through a DeploymentHandle, and composes the
-reply exactly as the transformers path does. The `/llm` endpoint is Ray Serve LLM's OpenAI app on the same config.
-`llm_config` is a plain dict that Ray's `LLMConfig` validates (the tests check it without a GPU or vLLM).
+The model runs in Ray Serve LLM's own deployment (`LLMServer:ecr-generator`: vLLM's continuous batching and paged KV
+cache), loaded from the adapter merged into the base model by the merge step (`ecr-ray merge`:
+`<run_dir>/generator/merged`), or from the fully fine-tuned `model/`. The `VLLMGenerator` deployment the ingress calls
+stays a small CPU replica: it builds the Eq. 8 prompt of the recommended item (`Prompter`), tokenizes it exactly as
+training did (one BOS: the chat template writes it, and the ids go to vLLM as they are), sends the ids to the engine
+through a DeploymentHandle, and composes the reply exactly as the transformers path does. The `/llm` endpoint is Ray
+Serve LLM's OpenAI app on the base model. `llm_config` is a plain dict that Ray's `LLMConfig` validates (the tests
+check it without a GPU or vLLM).
+
+What `LLMServer.completions` yields through a DeploymentHandle (ray 2.60; read by `read_chunks`):
+- `stream=True`: lists (Ray's `Batcher`, llm_server.py:366-372, 407-408) of server-sent-event strings
+  `data: {CompletionStreamResponse JSON}\\n\\n` (vllm_engine.py:741-747, from vLLM's completion stream), the last one
+  `data: [DONE]\\n\\n`; an error inside the stream is an event `data: {"error": {...}}`, one before it an
+  `ErrorResponse` object in the list (vllm_engine.py:724-739).
+- `stream=False`: one `CompletionResponse` object (vllm_engine.py:754) or `ErrorResponse` (vllm_engine.py:749-752).
+Anything else raises `EngineError`: a reply is never silently empty.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ecr_ray.config import Config
+from ecr_ray import artifacts
+from ecr_ray.config import Config, GeneratorConfig
+from ecr_ray.conversation.predictor import ConversationPredictor
+from ecr_ray.generator.data import prompt_token_ids
+from ecr_ray.generator.guard import SentenceStream
+from ecr_ray.generator.model import MERGED_DIR, MODEL_DIR
+from ecr_ray.generator.predictor import Prompter, _clean
+from ecr_ray.hub import is_hub_id, resolve, served_model_id
 
 SERVED_MODEL = "ecr-generator"
+STANDIN_ENV = "ECR_VLLM_STANDIN"
+"""A module with `LLMServer` and `CompletionRequest` that replaces Ray Serve LLM's (tests/serve/vllm_standin.py: it
+yields what Ray Serve LLM yields, on the CPU, without vLLM), as Ray's own RAYLLM_VLLM_ENGINE_CLS replaces its engine.
+Unset in production."""
+
+
+class EngineError(RuntimeError):
+    """The vLLM deployment answered with an error, or with something this version of ecr-ray cannot read."""
+
+
+def llm_deployment_name(model_id: str, server_cls: str = "LLMServer") -> str:
+    """The name Ray Serve LLM gives the deployment of `model_id`: `build_llm_deployment` prefixes the class name to
+    `_get_deployment_name` (ray/llm/_internal/serve/core/server/builder.py:37-38, 63-73)."""
+    return f"{server_cls}:{model_id.replace('/', '--').replace('.', '_')}"
 
 
 def model_source(cfg: Config) -> str:
     """What vLLM loads: the merged (LoRA) or fully fine-tuned weights of the run."""
-    gen = cfg.run_path / "generator"
-    return str(gen / ("merged" if cfg.generator.method == "lora" else "model"))
+    return str(cfg.run_path / "generator" / (MERGED_DIR if cfg.generator.method == "lora" else MODEL_DIR))
 
 
-def llm_config(cfg: Config) -> dict[str, Any]:
-    """The Ray Serve LLM config of the generator, from the recipe (generator.vllm adds or overrides fields)."""
+def check_weights(cfg: Config) -> None:
+    """Fail, saying what to run, when the weights vLLM would load are missing or older than the trained adapter."""
+    src = model_source(cfg)
+    if cfg.generator.method != "lora":
+        if not os.path.exists(os.path.join(src, "config.json")):
+            raise FileNotFoundError(f"{src} not found: train the generator first (`ecr-ray train_generator`)")
+        return
+    merged = artifacts.read_manifest(cfg, "merge")
+    trained = artifacts.read_manifest(cfg, "generator")
+    if merged is None or not os.path.exists(os.path.join(src, "config.json")):
+        raise FileNotFoundError(
+            f"{src} not found: engine vllm serves the LoRA adapter merged into the base model; run the merge job "
+            f"first: `ecr-ray merge --recipe {cfg.recipe} --run-dir {cfg.run_path}`"
+        )
+    if trained is None or merged.get("adapter_key") != trained.get("key"):
+        raise FileNotFoundError(
+            f"{src} was merged from another adapter than the one in {cfg.run_path / 'generator'} (retrained since): "
+            f"run the merge job again: `ecr-ray merge --recipe {cfg.recipe} --run-dir {cfg.run_path}`"
+        )
+
+
+def _llm_config(cfg: Config, model_id: str, source: str) -> dict[str, Any]:
     g = cfg.generator
     extra = dict(g.vllm)
     engine = {
@@ -36,7 +91,7 @@ def llm_config(cfg: Config) -> dict[str, Any]:
         **extra.pop("engine_kwargs", {}),
     }
     out: dict[str, Any] = {
-        "model_loading_config": {"model_id": SERVED_MODEL, "model_source": model_source(cfg)},
+        "model_loading_config": {"model_id": model_id, "model_source": source},
         "engine_kwargs": engine,
         "deployment_config": extra.pop(
             "deployment_config", {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}
@@ -48,17 +103,130 @@ def llm_config(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def _llm_config(cfg: Config):
-    from ray.serve.llm import LLMConfig
+def llm_config(cfg: Config) -> dict[str, Any]:
+    """The Ray Serve LLM config of the trained generator, from the recipe (generator.vllm adds or overrides fields)."""
+    return _llm_config(cfg, SERVED_MODEL, model_source(cfg))
 
-    return LLMConfig(**llm_config(cfg))
+
+def base_llm_config(cfg: Config) -> dict[str, Any]:
+    """The Ray Serve LLM config of the base chat model (the `/llm` endpoint), under the id the transformers endpoint
+    answers to (`hub.served_model_id`): a hub id stays a hub id (vLLM reads it from the shared HF cache)."""
+    name = cfg.generator.base_model
+    return _llm_config(cfg, served_model_id(name), name if is_hub_id(name) else resolve(name, cfg.offline))
+
+
+def _standin():
+    name = os.environ.get(STANDIN_ENV)
+    return importlib.import_module(name) if name else None
+
+
+def completion_request_type():
+    """Ray Serve LLM's `CompletionRequest` (vLLM's, ray/llm/_internal/serve/core/configs/openai_api_models.py:139), or
+    the stand-in's."""
+    standin = _standin()
+    if standin is not None:
+        return standin.CompletionRequest
+    from ray.serve.llm.openai_api_models import CompletionRequest
+
+    return CompletionRequest
+
+
+def llm_deployment(cfg: Config) -> serve.Application:
+    """Ray Serve LLM's deployment of the generator (`build_llm_deployment`), named as the written Serve config says."""
+    from ray.llm._internal.serve.core.configs.llm_config import LLMConfig  # imports without vLLM; ray.serve.llm not
+
+    conf = llm_config(cfg)
+    LLMConfig(**conf)  # validated by Ray's own model, whichever deployment runs it
+    name = llm_deployment_name(SERVED_MODEL)
+    standin = _standin()
+    if standin is not None:
+        return serve.deployment(standin.LLMServer, name=name, **conf["deployment_config"]).bind(llm_config=conf)
+    from ray.serve.llm import build_llm_deployment
+
+    app = build_llm_deployment(LLMConfig(**conf))
+    if app._bound_deployment.name != name:  # the Serve config file names it: `serve deploy` fails on a mismatch
+        raise RuntimeError(
+            f"Ray Serve LLM named the generator's deployment {app._bound_deployment.name!r}, not {name!r}: update "
+            f"ecr_ray/serve/vllm.py llm_deployment_name for this Ray version"
+        )
+    return app
 
 
 def openai_app(cfg: Config) -> serve.Application:
-    """The `/llm` application on vLLM: Ray Serve LLM's OpenAI-compatible app."""
-    from ray.serve.llm import build_openai_app
+    """The `/llm` application on vLLM: Ray Serve LLM's OpenAI-compatible app on the base model."""
+    from ray.serve.llm import LLMConfig, build_openai_app
 
-    return build_openai_app({"llm_configs": [_llm_config(cfg)]})
+    return build_openai_app({"llm_configs": [LLMConfig(**base_llm_config(cfg))]})
+
+
+# ----------------------------------------------------------------------------- what the LLM deployment yields
+
+
+def read_chunks(item: Any) -> Iterator[dict | None]:
+    """The completion objects (dicts) in one item `LLMServer.completions` yielded, None for `data: [DONE]`; an error
+    the engine reported, or a shape this code does not know, raises EngineError."""
+    if isinstance(item, list):
+        for x in item:
+            yield from read_chunks(x)
+    elif isinstance(item, str):
+        for event in item.split("\n\n"):
+            event = event.strip()
+            if not event:
+                continue
+            if not event.startswith("data:"):
+                raise EngineError(f"unexpected server-sent event from the vLLM deployment: {event[:200]!r}")
+            data = event[len("data:") :].strip()
+            if data == "[DONE]":
+                yield None
+                continue
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                raise EngineError(f"the vLLM deployment sent an event that is not JSON: {data[:200]!r}") from None
+            yield _completion(obj)
+    elif hasattr(item, "model_dump"):  # CompletionResponse / ErrorResponse (pydantic)
+        yield _completion(item.model_dump())
+    else:
+        raise EngineError(f"unexpected item from the vLLM deployment: {type(item).__name__}: {str(item)[:200]}")
+
+
+def _completion(obj: Any) -> dict:
+    if not isinstance(obj, dict):
+        raise EngineError(f"unexpected completion from the vLLM deployment: {str(obj)[:200]}")
+    if obj.get("error") is not None or obj.get("object") == "error":
+        err = obj["error"] if isinstance(obj.get("error"), dict) else obj
+        raise EngineError(f"vLLM: {err.get('message', err)} (type {err.get('type')}, code {err.get('code')})")
+    choices = obj.get("choices")
+    ok = isinstance(choices, list) and all(isinstance(c, dict) and isinstance(c.get("text"), str) for c in choices)
+    if not ok:
+        raise EngineError(f"a completion from the vLLM deployment without choices[].text: {str(obj)[:200]}")
+    return obj
+
+
+def chunk_text(obj: dict) -> str:
+    """The text of choice 0 in one completion (a stream's usage-only chunk has none)."""
+    return "".join(c["text"] for c in obj["choices"] if c.get("index", 0) == 0)
+
+
+def completion_request(request_type, tokenizer, g: GeneratorConfig, prompt: str, stream: bool, **gen):
+    """The completion request of one rendered prompt: its token ids as training saw them (`prompt_token_ids`: the chat
+    template's BOS and no other), never text that vLLM would tokenize again with special tokens (a second BOS)."""
+    sample = gen.get("do_sample", g.do_sample) or "temperature" in gen
+    out = {
+        "model": SERVED_MODEL,
+        "prompt": prompt_token_ids(tokenizer, prompt),
+        "stream": stream,
+        "max_tokens": gen.get("max_new_tokens", g.max_new_tokens),
+        "temperature": gen.get("temperature", g.temperature) if sample else 0.0,
+        "top_p": gen.get("top_p", g.top_p),
+        "repetition_penalty": g.repetition_penalty,
+    }
+    if gen.get("seed") is not None:
+        out["seed"] = int(gen["seed"])
+    return request_type(**out)
+
+
+# ----------------------------------------------------------------------------- the Generator deployment
 
 
 @serve.deployment
@@ -68,43 +236,31 @@ class VLLMGenerator:
     def __init__(self, cfg: Config, llm: DeploymentHandle):
         from transformers import AutoTokenizer
 
-        from ecr_ray.conversation.predictor import ConversationPredictor
-        from ecr_ray.generator.predictor import Prompter
-
+        check_weights(cfg)
         tok = AutoTokenizer.from_pretrained(model_source(cfg))
         self.prompter = Prompter(tok, *Prompter.sources(cfg), cfg.generator, cfg.seed)
-        self.llm, self.gcfg = llm, cfg.generator
+        # stream=True for every call: `completions` returns an async generator, streaming or not, and Ray's own
+        # router calls it this way too (ray/llm/_internal/serve/core/ingress/ingress.py:306-316).
+        self.llm, self.gcfg = llm.options(stream=True), cfg.generator
+        self.Request = completion_request_type()
         self.conversation = ConversationPredictor.load(cfg)  # on this replica's device; None: templates
 
     async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:
         """As the transformers Generator's: the conversation module's u_r, or `template`."""
-        import asyncio
-
         if self.conversation is None:
             return {"text": template, "source": "template"}
         return (await asyncio.to_thread(self.conversation.respond_batch, [dialogue], [names], [template]))[0]
 
     def _request(self, prompt: str, stream: bool, **gen):
-        from ray.serve.llm.openai_api_models import CompletionRequest
-
-        g = self.gcfg
-        return CompletionRequest(
-            model=SERVED_MODEL,
-            prompt=prompt,
-            stream=stream,
-            max_tokens=gen.get("max_new_tokens", g.max_new_tokens),
-            temperature=gen.get("temperature", g.temperature if gen.get("do_sample", g.do_sample) else 0.0),
-            top_p=gen.get("top_p", g.top_p),
-            repetition_penalty=g.repetition_penalty,
-        )
+        return completion_request(self.Request, self.prompter.tok, self.gcfg, prompt, stream, **gen)
 
     async def _complete(self, prompt: str, **gen) -> str:
-        from ecr_ray.generator.predictor import _clean
-
-        text = ""
-        async for out in self.llm.options(stream=True).completions.remote(self._request(prompt, False, **gen)):
-            text += out.choices[0].text
-        return _clean(text)
+        texts = []
+        async for item in self.llm.completions.remote(self._request(prompt, False, **gen)):
+            texts += [chunk_text(c) for c in read_chunks(item) if c is not None]
+        if len(texts) != 1:
+            raise EngineError(f"the vLLM deployment answered a completion with {len(texts)} responses, expected 1")
+        return _clean(texts[0])
 
     async def respond(self, item_entity_id: int, first_sentence: str, **gen) -> dict:
         """As `GeneratorPredictor.respond_batch`: the reply guard, and another (sampled) try when it empties u_e."""
@@ -120,16 +276,21 @@ class VLLMGenerator:
 
     async def stream(self, item_entity_id: int, first_sentence: str, **gen):
         """Token chunks, or with the reply guard each sentence it passes; then the guard's verdict (a dict)."""
-        from ecr_ray.generator.guard import SentenceStream
-
         item = int(item_entity_id)
         prompt, _, _ = self.prompter.prompt(item, first_sentence)
         guard = self.prompter.guard
         sentences = SentenceStream(guard, item)
-        async for chunk in self.llm.options(stream=True).completions.remote(self._request(prompt, True, **gen)):
-            piece = chunk.choices[0].text if hasattr(chunk, "choices") else ""
-            for out in (sentences.feed(piece) if guard else [piece]) if piece else []:
-                yield out
+        done = False
+        async for batch in self.llm.completions.remote(self._request(prompt, True, **gen)):
+            for chunk in read_chunks(batch):
+                if chunk is None:
+                    done = True
+                    continue
+                piece = chunk_text(chunk)
+                for out in (sentences.feed(piece) if guard else [piece]) if piece else []:
+                    yield out
+        if not done:
+            raise EngineError("the vLLM deployment's stream ended without `data: [DONE]`")
         for out in sentences.close() if guard else []:
             yield out
         dropped = sentences.dropped
@@ -141,6 +302,4 @@ class VLLMGenerator:
 
 def generator_app(cfg: Config, options: dict) -> serve.Application:
     """The Generator of `engine: vllm`: the prompt deployment bound to the vLLM deployment."""
-    from ray.serve.llm import build_llm_deployment
-
-    return VLLMGenerator.options(**options).bind(cfg, build_llm_deployment(_llm_config(cfg)))
+    return VLLMGenerator.options(**options).bind(cfg, llm_deployment(cfg))

@@ -64,6 +64,8 @@ def _job(run_dir, url, n):
         str(run_dir),
         "--llm-base-url",
         url,
+        "--llm-model",
+        "smollm2-135m-instruct",
         "--emotion.llm_max_turns",
         str(n),
         "--emotion.llm_shard_rows",
@@ -154,3 +156,59 @@ def test_labelling_on_the_embedded_endpoint_deletes_only_its_own_application(end
         assert set(serve.status().applications) == before  # its own application is gone, the others stay
     finally:
         serve.delete("production")
+
+
+def test_the_labeller_sends_the_model_its_endpoint_serves(tmp_path):
+    """`emotion.llm_model` empty: the id the project's own endpoint serves (generator.base_model's), whatever the
+    recipe's base model; another endpoint needs the name; a name the own endpoint does not serve is refused."""
+    from ecr_ray.config import ConfigError
+    from ecr_ray.labelling.data import endpoint_model
+
+    assert endpoint_model(load_config("demo")) == "smollm2-135m-instruct"
+    assert endpoint_model(load_config("paper")) == "meta-llama/Llama-2-7b-chat-hf"
+    assert endpoint_model(load_config("demo", {"emotion.llm_model": "smollm2"})) == "smollm2-135m-instruct"
+    far = {"emotion.llm_base_url": "https://api.example.com/v1"}
+    assert endpoint_model(load_config("paper", {**far, "emotion.llm_model": "gpt-4o-mini"})) == "gpt-4o-mini"
+    try:
+        endpoint_model(load_config("paper", far))
+        raise AssertionError("no model for another endpoint")
+    except ConfigError as e:
+        assert "emotion.llm_model: required with emotion.llm_base_url" in str(e)
+    try:
+        endpoint_model(load_config("paper", {"emotion.llm_model": "smollm2-135m-instruct"}))
+        raise AssertionError("a model the own endpoint does not serve")
+    except ConfigError as e:
+        assert "'smollm2-135m-instruct' is not served by the project's own endpoint" in str(e)
+        assert "serves generator.base_model as 'meta-llama/Llama-2-7b-chat-hf'" in str(e)
+
+
+def test_a_refused_model_fails_the_job_in_one_line(tmp_path, capsys):
+    from ecr_ray.jobs.cli import run_job
+    from ecr_ray.jobs.label_emotions import main
+
+    rc = run_job(main, ["--recipe", "paper", "--run-dir", str(tmp_path), "--llm-model", "smollm2-135m-instruct"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[0].startswith("error: emotion.llm_model: 'smollm2-135m-instruct' is not served")
+
+
+def test_labelling_on_the_own_endpoint_of_a_non_embedded_base_model(endpoint, tmp_path):
+    """Paper-recipe shape on the CPU: the base model is named by path (as Llama-2 by hub id), so the own endpoint
+    answers to that name only; the labeller asks for it (sending the embedded model's id, every row was a 404)."""
+    from ecr_ray.hub import resolve
+    from ecr_ray.labelling.label import fit
+
+    base = resolve("smollm2")  # the converted embedded model, by its path
+    cfg = load_config(
+        "demo",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "generator.base_model": base,
+            "emotion.llm_max_turns": 2,
+            "emotion.llm_max_tokens": 4,
+            "emotion.llm_shard_rows": 2,
+        },
+    )
+    build_tables(cfg)
+    summary = fit(cfg)
+    assert summary["endpoint_model"] == base
+    assert summary["rows"] == 2 and summary["missing"] == 0 and summary["errors"]["count"] == 0, summary["errors"]

@@ -3,18 +3,15 @@ and — as docs/serve.md says — `serve run` of the demo recipe's file serves b
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from ecr_ray.config import PROJECT_ROOT, load_config
 from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, demand, shortfall, write_config
-from tests.ray_cluster import BIN, LocalCluster, free_port
+from tests.ray_cluster import LocalCluster, free_port
 
 
 @pytest.mark.parametrize("recipe", ["demo", "cpu"])
@@ -71,28 +68,12 @@ def test_serve_run_of_the_written_demo_config_serves_both_applications(two_cpus,
     port = free_port()
     path = tmp_path / "serve.yaml"
     write_config(load_config("demo", {"run_dir": str(serve_run_dir), "serve.port": port}), "demo", path)
-    cluster = two_cpus
-    proc = subprocess.Popen(
-        [BIN / "serve", "run", "--address", f"127.0.0.1:{cluster.gcs}", str(path)],
-        cwd=PROJECT_ROOT,
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 420
-        while True:
-            assert proc.poll() is None, f"serve run exited {proc.returncode}: {proc.stdout.read()[-3000:]}"
-            try:
-                if requests.get(f"{url}/healthz", timeout=5).ok and requests.get(f"{url}/llm/v1/models", timeout=5).ok:
-                    break
-            except requests.RequestException:  # not listening yet, or the app still coming up behind the proxy
-                pass
-            assert time.time() < deadline, "the written config did not come up"
-            time.sleep(2)
+
+    def ready() -> bool:
+        return requests.get(f"{url}/healthz", timeout=5).ok and requests.get(f"{url}/llm/v1/models", timeout=5).ok
+
+    with two_cpus.serve_run(path, ready):
         models = requests.get(f"{url}/llm/v1/models", timeout=30).json()
         assert [m["id"] for m in models["data"]] == ["smollm2-135m-instruct"]
         r = requests.post(
@@ -101,9 +82,3 @@ def test_serve_run_of_the_written_demo_config_serves_both_applications(two_cpus,
             json={"dialogue": [{"role": "user", "text": "I loved Toy Story, anything like it?"}], "generate": False},
         )
         assert r.status_code == 200 and r.json()["items"], r.text
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # serve run tears its applications down
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
