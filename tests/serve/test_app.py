@@ -37,16 +37,16 @@ def assert_client_error(r: requests.Response, status: int, mentions: str) -> Non
 @pytest.mark.parametrize(
     "body,status,mentions",
     [
-        ({"dialogue": []}, 422, "dialogue"),
-        ({"dialogue": [{"role": "bot", "text": "hi"}]}, 422, "dialogue[0].role"),
-        ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 422, "dialogue[0].text"),
-        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 422, "top_k"),
-        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 422, "top_k"),
-        ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 422, "dialogue[0].text"),
-        ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 422, "dialogue"),
-        ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 422, "user turn"),
-        ({"dialog": [{"role": "user", "text": "hi"}]}, 422, "dialogue"),
-        ([{"role": "user", "text": "hi"}], 422, "JSON object"),
+        ({"dialogue": []}, 400, "dialogue"),
+        ({"dialogue": [{"role": "bot", "text": "hi"}]}, 400, "dialogue[0].role"),
+        ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 400, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 400, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 400, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 400, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 400, "dialogue"),
+        ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 400, "user turn"),
+        ({"dialog": [{"role": "user", "text": "hi"}]}, 400, "dialogue"),
+        ([{"role": "user", "text": "hi"}], 400, "JSON object"),
     ],
 )
 def test_invalid_json_bodies(serve_url, body, status, mentions):
@@ -257,7 +257,7 @@ def test_openai_client(serve_url):
     assert first_item in streamed  # the stream opens with the recommendation sentence
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-4o", messages=messages)
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="ecr", messages=[{"role": "system", "content": "only a system"}])
 
 

@@ -67,13 +67,13 @@ def test_no_or_wrong_token_is_401(llm_url, token):
 @pytest.mark.parametrize(
     "body,status,code,param",
     [
-        ({"messages": MSG * 33}, 422, "invalid_value", "messages"),  # serve.llm_max_messages = 32
-        ({"messages": [{"role": "user", "content": "x" * 16001}]}, 422, "invalid_value", "messages[0].content"),
-        ({"messages": MSG, "max_tokens": 257}, 422, "invalid_value", "max_tokens"),  # serve.llm_max_tokens = 256
-        ({"messages": MSG, "max_completion_tokens": 1024}, 422, "invalid_value", "max_completion_tokens"),
-        ({"messages": []}, 422, "invalid_value", "messages"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, 422, "invalid_value", "messages[0].role"),
-        ({"messages": MSG, "temperature": 3}, 422, "invalid_value", "temperature"),
+        ({"messages": MSG * 33}, 400, "invalid_value", "messages"),  # serve.llm_max_messages = 32
+        ({"messages": [{"role": "user", "content": "x" * 16001}]}, 400, "invalid_value", "messages[0].content"),
+        ({"messages": MSG, "max_tokens": 257}, 400, "invalid_value", "max_tokens"),  # serve.llm_max_tokens = 256
+        ({"messages": MSG, "max_completion_tokens": 1024}, 400, "invalid_value", "max_completion_tokens"),
+        ({"messages": []}, 400, "invalid_value", "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, 400, "invalid_value", "messages[0].role"),
+        ({"messages": MSG, "temperature": 3}, 400, "invalid_value", "temperature"),
         ({"model": "gpt-9", "messages": MSG}, 404, "model_not_found", "model"),
     ],
 )
