@@ -71,7 +71,7 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     assert r["response"].startswith("You should watch Toy Story (1995).")
 
     build_tables(cfg)
-    gold = ["--gold-items"]  # no recommender in this run: the dataset's items (the served reply: tests/serve)
+    gold = ["--dataset-items"]  # no recommender in this run: the dataset's items (the served reply: tests/serve)
     assert (
         evaluate_generator.main(common + gold + ["--generator.max_new_tokens", "8", "--generator.eval_samples", "6"])
         == 0
