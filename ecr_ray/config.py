@@ -672,7 +672,7 @@ class ServeConfig:
     llm_max_chars: int = 16000
     """/llm: most characters in one message (the labelling prompt with its history stays well below)."""
     llm_max_tokens: int = 256
-    """/llm: cap on max_tokens / max_completion_tokens (a request asking for more is refused, 422)."""
+    """/llm: cap on max_tokens / max_completion_tokens (a request asking for more is refused, 400)."""
     health_timeout_s: float = 2.0
     """/healthz: how long each model deployment has to answer before the service reports itself not ready (503)."""
     request_timeout_s: float = 120.0
