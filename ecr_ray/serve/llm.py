@@ -66,12 +66,11 @@ class ChatModel:
 
         from ecr_ray.hub import device, dtype, load_chat_model
 
-        g, self.limits = cfg.generator, cfg.serve
-        self.name, self.base_model = model_id(g.base_model), g.base_model
-        s = cfg.serve
+        g, s = cfg.generator, cfg.serve
+        self.limits, self.name, self.base_model = s, model_id(g.base_model), g.base_model
         self.ChatRequest = chat_request(s.llm_max_messages, s.llm_max_chars, s.llm_max_tokens)
-        self.default_max_tokens = min(max(g.max_new_tokens, 128), cfg.serve.llm_max_tokens)
-        self.auth = BearerAuth(cfg.serve.api_token_env)  # the ECR ingress's tokens, from this replica's environment
+        self.default_max_tokens = min(max(g.max_new_tokens, 128), s.llm_max_tokens)
+        self.auth = BearerAuth(s.api_token_env)  # the ECR ingress's tokens, from this replica's environment
         threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or os.cpu_count() or 1
         torch.set_num_threads(max(1, threads))  # the CPUs the replica reserved
         on = device(g.device)
@@ -83,12 +82,15 @@ class ChatModel:
     @api.get("/v1/models")
     def models(self, request: Request) -> dict:
         self.auth.client(request)
-        return {"object": "list", "data": [{"id": self.name, "object": "model", "created": 0, "owned_by": "ecr-ray"}]}
+        return {"object": "list", "data": [self._card()]}
 
     @api.get("/v1/models/{model}")
     def model(self, model: str, request: Request) -> dict:
         self.auth.client(request)
         self._check_model(model)
+        return self._card()
+
+    def _card(self) -> dict:
         return {"id": self.name, "object": "model", "created": 0, "owned_by": "ecr-ray"}
 
     def _check_model(self, model: str | None) -> None:
