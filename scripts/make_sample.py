@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # (theme, what the seeker writes, the id2info genres that answer it, train conversations, test conversations).
 # A conversation counts for the first theme it fits, so horror is never counted as comedy.
 THEMES = [
-    ("horror", r"\b(horror|scary|scare|scared|creepy|frighten\w*|spooky|terrif\w*|slasher|haunt\w*)", {"horror"}, 90, 16),
+    ("horror", r"\b(horror|scary|scared?|creepy|frighten\w*|spooky|terrif\w*|slasher|haunt\w*)", {"horror"}, 90, 16),
     ("animation", r"\b(animat\w*|cartoon\w*|pixar|disney|kids?|children|family)\b", {"animation"}, 30, 6),
     ("comedy", r"\b(comed\w*|funny|laugh\w*|hilarious)", {"comedy"}, 40, 8),
     ("action", r"\b(action|superhero\w*|marvel|fight\w*)", {"action"}, 30, 6),
@@ -54,16 +54,47 @@ MENTION = re.compile(r"@(\d+)")
 MOVIE_MAP = "redial_movieid2entity.json"
 KG_FILES = ("entity2id.json", "relation2id.json", "relation_set.json", "dbpedia_subkg.json", "item_ids.json", MOVIE_MAP)
 
-SOURCES = """| file | records | source | licence |
-|---|---|---|---|
-| redial/train_data.jsonl, test_data.jsonl | {train} / {test} conversations | ReDial (Li et al., NeurIPS 2018), ReDialData/website @849e9eb; the train lines via the public copies listed in `../shared/data/README.md` | CC BY 4.0 |
-| redial/movies/movies_with_mentions.csv | {movies} movies | ReDial, ReDialData/website @849e9eb | CC BY 4.0 |
-| redial/movies/id2info.json | {info} movies | iEvaLM-CRS (Wang, Tang et al., 2023), txy77/iEvaLM-CRS @918ae38 | MIT (licences/MIT-iEvaLM-CRS.txt) |
-| redial/kg/*.json | {entities} entities, {edges} edges, {items} items | DBpedia, as extracted for ReDial with UniCRS's scripts (BitbanChou/LLMKB @a3364e7; movie map derived from melaniejuwonss/LATTE2 @0fc7bbe) | CC BY-SA 3.0 |
-| emotions/redial_llm_labels.jsonl | {labels} turns | the ecr-ray project's LLM emotion labels of ReDial train turns | CC BY 4.0 (as ReDial) |
-| reviews/imdb_reviews_ecr.jsonl | {reviews} reviews | written by the ecr-ray project (not IMDb reviews) | Apache-2.0 |
-| inspired/ | {ins_train} / {ins_valid} dialogues | written by the ecr-ray project in INSPIRED's UniCRS format | Apache-2.0 |
-"""
+SOURCES = [  # file | records | source | licence (records filled in from the counts)
+    (
+        "redial/train_data.jsonl, test_data.jsonl",
+        "{train} / {test} conversations",
+        "ReDial (Li et al., NeurIPS 2018), ReDialData/website @849e9eb; the train lines via the public copies listed in"
+        " `../shared/data/README.md`",
+        "CC BY 4.0",
+    ),
+    ("redial/movies/movies_with_mentions.csv", "{movies} movies", "ReDial, ReDialData/website @849e9eb", "CC BY 4.0"),
+    (
+        "redial/movies/id2info.json",
+        "{info} movies",
+        "iEvaLM-CRS (Wang, Tang et al., 2023), txy77/iEvaLM-CRS @918ae38",
+        "MIT (licences/MIT-iEvaLM-CRS.txt)",
+    ),
+    (
+        "redial/kg/*.json",
+        "{entities} entities, {edges} edges, {items} items",
+        "DBpedia, as extracted for ReDial with UniCRS's scripts (BitbanChou/LLMKB @a3364e7; movie map derived from"
+        " melaniejuwonss/LATTE2 @0fc7bbe)",
+        "CC BY-SA 3.0",
+    ),
+    (
+        "emotions/redial_llm_labels.jsonl",
+        "{labels} turns",
+        "the ecr-ray project's LLM emotion labels of ReDial train turns",
+        "CC BY 4.0 (as ReDial)",
+    ),
+    (
+        "reviews/imdb_reviews_ecr.jsonl",
+        "{reviews} reviews",
+        "written by the ecr-ray project (not IMDb reviews)",
+        "Apache-2.0",
+    ),
+    (
+        "inspired/",
+        "{ins_train} / {ins_valid} dialogues",
+        "written by the ecr-ray project in INSPIRED's UniCRS format",
+        "Apache-2.0",
+    ),
+]
 
 ATTRIBUTION = """# Attribution and licences of the sample data
 
@@ -145,7 +176,7 @@ def select(rows: list[tuple[str, dict]], info: dict, in_kg: set[str], split: str
     """The kept (line, conversation) pairs of one split, in the file's order, and how many per theme."""
     quota = {name: (train if split == "train" else test) for name, _, _, train, test in THEMES}
     by_theme: dict[str, list] = {name: [] for name in quota}
-    for line, conv in rows:
+    for _, conv in rows:
         if len(conv["messages"]) > MAX_MESSAGES:
             continue
         theme = theme_of(conv, info, in_kg)
@@ -234,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted({r["rec"][0] for _, r in reviews} - set(names))
     if missing:
         sys.exit(f"error: the sample's reviews are about movies without a KG entity: {missing}")
-    mentioned = {m for split in kept.values() for _, c in split for m in c["movieMentions"]}
-    mentioned |= {m for split in kept.values() for _, c in split for msg in c["messages"] for m in MENTION.findall(msg["text"])}
+    convs = [c for split in kept.values() for _, c in split]
+    mentioned = {m for c in convs for m in c["movieMentions"]}
+    mentioned |= {m for c in convs for msg in c["messages"] for m in MENTION.findall(msg["text"])}
     movies = mentioned | review_movies
 
     with open(red / "movies" / "movies_with_mentions.csv", encoding="utf-8", newline="") as f:
@@ -277,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         "ins_train": len(read_jsonl_lines(out / "inspired" / "train_data_dbpedia.jsonl")),
         "ins_valid": len(read_jsonl_lines(out / "inspired" / "valid_data_dbpedia.jsonl")),
     }
-    sources = SOURCES.format(**counts)
+    rows = ["| file | records | source | licence |", "|---|---|---|---|"]
+    sources = (
+        "\n".join(rows + ["| " + " | ".join(cell.format(**counts) for cell in row) + " |" for row in SOURCES]) + "\n"
+    )
     write(out / "ATTRIBUTION.md", ATTRIBUTION.format(sources=sources))
     write(out / "licences" / "MIT-iEvaLM-CRS.txt", MIT)
     write(out / "README.md", readme(counts, themes, sources))
