@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--recipe", "demo", *argv]
     cfg, args = parse(__doc__.splitlines()[0], argv)
     t0 = time.perf_counter()
-    run_pipeline(cfg, argv)
+    run_pipeline(cfg, argv, log_dir=cfg.run_path / "logs")  # each stage's output in its log, a line per stage here
     print(f"[demo] pipeline done in {time.perf_counter() - t0:.0f} s; starting the app", flush=True)
 
     from ray import serve
