@@ -10,6 +10,7 @@ before doing work again, so a rerun of anything skips what is done and resumes w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -170,6 +171,14 @@ STAGES: dict[str, Stage] = {
 
 
 def file_hash(path: Path) -> str:
+    """The content hash of a file (16 hex digits), remembered per path, size and modification time: every stage's
+    key and every check of a run's data hash the same raw files again."""
+    st = os.stat(path)
+    return _content_hash(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _content_hash(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -265,6 +265,9 @@ class RecommenderConfig:
     feedback_weights: dict[str, float] = field(default_factory=lambda: {"like": 2.0, "dislike": 1.0, "not_said": 0.5})
     """Per-sample loss weight by the user's feedback on the target item (paper: 2.0 / 1.0 / 0.5)."""
     epochs: int = 5
+    select_by: str = "valid_loss"
+    """The validation metric that picks the epoch kept: valid_loss or valid_ce (lowest), or a ranking metric
+    valid_r@1/10/50, valid_rt@1/10/50, valid_auc, valid_auc_global (highest)."""
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -298,6 +301,10 @@ class RecommenderConfig:
         _check(all(w >= 0 for w in self.feedback_weights.values()), "recommender.feedback_weights: must be >= 0")
         _check(
             self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "recommender.epochs/batch_size/lr must be > 0"
+        )
+        _check(
+            self.select_by in SELECT_BY,
+            f"recommender.select_by: expected one of {sorted(SELECT_BY)}, got {self.select_by!r}",
         )
         _check(self.entity_dim >= 8 and self.emotion_dim >= 1, "recommender.entity_dim >= 8, emotion_dim >= 1")
         _check(
@@ -345,6 +352,13 @@ class RecommenderConfig:
 
 RECOMMENDER_VARIANTS = ("baseline", "L", "LS", "LG", "full")
 RECOMMENDER_BACKBONES = ("light", "unicrs")
+SELECT_BY = {
+    **dict.fromkeys(("valid_loss", "valid_ce"), "min"),
+    **dict.fromkeys(
+        ("valid_auc", "valid_auc_global", *(f"valid_{m}@{k}" for m in ("r", "rt") for k in (1, 10, 50))), "max"
+    ),
+}
+"""recommender.select_by: each validation metric and whether its best is its lowest or its highest."""
 
 
 @dataclass
@@ -675,7 +689,7 @@ class ServeConfig:
     llm_max_chars: int = 16000
     """/llm: most characters in one message (the labelling prompt with its history stays well below)."""
     llm_max_tokens: int = 256
-    """/llm: cap on max_tokens / max_completion_tokens (a request asking for more is refused, 422)."""
+    """/llm: cap on max_tokens / max_completion_tokens (a request asking for more is refused, 400)."""
     health_timeout_s: float = 2.0
     """/healthz: how long each model deployment has to answer before the service reports itself not ready (503)."""
     request_timeout_s: float = 120.0

@@ -58,8 +58,11 @@ def up_to_date(cfg: Config, step: Step) -> bool:
     return artifacts.is_fresh(cfg, step.artifact) and all((cfg.run_path / r).exists() for r in step.reports)
 
 
-def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None, force: bool = False) -> dict:
-    """Run the steps (or `only` these) that are not up to date; returns the pipeline state."""
+def run_pipeline(
+    cfg: Config, job_args: list[str], only: list[str] | None = None, force: bool = False, log_dir: Path | None = None
+) -> dict:
+    """Run the steps (or `only` these) that are not up to date; returns the pipeline state. With `log_dir`, each job's
+    output goes to `<log_dir>/<job>.log` (one line per job here; the log's tail when it fails)."""
     run = cfg.run_path
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "pipeline.json"
@@ -80,7 +83,7 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
                 *(["--force"] if force and job in FORCEABLE else []),
             ]
             log.info("[pipeline] %s: %s", step.name, " ".join(cmd[1:]))
-            rc = subprocess.call(cmd, env=os.environ.copy())
+            rc = _call(cmd, log_dir / f"{job}.log" if log_dir else None)
             if rc != 0:
                 state[step.name] = {"failed": job, "returncode": rc}
                 state_path.write_text(json.dumps(state, indent=2))
@@ -96,6 +99,22 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
         state_path.write_text(json.dumps(state, indent=2))
     log.info("[pipeline] summary: %s", write_summary(run, state))
     return state
+
+
+def _call(cmd: list[str], log_path: Path | None) -> int:
+    """Run one job; with `log_path` its output goes there and only a line per job (or the log's tail) is shown."""
+    if log_path is None:
+        return subprocess.call(cmd, env=os.environ.copy())
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(log_path, "w") as out:
+        rc = subprocess.call(cmd, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT)
+    if rc == 0:
+        log.info("[pipeline]   done in %.0f s (log: %s)", time.perf_counter() - t0, log_path)
+    else:
+        tail = log_path.read_text(errors="replace").splitlines()[-40:]
+        log.error("[pipeline]   failed (exit %d); the end of %s:\n%s", rc, log_path, "\n".join(tail))
+    return rc
 
 
 FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator", "merge"}

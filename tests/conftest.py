@@ -18,6 +18,11 @@ def _no_env_leak(monkeypatch):
     monkeypatch.delenv("ECR_RUN_DIR", raising=False)
 
 
+def item_id(kg, name: str) -> int:
+    """The entity id of the KG movie shown as `name` (the sample KG's ids are those of its slice: look them up)."""
+    return next(i for i in kg.item_ids.tolist() if kg.names[i] == name)
+
+
 @pytest.fixture
 def demo_cfg(tmp_path):
     """The demo recipe (packaged sample data) writing into a temporary run directory."""

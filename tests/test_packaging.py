@@ -29,9 +29,14 @@ def test_the_wheel_carries_recipes_static_files_and_sample_data(tmp_path):
         "ecr_ray/jobs/pipeline.py",
         "ecr_ray/jobs/fetch_models.py",
         "ecr_ray/data/sample/redial/test_data.jsonl",
+        "ecr_ray/data/sample/ATTRIBUTION.md",  # the real data's slice ships with its sources and licences
+        "ecr_ray/data/sample/licences/MIT-iEvaLM-CRS.txt",
     ):
         assert path in names, path
-    assert not any(n.startswith(("jobs/", "serve/", "recipes/", "tests/")) for n in names)
+    assert not any(n.startswith(("jobs/", "serve/", "recipes/", "tests/", "scripts/")) for n in names)
+    sample = [i for i in zipfile.ZipFile(wheel).infolist() if i.filename.startswith("ecr_ray/data/sample/")]
+    assert not any(i.filename.endswith(".py") for i in sample)  # data files; their generator stays in scripts/
+    assert sum(i.file_size for i in sample) < 4 * 1024 * 1024  # a few MB at most
 
 
 def test_recipes_load_from_any_working_directory(tmp_path):

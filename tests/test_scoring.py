@@ -21,6 +21,7 @@ from ecr_ray.scoring import (
     ranking_kappa,
     score_example,
 )
+from tests.conftest import item_id
 
 
 def test_distinct_n():
@@ -39,10 +40,10 @@ def test_emotion_intensity_ignores_neutral():
 def test_hallucination_proxy_on_the_sample_kg():
     kg = load_dataset_kg(load_config("demo"))
     linker = EntityLinker.from_kg(kg)
-    toy = 0  # Toy Story (1995): Tom Hanks stars, Randy Newman scored; Leonardo DiCaprio is unrelated
+    titanic = item_id(kg, "Titanic (1997)")  # Kate Winslet stars, James Cameron directed; Tom Hanks is unrelated
     m = offline_metrics(
-        ["Tom Hanks is wonderful and Randy Newman nailed it.", "Leonardo DiCaprio is great in it."],
-        [toy, toy],
+        ["Kate Winslet is wonderful and James Cameron nailed it.", "Tom Hanks is great in it."],
+        [titanic, titanic],
         kg,
         linker,
         {},
@@ -50,11 +51,11 @@ def test_hallucination_proxy_on_the_sample_kg():
     assert m["kg_entities_per_response"] == 1.5 and m["halluc_entities_per_response"] == 0.5
     assert m["responses_with_halluc"] == 0.5 and m["halluc_share_of_linked"] == round(1 / 3, 3)
     with_review = offline_metrics(
-        ["Leonardo DiCaprio is great in it."],
-        [toy],
+        ["Tom Hanks is great in it."],
+        [titanic],
         kg,
         linker,
-        {toy: {"review_entities": [linker.link_ids("Leonardo DiCaprio")[0]]}},
+        {titanic: {"review_entities": [linker.link_ids("Tom Hanks")[0]]}},
     )
     assert with_review["halluc_entities_per_response"] == 0  # a review entity of the item is not a hallucination
 

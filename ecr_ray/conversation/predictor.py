@@ -55,6 +55,10 @@ class ConversationPredictor:
 
     def generate(self, dialogues: list[list[dict]]) -> list[str]:
         """The next recommender turn of each dialogue, with `<movie>` slots (first line of the decoded text)."""
+        return [text for text, _ in self._generate(dialogues)]
+
+    def _generate(self, dialogues: list[list[dict]]) -> list[tuple[str, dict]]:
+        """`generate`, each turn with the tokens its prompt and its decoding took (OpenAI's usage counts)."""
         import torch
 
         prompts = [render_prompt(self.tok, conversation_messages(d, self.c.context_turns)) for d in dialogues]
@@ -69,19 +73,30 @@ class ConversationPredictor:
             gen.update(temperature=self.c.temperature, top_p=self.c.top_p)
         with torch.inference_mode():
             out = self.model.generate(**enc, **gen)
-        texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        new = out[:, enc["input_ids"].shape[1] :]
+        texts = self.tok.batch_decode(new, skip_special_tokens=True)
+        prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        new_tokens = (new != self.tok.pad_token_id).sum(dim=1).tolist()
         # the first line; any placeholder the model writes ("<film_name>", "[ITEM]") is a slot
-        return [_PLACEHOLDER.sub(SLOT, (t.strip().splitlines() or [""])[0].strip()) for t in texts]
+        return [
+            (
+                _PLACEHOLDER.sub(SLOT, (t.strip().splitlines() or [""])[0].strip()),
+                {"prompt_tokens": p, "completion_tokens": n},
+            )
+            for t, p, n in zip(texts, prompt_tokens, new_tokens)
+        ]
 
     def respond_batch(self, dialogues: list[list[dict]], names: list[list[str]], fallbacks: list[str]) -> list[dict]:
         """u_r per dialogue: the generated turn with its slots filled by `names` (the recommender's items, best
-        first), or `fallbacks[i]` (Serve's template) when the turn has no slot, i.e. recommends nothing."""
+        first), or `fallbacks[i]` (Serve's template) when the turn has no slot, i.e. recommends nothing. `usage`:
+        the tokens the module read and wrote for it."""
         out = []
-        for text, items, fallback in zip(self.generate(dialogues), names, fallbacks):
+        for (text, usage), items, fallback in zip(self._generate(dialogues), names, fallbacks):
             if SLOT in text and items:
-                out.append({"text": _tidy(fill_slots(text, items)), "source": GENERATED, "generated": text})
+                row = {"text": _tidy(fill_slots(text, items)), "source": GENERATED, "generated": text}
             else:
-                out.append({"text": fallback, "source": TEMPLATE, "generated": text})
+                row = {"text": fallback, "source": TEMPLATE, "generated": text}
+            out.append({**row, "usage": usage})
         return out
 
 

@@ -12,6 +12,7 @@ manifest.json      counts, input hashes, config hash, build time: what produced 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import Config
+from .. import artifacts
+from ..config import Config, ConfigError
 from . import inspired, redial
 from .errors import DataError, InvalidRows
 from .kg import MOVIE_MAP, KnowledgeGraph, load_kg, read_movie_map
@@ -63,7 +65,46 @@ def in_valid(conversation_id: str, fraction: float, seed: int) -> bool:
     return h / 0xFFFFFFFF < fraction
 
 
-def load_dataset_kg(cfg: Config) -> KnowledgeGraph:
+class RunDataMismatch(ConfigError):
+    """A run's trained stages read with data other than those its tables were built from."""
+
+
+def data_key(inputs: dict[str, str | None]) -> str:
+    """One key for a data directory's files (relative path → content hash, as a tables manifest lists them)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_run_data(cfg: Config) -> None:
+    """Refuse to read a run with other data than it was built from: the content hashes of the raw files this config
+    reads (the dataset's splits and KG files) must be those in the run's tables manifest, else `RunDataMismatch`
+    names both (directory, data key, the files that differ) and the two ways out. A run without tables passes."""
+    manifest = artifacts.read_manifest(cfg, "tables")
+    if not manifest or "inputs" not in manifest:
+        return
+    data_dir = cfg.data.resolved_dir()
+    now = {
+        str(p.relative_to(data_dir)): artifacts.file_hash(p) if p.exists() else None
+        for p in Sources.of(data_dir, cfg.data.dataset).files()
+    }
+    built = manifest["inputs"]
+    if now == built:
+        return
+    differ = sorted(k for k in {*now, *built} if now.get(k) != built.get(k))
+    shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+    raise RunDataMismatch(
+        f"run {cfg.run_path} was built from the {manifest.get('dataset')} data in {manifest.get('data_dir')} (data "
+        f"key {data_key(built)}), but this configuration reads the {cfg.data.dataset} data in {data_dir} (data key "
+        f"{data_key(now)}); {len(differ)} file(s) differ: {shown}. Read the run with the data it was built from "
+        f"(--data-dir {manifest.get('data_dir')}; ECR_DATA_DIR, when set, overrides the recipe's), or build a run on "
+        f"these data (`ecr-ray pipeline --recipe {cfg.recipe} --data-dir {data_dir} --run-dir <another run dir>`)"
+    )
+
+
+def load_dataset_kg(cfg: Config, check_run: bool = True) -> KnowledgeGraph:
+    """The dataset's KG (with ReDial's movie names). `check_run`: first `check_run_data` — every stage reading a
+    built run loads the KG through here; only building the tables themselves passes False."""
+    if check_run:
+        check_run_data(cfg)
     src = Sources.of(cfg.data.resolved_dir(), cfg.data.dataset)
     map_path = src.kg_dir / MOVIE_MAP
     movie_map = read_movie_map(map_path) if src.redial_dir is not None and map_path.exists() else None
@@ -72,8 +113,6 @@ def load_dataset_kg(cfg: Config) -> KnowledgeGraph:
 
 def build_tables(cfg: Config, force: bool = False) -> dict:
     """Raw data → Parquet tables + manifest (returned). Skipped when up to date unless `force`."""
-    from .. import artifacts
-
     if not force and artifacts.is_fresh(cfg, "tables"):
         log.info("tables: up to date (key %s), skipped", artifacts.key(cfg, "tables"))
         return {**artifacts.read_manifest(cfg, "tables"), "skipped": True}
@@ -82,7 +121,7 @@ def build_tables(cfg: Config, force: bool = False) -> dict:
     src = Sources.of(data_dir, cfg.data.dataset)
     src.check()
     out_dir = cfg.run_path / "tables"
-    kg = load_dataset_kg(cfg)
+    kg = load_dataset_kg(cfg, check_run=False)  # these tables are what the run is checked against
     # Movie titles written out (without ReDial's @id) are movie mentions too: serving sees nothing else.
     linker = EntityLinker.from_kg(kg, include_items=True) if cfg.data.link_entities else None
     invalid = InvalidRows(skip=cfg.data.skip_invalid)

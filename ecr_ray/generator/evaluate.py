@@ -40,10 +40,10 @@ class EvalOptions:
     """Emotion classifier dir (default: <run_dir>/emotions/classifier/model)."""
     out: str | None = None
     """Output folder (default: <run_dir>/eval/generator)."""
-    gold_items: bool = False
-    """Generate for each context's dataset target item after its dataset recommendation sentence (the paper's
-    generation setting; no recommender needed) instead of the reply as served: the recommender's top item and the
-    conversation module's u_r (or Serve's template)."""
+    dataset_items: bool = False
+    """Generate for each context's dataset target item after the dataset's own recommender turn (the generator alone;
+    no recommender needed) instead of the reply as served: the recommender's top item and the conversation module's
+    u_r (or Serve's template), which is how the paper generates (its predicted item after UniCRS's u_r)."""
     variant: str | None = None
     """Recommender variant for the served reply (default: the recipe's)."""
 
@@ -189,7 +189,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
         Path(opts.samples or cfg.run_path / "tables" / "samples.parquet"), cfg.generator.eval_samples, cfg.seed
     )
     gold = [c["target_item"] for c in contexts]
-    if not opts.gold_items:  # the reply as served: predicted item, u_r; the dataset's only as the reference row
+    if not opts.dataset_items:  # the reply as served: predicted item, u_r; the dataset's only as the reference row
         served = run_task(
             recommend_contexts, cfg.generator.eval_resources, cfg.with_absolute_paths(), contexts, opts.variant
         )
@@ -213,7 +213,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
     texts = {m: [r["empathetic"] for r in rs] for m, rs in results.items()}
     finals = {m: [r["response"] for r in rs] for m, rs in results.items()}
     item_of = dict.fromkeys(texts, items)  # each row's recommended items (the standard responses: the gold ones)
-    if not opts.gold_items:
+    if not opts.dataset_items:
         texts["standard"] = finals["standard"] = [c["response"] for c in contexts]
         item_of["standard"] = gold
     guard_stats = {}
@@ -260,7 +260,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
 
     report = {
         "contexts": len(contexts),
-        "mode": "gold_items" if opts.gold_items else "served",
+        "mode": "dataset_items" if opts.dataset_items else "served",
         "recommendation_source": dict(Counter(c.get("recommendation_source", "dataset") for c in contexts)),
         "predicted_is_gold": sum(a == b for a, b in zip(items, gold)),
         "seen": sum(i in seen_items for i in items),
@@ -310,8 +310,8 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
             )
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     md = [f"# Generator evaluation ({len(contexts)} ReDial test contexts, {report['seen']} seen items)\n"]
-    if opts.gold_items:
-        md.append("Each context's dataset target item and recommendation sentence (`--gold-items`).\n")
+    if opts.dataset_items:
+        md.append("Each context's dataset target item after the dataset's recommender turn (`--dataset-items`).\n")
     else:
         md.append(
             f"The reply as served: the recommender's top item ({report['predicted_is_gold']} of {len(contexts)} are "

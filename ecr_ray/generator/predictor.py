@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, GeneratorConfig
@@ -174,9 +175,26 @@ class GeneratorPredictor(Prompter):
     def generate(self, prompts: list[str], **kw) -> list[str]:
         """Greedy or sampled continuations of `prompts`; `knowledge` (one dict per prompt) turns on the
         `knowledge_bonus` for its names."""
+        return [d.text for d in self.decode(prompts, **kw)]
+
+    def decode(self, prompts: list[str], **kw) -> list[Decoded]:
+        """`generate` with each row's token counts and whether max_new_tokens cut it."""
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        out = self._run(enc, self._gen_kwargs(**kw))
-        return [_clean(t) for t in self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
+        gen = self._gen_kwargs(**kw)
+        out = self._run(enc, gen)
+        texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [Decoded(_clean(t), *n) for t, n in zip(texts, self.lengths(enc, out, gen["max_new_tokens"]))]
+
+    def lengths(self, enc: dict, out, max_new_tokens: int) -> list[tuple[int, int, bool]]:
+        """Per row of a `generate` output: (prompt tokens, new tokens before the end of sequence, whether it was
+        cut at `max_new_tokens` rather than ended by the model)."""
+        eos = self.model.generation_config.eos_token_id
+        stop = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
+        rows = []
+        for prompt, new in zip(enc["attention_mask"].sum(dim=1).tolist(), out[:, enc["input_ids"].shape[1] :].tolist()):
+            end = next((i for i, t in enumerate(new) if t in stop), None)
+            rows.append((int(prompt), len(new) if end is None else end, end is None and len(new) >= max_new_tokens))
+        return rows
 
     def _run(self, enc: dict, gen: dict):
         """model.generate; with `compile` and a compiled batch size, on that size's own static KV cache. The
@@ -207,16 +225,18 @@ class GeneratorPredictor(Prompter):
         reply left empty by the guard is generated again (sampling) up to `guard_retries` times."""
         prompts = [self.prompt(item, first) for item, first in requests]
         out: list[dict] = [{} for _ in requests]
+        usage = [Usage() for _ in requests]
         todo, tries = list(range(len(requests))), 0
         while todo:
             gen = kw if tries == 0 else self.retry_kwargs(kw, tries)
-            texts = self.generate([prompts[i][0] for i in todo], knowledge=[prompts[i][2] for i in todo], **gen)
-            for i, t in zip(todo, texts):
+            decoded = self.decode([prompts[i][0] for i in todo], knowledge=[prompts[i][2] for i in todo], **gen)
+            for i, d in zip(todo, decoded):
                 (item, _), (_, first, k) = requests[i], prompts[i]
-                out[i] = self.reply(item, first, k, t, out[i].get("guard", {}).get("dropped"), tries)
+                out[i] = self.reply(item, first, k, d.text, out[i].get("guard", {}).get("dropped"), tries)
+                usage[i].add(d)
             todo = [i for i in todo if self.needs_retry(out[i], tries)]
             tries += 1
-        return out
+        return [{**o, **u.fields()} for o, u in zip(out, usage)]
 
     def respond(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> dict:
         return self.respond_batch([(item_entity_id, first_sentence)], **gen_kwargs)[0]
@@ -224,7 +244,8 @@ class GeneratorPredictor(Prompter):
     def stream(self, item_entity_id: int, first_sentence: str, **gen_kwargs) -> Iterator[str | dict]:
         """Text of the emotion-aligned response as it is decoded (TextIteratorStreamer): token chunks without the
         reply guard, else each sentence once the guard has passed it (`SentenceStream`); then one dict, the
-        answer's `guard` field. A reply the guard empties is generated again as in `respond_batch`."""
+        answer's `guard` field with its `usage` and `finish_reason`. A reply the guard empties is generated again as
+        in `respond_batch`."""
         from transformers import TextIteratorStreamer
 
         text, first, k = self.prompt(item_entity_id, first_sentence)
@@ -232,8 +253,10 @@ class GeneratorPredictor(Prompter):
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True)
         gen = {**self._gen_kwargs(knowledge=[k], **gen_kwargs), "streamer": streamer}
 
+        result: dict = {}
+
         def run():
-            self._run(enc, gen)
+            result["out"] = self._run(enc, gen)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
@@ -243,26 +266,53 @@ class GeneratorPredictor(Prompter):
                 yield from sentences.feed(chunk) if self.guard else [chunk]
         yield from sentences.close() if self.guard else []
         thread.join()
+        usage = Usage()
+        usage.add(Decoded("", *self.lengths(enc, result["out"], gen["max_new_tokens"])[0]))
         if not self.guard:
-            yield {"checked": False}
+            yield {"checked": False, **usage.fields()}
             return
         answer = {"empathetic": "", "guard": {"trimmed": bool(sentences.dropped), "dropped": sentences.dropped}}
         tries = 0
         while sentences.sent == 0 and self.needs_retry(answer, tries):
             tries += 1
-            answer = self.reply(
-                item_entity_id,
-                first,
-                k,
-                self.generate([text], knowledge=[k], **self.retry_kwargs(gen_kwargs, tries))[0],
-                answer["guard"]["dropped"],
-                tries,
-            )
+            (d,) = self.decode([text], knowledge=[k], **self.retry_kwargs(gen_kwargs, tries))
+            usage.add(d)
+            answer = self.reply(item_entity_id, first, k, d.text, answer["guard"]["dropped"], tries)
             if answer["empathetic"]:
                 yield " " + answer["empathetic"]
                 sentences.sent = 1
         dropped = answer["guard"]["dropped"]
-        yield {"checked": True, "trimmed": bool(dropped), "dropped": dropped, "regenerations": tries}
+        yield {"checked": True, "trimmed": bool(dropped), "dropped": dropped, "regenerations": tries, **usage.fields()}
+
+
+@dataclass
+class Decoded:
+    """One generated reply: its text (`_clean`ed), the prompt's and the reply's token counts, and whether
+    max_new_tokens cut it (OpenAI's finish_reason `length`) rather than the model ending it (`stop`)."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    cut: bool
+
+
+@dataclass
+class Usage:
+    """Token counts of every try behind one answer, and how its last try ended."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cut: bool = False
+
+    def add(self, d: Decoded) -> None:
+        self.prompt_tokens += d.prompt_tokens
+        self.completion_tokens += d.new_tokens
+        self.cut = d.cut
+
+    def fields(self) -> dict:
+        """The answer's `usage` (OpenAI's prompt/completion token counts) and `finish_reason` (length | stop)."""
+        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        return {"usage": usage, "finish_reason": "length" if self.cut else "stop"}
 
 
 class KnowledgeBonus:

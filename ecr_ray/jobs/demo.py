@@ -1,6 +1,7 @@
 """The main job on the embedded defaults: the whole pipeline on the demo recipe, then one dialogue over HTTP.
 
 ecr-ray demo                  # pipeline (skips finished stages) → serve on 127.0.0.1 → POST /v1/recommend
+ecr-ray demo --json           # ... and print the whole JSON answer instead of the reply as a person reads it
 ecr-ray demo --keep-serving   # ... and keep the app up for the web chat at http://127.0.0.1:<port>/
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import textwrap
 import time
 
 from ecr_ray.pipeline import run_pipeline
@@ -16,11 +18,8 @@ from ecr_ray.pipeline import run_pipeline
 from ._common import parse, ray_for
 from .cli import run_job
 
-DIALOGUE = [
-    {"role": "user", "text": "Hi! I loved The Conjuring, it scared me so much. Any horror movie like that?"},
-    {"role": "recommender", "text": "Did you see Insidious? Also by James Wan."},
-    {"role": "user", "text": "Yes, and I really liked it! Something new please, maybe with Patrick Wilson."},
-]
+DIALOGUE = [{"role": "user", "text": "I loved The Conjuring. Any scary movie like that?"}]
+"""README's example."""
 
 
 def _free_port() -> int:
@@ -42,15 +41,47 @@ def ask(url: str, payload: dict, timeout: float = 300) -> dict:
         time.sleep(1)
 
 
+def readable(dialogue: list[dict], answer: dict, width: int = 100) -> str:
+    """The answer as a person reads it: the dialogue, the recommended movies, the reply, what the reply guard took
+    out of it, and the emotions read in the user's turns."""
+
+    def wrap(text: str, indent: str) -> str:
+        return textwrap.fill(text, width, initial_indent=indent, subsequent_indent=" " * len(indent))
+
+    lines = [wrap(t["text"], f"{t['role']:>11}: ") for t in dialogue]
+    resp = answer["response"]
+    lines += [wrap(resp["final"], "recommender: "), ""]
+    items = answer["items"]
+    lines.append("recommended: " + ", ".join(f"{i + 1}. {it['name']}" for i, it in enumerate(items)))
+    emotions = answer["user_emotions"][-1] if answer["user_emotions"] else {}
+    top = sorted(emotions.items(), key=lambda kv: -kv[1])[:3]
+    lines.append("user's emotions (last turn): " + ", ".join(f"{e} {p:.2f}" for e, p in top))
+    lines.append(f"u_r (recommendation sentence) from: {resp['recommendation_source']}")
+    guard = resp.get("guard", {})
+    dropped = guard.get("dropped", [])
+    if not guard.get("checked"):
+        lines.append("reply guard: off")
+    elif not dropped:
+        lines.append("reply guard: nothing removed")
+    else:
+        lines.append(
+            f"reply guard removed {len(dropped)} sentence(s) (regenerations: {guard.get('regenerations', 0)}):"
+        )
+        for d in dropped:
+            why = "names " + ", ".join(d["entities"]) if d["reason"] == "unlinked_entity" else "claims a viewing"
+            lines.append(wrap(f"{d['sentence']!r} ({why}, not linked to {items[0]['name']})", "  - "))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    keep = "--keep-serving" in argv
-    argv = [a for a in argv if a != "--keep-serving"]
+    keep, as_json = "--keep-serving" in argv, "--json" in argv
+    argv = [a for a in argv if a not in ("--keep-serving", "--json")]
     if not any(a == "--recipe" or a.startswith("--recipe=") for a in argv):
         argv = ["--recipe", "demo", *argv]
     cfg, args = parse(__doc__.splitlines()[0], argv)
     t0 = time.perf_counter()
-    run_pipeline(cfg, argv)
+    run_pipeline(cfg, argv, log_dir=cfg.run_path / "logs")  # each stage's output in its log, a line per stage here
     print(f"[demo] pipeline done in {time.perf_counter() - t0:.0f} s; starting the app", flush=True)
 
     from ray import serve
@@ -66,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             payload = {"dialogue": DIALOGUE, "top_k": 5}
             print(f"[demo] curl -s {url}/v1/recommend -H 'Content-Type: application/json' -d '{json.dumps(payload)}'")
             reply = ask(f"{url}/v1/recommend", payload)
-            print(json.dumps(reply, indent=2))
-            print("\nRecommended:", ", ".join(i["name"] for i in reply["items"]))
-            print("Reply:", reply["response"]["final"])
+            print(json.dumps(reply, indent=2) if as_json else "\n" + readable(DIALOGUE, reply) + "\n", flush=True)
             if keep:
                 print(f"[demo] web chat at {url}/ — Ctrl-C stops", flush=True)
                 while True:

@@ -1,8 +1,9 @@
 """Evaluate the generator: fine-tuned vs zero-shot on ReDial test contexts, offline metrics, optional LLM scorer.
 
 The reply as served (the recommender's top item, the conversation module's u_r, then u_e; the dataset's own
-recommender turn as a reference row), or with `--gold-items` the dataset's item and sentence; same base model and
-Eq. 8 prompt for both models; optional E.1 LLM baseline and E.2 LLM scorer; all / seen / unseen items (Table 5)."""
+recommender turn as a reference row), or with `--dataset-items` the dataset's item and its recommender turn (the
+generator alone); same base model and Eq. 8 prompt for both models; optional E.1 LLM baseline and E.2 LLM scorer;
+all / seen / unseen items (Table 5)."""
 
 from __future__ import annotations
 
@@ -27,16 +28,21 @@ def _args(p) -> None:
     p.add_argument("--emotion-model", help="emotion classifier dir (default: <run_dir>/emotions/classifier/model)")
     p.add_argument("--out", help="output folder (default: <run_dir>/eval/generator)")
     p.add_argument(
-        "--gold-items",
+        "--dataset-items",
+        "--gold-items",  # the former name (it said "the paper's setting", which generates for the predicted item)
+        dest="dataset_items",
         action="store_true",
-        help="generate for the dataset's target item after its recommendation sentence (the paper's generation "
-        "setting) instead of the reply as served (the recommender's item, the conversation module's u_r)",
+        help="generate for each context's dataset target item after the dataset's own recommender turn (the "
+        "generator alone, no recommender) instead of the reply as served (the recommender's item, the conversation "
+        "module's u_r), which is how the paper generates; --gold-items is a deprecated alias",
     )
     p.add_argument("--variant", help="recommender variant of the served reply (default: the recipe's)")
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse(__doc__.splitlines()[0], argv, _args)
+    if "--gold-items" in (sys.argv[1:] if argv is None else argv):
+        print("note: --gold-items is deprecated; it is now --dataset-items (the same setting)", file=sys.stderr)
     opts = EvalOptions(
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         samples=args.samples,
@@ -49,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         score_examples=args.score_examples,
         emotion_model=args.emotion_model,
         out=args.out,
-        gold_items=args.gold_items,
+        dataset_items=args.dataset_items,
         variant=args.variant,
     )
     with ray_for(args):

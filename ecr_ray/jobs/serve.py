@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ecr_ray.data.tables import check_run_data
 from ecr_ray.serve import guard
 from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, check_fits, write_config
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--write-config", metavar="PATH", help="write the Serve config file for this recipe and exit")
 
     cfg, args = parse(__doc__.splitlines()[0], argv, extra)
+    check_run_data(cfg)  # a run served with other data than it was built from fails on every request: refuse now
     if args.write_config:
         write_config(cfg, args.recipe, Path(args.write_config))
         print(f"wrote {args.write_config}", file=sys.stderr)

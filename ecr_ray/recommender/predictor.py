@@ -62,6 +62,7 @@ class RecommenderPredictor:
         self.kg = load_dataset_kg(cfg)
         self.names = self.kg.names
         self.item_ids = prep["graph"]["item_ids"]
+        self.item_col = {int(e): c for c, e in enumerate(self.item_ids)}  # item entity → its score column
         self.linker = EntityLinker.from_kg(self.kg, include_items=True)  # resolves movie titles as well
         rdir = cfg.data.resolved_dir() / "redial"
         self.movies = MovieCatalogue.load(rdir) if rdir.exists() else MovieCatalogue({}, {})
@@ -151,10 +152,15 @@ class RecommenderPredictor:
         probs = torch.softmax(self.model(batch, entity_reps=self.E), -1).cpu()
         out = []
         for b, (f, k) in enumerate(zip(feats, top_ks)):
-            top = torch.topk(probs[b], min(int(k), probs.shape[1]))
+            # A movie the dialogue already names is not recommended (in ReDial a recommender often repeats one: the
+            # repetition shortcut of the metrics, docs/data.md; a user asking for something like it wants another).
+            ranked = probs[b].clone()
+            ranked[[self.item_col[e] for e in f["mentioned"]]] = -1.0
+            top = torch.topk(ranked, min(int(k), probs.shape[1]))
             items = [
                 {"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])], "score": float(s)}
                 for s, i in zip(top.values.tolist(), top.indices.tolist())
+                if s >= 0
             ]
             expl = [
                 {"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
@@ -233,4 +239,5 @@ class RecommenderPredictor:
         order = list(dict.fromkeys(e for ts in per_turn for e in ts))[-self.rc.max_context_entities :]
         for e in order:
             linked.setdefault(e, ([], []))
-        return {"dialogue": dialogue, "roles": roles, "order": order, "linked": linked}
+        mentioned = {e for ts in per_turn for e in ts if e in self.item_col}
+        return {"dialogue": dialogue, "roles": roles, "order": order, "linked": linked, "mentioned": mentioned}

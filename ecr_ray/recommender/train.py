@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import artifacts
-from ..config import Config, config_from_dict
+from ..config import SELECT_BY, Config, config_from_dict
 from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
 from .data import load_batchers, to_device
@@ -199,7 +199,7 @@ def _train_run(
             warmup_fraction=rc.warmup_fraction,
             micro_batch=max(1, rc.batch_size // rc.train_resources.workers),
             deepspeed=rc.deepspeed,
-            select=("valid_loss", "min"),
+            select=(rc.select_by, SELECT_BY[rc.select_by]),
             log_every=50,
         ),
         config={

@@ -3,9 +3,10 @@
 Everything a client can get wrong is caught here, before any model runs: the body is read with a byte limit and a
 deadline, decoded as strict UTF-8, parsed as JSON and validated by pydantic models whose limits (turns, characters,
 top_k) come from the recipe's `serve` section. Every mistake becomes an `APIError` → a 4xx JSON body in OpenAI's
-error shape, `{"error": {"message", "type", "param", "code"}}`, which the `openai` client also understands. Both
-applications — the ECR ingress (app.py) and the base model at /llm (llm.py) — use these pieces: `read_json`,
-`BearerAuth`, `install_errors` and `SecurityHeaders`.
+error shape, `{"error": {"message", "type", "param", "code"}}`, with OpenAI's statuses (an invalid request is 400, as
+OpenAI and Ray Serve LLM answer it), so the `openai` client raises the class it documents (`BadRequestError`, ...).
+Both applications — the ECR ingress (app.py) and the base model at /llm (llm.py) — use these pieces: `read_json`,
+`BearerAuth`, `install_errors`, `SecurityHeaders`, the chat-completion request (`chat_request`) and `StopCutter`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model, field_validator
 
 from ecr_ray.config import Config, ServeConfig, load_config
 
@@ -60,13 +61,19 @@ def _loc(loc: tuple) -> str:
     return out or "body"
 
 
+def _message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unrecognized request argument (not a parameter this endpoint knows)"
+    return err["msg"]
+
+
 def validation_error(e: ValidationError) -> APIError:
-    """pydantic errors → one readable 422 (field paths like `dialogue[2].role`; the input is never echoed back)."""
-    details = [{"param": _loc(err["loc"]), "message": err["msg"]} for err in e.errors(include_url=False)]
+    """pydantic errors → one readable 400 (field paths like `dialogue[2].role`; the input is never echoed back)."""
+    details = [{"param": _loc(err["loc"]), "message": _message(err)} for err in e.errors(include_url=False)]
     first = details[0]
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
     return APIError(
-        422, f"{first['param']}: {first['message']}{more}", param=first["param"], code="invalid_value", details=details
+        400, f"{first['param']}: {first['message']}{more}", param=first["param"], code="invalid_value", details=details
     )
 
 
@@ -109,7 +116,7 @@ async def read_json(request, max_bytes: int, timeout_s: float | None = None) -> 
     except (ValueError, RecursionError) as e:
         raise APIError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
     if not isinstance(obj, dict):
-        raise APIError(422, f"request body must be a JSON object, got {type(obj).__name__}", code="invalid_type")
+        raise APIError(400, f"request body must be a JSON object, got {type(obj).__name__}", code="invalid_type")
     return obj
 
 
@@ -194,7 +201,7 @@ def install_errors(api) -> None:
     async def _fastapi_validation(request, e: RequestValidationError):
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
         param = ".".join(str(p) for p in first["loc"])
-        return JSONResponse(APIError(422, f"{param}: {first['msg']}", param=param).body(), status_code=422)
+        return JSONResponse(APIError(400, f"{param}: {first['msg']}", param=param).body(), status_code=400)
 
     async def _client_gone(request, e: Exception):  # not our failure: no 500, no error line
         log.info("client disconnected (%s): %s %s", type(e).__name__, request.method, request.url.path)
@@ -288,47 +295,22 @@ class Models:
             """Also write the empathetic reply (False = recommendation only, much faster)."""
             max_new_tokens: NewTokens | None = None
 
-        class ContentPart(BaseModel):
-            model_config = ConfigDict(extra="allow", strict=True)
-            type: str
-            text: str | None = None
-
-        class ChatMessage(BaseModel):
-            model_config = ConfigDict(extra="allow", strict=True)  # OpenAI clients send name, tool ids, ...
-            role: Literal["system", "developer", "user", "assistant"]
-            content: Annotated[str, StringConstraints(max_length=s.max_chars)] | list[ContentPart] | None = None
-
-            def text(self) -> str:
-                if self.content is None or isinstance(self.content, str):
-                    return self.content or ""
-                bad = [p.type for p in self.content if p.type != "text"]
-                if bad:
-                    raise ValueError(f"only text content parts are supported, got {bad[0]!r}")
-                return "".join(p.text or "" for p in self.content)
-
-        class ChatRequest(BaseModel):
-            model_config = ConfigDict(extra="allow", strict=True)  # unknown OpenAI parameters are ignored
-            model: str
-            messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=s.max_turns)]
-            stream: bool = False
-            max_tokens: NewTokens | None = None
-            max_completion_tokens: NewTokens | None = None
-            temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
-            top_p: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
-            n: Annotated[int, Field(ge=1, le=1, description="only one choice is produced")] | None = None
-
-        self.Turn, self.RecommendRequest, self.ChatRequest = Turn, RecommendRequest, ChatRequest
+        self.Turn, self.RecommendRequest = Turn, RecommendRequest
+        self.ChatRequest = chat_request(s.max_turns, s.max_chars, s.max_new_tokens)
         self.limits = s
 
     def recommend(self, obj: dict):
         req = parse(self.RecommendRequest, obj)
         if req.session_id is None and not any(t.role == "user" for t in req.dialogue):
-            raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
+            raise APIError(400, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
         return req
 
     def chat(self, obj: dict) -> tuple[Any, list[dict]]:
-        """(request, dialogue): OpenAI messages → ECR turns (assistant → recommender; system prompts ignored)."""
-        req = parse(self.ChatRequest, obj)
+        """(request, dialogue): OpenAI messages → ECR turns (assistant → recommender; system and developer messages
+        are not part of the dialogue)."""
+        req = parse_chat(self.ChatRequest, obj, self.limits.max_chars)
+        if not req.model:
+            raise APIError(400, "model: required; this endpoint serves " + repr(self.limits.model_name), param="model")
         if req.model != self.limits.model_name:
             raise APIError(
                 404,
@@ -336,31 +318,190 @@ class Models:
                 param="model",
                 code="model_not_found",
             )
-        dialogue = []
-        for i, m in enumerate(req.messages):
-            try:
-                text = m.text()
-            except ValueError as e:
-                raise APIError(
-                    422, f"messages[{i}].content: {e}", param=f"messages[{i}].content", code="invalid_value"
-                ) from None
-            if len(text) > self.limits.max_chars:
-                raise APIError(
-                    422,
-                    f"messages[{i}].content: longer than {self.limits.max_chars} characters",
-                    param=f"messages[{i}].content",
-                    code="invalid_value",
-                )
-            if m.role in ("user", "assistant") and text.strip():
-                dialogue.append({"role": "user" if m.role == "user" else "recommender", "text": text})
+        dialogue = [
+            {"role": "user" if m.role == "user" else "recommender", "text": m.text()}
+            for m in req.messages
+            if m.role in ("user", "assistant") and m.text().strip()
+        ]
         if not dialogue or dialogue[-1]["role"] != "user":
             raise APIError(
-                422,
+                400,
                 "messages: the last non-system message must be a non-empty user message",
                 param="messages",
                 code="no_user_turn",
             )
         return req, dialogue
+
+
+# ----------------------------------------------------------------------------- OpenAI chat completions
+
+# OpenAI parameters for what neither endpoint does (tools, logprobs, structured output, audio, penalties, ...): each
+# is accepted only at the value that asks for nothing (a client or chat UI may send those), else refused by name.
+UNSUPPORTED: dict[str, tuple[tuple, str]] = {
+    "tools": ((None, []), "no tool calling"),
+    "tool_choice": ((None, "none", "auto"), "no tool calling"),
+    "parallel_tool_calls": ((None, False, True), "no tool calling"),
+    "functions": ((None, []), "no function calling"),
+    "function_call": ((None, "none", "auto"), "no function calling"),
+    "response_format": ((None, {"type": "text"}), "plain text replies only"),
+    "logprobs": ((None, False), "no log probabilities"),
+    "top_logprobs": ((None, 0), "no log probabilities"),
+    "logit_bias": ((None, {}), "no logit bias"),
+    "presence_penalty": ((None, 0, 0.0), "only 0"),
+    "frequency_penalty": ((None, 0, 0.0), "only 0"),
+    "modalities": ((None, ["text"]), "text output only"),
+    "audio": ((None,), "no audio output"),
+    "prediction": ((None,), "no predicted outputs"),
+    "web_search_options": ((None,), "no web search"),
+    "reasoning_effort": ((None,), "the model does not reason"),
+    "verbosity": ((None,), "no verbosity setting"),
+}
+IGNORED = ("user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key")
+"""Request metadata OpenAI clients may send that changes nothing in a reply here: accepted, not used."""
+MAX_STOP, MAX_STOP_CHARS = 4, 64  # OpenAI's limit on stop sequences; a bound on their length
+
+
+def chat_request(max_messages: int, max_chars: int, max_tokens: int) -> type[BaseModel]:
+    """The OpenAI chat-completion request both endpoints accept, with their limits (they show in /docs): roles
+    system / developer / user / assistant, content a string or text parts, `max_tokens` / `max_completion_tokens`,
+    `temperature`, `top_p`, `n` 1, `stop`, `seed`, `stream` with `stream_options.include_usage`; the metadata in
+    IGNORED; the parameters in UNSUPPORTED at their "off" values only (`refuse_unsupported`); anything else is an
+    unrecognized argument (400), as OpenAI answers it."""
+    Content = Annotated[str, StringConstraints(max_length=max_chars)]
+    Tokens = Annotated[int, Field(ge=1, le=max_tokens)]
+
+    class ContentPart(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        type: str
+        text: str | None = None
+
+    class ChatMessage(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)  # OpenAI clients send name, refusal, ...
+        role: Literal["system", "developer", "user", "assistant"]
+        content: Content | list[ContentPart] | None = None
+
+        def text(self) -> str:
+            """The message's text (text parts joined; `parse_chat` has refused other parts)."""
+            if self.content is None or isinstance(self.content, str):
+                return self.content or ""
+            return "".join(p.text or "" for p in self.content)
+
+    class StreamOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        include_usage: bool | None = None
+        """Send a last chunk (empty `choices`) with the request's token usage, as OpenAI does."""
+        include_obfuscation: bool | None = None
+        """OpenAI pads its stream events against length side channels; this service does not, either way."""
+
+    class ChatRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        model: str | None = None
+        messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=max_messages)]
+        stream: bool = False
+        stream_options: StreamOptions | None = None
+        max_tokens: Tokens | None = None
+        max_completion_tokens: Tokens | None = None
+        temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+        top_p: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+        n: Annotated[int, Field(ge=1, le=1, description="only one choice is produced")] | None = None
+        stop: Any = None
+        """A string or up to 4 (`parse_chat` checks): the reply ends before the first of them (finish_reason
+        `stop`)."""
+        seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+        """Sampling seed: the same request with the same seed gets the same reply."""
+
+        def max_new_tokens(self) -> int | None:
+            return self.max_completion_tokens or self.max_tokens
+
+        def stops(self) -> list[str]:
+            return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+        def include_usage(self) -> bool:
+            return bool(self.stream_options and self.stream_options.include_usage)
+
+    # The metadata and the unsupported parameters are fields too (any JSON value), so they are not "unrecognized".
+    return create_model("ChatRequest", __base__=ChatRequest, **dict.fromkeys((*IGNORED, *UNSUPPORTED), (Any, None)))
+
+
+def refuse_unsupported(req) -> None:
+    """400 naming the first parameter of UNSUPPORTED set to a value that asks for something (see `chat_request`)."""
+    for name, (off, why) in UNSUPPORTED.items():
+        value = getattr(req, name)
+        if not any(value == o and type(value) is type(o) for o in off):
+            raise APIError(
+                400, f"{name}: not supported by this endpoint ({why})", param=name, code="unsupported_parameter"
+            )
+
+
+def parse_chat(model: type[BaseModel], obj: dict, max_chars: int):
+    """A chat-completion request, validated: the schema, the unsupported parameters, content parts (text only) and
+    each message's length with its parts joined."""
+    req = parse(model, obj)
+    refuse_unsupported(req)
+    stops = [req.stop] if isinstance(req.stop, str) else req.stop
+    if stops is not None and (
+        not isinstance(stops, list)
+        or not 1 <= len(stops) <= MAX_STOP
+        or not all(isinstance(x, str) and 1 <= len(x) <= MAX_STOP_CHARS for x in stops)
+    ):
+        raise APIError(
+            400,
+            f"stop: expected a string or a list of 1 to {MAX_STOP} strings of 1 to {MAX_STOP_CHARS} characters",
+            param="stop",
+            code="invalid_value",
+        )
+    if req.stream_options is not None and not req.stream:
+        raise APIError(
+            400, "stream_options: only allowed when stream is true", param="stream_options", code="invalid_value"
+        )
+    for i, m in enumerate(req.messages):
+        if isinstance(m.content, list):
+            bad = [p.type for p in m.content if p.type != "text"]
+            if bad:
+                raise APIError(
+                    400,
+                    f"messages[{i}].content: only text content parts are supported, got {bad[0]!r}",
+                    param=f"messages[{i}].content",
+                    code="unsupported_content",
+                )
+        if len(m.text()) > max_chars:
+            raise APIError(
+                400,
+                f"messages[{i}].content: longer than {max_chars} characters",
+                param=f"messages[{i}].content",
+                code="invalid_value",
+            )
+    return req
+
+
+class StopCutter:
+    """Streamed text in, text out up to (not including) the first stop sequence: a piece that may be the start of one
+    is held back until the next piece says whether it is. `stopped` once one was found (nothing more is let out)."""
+
+    def __init__(self, stops: list[str]):
+        self.stops, self.held, self.stopped = [s for s in stops if s], "", False
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        text = self.held + piece
+        cut = min((i for i in (text.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped, self.held = True, ""
+            return text[:cut]
+        keep = len(text) - self.hold if self.hold else len(text)
+        self.held = text[keep:]
+        return text[:keep]
+
+    def close(self) -> str:
+        """What is still held back when the text ends (it was not the start of a stop sequence)."""
+        out, self.held = ("" if self.stopped else self.held), ""
+        return out
+
+    def cut(self, text: str) -> str:
+        """A whole text: up to the first stop sequence."""
+        return self.feed(text) + self.close()
 
 
 # ----------------------------------------------------------------------------- application arguments

@@ -31,10 +31,11 @@ from ray.serve.handle import DeploymentHandle
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ecr_ray.config import EMOTIONS, Config
-from ecr_ray.prompts import NO_ITEMS, context_turn, recommendation_sentence
+from ecr_ray.data.tables import check_run_data
+from ecr_ray.prompts import NO_ITEMS, compose_response, context_turn, recommendation_sentence
 
 from . import sessions
-from .api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, install_errors, read_json
+from .api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, StopCutter, install_errors, read_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
@@ -225,6 +226,18 @@ async def answers_sessions(store, timeout_s: float) -> int | None:
         return None
 
 
+def add_usage(total: dict, usage: dict | None) -> None:
+    """Add one model call's token counts (a predictor's `usage`; none from a template) to `total`."""
+    for k in ("prompt_tokens", "completion_tokens"):
+        total[k] += int((usage or {}).get(k, 0))
+
+
+def total_usage(usage: dict) -> dict:
+    """OpenAI's `usage`: the tokens the models read (prompts) and wrote for one reply (u_r by the conversation
+    module, u_e by the generator, every try of it), and their sum."""
+    return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+
+
 def _jsonable(x: Any) -> Any:
     """numpy scalars/arrays and tuples from the predictors → plain JSON types."""
     if isinstance(x, dict):
@@ -323,16 +336,18 @@ class ECRIngress:
         ]
         last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
         first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
-        source = "template"
+        source, usage = "template", {"prompt_tokens": 0, "completion_tokens": 0}
         if (generate if write_ur is None else write_ur) and items:  # the conversation module's u_r, if the run has one
             names = [it["name"] for it in items]
             ur = await self._call("generator", self.generator.recommendation, dialogue, names, first)
             first, source = ur["text"], ur["source"]
-        empathetic, knowledge, final, guard = "", {}, first, {"checked": False}
+            add_usage(usage, ur.get("usage"))
+        empathetic, knowledge, final, guard, finish = "", {}, first, {"checked": False}, "stop"
         if generate and items:
             out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
             empathetic, knowledge, final = out["empathetic"], out["knowledge"], out["response"]
-            guard = out.get("guard", guard)
+            guard, finish = out.get("guard", guard), out.get("finish_reason", finish)
+            add_usage(usage, out.get("usage"))
         explanation = dict(rec.get("explanation", {}))
         explanation.update(
             triples=list(knowledge.get("triples", [])), review_entities=list(knowledge.get("review_entities", []))
@@ -346,26 +361,32 @@ class ECRIngress:
             ],
             # guard: whether the reply guard took sentences out of u_e, and which (generator/guard.py)
             # recommendation_source: `conversation` (generated u_r, slots filled) or `template` (no module / no slot)
+            # finish_reason: `length` when u_e was cut at max_new_tokens, else `stop`
             "response": {
                 "recommendation": first,
                 "recommendation_source": source,
                 "empathetic": empathetic,
                 "final": final,
                 "guard": guard,
+                "finish_reason": finish,
             },
             "explanation": _jsonable(explanation),
             "turns": len(dialogue),
+            "usage": total_usage(usage),
         }
 
     def _gen_kwargs(
-        self, max_new_tokens: int | None, temperature: float | None = None, top_p: float | None = None
+        self,
+        max_new_tokens: int | None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
     ) -> dict:
         n = max_new_tokens or self.cfg.generator.max_new_tokens  # the recipe's length unless the client asks
         gen: dict = {"max_new_tokens": min(n, self.limits.max_new_tokens)}
-        if temperature is not None:
-            gen["temperature"] = temperature
-        if top_p is not None:
-            gen["top_p"] = top_p
+        for name, value in (("temperature", temperature), ("top_p", top_p), ("seed", seed)):
+            if value is not None:
+                gen[name] = value
         return gen
 
     # ---- routes
@@ -400,10 +421,22 @@ class ECRIngress:
     @api.get("/v1/models")
     async def list_models(self, request: Request):
         self.auth.client(request)
-        return {
-            "object": "list",
-            "data": [{"id": self.limits.model_name, "object": "model", "created": 0, "owned_by": "ecr-ray"}],
-        }
+        return {"object": "list", "data": [self._model()]}
+
+    @api.get("/v1/models/{model_id}")
+    async def get_model(self, model_id: str, request: Request):
+        self.auth.client(request)
+        if model_id != self.limits.model_name:
+            raise APIError(
+                404,
+                f"model {model_id!r} does not exist; available: [{self.limits.model_name!r}]",
+                param="model",
+                code="model_not_found",
+            )
+        return self._model()
+
+    def _model(self) -> dict:
+        return {"id": self.limits.model_name, "object": "model", "created": 0, "owned_by": "ecr-ray"}
 
     @api.post("/v1/sessions", status_code=201)
     async def start_session(self, request: Request):
@@ -439,7 +472,7 @@ class ECRIngress:
             dialogue = (session.turns + new)[-keep:]
             cache = (session.emotions + [None] * len(new))[-keep:]
             if not any(t["role"] == "user" for t in dialogue):
-                raise APIError(422, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
+                raise APIError(400, "dialogue: needs at least one user turn", param="dialogue", code="no_user_turn")
             out = await self._answer(dialogue, cache, top_k, generate, gen)
             # The recommender's next context: the user's words and the items the reply named, not the generated text
             # (u_e, or a generated u_r's other words), whose entities the user never said.
@@ -473,10 +506,12 @@ class ECRIngress:
         """OpenAI-compatible: the conversation in `messages`, the ECR reply out (`stream: true` → SSE)."""
         self.auth.client(request)
         req, dialogue = self.models.chat(await self._body(request))
-        gen = self._gen_kwargs(req.max_completion_tokens or req.max_tokens, req.temperature, req.top_p)
+        gen = self._gen_kwargs(req.max_new_tokens(), req.temperature, req.top_p, req.seed)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not req.stream:
             out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, True, gen)
+            final, finish = out["response"]["final"], out["response"]["finish_reason"]
+            content = StopCutter(req.stops()).cut(final)
             return {
                 "id": cid,
                 "object": "chat.completion",
@@ -485,48 +520,67 @@ class ECRIngress:
                 "choices": [
                     {
                         "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": out["response"]["final"]},
+                        "finish_reason": "stop" if content != final else finish,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
                     }
                 ],
-                "usage": None,
+                "usage": out["usage"],
                 "ecr": out,
             }
-        # Stream: emotions + ranking first (errors still get a proper status), then the generator's tokens.
+        # Stream: emotions + ranking + u_r first (errors still get a proper status), then u_e as it is written.
         out = await self._answer(dialogue, [None] * len(dialogue), self.limits.default_top_k, False, gen, True)
         return StreamingResponse(
-            self._sse(cid, created, req.model, out, gen),
+            self._sse(cid, created, req, out, gen),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    async def _sse(self, cid: str, created: int, model: str, out: dict, gen: dict):
+    async def _sse(self, cid: str, created: int, req, out: dict, gen: dict):
+        """The reply as OpenAI chunks: u_r as soon as it exists (it names only the recommended items), then u_e a
+        sentence at a time as the reply guard passes each (token by token without the guard); up to the first
+        `stop` sequence; the last chunk carries `ecr` (items, emotions, explanation, the guard's verdict) and, with
+        `stream_options.include_usage`, a chunk with the usage follows, as OpenAI sends it."""
+        with_usage = req.include_usage()
+
         def event(delta: dict | None = None, finish: str | None = None, extra: dict | None = None) -> str:
             chunk = {
                 "id": cid,
                 "object": "chat.completion.chunk",
                 "created": created,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
+                "model": req.model,
+                "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish, "logprobs": None}],
+                **({"usage": None} if with_usage else {}),
                 **(extra or {}),
             }
             return f"data: {json.dumps(chunk)}\n\n"
 
-        first = out["response"]["recommendation"]
+        cutter = StopCutter(req.stops())
+        ur = out["response"]["recommendation"]
+        usage = {k: out["usage"][k] for k in ("prompt_tokens", "completion_tokens")}
         yield event({"role": "assistant", "content": ""})
-        yield event({"content": first})
+        if text := cutter.feed(compose_response(ur, "")):  # as it opens `final`
+            yield event({"content": text})
         guard: dict = {"checked": False}
-        if out["items"]:
+        finish = "stop"
+        if out["items"] and not cutter.stopped:
             sent, attempt = False, 0
             while True:
                 try:
                     handle = self.generator.options(stream=True)
-                    async for piece in handle.stream.remote(out["items"][0]["entity_id"], first, **gen):
+                    async for piece in handle.stream.remote(out["items"][0]["entity_id"], ur, **gen):
                         if isinstance(piece, dict):  # the reply guard's verdict, after the text
-                            guard = piece
+                            guard = dict(piece)
+                            add_usage(usage, guard.pop("usage", None))
+                            finish = guard.pop("finish_reason", finish)
                         elif piece:
+                            if not sent and not piece[:1].isspace():
+                                piece = " " + piece  # as in `final`: u_r, a space, u_e
                             sent = True
-                            yield event({"content": piece})
+                            if text := cutter.feed(piece):
+                                yield event({"content": text})
+                            if cutter.stopped:
+                                break
                     break
                 except Exception as e:
                     attempt += 1
@@ -542,9 +596,14 @@ class ECRIngress:
                     yield event(finish="error")
                     yield "data: [DONE]\n\n"
                     return
+        if text := cutter.close():
+            yield event({"content": text})
         ecr = {k: out[k] for k in ("items", "user_emotions", "explanation")}
         ecr["recommendation_source"] = out["response"]["recommendation_source"]
-        yield event(finish="stop", extra={"ecr": {**ecr, "guard": guard}})
+        yield event(finish="stop" if cutter.stopped else finish, extra={"ecr": {**ecr, "guard": guard}})
+        if with_usage:
+            body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
+            yield f"data: {json.dumps({**body, 'choices': [], 'usage': total_usage(usage)})}\n\n"
         yield "data: [DONE]\n\n"
 
 
@@ -552,8 +611,10 @@ class ECRIngress:
 
 
 def build_app(cfg: Config) -> serve.Application:
-    """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`."""
+    """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`.
+    Refused (`RunDataMismatch`) when the data the config reads are not those the run was built from."""
     cfg = cfg.with_absolute_paths()  # replicas may run in another working directory
+    check_run_data(cfg)
     opts = cfg.serve.deployment_options
     emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
     recommender = Recommender.options(**opts("Recommender")).bind(cfg, emotion)

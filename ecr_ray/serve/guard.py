@@ -8,6 +8,9 @@ them. Neither reaches the application, so the ingress cannot refuse them; this m
   request on a kept-alive connection) → `408 Request Timeout`, connection closed;
 - more than `serve.max_header_bytes` of request line + headers → `431 Request Header Fields Too Large`, connection
   closed; the bytes are counted before they are parsed, so no more than one socket read is ever held.
+- a request answered before its body arrived (a 413 for a body over the limit) keeps its connection while the rest
+  of the body is read and dropped, so a client still sending reads the answer instead of a broken pipe; up to
+  `MAX_DRAIN_BYTES` and within `serve.header_timeout_s` of the answer, else the connection is closed.
 
 Ray 2.60 exposes no option for either (HTTPOptions has `keep_alive_timeout_s` and an end-to-end
 `request_timeout_s`, which starts only once the headers are in), but it runs `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`
@@ -27,6 +30,8 @@ import os
 CALLBACK = "ecr_ray.serve.guard:proxy_callback"
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 TIMEOUT_ENV, MAX_BYTES_ENV = "ECR_SERVE_HEADER_TIMEOUT_S", "ECR_SERVE_MAX_HEADER_BYTES"
+MAX_DRAIN_BYTES = 64 * 1024 * 1024
+"""Most bytes of a refused request's body read and dropped after its answer (then the connection is closed)."""
 
 log = logging.getLogger("ray.serve")
 
@@ -83,6 +88,7 @@ class _Guard:
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._header_timer = None
+        self._body_done, self._drained = True, None  # _drained: bytes dropped after an early answer, or None
         self._expect_headers()
         self._arm()  # a connection that sends nothing is closed too
 
@@ -94,6 +100,7 @@ class _Guard:
         self._in_headers, self._header_bytes, self._tail = True, 0, b""
 
     def on_message_begin(self) -> None:
+        self._body_done = False
         super().on_message_begin()
         if self._header_timer is None:  # the next request on a kept-alive connection
             self._arm()
@@ -103,12 +110,31 @@ class _Guard:
         self._disarm()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._body_done = True
+        super().on_message_complete()
+        if self._drained is not None:  # the rest of an answered request's body is in: the next request may come
+            self._drained = None
+            self._disarm()
+            self._expect_headers()
+            self._arm()
+
     def on_response_complete(self) -> None:
-        self._expect_headers()  # whatever comes next on this connection starts a request
+        if self._body_done:
+            self._expect_headers()  # whatever comes next on this connection starts a request
+        else:  # answered before its body arrived (e.g. 413): read and drop the rest, so the client reads the answer
+            self._drained = 0
+            self._disarm()
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._close)
         super().on_response_complete()
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
+        if self._drained is not None:
+            self._drained += len(data)
+            if self._drained > MAX_DRAIN_BYTES:
+                self._close()
+                return
+        elif self._in_headers:
             window = self._tail + data
             end = window.find(b"\r\n\r\n")
             self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
@@ -125,6 +151,12 @@ class _Guard:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def _close(self) -> None:
+        """End a connection whose answer was sent (a refused body too large or too slow to drop)."""
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def _refuse(self, status: int) -> None:
         """Answer `status` (JSON, in the service's error shape) and close the connection."""

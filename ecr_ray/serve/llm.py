@@ -1,7 +1,12 @@
 """OpenAI-compatible chat endpoint on the base chat model (`cfg.generator.base_model`): Ray Serve + FastAPI.
 
     POST /v1/chat/completions   non-streaming, or `"stream": true` for server-sent events (OpenAI chunk format)
-    GET  /v1/models
+    GET  /v1/models, /v1/models/{model}
+
+The request is the ECR endpoint's (api.py `chat_request`): system / developer / user / assistant messages, content as a
+string or text parts, max_tokens, temperature, top_p, stop, seed, stream_options.include_usage; what it does not do
+(tools, logprobs, ...) is refused with a 400 naming the parameter. `usage` counts the prompt's and the reply's tokens;
+`finish_reason` is `length` when max_tokens cut the reply.
 
 It is the offline default endpoint for LLM emotion labelling. Run it on its own with
 `serve run ecr_ray.serve.llm:app recipe=demo` (bind 127.0.0.1), or from a job with `start_local(cfg)`.
@@ -22,47 +27,32 @@ import socket
 import threading
 import time
 import uuid
-from typing import Annotated, Literal
 
 import ray
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ray import serve
 
-from ecr_ray.config import Config, ServeConfig
+from ecr_ray.config import Config
 from ecr_ray.hub import served_model_id
 
-from .api import APIError, AppArgs, BearerAuth, SecurityHeaders, install_errors, parse, read_json
+from .api import (
+    APIError,
+    AppArgs,
+    BearerAuth,
+    SecurityHeaders,
+    StopCutter,
+    chat_request,
+    install_errors,
+    parse_chat,
+    read_json,
+)
 
 api = FastAPI(title="ecr-ray base chat model (OpenAI-compatible)")
 api.add_middleware(SecurityHeaders)
 install_errors(api)
 
 
-def request_model(s: ServeConfig) -> type[BaseModel]:
-    """The chat-completion request of this endpoint, its limits from `s` (they show in /docs)."""
-    Content = Annotated[str, StringConstraints(max_length=s.llm_max_chars)]
-    Tokens = Annotated[int, Field(ge=1, le=s.llm_max_tokens)]
-
-    class ChatMessage(BaseModel):
-        model_config = ConfigDict(extra="ignore", strict=True)  # OpenAI clients send name, tool ids, ...
-        role: Literal["system", "user", "assistant"]
-        content: Content
-
-    class ChatRequest(BaseModel):
-        model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (user, seed, ...)
-
-        model: str | None = None
-        messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=s.llm_max_messages)]
-        max_tokens: Tokens | None = None
-        max_completion_tokens: Tokens | None = None
-        temperature: float = Field(1.0, ge=0.0, le=2.0, allow_inf_nan=False)
-        top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
-        n: int = Field(1, ge=1, le=1)
-        stream: bool = False
-
-    return ChatRequest
 
 
 @serve.deployment(max_ongoing_requests=64)
@@ -73,45 +63,56 @@ class ChatModel:
 
         from ecr_ray.hub import device, dtype, load_chat_model
 
-        g, self.limits = cfg.generator, cfg.serve
-        self.name, self.base_model = served_model_id(g.base_model), g.base_model
-        self.ChatRequest = request_model(cfg.serve)
-        self.default_max_tokens = min(max(g.max_new_tokens, 128), cfg.serve.llm_max_tokens)
-        self.auth = BearerAuth(cfg.serve.api_token_env)  # the ECR ingress's tokens, from this replica's environment
+        g, s = cfg.generator, cfg.serve
+        self.limits, self.name, self.base_model = s, served_model_id(g.base_model), g.base_model
+        self.ChatRequest = chat_request(s.llm_max_messages, s.llm_max_chars, s.llm_max_tokens)
+        self.default_max_tokens = min(max(g.max_new_tokens, 128), s.llm_max_tokens)
+        self.auth = BearerAuth(s.api_token_env)  # the ECR ingress's tokens, from this replica's environment
         threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or os.cpu_count() or 1
         torch.set_num_threads(max(1, threads))  # the CPUs the replica reserved
         on = device(g.device)
         self.tok, self.model = load_chat_model(g.base_model, dtype(g.dtype, on), on, cfg.offline)
+        eos = self.model.generation_config.eos_token_id
+        self.eos = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
         self.lock = threading.Lock()  # one generate at a time per replica: CPU threads are the bottleneck
 
     @api.get("/v1/models")
     def models(self, request: Request) -> dict:
         self.auth.client(request)
-        return {"object": "list", "data": [{"id": self.name, "object": "model", "created": 0, "owned_by": "ecr-ray"}]}
+        return {"object": "list", "data": [self._card()]}
+
+    @api.get("/v1/models/{model}")
+    def model(self, model: str, request: Request) -> dict:
+        self.auth.client(request)
+        self._check_model(model)
+        return self._card()
+
+    def _card(self) -> dict:
+        return {"id": self.name, "object": "model", "created": 0, "owned_by": "ecr-ray"}
+
+    def _check_model(self, model: str | None) -> None:
+        if model not in (None, "", self.name, self.base_model):
+            raise APIError(
+                404,
+                f"model {model!r} not served; this endpoint serves {self.name!r}",
+                param="model",
+                code="model_not_found",
+            )
 
     @api.post("/v1/chat/completions")
     async def chat(self, request: Request):
         self.auth.client(request)
         obj = await read_json(request, self.limits.max_body_bytes, self.limits.body_timeout_s)
-        req = parse(self.ChatRequest, obj)
-        if req.model not in (None, "", self.name, self.base_model):
-            raise APIError(
-                404,
-                f"model {req.model!r} not served; this endpoint serves {self.name!r}",
-                param="model",
-                code="model_not_found",
-            )
+        req = parse_chat(self.ChatRequest, obj, self.limits.llm_max_chars)
+        self._check_model(req.model)
         inputs, gen = self._prepare(req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         await self._acquire()  # the generation thread releases it when it ends, whatever the client does
         if req.stream:
-            streamer = self._start_stream(inputs, gen)
-            return StreamingResponse(self._sse(streamer, cid, created), media_type="text/event-stream")
+            run = self._start_stream(inputs, gen)
+            return StreamingResponse(self._sse(run, req, cid, created), media_type="text/event-stream")
         out = await asyncio.to_thread(self._generate, inputs, gen)
-        new = out[0, inputs["input_ids"].shape[1] :]
-        finished = bool(len(new)) and int(new[-1]) == self.tok.eos_token_id
-        text = self.tok.decode(new, skip_special_tokens=True)
-        n_prompt, n_new = int(inputs["input_ids"].shape[1]), int(len(new))
+        text, finish, usage = self._outcome(inputs, out, gen, req.stops())
         return {
             "id": cid,
             "object": "chat.completion",
@@ -120,12 +121,25 @@ class ChatModel:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop" if finished or n_new < gen["max_new_tokens"] else "length",
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "finish_reason": finish,
+                    "logprobs": None,
                 }
             ],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new},
+            "usage": usage,
         }
+
+    def _outcome(self, inputs, out, gen: dict, stops: list[str]) -> tuple[str, str, dict]:
+        """(the reply up to its first stop sequence, finish_reason, usage) of one generation: `length` when it was
+        cut at max_tokens, else `stop` (the model ended it, or a stop sequence did)."""
+        new = out[0, inputs["input_ids"].shape[1] :]
+        text = self.tok.decode(new, skip_special_tokens=True)
+        shown = StopCutter(stops).cut(text)
+        ended = bool(len(new)) and int(new[-1]) in self.eos
+        cut = shown == text and not ended and len(new) >= gen["max_new_tokens"]
+        n_prompt, n_new = int(inputs["input_ids"].shape[1]), int(len(new))
+        usage = {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
+        return shown, "length" if cut else "stop", usage
 
     async def _acquire(self) -> None:
         """The replica's one generation slot, or 503 when it does not free up within serve.request_timeout_s.
@@ -146,29 +160,53 @@ class ChatModel:
             self.lock.release()
 
     def _prepare(self, req):
-        msgs = [m.model_dump() for m in req.messages]
+        # The chat template knows system, user and assistant: a developer message is the system prompt.
+        msgs = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
         prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         inputs = self.tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
-        gen = {
-            "max_new_tokens": req.max_completion_tokens or req.max_tokens or self.default_max_tokens,
-            "pad_token_id": self.tok.pad_token_id,
-        }
-        if req.temperature > 0:
-            gen |= {"do_sample": True, "temperature": req.temperature, "top_p": req.top_p}
+        gen = {"max_new_tokens": req.max_new_tokens() or self.default_max_tokens, "pad_token_id": self.tok.pad_token_id}
+        temperature = 1.0 if req.temperature is None else req.temperature  # OpenAI's defaults
+        if temperature > 0:
+            gen |= {"do_sample": True, "temperature": temperature, "top_p": req.top_p or 1.0}
         else:
             gen |= {"do_sample": False}
+        if req.stops():  # generation ends at a stop sequence; the reply is cut before it
+            gen |= {"stop_strings": req.stops(), "tokenizer": self.tok}
+        if req.seed is not None:
+            gen["seed"] = req.seed
         return inputs, gen
 
-    def _start_stream(self, inputs, gen):
-        """Generation in a thread of its own (which releases the lock when done), its text as an iterator."""
+    def _generate(self, inputs, gen):
+        """model.generate on this replica's one generation slot (released when done); `seed` seeds sampling."""
+        import torch
+
+        try:
+            gen = dict(gen)
+            if (seed := gen.pop("seed", None)) is not None:
+                torch.manual_seed(seed)  # one generation at a time per replica: the global generator is ours
+            return self.model.generate(**inputs, **gen)
+        finally:
+            self.lock.release()
+
+    def _start_stream(self, inputs, gen) -> dict:
+        """Generation in a thread of its own (which releases the lock when done): its text as an iterator
+        (`streamer`), its output ids once done (`out`), the thread; and the inputs and settings it ran with."""
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        threading.Thread(target=self._generate, args=(inputs, {**gen, "streamer": streamer}), daemon=True).start()
-        return streamer
+        run = {"streamer": streamer, "inputs": inputs, "gen": gen}
 
-    def _sse(self, streamer, cid: str, created: int):
-        """Server-sent events of one generation's text."""
+        def target():
+            run["out"] = self._generate(inputs, {**gen, "streamer": streamer})
+
+        run["thread"] = threading.Thread(target=target, daemon=True)
+        run["thread"].start()
+        return run
+
+    def _sse(self, run: dict, req, cid: str, created: int):
+        """Server-sent events of one generation's text, up to its first stop sequence; with
+        `stream_options.include_usage`, a last chunk with the usage (empty `choices`), as OpenAI sends it."""
+        with_usage = req.include_usage()
 
         def chunk(delta: dict, finish: str | None) -> str:
             body = {
@@ -176,15 +214,24 @@ class ChatModel:
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": self.name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **({"usage": None} if with_usage else {}),
             }
             return f"data: {json.dumps(body)}\n\n"
 
+        cutter = StopCutter(req.stops())
         yield chunk({"role": "assistant", "content": ""}, None)
-        for piece in streamer:
-            if piece:
-                yield chunk({"content": piece}, None)
-        yield chunk({}, "stop")
+        for piece in run["streamer"]:
+            if piece and (text := cutter.feed(piece)):
+                yield chunk({"content": text}, None)
+        if text := cutter.close():
+            yield chunk({"content": text}, None)
+        run["thread"].join()
+        _, finish, usage = self._outcome(run["inputs"], run["out"], run["gen"], req.stops())
+        yield chunk({}, finish)
+        if with_usage:
+            body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.name}
+            yield f"data: {json.dumps({**body, 'choices': [], 'usage': usage})}\n\n"
         yield "data: [DONE]\n\n"
 
 

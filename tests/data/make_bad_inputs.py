@@ -8,6 +8,9 @@ three records of a JSONL file (line 2 corrupted unless said otherwise), or a who
 - `skip_invalid`: {"skipped_lines": [...]} (those rows skipped and reported, every other row as in the clean
   file) or {"error": {field, line}} (still an error: empty files, side files, a file with no valid row left).
 
+The KG cases stand in for one file of a small KG: `kg_base/`, the sample KG's first `KG_BASE_ENTITIES` entities and
+the edges, items and movies among them (a whole-file case is then a few KB, not a copy of the sample's KG).
+
 Run from the repository root: `python tests/data/make_bad_inputs.py` (stdlib only, deterministic). The test
 `test_bad_inputs.py` checks the committed files are exactly what this writes.
 """
@@ -24,6 +27,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "bad_inputs"
 SAMPLE = HERE.parents[1] / "ecr_ray" / "data" / "sample"
+MOVIE_MAP = "redial_movieid2entity.json"
+KG_BASE = "kg_base"  # the small, clean KG directory the KG cases corrupt one file of
+KG_BASE_ENTITIES = 300
 DEPTH = 20_000  # nesting of the too-deep cases: 20x Python's default recursion limit
 BAD = 2  # the corrupted line of the JSONL cases
 
@@ -487,9 +493,31 @@ def labels_cases() -> list[Case]:
 # ----------------------------------------------------------------------------- side files (always an error)
 
 
-def kg_cases() -> list[Case]:
+def kg_base() -> dict[str, bytes]:
+    """The clean KG the KG cases start from: the sample KG cut to its entities with ids below KG_BASE_ENTITIES (ids
+    stay 0..N-1), the edges among them, its items and movies, as file name → bytes."""
+    kg = SAMPLE / "redial" / "kg"
+
     def load(name):
-        return json.loads((SAMPLE / "redial" / "kg" / name).read_bytes())
+        return json.loads((kg / name).read_bytes())
+
+    n = KG_BASE_ENTITIES
+    e2id = {u: i for u, i in load("entity2id.json").items() if i < n}
+    subkg = {h: [e for e in edges if e[1] < n] for h, edges in load("dbpedia_subkg.json").items() if int(h) < n}
+    items = [i for i in load("item_ids.json") if i < n]
+    movies = {m: v for m, v in load("redial_movieid2entity.json").items() if v["entity_id"] < n}
+    out = {"entity2id.json": e2id, "dbpedia_subkg.json": subkg, "item_ids.json": items, MOVIE_MAP: movies}
+    files = {name: dump(obj) for name, obj in out.items()}
+    for name in ("relation2id.json", "relation_set.json"):
+        files[name] = (kg / name).read_bytes()
+    return files
+
+
+def kg_cases() -> list[Case]:
+    base = kg_base()
+
+    def load(name):
+        return json.loads(base[name])
 
     def case(file, name, what, content, fname, line=None):
         return Case("kg", name, what, content, fname, line, f"redial/kg/{file}")
@@ -506,7 +534,8 @@ def kg_cases() -> list[Case]:
     head = next(iter(subkg))
     items = load("item_ids.json")
     movie = next(iter(load("redial_movieid2entity.json")))
-    raw_e2id = (SAMPLE / "redial" / "kg" / "entity2id.json").read_bytes()
+    raw_e2id = base["entity2id.json"]
+    name = uris[0].rsplit("/", 1)[1].rstrip(">").encode()
     e2 = "entity2id.json"
     sk = "dbpedia_subkg.json"
     it = "item_ids.json"
@@ -518,7 +547,7 @@ def kg_cases() -> list[Case]:
             e2,
             "entity2id_non_utf8",
             "a 0xff byte in entity2id.json",
-            raw_e2id.replace(b"Tom_Hanks", b"Tom_Hanks\xff", 1),
+            raw_e2id.replace(name, name + b"\xff", 1),
             "<encoding>",
             1,
         ),
@@ -675,10 +704,10 @@ def movies_cases() -> list[Case]:
         ),
         case(
             "unbalanced_quote",
-            "a stray quote that would swallow the rows after it",
+            "a stray quote that would swallow the rows after it (up to the next quote: a quoted name, or the end)",
             with_line(3, b",".join([third[0], b'"' + third[1], third[2]])),
             "<csv>",
-            len(lines) - 1,
+            next((n for n in range(4, len(lines)) if b'"' in lines[n - 1]), len(lines) - 1),
         ),
         case("empty_file", "an empty file", b"", "<file>", None),
         case("header_only", "only the header", lines[0] + b"\r\n", "<file>", None),
@@ -702,6 +731,7 @@ def generate() -> dict[str, bytes]:
     cases = all_cases()
     files = {c.file: c.content for c in cases}
     assert len(files) == len(cases), "case names must be unique per loader"
+    files.update({f"{KG_BASE}/{name}": content for name, content in kg_base().items()})
     manifest = json.dumps([c.manifest() for c in cases], indent=1, ensure_ascii=True) + "\n"
     return {**files, "cases.json": manifest.encode()}
 
@@ -713,7 +743,7 @@ def main() -> None:
         (CORPUS / rel).parent.mkdir(parents=True, exist_ok=True)
         (CORPUS / rel).write_bytes(content)
     print(
-        f"wrote {len(files) - 1} cases to "
+        f"wrote {sum('/' in rel and not rel.startswith(KG_BASE) for rel in files)} cases to "
         f"{CORPUS.relative_to(Path.cwd()) if CORPUS.is_relative_to(Path.cwd()) else CORPUS}"
     )
 

@@ -31,7 +31,8 @@ from tests.data import make_bad_inputs as corpus
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "data.md"
 CASES = json.loads((corpus.CORPUS / "cases.json").read_text(encoding="utf-8"))
-SIDE_DIRS = {"kg": "redial/kg", "movies": "redial"}  # side-file loaders read a directory: copied from the sample
+# Side-file loaders read a directory: the KG cases' small clean KG, the movies cases' copy of the sample's.
+SIDE_DIRS = {"kg": (corpus.CORPUS / corpus.KG_BASE, "redial/kg"), "movies": (SAMPLE_DATA_DIR / "redial", "redial")}
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +93,8 @@ LOADERS = {
 def place(case: dict, content: bytes, data: Path) -> Path:
     """A data directory where `content` stands in for the case's target file; returns the file's path."""
     if case["loader"] in SIDE_DIRS:
-        shutil.copytree(SAMPLE_DATA_DIR / SIDE_DIRS[case["loader"]], data / SIDE_DIRS[case["loader"]])
+        clean, where = SIDE_DIRS[case["loader"]]
+        shutil.copytree(clean, data / where)
     path = data / case["target"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
@@ -220,6 +222,7 @@ def test_cli_reports_one_line_and_exit_2(tmp_path):
         f"error: {train}:5: field 'messages[0].text': expected a string, got null"
     ]
 
+    test_lines = test.read_bytes().count(b"\n")
     test.write_bytes(test.read_bytes() + lines[0] + b"\n")  # train's first conversation again, in test
     skipping = cli("--skip-invalid")
     assert skipping.returncode == 0 and "Traceback" not in skipping.stderr, skipping.stderr
@@ -227,7 +230,7 @@ def test_cli_reports_one_line_and_exit_2(tmp_path):
     cid = json.loads(lines[0])["conversationId"]
     assert rows == [
         f"{train}:5: field 'messages[0].text': expected a string, got null",
-        f"{test}:11: field 'conversationId': conversation {cid!r} already read at train_data.jsonl:1",
+        f"{test}:{test_lines + 1}: field 'conversationId': conversation {cid!r} already read at train_data.jsonl:1",
     ]
 
 

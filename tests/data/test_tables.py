@@ -166,3 +166,38 @@ def test_real_inspired_tables(real_data_dir, tmp_path):
     assert c["train"]["conversations"] + c["valid"]["conversations"] == 801
     assert c["test"]["conversations"] == 99
     assert c["test"]["samples"] > 0
+
+
+def test_a_run_read_with_other_data_is_refused_naming_both(tmp_path):
+    """Every stage reading a built run loads the KG through `load_dataset_kg`, which first compares the data's content
+    hashes with the run's tables manifest: the same data elsewhere pass; other data fail naming both, and
+    `ecr-ray serve` refuses before starting Ray (was: /healthz 200, every POST /v1/recommend 502 IndexError)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from ecr_ray.config import PROJECT_ROOT
+    from ecr_ray.data.tables import RunDataMismatch, check_run_data, load_dataset_kg
+
+    run = str(tmp_path / "run")
+    build_tables(load_config("demo", {"run_dir": run}))
+    moved = tmp_path / "moved"
+    shutil.copytree(SAMPLE_DATA_DIR, moved)
+    check_run_data(load_config("demo", {"run_dir": run, "data.data_dir": str(moved)}))  # same content: fine
+    subkg = moved / "redial" / "kg" / "dbpedia_subkg.json"
+    subkg.write_text(subkg.read_text() + "\n")  # other bytes, as a KG extracted again would have
+    other = load_config("demo", {"run_dir": run, "data.data_dir": str(moved)})
+    with pytest.raises(RunDataMismatch) as e:
+        load_dataset_kg(other)
+    msg = str(e.value)
+    assert str(SAMPLE_DATA_DIR) in msg and str(moved) in msg and "redial/kg/dbpedia_subkg.json" in msg
+    assert msg.count("data key") == 2
+    p = subprocess.run(
+        [sys.executable, "-m", "ecr_ray.jobs.serve", "--recipe", "demo", "--run-dir", run, "--data-dir", str(moved)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and p.stderr.startswith("error: run ") and str(moved) in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "Started a local Ray instance" not in p.stderr

@@ -13,8 +13,7 @@ from ecr_ray.generator.guard import EntityGuard, SentenceStream, sentences
 from ecr_ray.generator.predictor import GeneratorPredictor, _clean
 from ecr_ray.reviews.build import fit as build_review_db
 from ecr_ray.scoring import offline_metrics, without_title
-
-TOY = 0  # Toy Story (1995) in the demo KG
+from tests.conftest import item_id
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,13 @@ def pred(cfg):
     return GeneratorPredictor.load(cfg, zero_shot=True)
 
 
-def _named(guard: EntityGuard, allowed: bool, item: int = TOY) -> str:
+@pytest.fixture(scope="module")
+def item(pred) -> int:
+    """Titanic (1997) in the demo KG: reviewed, with KG neighbours."""
+    return item_id(pred.kg, "Titanic (1997)")
+
+
+def _named(guard: EntityGuard, allowed: bool, item: int) -> str:
     """A KG entity name the linker finds in a sentence, linked to `item` or not."""
     ok = guard.allowed(item)
     for eid, name in enumerate(guard.kg.names):
@@ -41,43 +46,43 @@ def _named(guard: EntityGuard, allowed: bool, item: int = TOY) -> str:
     raise AssertionError("demo KG has no such entity")
 
 
-def test_guard_drops_sentences_naming_unlinked_entities(pred):
+def test_guard_drops_sentences_naming_unlinked_entities(pred, item):
     g = pred.guard
-    good, bad = _named(g, True), _named(g, False)
-    text = f"I loved {good} in it. Also {bad} was great. Toy Story is a joy. I just saw it last night."
-    v = g.check(TOY, text)
-    assert v.text == f"I loved {good} in it. Toy Story is a joy."  # the item's own title is never a problem
+    good, bad = _named(g, True, item), _named(g, False, item)
+    text = f"I loved {good} in it. Also {bad} was great. Titanic is a joy. I just saw it last night."
+    v = g.check(item, text)
+    assert v.text == f"I loved {good} in it. Titanic is a joy."  # the item's own title is never a problem
     assert v.dropped == [
         {"sentence": f"Also {bad} was great.", "reason": "unlinked_entity", "entities": [bad]},
         {"sentence": "I just saw it last night.", "reason": "viewing_claim"},
     ]
-    titanic = pred.kg.entity2id.get("Titanic (1997)", 170)  # another movie: linked by the guard, not the metric
-    assert g.check(TOY, f"It is better than {pred.kg.names[titanic]}.").text == ""
+    other = item_id(pred.kg, "Toy Story (1995)")  # another movie: linked by the guard, not the metric
+    assert g.check(item, f"It is better than {pred.kg.names[other]}.").text == ""
     # what the guard lets through scores no hallucination on the offline metric, by construction
     linker = EntityLinker.from_kg(pred.kg)
-    m = offline_metrics([text, v.text], [TOY, TOY], pred.kg, linker, pred.knowledge)
+    m = offline_metrics([text, v.text], [item, item], pred.kg, linker, pred.knowledge)
     assert m["halluc_entities_per_response"] == 0.5  # only the unguarded text names one
     # the item's own title is the film, not an entity it makes up: the guard and the metric both blank it out
-    said = "I loved toy story, Toy Story (1995)!"
-    assert without_title(pred.kg, TOY, said) == "I loved " + " " * 9 + ", " + " " * 16 + "!"
+    said = "I loved titanic, Titanic (1997)!"
+    assert without_title(pred.kg, item, said) == "I loved " + " " * 7 + ", " + " " * 14 + "!"
 
 
-def test_sentence_stream_releases_what_check_keeps(pred):
+def test_sentence_stream_releases_what_check_keeps(pred, item):
     g = pred.guard
-    text = f"Great fun for all. {_named(g, False)} is in it, I think. {_named(g, True)} shines! The end is"
-    s = SentenceStream(g, TOY)
+    text = f"Great fun for all. {_named(g, False, item)} is in it, I think. {_named(g, True, item)} shines! The end is"
+    s = SentenceStream(g, item)
     out = [o for i in range(0, len(text), 3) for o in s.feed(text[i : i + 3])] + s.close()
     assert (
         "".join(out).strip()
-        == g.check(TOY, _clean(text)).text
+        == g.check(item, _clean(text)).text
         == " ".join(x for x in sentences(text)[:3] if "think" not in x)
     )
     assert [d["reason"] for d in s.dropped] == ["unlinked_entity"]
-    lone = SentenceStream(g, TOY)  # an unfinished reply with no finished sentence is kept, as _clean keeps it
+    lone = SentenceStream(g, item)  # an unfinished reply with no finished sentence is kept, as _clean keeps it
     assert lone.feed("What a film") == [] and lone.close() == [" What a film"]
 
 
-def test_respond_tries_again_when_the_guard_leaves_nothing(cfg):
+def test_respond_tries_again_when_the_guard_leaves_nothing(cfg, item):
     p = GeneratorPredictor.load(replace(cfg, generator=replace(cfg.generator, guard_retries=2)), zero_shot=True)
 
     class RejectAll(EntityGuard):  # every sentence fails: the predictor must try again, then give up honestly
@@ -85,32 +90,32 @@ def test_respond_tries_again_when_the_guard_leaves_nothing(cfg):
             return {"sentence": sentence, "reason": "unlinked_entity", "entities": ["x"]}
 
     p.guard = RejectAll(p.kg, p.knowledge)
-    r = p.respond(TOY, "You should watch <movie>")
+    r = p.respond(item, "You should watch <movie>")
     g = r["guard"]
-    assert r["empathetic"] == "" and r["response"] == "You should watch Toy Story (1995)."
+    assert r["empathetic"] == "" and r["response"] == "You should watch Titanic (1997)."
     assert g["trimmed"] and g["regenerations"] == 2 and len(g["dropped"]) >= 3  # all three tries' sentences
-    *chunks, verdict = p.stream(TOY, "You should watch <movie>")
+    *chunks, verdict = p.stream(item, "You should watch <movie>")
     assert chunks == [] and verdict["regenerations"] == 2 and verdict["trimmed"]
 
 
-def test_unguarded_predictor_streams_tokens(cfg):
+def test_unguarded_predictor_streams_tokens(cfg, item):
     p = GeneratorPredictor.load(replace(cfg, generator=replace(cfg.generator, reply_guard=False)), zero_shot=True)
-    r = p.respond(TOY, "You should watch <movie>")
+    r = p.respond(item, "You should watch <movie>")
     assert r["guard"] == {"checked": False} and r["empathetic"] == r["generated"]
-    *chunks, verdict = p.stream(TOY, "You should watch <movie>")
-    assert len(chunks) > 3 and verdict == {"checked": False}  # token chunks, not sentences
+    *chunks, verdict = p.stream(item, "You should watch <movie>")
+    assert len(chunks) > 3 and verdict == {"checked": False, "usage": r["usage"], "finish_reason": r["finish_reason"]}
 
 
-def test_knowledge_bonus_makes_the_reply_name_its_knowledge(cfg, pred):
+def test_knowledge_bonus_makes_the_reply_name_its_knowledge(cfg, pred, item):
     first = "You should watch <movie>"
-    names = pred.item_knowledge(TOY)["review_entities"] + [
-        t.rsplit(" is ", 1)[1] for t in pred.item_knowledge(TOY)["triples"]
+    names = pred.item_knowledge(item)["review_entities"] + [
+        t.rsplit(" is ", 1)[1] for t in pred.item_knowledge(item)["triples"]
     ]
     boosted = GeneratorPredictor.load(
         replace(cfg, generator=replace(cfg.generator, knowledge_bonus=8.0, reply_guard=False)), zero_shot=True
     )
-    with_bonus = boosted.respond(TOY, first)["generated"]
-    without = pred.respond(TOY, first)["generated"]
+    with_bonus = boosted.respond(item, first)["generated"]
+    without = pred.respond(item, first)["generated"]
     assert any(n in with_bonus for n in names), with_bonus
     assert sum(n in with_bonus for n in names) > sum(n in without for n in names)
 
@@ -122,21 +127,21 @@ def test_config_checks():
         GeneratorConfig(knowledge_bonus=-1)
 
 
-def test_a_name_split_across_sentences_is_caught(pred):
+def test_a_name_split_across_sentences_is_caught(pred, item):
     """The splitter keeps initials ("Michael J. Fox") in one sentence; a name it still cuts ("Warner Bros." |
     "Pictures ...") is checked on the text kept so far plus the new sentence, so the metric finds nothing in what
     the guard keeps."""
     g = pred.guard
     assert sentences("I loved Michael J. Fox. So good.") == ["I loved Michael J. Fox.", "So good."]
     wb = pred.kg.names.index("Warner Bros. Pictures")
-    assert wb not in g.allowed(TOY)
+    assert wb not in g.allowed(item)
     text = "It was made by Warner Bros. Pictures made it great."
     assert sentences(text) == ["It was made by Warner Bros.", "Pictures made it great."]
-    late = g.problem_after(TOY, "It was made by Warner Bros.", "Pictures made it great.")
+    late = g.problem_after(item, "It was made by Warner Bros.", "Pictures made it great.")
     assert late["entities"] == ["Warner Bros. Pictures"]  # only the two together spell it
-    v = g.check(TOY, text)
+    v = g.check(item, text)
     assert v.text != text and v.dropped
-    m = offline_metrics([v.text, text], [TOY, TOY], pred.kg, EntityLinker.from_kg(pred.kg), pred.knowledge)
+    m = offline_metrics([v.text, text], [item, item], pred.kg, EntityLinker.from_kg(pred.kg), pred.knowledge)
     assert m["halluc_entities_per_response"] == 0.5  # the unguarded text names it, the kept one does not
-    s = SentenceStream(g, TOY)  # streaming releases the same
+    s = SentenceStream(g, item)  # streaming releases the same
     assert "".join(s.feed(text) + s.close()).strip() == v.text

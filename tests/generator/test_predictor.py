@@ -12,6 +12,7 @@ from ecr_ray.generator.predictor import GeneratorPredictor, _clean
 from ecr_ray.prompts import INSTRUCTION
 from ecr_ray.reviews.build import fit as build_review_db
 from ecr_ray.reviews.knowledge import load_knowledge
+from tests.conftest import item_id
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +82,11 @@ def test_encode_masks_the_prompt_and_fits(pred):
 
 
 def test_item_knowledge(pred):
-    toy = 0  # Toy Story (1995) in the sample KG: reviewed, with review entities
-    k = pred.item_knowledge(toy)
-    assert k == pred.item_knowledge(toy)  # seeded
-    assert len(k["triples"]) == 2 and all(t.startswith("Toy Story (1995)'s ") for t in k["triples"])
-    assert set(k["review_entities"]) <= set(pred.knowledge[toy]["review_entity_names"])
+    titanic = item_id(pred.kg, "Titanic (1997)")  # in the sample KG: reviewed, with review entities
+    k = pred.item_knowledge(titanic)
+    assert k == pred.item_knowledge(titanic)  # seeded
+    assert len(k["triples"]) == 2 and all(t.startswith("Titanic (1997)'s ") for t in k["triples"])
+    assert set(k["review_entities"]) <= set(pred.knowledge[titanic]["review_entity_names"])
     unseen = next(i for i in pred.kg.item_ids.tolist() if i not in pred.knowledge and pred.kg.triples_for(i))
     assert pred.item_knowledge(unseen)["review_entities"] == []  # KG triples only for items without reviews
     with pytest.raises(ValueError, match="not a KG entity"):
@@ -124,7 +125,7 @@ def test_entities_format_in_training_and_inference_prompts(cfg, pred):
 
     prompter = Prompter(pred.tok, pred.kg, pred.knowledge, as_entities, cfg.seed)
     unseen = next(i for i in pred.kg.item_ids.tolist() if i not in pred.knowledge and pred.kg.triples_for(i))
-    for item in (0, unseen):
+    for item in (item_id(pred.kg, "Titanic (1997)"), unseen):
         text, _, k = prompter.prompt(item, "You should watch <movie>")
         triples = pred.item_knowledge(item)["triples"]
         assert len(triples) == 2 and k["triples"] == []
@@ -135,20 +136,27 @@ def test_entities_format_in_training_and_inference_prompts(cfg, pred):
 
 
 def test_respond_greedy_sampling_stream(pred):
-    r = pred.respond(0, "You should watch <movie>")
-    assert r["response"].startswith("You should watch Toy Story (1995). ") and r["empathetic"]
+    titanic, conjuring = item_id(pred.kg, "Titanic (1997)"), item_id(pred.kg, "The Conjuring (2013)")
+    r = pred.respond(titanic, "You should watch <movie>")
+    assert r["response"].startswith("You should watch Titanic (1997). ") and r["empathetic"]
     assert r["response"].endswith(r["empathetic"]) and r["knowledge"]["triples"]
-    assert pred.respond(0, "You should watch <movie>")["empathetic"] == r["empathetic"]  # greedy: deterministic
-    s1 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=1, max_new_tokens=16)
-    s2 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=1, max_new_tokens=16)
-    s3 = pred.respond(0, "Try <movie>", do_sample=True, temperature=1.0, top_p=1.0, seed=2, max_new_tokens=16)
+    assert pred.respond(titanic, "You should watch <movie>")["empathetic"] == r["empathetic"]  # greedy: deterministic
+    sample = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 16}
+    s1 = pred.respond(titanic, "Try <movie>", seed=1, **sample)
+    s2 = pred.respond(titanic, "Try <movie>", seed=1, **sample)
+    s3 = pred.respond(titanic, "Try <movie>", seed=2, **sample)
     assert s1 == s2 and s3["empathetic"] != s1["empathetic"]
-    *chunks, verdict = pred.stream(0, "You should watch <movie>")  # guarded: sentence by sentence, then the verdict
-    assert chunks and all(isinstance(c, str) for c in chunks) and verdict == r["guard"]
+    # usage: the prompt's and the reply's tokens; finish_reason `length` when max_new_tokens cut the reply
+    assert r["usage"]["prompt_tokens"] > 50 and 0 < r["usage"]["completion_tokens"] <= pred.gcfg.max_new_tokens
+    cut = pred.respond(titanic, "You should watch <movie>", max_new_tokens=3)
+    assert cut["finish_reason"] == "length" and cut["usage"]["completion_tokens"] == 3
+    *chunks, verdict = pred.stream(titanic, "You should watch <movie>")  # guarded: by sentence, then the verdict
+    assert chunks and all(isinstance(c, str) for c in chunks)
+    assert verdict == {**r["guard"], "usage": r["usage"], "finish_reason": r["finish_reason"]}
     assert _clean("".join(chunks)) == r["empathetic"]
-    batch = pred.respond_batch([(0, "You should watch <movie>"), (170, "Have you seen <movie>?")])
-    assert batch[0]["response"].startswith("You should watch Toy Story (1995). ")
-    assert batch[1]["response"].startswith("Have you seen Titanic (1997)?")
+    batch = pred.respond_batch([(titanic, "You should watch <movie>"), (conjuring, "Have you seen <movie>?")])
+    assert batch[0]["response"].startswith("You should watch Titanic (1997). ")
+    assert batch[1]["response"].startswith("Have you seen The Conjuring (2013)?")
 
 
 def test_clean_drops_unfinished_tail():
@@ -210,7 +218,8 @@ def test_compiled_decoding_matches_eager(cfg, tiny_llama):
     assert compiled.generate(prompts) == eager.generate(prompts)  # batch 3: not compiled, eager
     long = ["word " * 100]  # prompt + max_new_tokens > max_cache_len: decodes eagerly, same answer
     assert compiled.generate(long) == eager.generate(long)
-    streamed = _clean("".join(c for c in compiled.stream(0, "You should watch [ITEM].") if isinstance(c, str)))
-    assert streamed == eager.respond(0, "You should watch [ITEM].")["empathetic"]
+    item = item_id(eager.kg, "Titanic (1997)")
+    streamed = _clean("".join(c for c in compiled.stream(item, "You should watch [ITEM].") if isinstance(c, str)))
+    assert streamed == eager.respond(item, "You should watch [ITEM].")["empathetic"]
     # and the batch-1 calls really went through transformers' compiled decode step on the one static cache
     assert set(compiled._caches) == {1} and hasattr(compiled.model, "_compiled_call")

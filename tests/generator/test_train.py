@@ -14,6 +14,7 @@ from ecr_ray.config import load_config
 from ecr_ray.data.tables import build_tables
 from ecr_ray.generator.predictor import GeneratorPredictor
 from ecr_ray.jobs import build_reviews, evaluate_generator, train_generator
+from tests.conftest import item_id
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +68,11 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     _, merged = load_chat_model(merge_adapter(load_config("demo", {"run_dir": str(run), "generator.dtype": "float32"})))
     with torch.inference_mode():
         torch.testing.assert_close(merged(**ids).logits, tuned.model(**ids).logits, atol=1e-4, rtol=1e-4)
-    r = tuned.respond(0, "You should watch <movie>")
-    assert r["response"].startswith("You should watch Toy Story (1995).")
+    r = tuned.respond(item_id(tuned.kg, "Titanic (1997)"), "You should watch <movie>")
+    assert r["response"].startswith("You should watch Titanic (1997).")
 
     build_tables(cfg)
-    gold = ["--gold-items"]  # no recommender in this run: the dataset's items (the served reply: tests/serve)
+    gold = ["--dataset-items"]  # no recommender in this run: the dataset's items (the served reply: tests/serve)
     assert (
         evaluate_generator.main(common + gold + ["--generator.max_new_tokens", "8", "--generator.eval_samples", "6"])
         == 0

@@ -49,8 +49,8 @@ def test_models_and_chat_completion(endpoint):
 def test_bad_requests(endpoint):
     code, body = post(f"{endpoint}/chat/completions", {"model": "gpt-9", "messages": MSGS})
     assert code == 404 and body["error"]["code"] == "model_not_found" and body["error"]["param"] == "model"
-    assert post(f"{endpoint}/chat/completions", {"messages": []})[0] == 422
-    assert post(f"{endpoint}/chat/completions", {"messages": MSGS, "max_tokens": 0})[0] == 422
+    assert post(f"{endpoint}/chat/completions", {"messages": []})[0] == 400
+    assert post(f"{endpoint}/chat/completions", {"messages": MSGS, "max_tokens": 0})[0] == 400
 
 
 def _job(run_dir, url, n):

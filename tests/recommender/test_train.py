@@ -102,6 +102,7 @@ def test_predictor_answers_a_text_dialogue(trained_full):
     dialogue, emotions = loved(title)
     res = p.recommend(dialogue, emotions, top_k=5)
     assert len(res["items"]) == 5 and all(it["name"] for it in res["items"])
+    assert item not in [it["entity_id"] for it in res["items"]]  # the movie the dialogue names is not recommended
     scores = [it["score"] for it in res["items"]]
     assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
     linked = {e["entity_id"]: e for e in res["explanation"]["entities"]}

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from ecr_ray.config import PROJECT_ROOT, load_config
+from ecr_ray.data.tables import RunDataMismatch, check_run_data
 
 # Tiny settings: the point is a real, loadable artifact of every stage, not a good model.
 TINY = {
@@ -67,6 +68,10 @@ def serve_run_dir() -> Path:
     stamp_path = run_dir / "serve-test-stamp.json"
     stamp = {"tiny": TINY, "stages": [job for job, _, _ in STAGES], "layout": 2}  # layout: bump when artifacts change
     fresh = stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp
+    try:  # artifacts built from other sample data are rebuilt (serving would refuse them)
+        check_run_data(load_config("demo", {"run_dir": str(run_dir)}))
+    except RunDataMismatch:
+        fresh = False
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("ECR_RUN_DIR", None)
     for job, flags, artifact in STAGES:

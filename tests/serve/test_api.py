@@ -7,7 +7,7 @@ import re
 import pytest
 
 from ecr_ray.config import ConfigError, load_config
-from ecr_ray.serve.api import SESSION_ID, APIError, Models
+from ecr_ray.serve.api import SESSION_ID, APIError, Models, StopCutter
 from ecr_ray.serve.sessions import Session, SessionStore
 
 
@@ -73,20 +73,94 @@ def test_chat_maps_openai_roles(models):
     "obj,status,param",
     [
         ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
-        ({"model": "ecr", "messages": [{"role": "assistant", "content": "hi"}]}, 422, "messages"),
+        ({"model": "ecr", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
         (
             {"model": "ecr", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
-            422,
+            400,
             "messages[0].content",
         ),
-        ({"model": "ecr", "messages": [{"role": "tool", "content": "x"}]}, 422, "messages[0].role"),
-        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "n": 2}, 422, "n"),
-        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, 422, "temperature"),
+        ({"model": "ecr", "messages": [{"role": "tool", "content": "x"}]}, 400, "messages[0].role"),
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "n"),
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, 400, "temperature"),
+        ({"messages": [{"role": "user", "content": "x"}]}, 400, "model"),
+        # what neither endpoint does is refused by name, not ignored ...
+        (
+            {"model": "ecr", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
+            400,
+            "tools",
+        ),
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "logprobs": True}, 400, "logprobs"),
+        (
+            {"model": "ecr", "messages": [{"role": "user", "content": "x"}], "presence_penalty": 0.5},
+            400,
+            "presence_penalty",
+        ),
+        (
+            {
+                "model": "ecr",
+                "messages": [{"role": "user", "content": "x"}],
+                "response_format": {"type": "json_object"},
+            },
+            400,
+            "response_format",
+        ),
+        # ... and so is an argument OpenAI does not have (a typo), as OpenAI answers it
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "max_token": 5}, 400, "max_token"),
+        (
+            {"model": "ecr", "messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]},
+            400,
+            "stop",
+        ),
+        ({"model": "ecr", "messages": [{"role": "user", "content": "x"}], "stop": [""]}, 400, "stop"),
+        (
+            {"model": "ecr", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}},
+            400,
+            "stream_options",
+        ),
     ],
 )
 def test_chat_errors(models, obj, status, param):
     e = _err(models.chat, obj)
     assert e.status == status and e.body()["error"]["param"] == param
+
+
+def test_chat_accepts_what_openai_clients_send(models):
+    """The "off" values of unsupported parameters, request metadata, stop, seed and stream_options are accepted."""
+    req, dialogue = models.chat(
+        {
+            "model": "ecr",
+            "messages": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "stop": "\n\n",
+            "seed": 7,
+            "user": "client-42",
+            "metadata": {"team": "a"},
+            "tools": [],
+            "logprobs": False,
+            "presence_penalty": 0,
+            "response_format": {"type": "text"},
+        }
+    )
+    assert dialogue == [{"role": "user", "text": "hi"}]
+    assert req.stops() == ["\n\n"] and req.include_usage() and req.seed == 7
+
+
+@pytest.mark.parametrize(
+    "pieces,stops,expected",
+    [
+        (["Hello wor", "ld. END here"], ["END"], "Hello world. "),
+        (["Hello E", "N", "D"], ["END"], "Hello "),
+        (["Hello E", "N", "x"], ["END"], "Hello ENx"),  # a held-back start that was not a stop is let out
+        (["a\n", "\nb"], ["\n\n", "zz"], "a"),
+        (["no stop here"], [], "no stop here"),
+    ],
+)
+def test_stop_sequences_across_stream_pieces(pieces, stops, expected):
+    cutter = StopCutter(stops)
+    out = "".join(cutter.feed(p) for p in pieces) + cutter.close()
+    assert out == expected and cutter.stopped == (expected != "".join(pieces))
+    assert StopCutter(stops).cut("".join(pieces)) == expected
 
 
 def test_sessions_bounded_in_number_and_age():

@@ -37,16 +37,16 @@ def assert_client_error(r: requests.Response, status: int, mentions: str) -> Non
 @pytest.mark.parametrize(
     "body,status,mentions",
     [
-        ({"dialogue": []}, 422, "dialogue"),
-        ({"dialogue": [{"role": "bot", "text": "hi"}]}, 422, "dialogue[0].role"),
-        ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 422, "dialogue[0].text"),
-        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 422, "top_k"),
-        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 422, "top_k"),
-        ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 422, "dialogue[0].text"),
-        ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 422, "dialogue"),
-        ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 422, "user turn"),
-        ({"dialog": [{"role": "user", "text": "hi"}]}, 422, "dialogue"),
-        ([{"role": "user", "text": "hi"}], 422, "JSON object"),
+        ({"dialogue": []}, 400, "dialogue"),
+        ({"dialogue": [{"role": "bot", "text": "hi"}]}, 400, "dialogue[0].role"),
+        ({"dialogue": [{"role": "user", "text": ["hi"]}]}, 400, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": "5"}, 400, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "hi"}], "top_k": 10_000}, 400, "top_k"),
+        ({"dialogue": [{"role": "user", "text": "x" * 4001}]}, 400, "dialogue[0].text"),
+        ({"dialogue": [{"role": "user", "text": "hi"}] * 51}, 400, "dialogue"),
+        ({"dialogue": [{"role": "recommender", "text": "hi"}]}, 400, "user turn"),
+        ({"dialog": [{"role": "user", "text": "hi"}]}, 400, "dialogue"),
+        ([{"role": "user", "text": "hi"}], 400, "JSON object"),
     ],
 )
 def test_invalid_json_bodies(serve_url, body, status, mentions):
@@ -241,24 +241,53 @@ def test_static_page_served(serve_url):
 
 
 def test_openai_client(serve_url):
+    """The official `openai` client against the running app: models, a completion with usage, a stream with its usage
+    chunk, `finish_reason: length`, `stop`, and each error class the API documents."""
     client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)
-    assert [m.id for m in client.models.list()] == ["ecr"]
+    assert [m.id for m in client.models.list()] == ["ecr"] and client.models.retrieve("ecr").id == "ecr"
     messages = [{"role": "user" if t["role"] == "user" else "assistant", "content": t["text"]} for t in DIALOGUE]
     done = client.chat.completions.create(model="ecr", messages=messages, max_tokens=8)
-    reply = done.choices[0].message.content
-    assert done.choices[0].finish_reason == "stop" and reply
-    pieces = [
-        c.choices[0].delta.content or ""
-        for c in client.chat.completions.create(model="ecr", messages=messages, max_tokens=8, stream=True)
-    ]
+    reply, ecr = done.choices[0].message.content, done.model_extra["ecr"]
+    assert reply == ecr["response"]["final"] and done.choices[0].finish_reason in ("stop", "length")
+    u = done.usage  # the tokens the conversation module and the generator read and wrote
+    assert u.prompt_tokens > 0 and u.completion_tokens > 0 and u.total_tokens == u.prompt_tokens + u.completion_tokens
+    assert ecr["usage"] == u.model_dump(exclude_none=True)
+
+    cut = client.chat.completions.create(model="ecr", messages=messages, max_tokens=1)
+    assert cut.choices[0].finish_reason == "length"  # u_e cut at max_tokens
+
+    first_item = ecr["items"][0]["name"]  # u_r names it: a stop sequence there ends the reply before it
+    stopped = client.chat.completions.create(model="ecr", messages=messages, max_tokens=8, stop=[first_item])
+    ur = ecr["response"]["recommendation"]
+    assert stopped.choices[0].message.content == ur[: ur.index(first_item)]
+    assert stopped.choices[0].finish_reason == "stop"
+
+    chunks = list(
+        client.chat.completions.create(
+            model="ecr", messages=messages, max_tokens=8, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
     streamed = "".join(pieces)
     assert len(pieces) >= 3 and streamed.strip()
-    first_item = done.model_extra["ecr"]["items"][0]["name"]
-    assert first_item in streamed  # the stream opens with the recommendation sentence
+    assert streamed.startswith(ur)  # the stream opens with the recommendation sentence, as soon as it exists
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0  # then the usage, as OpenAI sends it
+    assert all(c.usage is None for c in chunks[:-1])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-4o", messages=messages)
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+    with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="ecr", messages=[{"role": "system", "content": "only a system"}])
+    with pytest.raises(openai.BadRequestError, match="tools"):
+        client.chat.completions.create(
+            model="ecr", messages=messages, tools=[{"type": "function", "function": {"name": "f"}}]
+        )
+    with pytest.raises(openai.BadRequestError, match="unrecognized"):
+        client.chat.completions.create(model="ecr", messages=messages, extra_body={"top_k": 3})
+    # AuthenticationError: test_bearer_token_auth (an ingress with tokens); 413 APIStatusError: test_hostile.py
 
 
 def test_sse_wire_format(serve_url):
@@ -269,8 +298,9 @@ def test_sse_wire_format(serve_url):
     assert all(ln.startswith("data: ") for ln in lines) and lines[-1] == "data: [DONE]"
     chunks = [json.loads(ln[6:]) for ln in lines[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["ecr"]["items"]
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length") and chunks[-1]["ecr"]["items"]
     assert chunks[-1]["ecr"]["guard"]["checked"]  # streamed sentence by sentence through the reply guard
+    assert "usage" not in chunks[-1]  # only with stream_options.include_usage
     assert chunks[-1]["ecr"]["recommendation_source"] in ("conversation", "template")
 
 

@@ -108,6 +108,37 @@ def test_slow_body_gets_408_and_the_connection_is_closed(serve_url):
     assert closed_by_server(sock, 5)
 
 
+FIVE_MB = 5 * 1024 * 1024
+
+
+def uploading(body: bytes, chunk: int = 64 * 1024, pause_s: float = 0.002):
+    """A client still sending when the answer comes: `body` in chunks, a short pause between them."""
+    for i in range(0, len(body), chunk):
+        yield body[i : i + chunk]
+        time.sleep(pause_s)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/recommend"])
+def test_a_5mb_body_gets_a_413_the_client_can_read(serve_url, path):
+    """The 413 is sent before the body has arrived; the proxy then reads and drops the rest instead of closing the
+    connection under a client that is still sending (which saw a broken pipe, not the answer): `requests` sending 5
+    MB while the answer is out (then a normal request on the same session), and the `openai` client."""
+    import openai
+
+    pad = b"x" * FIVE_MB
+    body = b'{"model": "ecr", "messages": [{"role": "user", "content": "' + pad + b'"}]}'
+    http = requests.Session()
+    headers = {**JSON, "Content-Length": str(len(body))}  # a known length: sent as is, not chunked
+    r = http.post(f"{serve_url}{path}", data=uploading(body), headers=headers, timeout=60)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", r.text[:300]
+    again = http.post(f"{serve_url}/v1/recommend", data=BODY, headers=JSON, timeout=60)
+    assert again.status_code == 200 and again.json()["items"]
+    client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=60)
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(model="ecr", messages=[{"role": "user", "content": "x" * FIVE_MB}])
+    assert e.value.status_code == 413 and "limit" in e.value.message
+
+
 def test_a_client_that_hangs_up_mid_body_is_not_a_500(serve_url):
     """A client gone is logged at info level (Serve's access log says CANCELLED): no 500, no error line."""
     logs = _ingress_logs()

@@ -54,7 +54,48 @@ def test_a_request_with_the_token_is_answered(llm_url):
     r = client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=4, temperature=0)
     assert r.choices[0].message.content and r.usage.completion_tokens <= 4
     chunks = list(client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=4, temperature=0, stream=True))
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_the_openai_api_as_its_clients_expect_it(llm_url):
+    """The same request as the ECR endpoint's: developer messages and text parts, usage, finish_reason `length`
+    when max_tokens cut the reply, `stop`, a usage chunk in streams with include_usage, 400 for what it lacks."""
+    client = openai.OpenAI(base_url=llm_url, api_key=TOKEN, max_retries=0, timeout=120)
+    assert client.models.retrieve(MODEL).id == MODEL
+    messages = [
+        {"role": "developer", "content": "Answer in one word."},
+        {"role": "user", "content": [{"type": "text", "text": "Name one movie "}, {"type": "text", "text": "genre."}]},
+    ]
+    r = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=2, temperature=0)
+    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 2
+    assert r.usage.total_tokens == r.usage.prompt_tokens + 2 and r.usage.prompt_tokens > 10
+    full = client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=24, temperature=0)
+    text = full.choices[0].message.content
+    word = text.split()[1] if len(text.split()) > 1 else text[1:]
+    stopped = client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=24, temperature=0, stop=[word])
+    assert stopped.choices[0].message.content == text[: text.index(word)]
+    assert stopped.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=MSG, max_tokens=3, temperature=0, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    seeded = [
+        client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=8, temperature=1.0, seed=s) for s in (7, 7)
+    ]
+    assert seeded[0].choices[0].message.content == seeded[1].choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="logprobs"):
+        client.chat.completions.create(model=MODEL, messages=MSG, logprobs=True)
+    with pytest.raises(openai.BadRequestError, match="image_url"):
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+        )
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-9", messages=MSG)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=llm_url, api_key="wrong", max_retries=0).models.list()
 
 
 @pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x"])
@@ -67,13 +108,13 @@ def test_no_or_wrong_token_is_401(llm_url, token):
 @pytest.mark.parametrize(
     "body,status,code,param",
     [
-        ({"messages": MSG * 33}, 422, "invalid_value", "messages"),  # serve.llm_max_messages = 32
-        ({"messages": [{"role": "user", "content": "x" * 16001}]}, 422, "invalid_value", "messages[0].content"),
-        ({"messages": MSG, "max_tokens": 257}, 422, "invalid_value", "max_tokens"),  # serve.llm_max_tokens = 256
-        ({"messages": MSG, "max_completion_tokens": 1024}, 422, "invalid_value", "max_completion_tokens"),
-        ({"messages": []}, 422, "invalid_value", "messages"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, 422, "invalid_value", "messages[0].role"),
-        ({"messages": MSG, "temperature": 3}, 422, "invalid_value", "temperature"),
+        ({"messages": MSG * 33}, 400, "invalid_value", "messages"),  # serve.llm_max_messages = 32
+        ({"messages": [{"role": "user", "content": "x" * 16001}]}, 400, "invalid_value", "messages[0].content"),
+        ({"messages": MSG, "max_tokens": 257}, 400, "invalid_value", "max_tokens"),  # serve.llm_max_tokens = 256
+        ({"messages": MSG, "max_completion_tokens": 1024}, 400, "invalid_value", "max_completion_tokens"),
+        ({"messages": []}, 400, "invalid_value", "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, 400, "invalid_value", "messages[0].role"),
+        ({"messages": MSG, "temperature": 3}, 400, "invalid_value", "temperature"),
         ({"model": "gpt-9", "messages": MSG}, 404, "model_not_found", "model"),
     ],
 )
