@@ -159,7 +159,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         cfg,
         "recommender",
         variant=rc.variant,
-        name=rc.name,
+        model=rc.name,
         backbone=rc.backbone,
         pretrain=pretrained and {k: v for k, v in pretrained.items() if k != "history"},
         counts=summary["counts"],
