@@ -327,9 +327,12 @@ def markdown(runs: dict[str, dict], cfg: Config) -> str:
         head,
         "|" + "---|" * (len(COLS) + 5),
     ]
+    shown = set()
     for v, r in runs.items():
-        if v in PAPER:
-            p = PAPER[v]
+        base = v.removesuffix("+copy")  # the paper's row of the variant, once, before its first model
+        if base in PAPER and base not in shown:
+            shown.add(base)
+            p = PAPER[base]
             lines.append(f"| paper {p['label']} | " + " | ".join(_fmt(p.get(c)) for c in COLS) + " | | | | |")
         t, m = r["metrics"]["test"], r["manifest"]
         rss = max(m["peak_rss_mb"].values())

@@ -83,7 +83,8 @@ def test_ddp_training_survives_a_worker_failure(trained_full):
         for k in ("auc", "auc_global", "rt@1", "rt@10", "rt@50", "r@1", "r@10", "r@50", "r@50_norep", "r@50_new"):
             assert k in metrics[split]
         assert 0 <= metrics[split]["r@50"] <= 1 and metrics[split]["r@50_norep"] <= metrics[split]["r@50"]
-        assert 0 < metrics[split]["n_new"] < metrics[split]["n"]
+        assert 0 < metrics[split]["n_new"] <= metrics[split]["n"]
+    assert metrics["test"]["n_new"] < metrics["test"]["n"]  # the demo test split has repeated targets
     ckpts = [p for p in Path(m["ray_run"]).glob("checkpoint_*") if p.is_dir()]
     assert 1 <= len(ckpts) <= 2  # one per epoch, num_to_keep=2
 
