@@ -1,7 +1,7 @@
 """Train recommender variants on real ReDial with the `cpu` recipe and print them next to the paper's Table 1 / 3.
 
     flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/recommender.py --variants baseline
-    flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/recommender.py --variants full
+    flock /tmp/ecr-heavy.lock .venv/bin/python benchmarks/recommender.py --variants full full+copy
     .venv/bin/python benchmarks/recommender.py --report        # table from what is trained
 
 Every variant trains in the same run directory (default runs/bench-recommender), so the tables and the cached
@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--run-dir", default="runs/bench-recommender")
-    ap.add_argument("--variants", nargs="*", default=[], help="baseline L LS LG full (trained in this order)")
+    ap.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        help="baseline L LS LG full, each optionally with +copy (the copy head): trained in this order",
+    )
     ap.add_argument("--report", action="store_true", help="only print the table of what is trained")
     ap.add_argument("--force", action="store_true", help="retrain variants that are up to date")
     args, rest = ap.parse_known_args(argv)
@@ -44,13 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         build_tables(cfg)
         print(f"tables built in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     with connect():
-        if any(v != "baseline" for v in args.variants) and cfg.recommender.emotions_source == "file":
+        if any(not v.startswith("baseline") for v in args.variants) and cfg.recommender.emotions_source == "file":
             from ecr_ray.emotion.train import fit as fit_emotions
 
             m = fit_emotions(cfg)
             print(f"emotions: {'up to date' if m.get('skipped') else 'labelled'}", file=sys.stderr)
         for v in [] if args.report else args.variants:
-            vcfg = load_config("cpu", {**overrides, "recommender.variant": v})
+            copy = {"recommender.copy_mentioned": True} if v.endswith("+copy") else {}
+            vcfg = load_config("cpu", {**overrides, "recommender.variant": v.removesuffix("+copy"), **copy})
             m = fit(vcfg, force=args.force)
             print(
                 f"{v}: {'up to date' if m.get('skipped') else 'trained'} in {m['seconds']['total']:.0f}s, "

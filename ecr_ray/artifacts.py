@@ -29,7 +29,8 @@ MANIFEST = "manifest.json"
 class Stage:
     name: str
     dir: str
-    """Where the stage writes, under run_dir; `{variant}` stands for recommender.variant."""
+    """Where the stage writes, under run_dir; `{variant}` stands for the recommender's name (recommender.variant, with
+    `+copy` when recommender.copy_mentioned)."""
     reads: tuple[str, ...]
     """Config fields the output depends on: "section" (all of it), "section.field", or "section.-field" to take a
     whole section but that field (resources and inference-only settings never force a retrain)."""
@@ -41,10 +42,11 @@ class Stage:
     """Files outside the run directory the stage reads (hashed into the key)."""
     version: int = 1
     """Bumped when the code changes what the stage writes from the same config and inputs, so older outputs rebuild
-    (tables 2: movie titles written out are linked as movie mentions)."""
+    (tables 2: movie titles written out are linked as movie mentions; recommender 2: mention ages and the `new`
+    protocol's flags in the prepared tensors and test predictions, UniCRS's pre-training samples)."""
 
     def path(self, cfg: Config) -> Path:
-        return cfg.run_path / self.dir.format(variant=cfg.recommender.variant)
+        return cfg.run_path / self.dir.format(variant=cfg.recommender.name)
 
 
 def _raw_files(cfg: Config) -> list[Path]:
@@ -144,6 +146,7 @@ STAGES: dict[str, Stage] = {
             ),
             ("tables", "emotions"),
             ("model.pt", "metrics.json"),
+            version=2,
         ),
         Stage(
             "generator",

@@ -258,6 +258,14 @@ class RecommenderConfig:
     its own, resumable; its best epoch (validation loss) initialises the recommendation run. 0 = none."""
     pretrain_lr: float = 5e-4
     """`unicrs`: learning rate of the prompt pre-training (UniCRS: 5e-4)."""
+    copy_mentioned: bool = False
+    """Score the items already mentioned in the dialogue with a learned pointer (copy) head, on either backbone: each
+    context item gets a score from its state in the model (its KG representation, fused with the emotions of its latest
+    mention in the emotion variants, and with the context), how many turns ago it was last mentioned and by whom; a
+    sentinel beside the pointer scores decides how much probability goes to mentioned items against new ones, and the
+    new items keep the backbone's scores (pointer-generator with a sentinel gate; trained end to end by the same loss).
+    Off (the default) = the paper's Table 1 model, every item scored alike. A model with it is saved as
+    `<variant>+copy`."""
     emotions_source: str = "file"
     """Entity emotions: `file` (run_dir/emotions/entity_emotions.parquet, the emotion classifier's labels of every user
     turn: the paper's, and what serving feeds the model), `seed` (built from the LLM seed labels in data_dir/emotions
@@ -336,6 +344,12 @@ class RecommenderConfig:
             self.pretrain_epochs == 0 or self.backbone == "unicrs",
             f"recommender.pretrain_epochs: prompt pre-training is part of backbone unicrs, got {self.backbone!r}",
         )
+
+    @property
+    def name(self) -> str:
+        """What the trained model is called (its folder under run_dir/recommender): the variant, `+copy` with the
+        pointer head."""
+        return self.variant + ("+copy" if self.copy_mentioned else "")
 
     @property
     def local_emotions(self) -> bool:

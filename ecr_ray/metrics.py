@@ -8,6 +8,8 @@ robustness variants.
 - AUC (global): scikit-learn ROC-AUC of the same probabilities over all liked / disliked samples.
 - R@k / RT@k "norep": items already mentioned in the dialogue context are removed from the ranking, so a target
   repeated from the context can no longer be hit (the repetition shortcut, ~10% of ReDial test targets).
+- R@k / RT@k "new": only the samples whose target was not named earlier in the dialogue (Kostric & Balog, SIGIR 2026:
+  the "dedup" protocol of their standardized ReDial re-evaluation); the ranking is the plain one.
 """
 
 from __future__ import annotations
@@ -60,10 +62,18 @@ class RankingAccumulator:
     ranks_norep: list = field(default_factory=list)
     probs: list = field(default_factory=list)
     liked: list = field(default_factory=list)
+    repeat: list = field(default_factory=list)
 
     def add(
-        self, scores: np.ndarray, targets: np.ndarray, liked: np.ndarray, context_items: list[np.ndarray] | None = None
+        self,
+        scores: np.ndarray,
+        targets: np.ndarray,
+        liked: np.ndarray,
+        context_items: list[np.ndarray] | None = None,
+        repeat: np.ndarray | None = None,
     ) -> None:
+        """One batch: scores over every item, the targets, the feedback (1 liked), the items of each sample's context
+        (for `norep`) and whether each target was named earlier in the dialogue (for `new`; None: all new)."""
         scores = np.asarray(scores, dtype=np.float64)
         targets = np.asarray(targets)
         if scores.shape != (len(targets), self.num_items):
@@ -82,23 +92,33 @@ class RankingAccumulator:
         r[~np.isfinite(masked[np.arange(len(targets)), targets])] = self.num_items
         self.ranks_norep.append(r)
         self.liked.append(np.asarray(liked))
+        self.repeat.append(np.zeros(len(targets), bool) if repeat is None else np.asarray(repeat, bool))
 
     def compute(self, ks: tuple[int, ...] = KS) -> dict[str, float]:
         if not self.ranks:
             raise ValueError("no evaluation batches were added")
         ranks, norep = np.concatenate(self.ranks), np.concatenate(self.ranks_norep)
         probs, liked = np.concatenate(self.probs), np.concatenate(self.liked)
+        new = ~np.concatenate(self.repeat)
         like = liked == 1
         out: dict[str, float] = {
             "n": int(len(ranks)),
             "n_liked": int(like.sum()),
             "n_disliked": int((liked == 0).sum()),
+            "n_new": int(new.sum()),
             "auc": ecr_auc(probs, liked, self.auc_batch_size),
             "auc_global": global_auc(probs, liked),
         }
         for k in ks:
-            out[f"r@{k}"] = float((ranks < k).mean())
-            out[f"rt@{k}"] = float((ranks[like] < k).mean()) if like.any() else float("nan")
-            out[f"r@{k}_norep"] = float((norep < k).mean())
-            out[f"rt@{k}_norep"] = float((norep[like] < k).mean()) if like.any() else float("nan")
+            out[f"r@{k}"] = recall(ranks, k)
+            out[f"rt@{k}"] = recall(ranks[like], k)
+            out[f"r@{k}_norep"] = recall(norep, k)
+            out[f"rt@{k}_norep"] = recall(norep[like], k)
+            out[f"r@{k}_new"] = recall(ranks[new], k)
+            out[f"rt@{k}_new"] = recall(ranks[new & like], k)
         return out
+
+
+def recall(ranks: np.ndarray, k: int) -> float:
+    """Share of 0-based target ranks below k (NaN without samples)."""
+    return float((ranks < k).mean()) if len(ranks) else float("nan")

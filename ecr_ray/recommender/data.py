@@ -29,11 +29,15 @@ import torch
 
 from ..config import EMOTIONS, Config
 from ..data.errors import DataError
+from ..data.tables import SAMPLES_SCHEMA, load_dataset_kg, read_table
 from ..emotion.links import TURN_EMOTIONS_SCHEMA, link_entity_emotions
 from ..prompts import turn_line
 
 EMO_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 MAX_EMO = 3  # slots per entity (emotion.max_emotions_per_entity is capped to this at link time)
+ROLE = {"user": 0, "recommender": 1}
+MAX_AGE = 16
+"""Mention ages (turns since an entity's latest mention) above this share one bucket of the copy head."""
 
 
 # ----------------------------------------------------------------------------- context text embeddings
@@ -286,12 +290,13 @@ class Split:
     weight: np.ndarray  # [n] loss weight (Eq. 7)
     in_context: np.ndarray  # [n] target already mentioned in the context
     sample_ids: np.ndarray  # [n] str
-    # backbone unicrs (ContextTokens): [n, max_context_tokens] context ids, and with the response turn appended
-    # (`_pre`: prompt pre-training)
+    ent_age: np.ndarray  # [n, L] turns between each entity's latest mention and the target turn (0 = the turn before)
+    ent_role: np.ndarray  # [n, L] who made that mention: 0 user, 1 recommender (-1 padding)
+    repeat: np.ndarray  # [n] the target movie was named (@id) in an earlier turn: not in protocol `new`
+    # backbone unicrs (ContextTokens): [n, max_context_tokens] context ids (prompt pre-training samples: the context
+    # with the response turn appended)
     enc_ids: np.ndarray | None = None
     plm_ids: np.ndarray | None = None
-    enc_ids_pre: np.ndarray | None = None
-    plm_ids_pre: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -305,19 +310,58 @@ class Split:
             return cls(**{k: z[k] for k in z.files})
 
 
+class Mentions:
+    """Who named what, turn by turn, in every dialogue of the turns table: each turn's entities as the samples list
+    them (its `@id` movies that are KG items, then the linked entities) and its `@id` movie ids."""
+
+    def __init__(self, turns: pa.Table):
+        self.by_turn: dict[tuple[str, int], tuple[int, list[int], list[str]]] = {}
+        self.by_entity: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
+        cols = ("conversation_id", "turn_index", "role", "movie_entities", "entities", "movie_ids")
+        for cid, ti, role, movies, linked, mids in zip(*(turns[c].to_pylist() for c in cols)):
+            ents = list(dict.fromkeys([e for e in movies if e >= 0] + list(linked)))
+            r = ROLE[role]
+            self.by_turn[(cid, int(ti))] = (r, ents, list(mids))
+            for e in ents:
+                self.by_entity[(cid, e)].append((int(ti), r))
+        for v in self.by_entity.values():
+            v.sort()
+
+    def latest(self, cid: str, entity: int, before: int) -> tuple[int, int] | None:
+        """(turn index, role) of the entity's latest mention before turn `before`."""
+        seen = [m for m in self.by_entity.get((cid, entity), ()) if m[0] < before]
+        return seen[-1] if seen else None
+
+    def named_before(self, cid: str, movie_id: str, before: int) -> bool:
+        """The movie's `@id` is in a turn before `before` (Kostric & Balog's definition of a repeated target)."""
+        return any(movie_id in self.by_turn[(cid, j)][2] for j in range(before) if (cid, j) in self.by_turn)
+
+
+def mention_features(ages_roles: list[tuple[int, int] | None], t: int) -> tuple[list[int], list[int]]:
+    """Each context entity's (age, role) at target turn `t` from its latest mention (turn, role): age = turns between
+    that mention and `t` (0 = the turn right before; the copy head caps it at MAX_AGE); -1 where no mention is
+    known."""
+    ages = [t - 1 - m[0] if m else -1 for m in ages_roles]
+    roles = [m[1] if m else -1 for m in ages_roles]
+    return ages, roles
+
+
 def build_split(
     samples: pa.Table,
     turn_row: dict[tuple[str, int], int],
     emotions: dict,
-    item_index: dict[int, int],
+    item_index: dict[int, int] | None,
     cfg: Config,
+    mentions: Mentions,
     tokens: tuple[ContextTokens, list, list] | None = None,
 ) -> Split:
     """One split's arrays; `tokens` = (ContextTokens, every turn's encoder ids, PLM ids) in `turn_row` order adds the
-    context token ids of backbone unicrs."""
+    context token ids of backbone unicrs. `item_index` None: prompt pre-training samples (`pretrain_samples`): targets
+    are entity ids, no weights, and the context tokens end with the response turn."""
     rc = cfg.recommender
     K, L = rc.max_context_turns, rc.max_context_entities
     n = samples.num_rows
+    pretrain = item_index is None
     out = Split(
         np.full((n, K), -1, np.int64),
         np.full((n, L), -1, np.int64),
@@ -328,15 +372,19 @@ def build_split(
         np.ones(n, np.float32),
         np.zeros(n, bool),
         np.array(samples["sample_id"].to_pylist(), dtype=str),
+        np.full((n, L), -1, np.int16),
+        np.full((n, L), -1, np.int8),
+        np.zeros(n, bool),
     )
     if tokens is not None:
         N = rc.max_context_tokens
-        out.enc_ids, out.plm_ids, out.enc_ids_pre, out.plm_ids_pre = (np.zeros((n, N), np.int32) for _ in range(4))
+        out.enc_ids, out.plm_ids = (np.zeros((n, N), np.int32) for _ in range(2))
     fw = rc.feedback_weights
     cols = [
         "conversation_id",
         "turn_index",
         "context_entities",
+        "target_movie_id",
         "target_item",
         "liked",
         "feedback",
@@ -348,37 +396,89 @@ def build_split(
         out.turns[i, K - len(rows) :] = rows
         ents = s["context_entities"][-L:]
         out.entities[i, L - len(ents) :] = ents
+        ages, roles = mention_features([mentions.latest(cid, e, t) for e in ents], t)
+        out.ent_age[i, L - len(ents) :] = ages
+        out.ent_role[i, L - len(ents) :] = roles
         for k, e in enumerate(ents, start=L - len(ents)):
             before = [x for x in emotions.get((cid, e), ()) if x[0] < t]
             if before:  # the entity's most recent mention before the target turn
                 _, ids, ps = before[-1]
                 out.emo_ids[i, k, : len(ids)] = ids
                 out.emo_probs[i, k, : len(ps)] = ps
-        if s["target_item"] not in item_index:
+        if pretrain:
+            out.target[i] = s["target_item"]
+        elif s["target_item"] not in item_index:
             raise DataError(
                 Path("tables/samples.parquet"),
                 None,
                 "target_item",
                 f"sample {s['conversation_id']}-{t}: target {s['target_item']} is not a KG item",
             )
-        out.target[i] = item_index[s["target_item"]]
+        else:
+            out.target[i] = item_index[s["target_item"]]
+            out.weight[i] = fw[s["feedback"]] if rc.reweight else 1.0
+            out.repeat[i] = mentions.named_before(cid, s["target_movie_id"], t)
         out.liked[i] = s["liked"]
-        out.weight[i] = fw[s["feedback"]] if rc.reweight else 1.0
         out.in_context[i] = s["target_in_context"]
         if tokens is not None:
             ct, enc, plm = tokens
-            ctx = [turn_row[(cid, j)] for j in range(t)]  # the whole dialogue so far; ContextTokens cuts it
+            # the whole dialogue so far (pre-training: and the response turn); ContextTokens cuts it
+            ctx = [turn_row[(cid, j)] for j in range(t + 1 if pretrain else t)]
             out.enc_ids[i], out.plm_ids[i] = ct.context([enc[r] for r in ctx], [plm[r] for r in ctx])
-            pre = [*ctx, turn_row[(cid, t)]]  # + the response turn
-            out.enc_ids_pre[i], out.plm_ids_pre[i] = ct.context([enc[r] for r in pre], [plm[r] for r in pre])
     return out
 
 
-def prepare(cfg: Config, out_dir: Path) -> dict:
-    """Everything a training worker needs, written to `out_dir`: train/valid/test .npz, turn embeddings,
-    co-occurrence matrix (variants with G), KG edges, item ids. Returns a summary for the manifest."""
-    from ..data.tables import read_table
+def pretrain_samples(turns: pa.Table, mentions: Mentions) -> pa.Table:
+    """UniCRS's prompt pre-training samples (its `data/redial/process.py` + `dataset_pre.py`): every turn, of either
+    role, that names at least one entity gives one sample per entity it names (movies, genres, people: every entity,
+    not only items), with the entities of the turns before it as the context entities; the context text is the
+    dialogue up to and including that turn. In the samples table's columns (target_item = the entity id; liked 2,
+    feedback not_said: pre-training has no feedback weights)."""
+    rows, conv = [], None
+    seen: dict[int, None] = {}
+    cols = ("conversation_id", "turn_index", "split")
+    for cid, t, split in sorted(zip(*(turns[c].to_pylist() for c in cols)), key=lambda x: (x[0], x[1])):
+        t = int(t)
+        if cid != conv:
+            conv, seen = cid, {}
+        _, named, _ = mentions.by_turn[(cid, t)]
+        for e in named:
+            rows.append(
+                {
+                    "sample_id": f"{cid}-{t}-e{e}",
+                    "conversation_id": cid,
+                    "split": split,
+                    "turn_index": t,
+                    "context": [],
+                    "context_entities": list(seen),
+                    "target_movie_id": "",
+                    "target_item": e,
+                    "liked": 2,
+                    "feedback": "not_said",
+                    "target_in_context": e in seen,
+                    "response": "",
+                }
+            )
+        for e in named:
+            seen.setdefault(e, None)
+    return pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)
 
+
+def item_counts(turns: pa.Table, mentions: Mentions, item_index: dict[int, int]) -> np.ndarray:
+    """[n_items] how many train-split turns name each item (the popularity baseline's scores)."""
+    counts = np.zeros(len(item_index), np.int64)
+    for cid, t, split in zip(*(turns[c].to_pylist() for c in ("conversation_id", "turn_index", "split"))):
+        if split == "train":
+            for e in mentions.by_turn[(cid, int(t))][1]:
+                if e in item_index:
+                    counts[item_index[e]] += 1
+    return counts
+
+
+def prepare(cfg: Config, out_dir: Path) -> dict:
+    """Everything a training worker needs, written to `out_dir`: train/valid/test .npz (and pretrain_train/valid.npz
+    with `pretrain_epochs`), turn embeddings, co-occurrence matrix (variants with G), KG edges, item ids and their
+    train mention counts. Returns a summary for the manifest."""
     run = cfg.run_path
     rc = cfg.recommender
     turns = read_table(run, "turns")
@@ -409,23 +509,36 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
     )
     item_index = {int(e): i for i, e in enumerate(item_ids)}
     emo = emotion_index(links) if cfg.recommender.local_emotions else {}
+    mentions = Mentions(turns)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("pretrain_*.npz"):
+        old.unlink()
     counts = {}
     for split in ("train", "valid", "test"):
         s = samples.filter(pc.equal(samples["split"], split))
         if split == "train" and cfg.recommender.max_train_samples:
             s = s.slice(0, cfg.recommender.max_train_samples)
-        arr = build_split(s, turn_row, emo, item_index, cfg, tokens)
+        arr = build_split(s, turn_row, emo, item_index, cfg, mentions, tokens)
         arr.save(out_dir / f"{split}.npz")
-        counts[split] = {"samples": len(arr), "with_emotions": int((arr.emo_ids[:, :, 0] >= 0).any(1).sum())}
+        counts[split] = {
+            "samples": len(arr),
+            "with_emotions": int((arr.emo_ids[:, :, 0] >= 0).any(1).sum()),
+            "target_named_before": int(arr.repeat.sum()),
+        }
+    if rc.pretrain_epochs:
+        pre = pretrain_samples(turns, mentions)
+        for split in ("train", "valid"):
+            s = pre.filter(pc.equal(pre["split"], split))
+            if split == "train" and cfg.recommender.max_train_samples:
+                s = s.slice(0, cfg.recommender.max_train_samples)
+            build_split(s, turn_row, emo, None, cfg, mentions, tokens).save(out_dir / f"pretrain_{split}.npz")
+            counts[f"pretrain_{split}"] = {"samples": s.num_rows}
     n_ent = entities.num_rows
     if cfg.recommender.global_emotions:
         train_convs = set(turns.filter(pc.equal(turns["split"], "train"))["conversation_id"].to_pylist())
         P = cooccurrence_matrix(links, train_convs, n_ent, min(cfg.emotion.max_emotions_per_entity, MAX_EMO))
         sp.save_npz(out_dir / "cooccurrence.npz", P)
         counts["cooccurrence_nnz"] = int(P.nnz)
-    from ..data.tables import load_dataset_kg
-
     kg = load_dataset_kg(cfg)  # the same KG the tables came from; UniCRS edges (both directions + self loops)
     edge_index, edge_type = kg.edge_index_and_type()
     np.savez(
@@ -433,6 +546,7 @@ def prepare(cfg: Config, out_dir: Path) -> dict:
         edge_index=edge_index.numpy(),
         edge_type=edge_type.numpy(),
         item_ids=item_ids,
+        item_counts=item_counts(turns, mentions, item_index),
         num_entities=n_ent,
         num_relations=kg.num_relations,
     )
@@ -461,21 +575,25 @@ def load_prepared(prep_dir: Path) -> dict[str, Any]:
 
 
 def load_batchers(prep_dir: Path, splits=("train", "valid"), pretrain: bool = False) -> tuple[dict, dict[str, Batcher]]:
-    """The prepared files and a Batcher per split; `pretrain`: contexts with the response (prompt pre-training)."""
+    """The prepared files and a Batcher per split; `pretrain`: the prompt pre-training samples (`pretrain_samples`)."""
     prep = load_prepared(prep_dir)
     path = prep["meta"].get("turn_embeddings")
     emb = np.load(path).astype(np.float32) if path else None
-    return prep, {s: Batcher(Split.load(Path(prep_dir) / f"{s}.npz"), emb, prep["cooc"], pretrain) for s in splits}
+    out = {}
+    for s in splits:
+        f = Path(prep_dir) / (f"pretrain_{s}.npz" if pretrain else f"{s}.npz")
+        if not f.exists():
+            raise FileNotFoundError(f"{f} not found: prepare the recommender's tensors first (`prepare`)")
+        out[s] = Batcher(Split.load(f), emb, prep["cooc"])
+    return prep, out
 
 
 class Batcher:
     """Split arrays + the context (turn embeddings, or token ids) + co-occurrence matrix → torch batches (the global
     rows sliced sparsely)."""
 
-    def __init__(self, split: Split, turn_emb: np.ndarray | None, cooc: sp.csr_matrix | None, pretrain: bool = False):
-        self.s, self.turn_emb, self.cooc, self.pretrain = split, turn_emb, cooc, pretrain
-        if pretrain and split.enc_ids_pre is None:
-            raise ValueError("prompt pre-training needs the token ids of backbone unicrs")
+    def __init__(self, split: Split, turn_emb: np.ndarray | None, cooc: sp.csr_matrix | None):
+        self.s, self.turn_emb, self.cooc = split, turn_emb, cooc
 
     def __len__(self) -> int:
         return len(self.s)
@@ -486,12 +604,13 @@ class Batcher:
             "entities": torch.as_tensor(s.entities[idx]),
             "emo_ids": torch.as_tensor(s.emo_ids[idx]),
             "emo_probs": torch.as_tensor(s.emo_probs[idx]),
+            "ent_age": torch.as_tensor(s.ent_age[idx], dtype=torch.long),
+            "ent_role": torch.as_tensor(s.ent_role[idx], dtype=torch.long),
             "target": torch.as_tensor(s.target[idx]),
             "weight": torch.as_tensor(s.weight[idx]),
         }
         if s.enc_ids is not None:
-            enc, plm = (s.enc_ids_pre, s.plm_ids_pre) if self.pretrain else (s.enc_ids, s.plm_ids)
-            out.update(token_batch(enc[idx], plm[idx]))
+            out.update(token_batch(s.enc_ids[idx], s.plm_ids[idx]))
         else:
             turns = s.turns[idx]
             emb = self.turn_emb[turns.clip(min=0)] * (turns >= 0)[..., None]

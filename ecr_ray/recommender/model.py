@@ -7,6 +7,7 @@ encoder, Eq. 3-4 emotion fusion, Eq. 7 loss), `build_model` for either backbone 
     global (Eq. 5)    g_j = Σ_i P(e_i | e_j) · E_i;    ĝ_j = MLP([g_j ; v_j])     (same fuse MLP, emotions duplicated)
     prompt (Eq. 6)    [learned prompt tokens ; ê_1..ê_L ; ĝ_1..ĝ_L ; turn states] → Transformer encoder
     scores            u = mean(prompt-token outputs) → u · E_items   (every item scored)
+    copy (optional)   log p(item) = CopyHead(u, entity-slot outputs, mention ages/roles, u · E_items)
     loss   (Eq. 7)    mean_k m(f_k) · CE(scores_k, item_k)
 
 Fusion (our choice, documented): UniCRS feeds the fused prompt to a frozen DialoGPT as prefix key/values and scores
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import EMOTIONS, RecommenderConfig
+from .data import MAX_AGE, ROLE
 
 
 class KGEncoder(nn.Module):
@@ -70,6 +72,66 @@ class EmotionFuse(nn.Module):
         return self.mlp(torch.cat([ent, v], dim=-1))
 
 
+class CopyHead(nn.Module):
+    """The items already mentioned in the dialogue, scored by a pointer (`recommender.copy_mentioned`).
+
+    A pointer-generator (See et al., ACL 2017) whose gate is a sentinel (Merity et al., ICLR 2017), over the context
+    entity slots that are items:
+
+        ptr_j   = (W_q u) · (W_k k_j + Age[a_j] + Role[r_j]) / √d      k_j: the slot's state in the backbone
+        s       = w_s · u + b_s                                        the sentinel: "a new item"
+        [π_1..π_L, γ] = softmax([ptr_1..ptr_L, s])                     (non-item slots masked)
+        p(item) = π_j                     for the item in slot j
+                  γ · softmax_{i ∉ context}(g_i)   for every other item (g: the backbone's item scores)
+
+    so the probability of repeating a mentioned item, which one, and the backbone's ranking of the new items are all
+    learned from the same loss. The key k_j carries what the dialogue said about the item: in the emotion variants it
+    is built from the entity fused with the emotions of its latest mention (Eq. 3-4); a_j = turns since its latest
+    mention (capped at MAX_AGE), r_j = who made it. Returns log-probabilities (a softmax of them gives p back, so
+    the loss, the metrics and serving read them as scores)."""
+
+    def __init__(self, dim: int, query_dim: int | None = None):
+        super().__init__()
+        self.query = nn.Linear(query_dim or dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.age = nn.Embedding(MAX_AGE + 1, dim)
+        self.role = nn.Embedding(len(ROLE), dim)
+        self.sentinel = nn.Linear(query_dim or dim, 1)
+        for emb in (self.age, self.role):
+            nn.init.normal_(emb.weight, std=dim**-0.5)
+
+    def forward(
+        self,
+        u: torch.Tensor,
+        keys: torch.Tensor,
+        slot_items: torch.Tensor,
+        age: torch.Tensor,
+        role: torch.Tensor,
+        item_scores: torch.Tensor,
+    ) -> torch.Tensor:
+        """u [B, Dq], keys [B, L, D], slot_items [B, L] (item index of each slot, -1: padding or not an item), age and
+        role [B, L], item_scores [B, n_items] → log-probabilities [B, n_items] (float32)."""
+        q = self.query(u).float()
+        k = (self.key(keys) + self.age(age.clamp(0, MAX_AGE)) + self.role(role.clamp(min=0))).float()
+        ptr = (k @ q.unsqueeze(-1)).squeeze(-1) / k.shape[-1] ** 0.5
+        is_item = slot_items >= 0
+        ptr = ptr.masked_fill(~is_item, float("-inf"))
+        logp = torch.cat([ptr, self.sentinel(u).float()], 1).log_softmax(-1)  # [B, L + 1]
+        b, j = is_item.nonzero(as_tuple=True)
+        mentioned = torch.zeros_like(item_scores, dtype=torch.bool)
+        mentioned[b, slot_items[b, j]] = True
+        out = item_scores.float().masked_fill(mentioned, float("-inf")).log_softmax(-1) + logp[:, -1:]
+        out[b, slot_items[b, j]] = logp[b, j]
+        return out
+
+
+def entity_to_item(num_entities: int, item_ids: torch.Tensor) -> torch.Tensor:
+    """[num_entities] the item index of each entity, -1 for entities that are not items."""
+    lookup = torch.full((num_entities,), -1, dtype=torch.long)
+    lookup[item_ids.long()] = torch.arange(len(item_ids))
+    return lookup
+
+
 class EmotionRecommender(nn.Module):
     def __init__(
         self,
@@ -98,6 +160,9 @@ class EmotionRecommender(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
         self.item_bias = nn.Parameter(torch.zeros(len(item_ids)))
         self.register_buffer("item_ids", item_ids, persistent=False)
+        self.copy = CopyHead(d) if rc.copy_mentioned else None
+        if self.copy is not None:
+            self.register_buffer("item_of", entity_to_item(num_entities, item_ids), persistent=False)
 
     FROZEN: tuple[str, ...] = ()
     """Parameter prefixes of frozen parts (none here: the sentence encoder runs once, in data prep)."""
@@ -132,8 +197,13 @@ class EmotionRecommender(nn.Module):
         seq.append(self.text(turns) + self.turn_pos.weight[-K:] + self.segment.weight[3])
         masks.append(batch["turn_mask"])
         h = self.encoder(torch.cat(seq, 1), src_key_padding_mask=~torch.cat(masks, 1))
-        u = self.out(h[:, : self.prompt.shape[0]].mean(1))
-        return u @ E[self.item_ids].T + self.item_bias
+        P = self.prompt.shape[0]
+        u = self.out(h[:, :P].mean(1))
+        scores = u @ E[self.item_ids].T + self.item_bias
+        if self.copy is None:
+            return scores
+        slots = self.item_of[ent.clamp(min=0)].masked_fill(~ent_mask, -1)
+        return self.copy(u, h[:, P : P + L], slots, batch["ent_age"], batch["ent_role"], scores)
 
 
 def weighted_loss(scores: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

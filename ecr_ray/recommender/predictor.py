@@ -18,7 +18,7 @@ import torch
 
 from ..config import EMOTIONS, Config, RecommenderConfig, section_from_dict
 from ..prompts import turn_line
-from .data import MAX_EMO, ContextTokens, cooc_rows, load_prepared, token_batch
+from .data import MAX_EMO, ROLE, ContextTokens, cooc_rows, load_prepared, mention_features, token_batch
 from .model import build_model, load_saved
 
 
@@ -86,11 +86,15 @@ class RecommenderPredictor:
     def load(
         cls, cfg: Config, variant: str | None = None, cache_size: int = 10_000, encoder_dtype: str = "float32"
     ) -> RecommenderPredictor:
-        d = cfg.run_path / "recommender" / (variant or cfg.recommender.variant)
+        """The model `variant` names (a folder under run_dir/recommender: `full`, `full+copy`, ...; default the
+        recipe's `recommender.name`)."""
+        name = variant or cfg.recommender.name
+        d = cfg.run_path / "recommender" / name
         if not (d / "model.pt").exists():
+            copy = " --recommender.copy_mentioned true" if name.endswith("+copy") else ""
             raise FileNotFoundError(
                 f"{d / 'model.pt'} not found: train it first (`ecr-ray train_recommender "
-                f"--recipe {cfg.recipe} --recommender.variant {variant or cfg.recommender.variant}`)"
+                f"--recipe {cfg.recipe} --recommender.variant {name.removesuffix('+copy')}{copy}`)"
             )
         return cls(cfg, d, cache_size, encoder_dtype)
 
@@ -152,10 +156,12 @@ class RecommenderPredictor:
         probs = torch.softmax(self.model(batch, entity_reps=self.E), -1).cpu()
         out = []
         for b, (f, k) in enumerate(zip(feats, top_ks)):
-            # A movie the dialogue already names is not recommended (in ReDial a recommender often repeats one: the
-            # repetition shortcut of the metrics, docs/data.md; a user asking for something like it wants another).
+            # Without the copy head a movie the dialogue already names is not recommended (in ReDial a recommender
+            # often repeats one: the repetition shortcut of the metrics, docs/data.md); with it the model learned
+            # when a mentioned movie is the answer (docs/recommender.md, the copy head), so its ranking stands.
             ranked = probs[b].clone()
-            ranked[[self.item_col[e] for e in f["mentioned"]]] = -1.0
+            if not self.rc.copy_mentioned:
+                ranked[[self.item_col[e] for e in f["mentioned"]]] = -1.0
             top = torch.topk(ranked, min(int(k), probs.shape[1]))
             items = [
                 {"entity_id": int(self.item_ids[i]), "name": self.names[int(self.item_ids[i])], "score": float(s)}
@@ -166,7 +172,7 @@ class RecommenderPredictor:
                 {"entity_id": int(e), "name": self.names[e], "emotions": [EMOTIONS[i] for i in f["linked"][e][0]]}
                 for e in f["order"]
             ]
-            out.append({"items": items, "explanation": {"entities": expl, "variant": self.rc.variant}})
+            out.append({"items": items, "explanation": {"entities": expl, "variant": self.rc.name}})
         return out
 
     def inputs(self, dialogues: list[list[dict]], user_emotions: list[list | None]) -> tuple[list[dict], dict]:
@@ -178,14 +184,17 @@ class RecommenderPredictor:
         ents = np.full((B, L), -1, np.int64)
         emo_ids = np.full((B, L, MAX_EMO), -1, np.int64)
         emo_p = np.zeros((B, L, MAX_EMO), np.float32)
+        age, role = np.full((B, L), -1, np.int64), np.full((B, L), -1, np.int64)
         for b, f in enumerate(feats):
             off = L - len(f["order"])
             ents[b, off:] = f["order"]
+            ages, roles = mention_features([f["latest"][e] for e in f["order"]], len(f["dialogue"]))
+            age[b, off:], role[b, off:] = ages, roles
             for k, e in enumerate(f["order"]):
                 ids, ps = f["linked"][e]
                 emo_ids[b, off + k, : len(ids)] = ids
                 emo_p[b, off + k, : len(ps)] = ps
-        arrays = {"entities": ents, "emo_ids": emo_ids, "emo_probs": emo_p}
+        arrays = {"entities": ents, "emo_ids": emo_ids, "emo_probs": emo_p, "ent_age": age, "ent_role": role}
         batch = {k: torch.as_tensor(v) for k, v in arrays.items()}
         if self.tokens is not None:
             rows = [self.encode_dialogue(d) for d in dialogues]
@@ -212,7 +221,8 @@ class RecommenderPredictor:
         return {"turn_emb": torch.as_tensor(turn_emb), "turn_mask": torch.as_tensor(mask)}
 
     def _features(self, dialogue: list[dict], user_emotions: list | None) -> dict:
-        """Roles, the context entities (most recent `max_context_entities`) and each one's emotions."""
+        """Roles, the context entities (most recent `max_context_entities`), each one's emotions and its latest
+        mention (turn, role: the copy head's mention age and speaker)."""
         if not dialogue:
             raise ValueError("dialogue: at least one turn is needed")
         user_emotions = list(user_emotions or [None] * len(dialogue))
@@ -240,4 +250,12 @@ class RecommenderPredictor:
         for e in order:
             linked.setdefault(e, ([], []))
         mentioned = {e for ts in per_turn for e in ts if e in self.item_col}
-        return {"dialogue": dialogue, "roles": roles, "order": order, "linked": linked, "mentioned": mentioned}
+        latest = {e: (i, ROLE[roles[i]]) for i, ts in enumerate(per_turn) for e in ts}  # the last mention wins
+        return {
+            "dialogue": dialogue,
+            "roles": roles,
+            "order": order,
+            "linked": linked,
+            "mentioned": mentioned,
+            "latest": latest,
+        }

@@ -6,9 +6,11 @@ Ray Train run and its per-epoch checkpoints), model.pt (best on validation loss)
 metrics.json (valid + test, scored by a Ray task), test_predictions.npz, manifest.json. Rerunning with the same
 config skips it, or resumes the Ray Train run from its latest checkpoint when it was interrupted.
 
-Backbone unicrs with `pretrain_epochs` > 0 first runs UniCRS's prompt pre-training: the same Task in phase
-`pretrain` (contexts with the response appended, lr `pretrain_lr`) as a Ray Train run of its own
-(`ray/<variant>-<key>-pretrain`, resumable the same way), whose best epoch (validation loss) goes to pretrain/ and
+Backbone unicrs with `pretrain_epochs` > 0 first runs UniCRS's prompt pre-training (its `train_pre.py`): the same
+Task in phase `pretrain`, on samples of their own (`data.pretrain_samples`: every turn, one sample per entity it
+names, the dialogue up to and including that turn as the context), the model in `pretrain_mode` (no task tokens,
+scores over all entities), no feedback weights, lr `pretrain_lr`; a Ray Train run of its own
+(`ray/<name>-<key>-pretrain`, resumable the same way), whose best epoch (validation loss) goes to pretrain/ and
 initialises the recommendation run.
 """
 
@@ -35,8 +37,8 @@ log = logging.getLogger(__name__)
 
 class RecommenderTask(Task):
     """Each epoch the train samples are permuted (seeded by the epoch) and dealt round-robin over the ranks; every
-    rank takes the same number of steps of `batch_size / workers` samples. Config `phase: pretrain` reads the
-    contexts with the response appended (UniCRS's prompt pre-training); `init` names weights to start from."""
+    rank takes the same number of steps of `batch_size / workers` samples. Config `phase: pretrain` trains on the
+    prompt pre-training samples with the model in `pretrain_mode` (UniCRS's); `init` names weights to start from."""
 
     name = "recommender"
 
@@ -44,9 +46,9 @@ class RecommenderTask(Task):
         super().__init__(config, worker)
         self.cfg = config_from_dict(config["cfg"])
         self.rc = self.cfg.recommender
-        pretrain = config.get("phase") == "pretrain"
-        self.name = "recommender-pretrain" if pretrain else "recommender"
-        self.prep, data = load_batchers(Path(config["prep_dir"]), pretrain=pretrain)
+        self.pretrain = config.get("phase") == "pretrain"
+        self.name = "recommender-pretrain" if self.pretrain else "recommender"
+        self.prep, data = load_batchers(Path(config["prep_dir"]), pretrain=self.pretrain)
         self.train, self.valid = data["train"], data["valid"]
         self.micro = max(1, self.rc.batch_size // worker.world)
 
@@ -54,7 +56,7 @@ class RecommenderTask(Task):
         m = build_model(self.rc, self.prep["graph"], self.prep["meta"]["text_dim"], self.cfg.offline)
         if self.config.get("init"):  # the prompt pre-training's best epoch (a resumed run restores over it)
             load_saved(m, Path(self.config["init"]) / "model.pt")
-        return m
+        return m.pretrain_mode() if self.pretrain else m
 
     def export(self, model, out: Path) -> None:
         import torch
@@ -116,7 +118,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     rc = cfg.recommender
     out = output_dir(cfg)
     if not force and artifacts.is_fresh(cfg, "recommender"):
-        log.info("recommender %s: up to date (key %s), skipped", rc.variant, artifacts.key(cfg, "recommender"))
+        log.info("recommender %s: up to date (key %s), skipped", rc.name, artifacts.key(cfg, "recommender"))
         return {**artifacts.read_manifest(cfg, "recommender"), "skipped": True}
     if artifacts.read_manifest(cfg, "tables") is None:
         raise FileNotFoundError(f"{cfg.run_path / 'tables'} not found: build the tables first (`ecr-ray data`)")
@@ -127,7 +129,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     summary = run_task(prepare, rc.encode_resources, cfg.with_absolute_paths(), prep_dir)
     t_prep = time.perf_counter() - t0
 
-    name = f"{rc.variant}-{key}"  # same config → same run → resume from its latest checkpoint
+    name = f"{rc.name}-{key}"  # same config → same run → resume from its latest checkpoint
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
     pretrained = _pretrain(cfg, key, prep_dir, force) if rc.pretrain_epochs else None
@@ -143,6 +145,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     history = state["history"]
     meta = {
         "variant": rc.variant,
+        "name": rc.name,
         "backbone": rc.backbone,
         "recommender": cfg.to_dict()["recommender"],
         "text_dim": summary["text_dim"],
@@ -156,6 +159,7 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
         cfg,
         "recommender",
         variant=rc.variant,
+        model=rc.name,
         backbone=rc.backbone,
         pretrain=pretrained and {k: v for k, v in pretrained.items() if k != "history"},
         counts=summary["counts"],
@@ -217,7 +221,7 @@ def _pretrain(cfg: Config, key: str, prep_dir: Path, force: bool) -> dict:
     epochs, seconds, history}."""
     rc = cfg.recommender
     out = output_dir(cfg)
-    dest, name = out / "pretrain", f"{rc.variant}-{key}-pretrain"
+    dest, name = out / "pretrain", f"{rc.name}-{key}-pretrain"
     done = dest / "pretrain.json"
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)

@@ -7,15 +7,17 @@
     global (Eq. 5)    g_j = Σ_i P(e_i | e_j) · E_i;    g̃_j = MLP([g_j ; v_j])      (same MLP, emotions duplicated)
     prompt (Eq. 6)    [S_rec ; ẽ_1..ẽ_L ; g̃_1..g̃_L] → x + MLP(x) → Linear → per-layer prefix (k, v) of the frozen PLM
     scores            h = PLM(context tokens | prefix)[last position];   h · E_items
+    copy (optional)   log p(item) = CopyHead(h, ẽ_1..ẽ_L, mention ages/roles, h · E_items)   (model.py)
     loss   (Eq. 7)    mean_k m(f_k) · CE(scores_k, item_k)
 
 As the authors' code does for recommendation (and the paper's Eq. 2 and 6 write), the prompt carries the fused
 *entity* side: the context reaches the PLM as its own input tokens D, and the entities' view of it through the
-fusion. Prompt pre-training (UniCRS's first phase) is this same model and loss on the context with the response
-appended (`recommender.pretrain_epochs`). The text encoder and the PLM are frozen: no gradient, eval mode (no
-dropout), and not part of the saved weights (`saved_state`). Our choices beyond UniCRS: padded tokens and entities
-are masked (UniCRS attends to them), the softmax runs over the item entities only (as `light`; UniCRS over all
-entities), and the PLM's positions count from its first real token.
+fusion. Prompt pre-training (UniCRS's first phase, `recommender.pretrain_epochs`) is this model in `pretraining`
+mode: without the task tokens S_rec, every entity a turn names scored over all entities, from the dialogue up to and
+including that turn (data.pretrain_samples), unweighted. The text encoder and the PLM are frozen: no gradient, eval
+mode (no dropout), and not part of the saved weights (`saved_state`). Our choices beyond UniCRS: padded tokens and
+entities are masked (UniCRS attends to them), the recommendation softmax runs over the item entities only (as
+`light`; UniCRS over all entities), and the PLM's positions count from its first real token.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 from ..config import RecommenderConfig
-from .model import EmotionFuse, KGEncoder
+from .model import CopyHead, EmotionFuse, KGEncoder, entity_to_item
 
 
 def residual_mlp(dim: int, hidden: int) -> nn.Sequential:
@@ -102,6 +104,22 @@ class UnicrsRecommender(nn.Module):
         self.task_mlp = residual_mlp(H, H // 2)
         self.prefix = PrefixEncoder(H, rc.prefix_hidden or H // 2, *plm_geometry(plm.config))
         self.register_buffer("item_ids", item_ids, persistent=False)
+        self.copy = CopyHead(H) if rc.copy_mentioned else None
+        if self.copy is not None:
+            self.register_buffer("item_of", entity_to_item(num_entities, item_ids), persistent=False)
+        self.pretraining = False
+
+    PRETRAIN_UNUSED = ("task", "copy.")
+    """Parameters prompt pre-training does not use (no task tokens, no item scores): frozen while it runs."""
+
+    def pretrain_mode(self, on: bool = True) -> UnicrsRecommender:
+        """UniCRS's prompt pre-training: no task tokens, every entity scored (`forward` returns [B, num_entities]);
+        the parameters it does not use stop requiring gradients (so DDP does not wait for them)."""
+        self.pretraining = on
+        for name, p in self.named_parameters():
+            if name.startswith(self.PRETRAIN_UNUSED) and not name.startswith(self.FROZEN):
+                p.requires_grad_(not on)
+        return self
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -137,15 +155,18 @@ class UnicrsRecommender(nn.Module):
         return out.last_hidden_state[:, -1]
 
     def forward(self, batch: dict[str, torch.Tensor], entity_reps: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores [B, n_items]. `entity_reps` may be passed in to reuse one KG pass (inference)."""
+        """Scores [B, n_items] (in `pretraining` mode [B, num_entities]). `entity_reps` may be passed in to reuse one
+        KG pass (inference)."""
         E = self.entity_reps() if entity_reps is None else entity_reps
         ent = batch["entities"]
         B, L = ent.shape
         ent_mask = ent >= 0
         tok, tok_mask = self.token_states(batch["enc_ids"])
         e = self.fusion(E[ent.clamp(min=0)], tok, tok_mask)
-        task = self.task + self.task_mlp(self.task)
-        parts, masks = [task.expand(B, -1, -1)], [ent_mask.new_ones(B, task.shape[0])]
+        parts, masks = [], []
+        if not self.pretraining:  # UniCRS pre-trains the prompt without the recommendation task tokens
+            task = self.task + self.task_mlp(self.task)
+            parts, masks = [task.expand(B, -1, -1)], [ent_mask.new_ones(B, task.shape[0])]
         if self.local:
             v = self.fuse.emotion(batch["emo_ids"], batch["emo_probs"].to(e.dtype))
             e = self.fuse(e, v)
@@ -156,8 +177,14 @@ class UnicrsRecommender(nn.Module):
             parts.append(self.fuse(g, v))
             masks.append(ent_mask)
         prefix = self.prefix(torch.cat(parts, 1).to(E.dtype))
-        h = self.lm_state(batch["plm_ids"], prefix, torch.cat(masks, 1))
-        return h.to(E.dtype) @ E[self.item_ids].T
+        h = self.lm_state(batch["plm_ids"], prefix, torch.cat(masks, 1)).to(E.dtype)
+        if self.pretraining:
+            return h @ E.T
+        scores = h @ E[self.item_ids].T
+        if self.copy is None:
+            return scores
+        slots = self.item_of[ent.clamp(min=0)].masked_fill(~ent_mask, -1)
+        return self.copy(h, e, slots, batch["ent_age"], batch["ent_role"], scores)
 
 
 def load_frozen(name: str, offline: bool = False, causal: bool = False) -> nn.Module:

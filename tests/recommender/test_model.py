@@ -14,7 +14,7 @@ import torch
 
 from ecr_ray.config import EMOTIONS, ConfigError, load_config
 from ecr_ray.data.tables import build_tables
-from ecr_ray.recommender.data import Split, build_split, cooc_rows, cooccurrence_matrix, prepare
+from ecr_ray.recommender.data import Mentions, Split, build_split, cooc_rows, cooccurrence_matrix, prepare
 from ecr_ray.recommender.model import EmotionRecommender, weighted_loss
 
 LINKS_SCHEMA = pa.schema(
@@ -72,11 +72,12 @@ def test_cooccurrence_scales_sparsely():
     assert P.data.nbytes < 50e6  # sparse: a dense float32 31k² matrix would be 3.9 GB
 
 
-def tiny_model(variant: str, n_ent=30, n_items=10) -> EmotionRecommender:
+def tiny_model(variant: str, n_ent=30, n_items=10, copy: bool = False) -> EmotionRecommender:
     cfg = load_config(
         "demo",
         {
             "recommender.variant": variant,
+            "recommender.copy_mentioned": copy,
             "recommender.entity_dim": 32,
             "recommender.max_context_entities": 4,
             "recommender.max_context_turns": 3,
@@ -106,6 +107,8 @@ def tiny_batch(emo_ids, P=None):
         "emo_probs": torch.full((2, 4, 3), 0.5),
         "turn_emb": torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(1)),
         "turn_mask": torch.tensor([[False, True, True], [True, True, True]]),
+        "ent_age": torch.tensor([[-1, 2, 1, 0], [-1, -1, -1, 0]]),
+        "ent_role": torch.tensor([[-1, 0, 1, 0], [-1, -1, -1, 1]]),
     }
     if P is not None:
         b["cooc"] = cooc_rows(P, ents)
@@ -135,18 +138,100 @@ def test_variant_switches(variant):
         assert not torch.allclose(a, c)
 
 
-def test_training_step_reaches_every_component():
-    m = tiny_model("full").train()
+@pytest.mark.parametrize("copy", [False, True])
+def test_training_step_reaches_every_component(copy):
+    m = tiny_model("full", copy=copy).train()
     import scipy.sparse as sp
 
     P = sp.random(30, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
     emo = np.full((2, 4, 3), -1)
     emo[:, :, :2] = [EMOTIONS.index("like"), EMOTIONS.index("happy")]
     scores = m(tiny_batch(emo, P))
-    weighted_loss(scores, torch.tensor([1, 2]), torch.tensor([2.0, 0.5])).backward()
-    for name in ("kg.node.weight", "kg.conv.weight", "fuse.emb.weight", "fuse.mlp.0.weight", "prompt", "text.0.weight"):
+    weighted_loss(scores, torch.tensor([1, 3]), torch.tensor([2.0, 0.5])).backward()
+    names = ["kg.node.weight", "kg.conv.weight", "fuse.emb.weight", "fuse.mlp.0.weight", "prompt", "text.0.weight"]
+    if copy:
+        names += ["copy.query.weight", "copy.key.weight", "copy.age.weight", "copy.role.weight", "copy.sentinel.bias"]
+    for name in names:
         grad = dict(m.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_without_the_copy_head_the_scores_are_the_papers():
+    """copy_mentioned off = the paper's scorer: no copy parameters, the mention features unread; on, the same weights
+    rank the items not mentioned exactly as off does (the pointer only adds the mentioned ones and the gate)."""
+    on, off = tiny_model("L", copy=True), tiny_model("L", copy=False)
+    assert not any(k.startswith("copy.") for k in off.state_dict())
+    off.load_state_dict({k: v for k, v in on.state_dict().items() if not k.startswith("copy.")})  # strict: all fit
+    emo = np.full((2, 4, 3), -1)
+    emo[:, :, 0] = EMOTIONS.index("like")
+    b = tiny_batch(emo)
+    with torch.no_grad():
+        s_off, s_on = off(b), on(b)
+        moved = off({**b, "ent_age": b["ent_age"] + 5, "ent_role": 1 - b["ent_role"].clamp(min=0)})
+    assert torch.equal(s_off, moved)  # off: mention ages and speakers change nothing
+    torch.testing.assert_close(s_on.exp().sum(1), torch.ones(2))  # on: log-probabilities
+    mentioned = [{3, 5}, {7}]  # item entities among each row's context entities
+    for row, items in enumerate(mentioned):
+        rest = [i for i in range(10) if i not in items]
+        shift = s_on[row, rest] - s_off[row, rest]
+        torch.testing.assert_close(shift, shift[:1].expand_as(shift))  # one constant: log(gate) - logsumexp
+        assert not torch.allclose(s_on[row, sorted(items)] - s_off[row, sorted(items)], shift[: len(items)])
+
+
+def test_the_copy_head_learns_to_repeat_the_mentioned_movie_the_user_liked():
+    """Tiny task: two mentioned movies, one the user liked and one they disliked; the target is the liked one. After
+    training, the liked one ranks first, and swapping the two emotions swaps the top: the pointer reads what was said
+    about each mentioned item."""
+    torch.manual_seed(0)
+    m = tiny_model("L", copy=True).train()
+    rng = np.random.default_rng(0)
+
+    like, negative = EMOTIONS.index("like"), EMOTIONS.index("negative")
+
+    def batch(n: int):
+        pairs = np.stack([rng.choice(10, 2, replace=False) for _ in range(n)])
+        ents = np.full((n, 4), -1)
+        ents[:, 2:] = pairs
+        emo = np.full((n, 4, 3), -1)
+        liked_slot = rng.integers(0, 2, n)
+        emo[np.arange(n), 2 + liked_slot, 0] = like
+        emo[np.arange(n), 3 - liked_slot, 0] = negative
+        b = {
+            "entities": torch.as_tensor(ents),
+            "emo_ids": torch.as_tensor(emo),
+            "emo_probs": torch.full((n, 4, 3), 0.9),
+            "turn_emb": torch.randn(n, 3, 16),
+            "turn_mask": torch.ones(n, 3, dtype=torch.bool),
+            "ent_age": torch.as_tensor(np.where(ents >= 0, 1, -1)),
+            "ent_role": torch.as_tensor(np.where(ents >= 0, 0, -1)),
+        }
+        return b, torch.as_tensor(pairs[np.arange(n), liked_slot]), torch.as_tensor(pairs[np.arange(n), 1 - liked_slot])
+
+    test, liked, disliked = batch(200)
+    e = test["emo_ids"]
+    swapped = {**test, "emo_ids": torch.where(e == like, negative, torch.where(e == negative, like, e))}
+
+    def top1(b, target) -> float:
+        with torch.no_grad():
+            return float((m.eval()(b).argmax(1) == target).float().mean())
+
+    before = top1(test, liked)
+    opt = torch.optim.Adam(m.parameters(), lr=2e-2)
+    m.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second thread only waits (~1 s here, 40 s on a busy machine with 2)
+    try:
+        for _ in range(60):
+            b, target, _ = batch(32)
+            loss = weighted_loss(m(b), target, torch.ones(32))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    after = top1(test, liked)
+    assert before < 0.7 and after > 0.95, (before, after)
+    assert top1(swapped, disliked) > 0.95  # the same movies, the emotions swapped: the other one now
 
 
 def test_weighted_loss_is_mean_of_weighted_ce():
@@ -166,6 +251,7 @@ def test_emotions_come_from_mentions_before_the_target_turn():
                 "conversation_id": "c",
                 "turn_index": 4,
                 "context_entities": [10, 11],
+                "target_movie_id": "900",
                 "target_item": 100,
                 "liked": 0,
                 "feedback": "dislike",
@@ -178,11 +264,22 @@ def test_emotions_come_from_mentions_before_the_target_turn():
         ("c", 10): [(1, [0], [0.9]), (5, [4], [0.9])],  # the turn-5 mention is after the target turn
         ("c", 11): [(6, [2], [0.8])],
     }  # only mentioned later: no emotion
-    s = build_split(samples, turn_row, emotions, {100: 7}, cfg)
+    turns = pa.Table.from_pylist(
+        [
+            {"conversation_id": "c", "turn_index": i, "role": ("user", "recommender")[i % 2], "split": "train"}
+            | {"movie_ids": ["900"] if i == 5 else [], "movie_entities": [100] if i == 5 else [], "entities": []}
+            | {"entities": [10] if i in (1, 5) else [11] if i == 6 else []}
+            for i in range(7)
+        ]
+    )
+    s = build_split(samples, turn_row, emotions, {100: 7}, cfg, Mentions(turns))
     assert s.turns.tolist() == [[52, 53]]
     assert s.entities.tolist() == [[-1, 10, 11]]
     assert s.emo_ids[0, 1].tolist() == [0, -1, -1] and s.emo_ids[0, 2].tolist() == [-1, -1, -1]
     assert s.target.tolist() == [7] and s.weight.tolist() == [1.0]  # variant full: dislike → 1.0
+    # latest mentions before turn 4: entity 10 in turn 1 (recommender); 11 not yet
+    assert s.ent_age.tolist() == [[-1, 2, -1]] and s.ent_role.tolist() == [[-1, 1, -1]]
+    assert s.repeat.tolist() == [False]  # @900 is named only in turn 5, after the target turn
 
 
 @pytest.fixture(scope="module")

@@ -48,12 +48,19 @@ def cfg_for(run_dir: Path, **over):
 
 @pytest.fixture(scope="module")
 def trained_full(ray_local, run_dir):
-    """variant full on the emotion classifier's labels, 2 DDP workers; worker failure injected at epoch 2 (once) →
-    FailureConfig restart."""
+    """variant full with the copy head on the emotion classifier's labels, 2 DDP workers; worker failure injected at
+    epoch 2 (once) → FailureConfig restart."""
     from ecr_ray.emotion.train import fit as fit_emotions
 
     fit_emotions(cfg_for(run_dir, **{"emotion.epochs": 1}))
-    cfg = cfg_for(run_dir, **{"recommender.variant": "full", "recommender.train_resources": {"workers": 2}})
+    cfg = cfg_for(
+        run_dir,
+        **{
+            "recommender.variant": "full",
+            "recommender.copy_mentioned": True,
+            "recommender.train_resources": {"workers": 2},
+        },
+    )
     marker = run_dir.parent / "failed-once"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ECR_TRAIN_FAULT", f"epoch=2,once={marker}")
@@ -64,17 +71,20 @@ def trained_full(ray_local, run_dir):
 
 def test_ddp_training_survives_a_worker_failure(trained_full):
     cfg, m = trained_full
-    out = cfg.run_path / "recommender" / "full"
+    out = cfg.run_path / "recommender" / "full+copy"
     history = json.loads((out / "history.json").read_text())
     # epoch 1 came from the checkpoint after the restart: it was not trained twice
     assert [h["epoch"] for h in history] == [1, 2]
     assert m["emotions_source"] == "file" and m["best_epoch"] in (1, 2)
-    assert (out / "model.pt").exists() and json.loads((out / "meta.json").read_text())["variant"] == "full"
+    meta = json.loads((out / "meta.json").read_text())
+    assert (out / "model.pt").exists() and (meta["variant"], meta["name"]) == ("full", "full+copy")
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("valid", "test"):
-        for k in ("auc", "auc_global", "rt@1", "rt@10", "rt@50", "r@1", "r@10", "r@50", "r@50_norep"):
+        for k in ("auc", "auc_global", "rt@1", "rt@10", "rt@50", "r@1", "r@10", "r@50", "r@50_norep", "r@50_new"):
             assert k in metrics[split]
         assert 0 <= metrics[split]["r@50"] <= 1 and metrics[split]["r@50_norep"] <= metrics[split]["r@50"]
+        assert 0 < metrics[split]["n_new"] <= metrics[split]["n"]
+    assert metrics["test"]["n_new"] < metrics["test"]["n"]  # the demo test split has repeated targets
     ckpts = [p for p in Path(m["ray_run"]).glob("checkpoint_*") if p.is_dir()]
     assert 1 <= len(ckpts) <= 2  # one per epoch, num_to_keep=2
 
@@ -83,9 +93,9 @@ def test_rerun_skips_then_resumes_from_the_checkpoint(trained_full):
     cfg, first = trained_full
     again = fit(cfg)
     assert again.get("skipped") and again["key"] == first["key"]
-    (cfg.run_path / "recommender" / "full" / "manifest.json").unlink()
+    (cfg.run_path / "recommender" / "full+copy" / "manifest.json").unlink()
     resumed = fit(cfg)  # same RunConfig(name, storage_path): nothing left to train
-    history = json.loads((cfg.run_path / "recommender" / "full" / "history.json").read_text())
+    history = json.loads((cfg.run_path / "recommender" / "full+copy" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and not resumed.get("skipped")
     assert resumed["test"]["r@50"] == pytest.approx(first["test"]["r@50"])
 
@@ -132,7 +142,7 @@ def test_serving_builds_the_inputs_training_built_for_the_same_dialogues(trained
 
     cfg, _ = trained_full
     served, trained, _ = served_and_trained(cfg)
-    for k in ("entities", "emo_ids", "turn_mask"):
+    for k in ("entities", "emo_ids", "turn_mask", "ent_age", "ent_role"):
         assert torch.equal(served[k], trained[k]), k
     torch.testing.assert_close(served["emo_probs"], trained["emo_probs"])
     # the same turn texts (titles for @ids, "User:"/"Recommender:"), encoded in other batches: float noise only
@@ -146,7 +156,7 @@ def test_predictor_refuses_a_model_trained_on_other_emotions_than_it_serves(trai
 
     cfg, _ = trained_full
     other = tmp_path / "full"
-    shutil.copytree(cfg.run_path / "recommender" / "full", other)
+    shutil.copytree(cfg.run_path / "recommender" / "full+copy", other)
     meta = json.loads((other / "meta.json").read_text())
     (other / "meta.json").write_text(json.dumps({**meta, "emotions_source": "seed"}))
     with pytest.raises(ValueError, match="trained on 'seed' emotions, but serving gives it the emotion classifier's"):
@@ -158,9 +168,24 @@ def test_evaluate_writes_json_markdown_and_plots(trained_full, capsys):
     assert evaluate_recommender.main(["--recipe", "demo", "--run-dir", str(cfg.run_path)]) == 0
     out = cfg.run_path / "eval"
     report = json.loads((out / "recommender.json").read_text())
-    assert report["full"]["paper"]["auc"] == 0.541 and "auc_global" in report["full"]["test"]
+    assert "auc_global" in report["full+copy"]["test"]
     md = (out / "recommender.md").read_text()
-    assert "paper ECR" in md and "ours full" in md
+    assert "paper ECR" in md and "ours full+copy" in md
+    # three protocols on the same test samples, the two baselines as rows, paired intervals against them
+    test = report["full+copy"]["test"]
+    protocols = report["protocols"]
+    assert protocols["paper"]["samples"] == protocols["norep"]["samples"] == test["n"]
+    assert protocols["new"]["samples"] == test["n_new"] < test["n"]
+    for name, t in protocols.items():
+        assert list(t["rows"])[:3] == ["popularity", "repeat", "full+copy"] and f"Protocol `{name}`" in md
+        assert t["rows"]["full+copy"]["r@50"] == pytest.approx(test[{"paper": "r@50"}.get(name, f"r@50_{name}")])
+        d = t["paired"]["full+copy"]["repeat"]["r@10" + ("_norep" if name == "norep" else "")]
+        assert d["ci95"][0] <= d["diff"] <= d["ci95"][1]
+    # the repeat ranking hits every repeated target at R@50 (a repeat is among the few mentioned items) …
+    rep = report["baselines"]["repeat"]
+    assert rep["r@50"] >= 1 - rep["n_new"] / rep["n"]
+    # … and without them (norep) it is the popularity ranking
+    assert protocols["norep"]["rows"]["repeat"] == protocols["norep"]["rows"]["popularity"]
     for png in ("recommender_curves.png", "recommender_ablation.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

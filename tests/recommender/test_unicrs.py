@@ -97,8 +97,8 @@ def unicrs_cfg(tiny: dict, plm: str = "llama", top: dict | None = None, **over):
     )
 
 
-def tiny_model(tiny: dict, variant: str = "full", plm: str = "llama") -> UnicrsRecommender:
-    rc = unicrs_cfg(tiny, plm, variant=variant).recommender
+def tiny_model(tiny: dict, variant: str = "full", plm: str = "llama", copy: bool = False) -> UnicrsRecommender:
+    rc = unicrs_cfg(tiny, plm, variant=variant, copy_mentioned=copy).recommender
     g = torch.Generator().manual_seed(0)
     src, dst = torch.randint(0, N_ENT, (2, 80), generator=g)
     torch.manual_seed(0)
@@ -131,6 +131,8 @@ def tiny_batch(tiny: dict, emotion: str = "happy", plm: str = "llama", dialogues
         "entities": torch.as_tensor(ents),
         "emo_ids": torch.as_tensor(emo),
         "emo_probs": torch.full((len(dialogues), 4, 3), 0.5),
+        "ent_age": torch.as_tensor(np.where(ents >= 0, np.arange(4)[::-1], -1)),
+        "ent_role": torch.as_tensor(np.where(ents >= 0, np.arange(4) % 2, -1)),
         **token_batch(np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])),
     }
     if cooc is not None:
@@ -234,6 +236,46 @@ def test_variant_switches(tiny, variant):
     assert sum(1 for n, _ in m.named_parameters() if n.startswith("fuse.")) == (0 if variant == "baseline" else 5)
 
 
+def test_the_copy_head_on_unicrs(tiny):
+    """copy_mentioned on the UniCRS backbone: log-probabilities, the items not mentioned ranked as without it (same
+    weights), the mentioned ones by the pointer over the fused entity prompt; every copy parameter learns."""
+    on, off = tiny_model(tiny, "full", copy=True), tiny_model(tiny, "full")
+    off.load_state_dict({k: v for k, v in on.state_dict().items() if not k.startswith("copy.")})
+    b = tiny_batch(tiny)
+    with torch.no_grad():
+        s_on, s_off = on(b), off(b)
+    torch.testing.assert_close(s_on.exp().sum(1), torch.ones(2))
+    for row, items in enumerate([{3, 5}, {7}]):  # item entities (< N_ITEMS) among each row's context entities
+        rest = [i for i in range(N_ITEMS) if i not in items]
+        shift = s_on[row, rest] - s_off[row, rest]
+        torch.testing.assert_close(shift, shift[:1].expand_as(shift), atol=1e-4, rtol=1e-4)
+    on.train()
+    weighted_loss(on(b), torch.tensor([3, 7]), torch.ones(2)).backward()
+    for name, p in on.named_parameters():
+        if name.startswith("copy."):
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_pretrain_mode_scores_every_entity_without_the_task_tokens(tiny):
+    """UniCRS's prompt pre-training: scores over all entities (genres and people are targets too), the recommendation
+    task tokens neither read nor trained; the mode switches back for recommendation."""
+    m = tiny_model(tiny, "full", copy=True).pretrain_mode()
+    b = tiny_batch(tiny)
+    scores = m(b)
+    assert scores.shape == (2, N_ENT)
+    with torch.no_grad():
+        m.task.add_(5.0)
+        torch.testing.assert_close(m(b), scores.detach())  # the task tokens are not part of the prompt
+    unused = {n for n, p in m.named_parameters() if not p.requires_grad and not n.startswith(m.FROZEN)}
+    assert unused == {n for n, _ in m.named_parameters() if n.startswith(("task", "copy."))}
+    weighted_loss(scores, torch.tensor([N_ITEMS + 3, 1]), torch.ones(2)).backward()  # a non-item target
+    params = dict(m.named_parameters())
+    for name in ("kg.node.weight", "fusion.bilinear.weight", "fuse.mlp.0.weight", "prefix.out.weight"):
+        assert params[name].grad is not None and params[name].grad.abs().sum() > 0, name
+    m.pretrain_mode(False)
+    assert m(b).shape == (2, N_ITEMS) and all(p.requires_grad for n, p in m.named_parameters() if n in unused)
+
+
 def test_saved_weights_leave_out_the_frozen_models(tiny, tmp_path):
     m = tiny_model(tiny, "full")
     state = saved_state(m)
@@ -277,7 +319,14 @@ def trained(tiny, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("unicrs-job") / "run"
     cfg = unicrs_cfg(
-        tiny, "llama", {"run_dir": str(run)}, variant="full", epochs=2, pretrain_epochs=1, max_context_tokens=64
+        tiny,
+        "llama",
+        {"run_dir": str(run)},
+        variant="full",
+        copy_mentioned=True,
+        epochs=2,
+        pretrain_epochs=1,
+        max_context_tokens=64,
     )
     build_tables(cfg)
     turns = read_table(run, "turns")
@@ -307,9 +356,12 @@ def trained(tiny, tmp_path_factory):
 
 def test_fit_pretrains_the_prompt_then_trains_recommendation(trained):
     cfg, m = trained
-    out = cfg.run_path / "recommender" / "full"
+    out = cfg.run_path / "recommender" / "full+copy"
     assert m["backbone"] == "unicrs" and m["emotions_source"] == "file"
     assert m["pretrain"]["epochs"] == 1 and (out / "pretrain" / "model.pt").exists()
+    # UniCRS's pre-training samples: one per entity every train turn names, more than the recommendation samples
+    counts = m["counts"]
+    assert counts["pretrain_train"]["samples"] > counts["train"]["samples"] and counts["pretrain_valid"]["samples"]
     pre = json.loads((out / "pretrain" / "pretrain.json").read_text())
     assert pre["key"] == m["key"] and "valid_loss" in pre["history"][0]
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
@@ -326,7 +378,7 @@ def test_rerun_reuses_the_pretraining(trained):
 
     cfg, first = trained
     assert fit(cfg).get("skipped")
-    (cfg.run_path / "recommender" / "full" / "manifest.json").unlink()
+    (cfg.run_path / "recommender" / "full+copy" / "manifest.json").unlink()
     again = fit(cfg)  # the pre-training is done (same key) and the recommendation run resumes with nothing left
     assert not again.get("skipped") and again["pretrain"]["seconds"] == first["pretrain"]["seconds"]
     assert again["test"]["r@50"] == pytest.approx(first["test"]["r@50"])
@@ -359,7 +411,7 @@ def test_serving_builds_the_inputs_training_built_for_the_same_dialogues(trained
     cfg, _ = trained
     served, trained_batch, split = served_and_trained(cfg)
     assert (split.enc_ids >= 0).sum(1).max() == cfg.recommender.max_context_tokens  # some contexts were cut
-    for k in ("enc_ids", "plm_ids", "entities", "emo_ids"):
+    for k in ("enc_ids", "plm_ids", "entities", "emo_ids", "ent_age", "ent_role"):
         assert torch.equal(served[k], trained_batch[k]), k
     torch.testing.assert_close(served["emo_probs"], trained_batch["emo_probs"])
     torch.testing.assert_close(served["cooc"].to_dense(), trained_batch["cooc"].to_dense())
