@@ -216,10 +216,6 @@ def deepspeed_part(cfg, device, tiny: bool, tmp: Path) -> dict:
     if not g.deepspeed:
         return {"skipped": f"recipe {cfg.recipe!r} trains the generator without DeepSpeed"}
     _one_process_world(device)
-    if device.type == "cpu":
-        import deepspeed
-
-        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False  # skip the ~2 min shared-memory op build
     # no dropout: the resumed step must equal the uninterrupted one
     one = one_gpu(cfg, **{"generator.lora_dropout": 0.0, "generator.checkpoint_every": 2}).generator
     t0 = time.perf_counter()

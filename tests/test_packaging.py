@@ -29,6 +29,8 @@ def test_the_wheel_carries_recipes_static_files_and_sample_data(tmp_path):
         "ecr_ray/jobs/pipeline.py",
         "ecr_ray/jobs/fetch_models.py",
         "ecr_ray/data/sample/redial/test_data.jsonl",
+        "ecr_ray/model_configs/meta-llama/Llama-2-7b-chat-hf/config.json",  # what `ecr-ray plan` builds models from
+        "ecr_ray/jobs/plan.py",
     ):
         assert path in names, path
     assert not any(n.startswith(("jobs/", "serve/", "recipes/", "tests/")) for n in names)

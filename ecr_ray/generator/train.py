@@ -32,9 +32,10 @@ from typing import Any
 from .. import artifacts, plan
 from ..config import ChatTrainConfig, Config, config_from_dict
 from ..hub import resolve
+from ..runtime import run_task
 from ..train import STATE_FILE, TrainRun, fail_once, read_state
 from ..train import fit as fit_run
-from .data import EXAMPLES_FILE, collate, encode, read_examples
+from .data import EXAMPLES_FILE, build_examples, collate, encode, read_examples
 from .model import ADAPTER_DIR, MODEL_DIR, with_lora
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,7 @@ class ChatExamples:
 
 def collator(pad_id: int):
     """Right-padding to the longest example of the micro-batch (labels -100 there)."""
-    return partial(_collate, pad_id=pad_id)
-
-
-def _collate(rows: list[dict], pad_id: int) -> dict:
-    return collate(rows, pad_id)
+    return partial(collate, pad_id=pad_id)
 
 
 # ----------------------------------------------------------------------------- the Trainer's settings
@@ -86,9 +83,7 @@ def deepspeed_settings(c: ChatTrainConfig) -> dict[str, Any] | None:
     return ds
 
 
-def training_arguments(
-    c: ChatTrainConfig, output_dir: str, total_steps: int, device_type: str, seed: int, use_cpu: bool | None = None
-):
+def training_arguments(c: ChatTrainConfig, output_dir: str, total_steps: int, device_type: str, seed: int):
     """transformers' TrainingArguments of a chat-model stage. Build them before the model: with ZeRO-3 in the
     DeepSpeed config they switch `from_pretrained` to partitioned loading (`zero.Init`)."""
     from transformers import TrainingArguments
@@ -113,7 +108,7 @@ def training_arguments(
         activation_checkpointing=c.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False},  # PEFT: no input-grad hook needed
         deepspeed=deepspeed_settings(c),
-        use_cpu=device_type == "cpu" if use_cpu is None else use_cpu,
+        use_cpu=device_type == "cpu",
         seed=seed,
         logging_steps=1,  # every step's loss into the trainer state (the manifest's loss curve)
         logging_strategy="steps",
@@ -273,8 +268,6 @@ def train_chat_model(config: dict) -> None:
 def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False) -> dict:
     """Examples (Ray task) → Ray Train → `<run_dir>/generator/{adapter|model}` + manifest (returned). Skipped when a
     complete run with this config exists (unless `force`). Ray must be initialised."""
-    from .data import build_examples
-
     return fit_chat_model(cfg, "generator", build_examples, run_name, stop_after_steps, force)
 
 
@@ -284,8 +277,6 @@ def fit_chat_model(
     """The shared fit of the two chat-model stages (`generator`, `conversation`: the config section and the
     directory under the run dir): `build_examples(cfg, path)` in a Ray task → `train_chat_model` on Ray Train → the
     adapter (or full weights) + manifest. The same run name resumes from its latest checkpoint."""
-    from ..runtime import run_task
-
     c: ChatTrainConfig = getattr(cfg, stage)
     if not force and artifacts.is_fresh(cfg, stage):
         log.info("%s: up to date (key %s), skipped", stage, artifacts.key(cfg, stage))

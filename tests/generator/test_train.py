@@ -143,17 +143,20 @@ def test_deepspeed_zero2_two_workers_resume_and_restart(tmp_path, ray_cluster, m
 
 
 LOAD = """
-import json, os, sys, torch
+import json, os, socket, sys, torch
 import deepspeed
 from ecr_ray.config import load_config
 from ecr_ray.generator.train import load_for_training, training_arguments
 
-os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1], RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+with socket.socket() as s:  # a free port for the one-process world's rendezvous
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
 deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 out = {}
 for stage in (2, 3):
     c = load_config("demo", {"generator.deepspeed": {"zero_optimization": {"stage": stage}}}).generator
-    args = training_arguments(c, sys.argv[2], 2, "cpu", 0)  # built first, as the Train worker does
+    args = training_arguments(c, sys.argv[1], 2, "cpu", 0)  # built first, as the Train worker does
     # ZeRO-2: the rank's device is "meta" here: weights that land there were never materialised anywhere else
     device = torch.device("cpu" if stage == 3 else "meta")
     _, model = load_for_training(c, False, device, args.bf16, c.zero_stage == 3)
@@ -174,16 +177,10 @@ def test_weights_load_partitioned_or_straight_onto_the_device(tmp_path):
     the module keeps empty placeholders (one process here: its shards hold all of it). Otherwise the weights load
     straight onto the rank's device through `device_map` (on a GPU rank, its GPU; here the meta device, which a
     weight can only reach by being loaded there)."""
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD, port, str(tmp_path)], capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run([sys.executable, "-c", LOAD, str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["2"]["devices"] == ["meta"] and not out["2"]["zero_init"] and out["2"]["held"] > 100_000_000
