@@ -283,15 +283,16 @@ def decoder_activations(
         adapters = sum((2 + mask) * d + 2 * lora_r for d in s.lora_inputs)
     per_layer = norms + attention + mlp + adapters
     head = 4 * h + 4 + 12 * v
-    recompute = per_layer + LAYER_BACKWARD * (h + i)
+    recompute = per_layer + LAYER_BACKWARD.get(s.kind, 6) * (h + i)
     kept = s.layers * (2 * h if checkpointing else per_layer)
     peak = max(head, recompute) if checkpointing else head
     return {"activations": tokens * kept, "backward peak": tokens * peak}
 
 
-LAYER_BACKWARD = 6
-"""B per token in units of (h + i): the bf16 gradients alive while a recomputed layer runs its backward pass (of
-the MLP's and the attention's widest tensors), measured on the CPU (tests/test_plan.py)."""
+LAYER_BACKWARD = {"llama": 6, "gpt2": 10}
+"""B per token in units of (h + i): the bf16 gradients and temporaries alive while a recomputed layer runs its
+backward pass (the MLP's and the attention's widest tensors; GPT-2's GELU-tanh adds several of width i), measured on
+the CPU (tests/test_plan.py)."""
 
 
 def encoder_activations(s: Shape, batch: int, seq: int) -> int:
@@ -330,6 +331,13 @@ class Need:
     def total(self) -> int:
         return sum(self.parts.values())
 
+    @classmethod
+    def on(cls, stage: str, field_: str, cfg: Config, parts: dict[str, int], at: str, fields: str) -> Need:
+        """The need of a stage that runs on the recipe's `field_` (e.g. "emotion.train_resources")."""
+        section, name = field_.split(".")
+        r = getattr(getattr(cfg, section), name)
+        return cls(stage, field_, r.cpus, r.gpus, parts, at, fields)
+
 
 def chat_training(cfg: Config, stage: str, device: str = "cuda") -> Need:
     """The per-GPU need of a chat-model stage's training (generator, conversation)."""
@@ -357,11 +365,10 @@ def chat_training(cfg: Config, stage: str, device: str = "cuda") -> Need:
         s, c.micro_batch * c.max_length, c.gradient_checkpointing, c.lora_r, c.lora_dropout, device, full
     )
     parts.update(acts)
-    return Need(
+    return Need.on(
         f"{stage} training",
         f"{stage}.train_resources",
-        c.train_resources.cpus,
-        c.train_resources.gpus,
+        cfg,
         parts,
         f"{c.base_model} {'full' if full else f'LoRA r{c.lora_r}'}, micro-batch {c.micro_batch} × {c.max_length} "
         f"tokens, checkpointing {'on' if c.gradient_checkpointing else 'off'}, "
@@ -384,35 +391,8 @@ def needs(cfg: Config) -> list[Need]:
     """Every GPU stage of the recipe and what it needs per GPU."""
     out: list[Need] = []
     e, rc, g, cv = cfg.emotion, cfg.recommender, cfg.generator, cfg.conversation
-    if e.train_resources.gpus:
-        s = model_shape(e.classifier_model, causal=False)
-        out.append(
-            Need(
-                "emotion training",
-                "emotion.train_resources",
-                e.train_resources.cpus,
-                e.train_resources.gpus,
-                {
-                    "weights, grads, AdamW (fp32) + bf16 copy": 18 * s.params,
-                    "activations": encoder_activations(s, e.batch_size, e.max_length),
-                },
-                f"{e.classifier_model} full fine-tuning, batch {e.batch_size} × {e.max_length} tokens",
-                "emotion.batch_size, emotion.max_length",
-            )
-        )
-    if e.label_resources.gpus:
-        s = model_shape(e.classifier_model, causal=False)
-        out.append(
-            Need(
-                "emotion labelling",
-                "emotion.label_resources",
-                e.label_resources.cpus,
-                e.label_resources.gpus,
-                {"weights": 2 * s.params, "activations": inference_activations(s, e.label_batch_size, e.max_length)},
-                f"{e.classifier_model} bf16, batch {e.label_batch_size} × {e.max_length} tokens",
-                "emotion.label_batch_size, emotion.max_length",
-            )
-        )
+    if e.train_resources.gpus or e.label_resources.gpus:
+        out += _emotion(cfg)
     if rc.train_resources.gpus or rc.encode_resources.gpus:
         out += _recommender(cfg)
     if g.train_resources.gpus:
@@ -423,11 +403,10 @@ def needs(cfg: Config) -> list[Need]:
         s = model_shape(g.base_model)
         seq = g.max_length + g.max_new_tokens
         out.append(
-            Need(
+            Need.on(
                 "generator evaluation",
                 "generator.eval_resources",
-                g.eval_resources.cpus,
-                g.eval_resources.gpus,
+                cfg,
                 _generation(s, g.eval_batch_size, seq),
                 f"{g.base_model} bf16, batch {g.eval_batch_size} × {seq} tokens",
                 "generator.eval_batch_size, generator.max_length, generator.max_new_tokens",
@@ -435,6 +414,33 @@ def needs(cfg: Config) -> list[Need]:
         )
     out += _serving(cfg)
     return out
+
+
+def _emotion(cfg: Config) -> list[Need]:
+    """The emotion classifier's full fine-tuning and its labelling pass (bf16), where they ask for a GPU."""
+    e = cfg.emotion
+    s = model_shape(e.classifier_model, causal=False)
+    train = {
+        "weights, grads, AdamW (fp32) + bf16 copy": 18 * s.params,
+        "activations": encoder_activations(s, e.batch_size, e.max_length),
+    }
+    label = {"weights": 2 * s.params, "activations": inference_activations(s, e.label_batch_size, e.max_length)}
+    stages = [
+        ("emotion training", "train_resources", train, "full fine-tuning", e.batch_size, "emotion.batch_size"),
+        ("emotion labelling", "label_resources", label, "bf16", e.label_batch_size, "emotion.label_batch_size"),
+    ]
+    return [
+        Need.on(
+            name,
+            f"emotion.{res}",
+            cfg,
+            parts,
+            f"{e.classifier_model} {how}, batch {b} × {e.max_length} tokens",
+            f"{field_}, emotion.max_length",
+        )
+        for name, res, parts, how, b, field_ in stages
+        if getattr(e, res).gpus
+    ]
 
 
 def _recommender(cfg: Config) -> list[Need]:
@@ -460,11 +466,10 @@ def _recommender(cfg: Config) -> list[Need]:
         at = f"light: {rc.text_encoder}"
     if rc.train_resources.gpus:
         out.append(
-            Need(
+            Need.on(
                 "recommender training",
                 "recommender.train_resources",
-                rc.train_resources.cpus,
-                rc.train_resources.gpus,
+                cfg,
                 train_parts,
                 at,
                 "recommender.batch_size, recommender.train_resources.workers, recommender.max_context_tokens",
@@ -474,11 +479,10 @@ def _recommender(cfg: Config) -> list[Need]:
         parts = {k: v for k, v in train_parts.items() if k.startswith("frozen")}
         parts["activations"] = inference_activations(enc, rc.batch_size, rc.max_context_tokens)
         out.append(
-            Need(
+            Need.on(
                 "recommender encoding / scoring",
                 "recommender.encode_resources",
-                rc.encode_resources.cpus,
-                rc.encode_resources.gpus,
+                cfg,
                 parts,
                 f"{rc.text_encoder} batch {rc.batch_size} × {rc.max_context_tokens} tokens",
                 "recommender.batch_size, recommender.max_context_tokens",
