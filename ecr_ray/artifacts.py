@@ -95,6 +95,8 @@ _CONVERSATION_INFERENCE = (
     "dtype",
     "eval_resources",
 )
+# How a chat-model stage fits its GPUs and survives failures, not what it learns: changing them resumes the same run.
+_CHAT_TRAINING_RUNTIME = ("micro_batch_size", "gradient_checkpointing", "max_failures")
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
@@ -151,7 +153,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "generator",
             "generator",
-            tuple(f"generator.-{f}" for f in _INFERENCE) + ("seed",),
+            tuple(f"generator.-{f}" for f in _INFERENCE + _CHAT_TRAINING_RUNTIME) + ("seed",),
             ("reviews",),
             ("manifest.json",),
         ),
@@ -165,7 +167,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             "conversation",
             "conversation",
-            tuple(f"conversation.-{f}" for f in _CONVERSATION_INFERENCE) + ("seed",),
+            tuple(f"conversation.-{f}" for f in _CONVERSATION_INFERENCE + _CHAT_TRAINING_RUNTIME) + ("seed",),
             ("tables",),
             ("manifest.json",),
         ),

@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -178,6 +178,8 @@ class EmotionConfig:
     """Train on at most this many seed rows (0 = all); for quick runs."""
     train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
     """Ray Train workers fine-tuning the classifier."""
+    max_failures: int = 2
+    """Ray Train FailureConfig: restarts from the latest checkpoint (a lost worker or node) before the run fails."""
     label_resources: Resources = field(default_factory=lambda: Resources(workers=2, cpus=1))
     """Ray Data actor pool labelling every user turn (and the Ray task scoring the validation split)."""
     label_batch_size: int = 128
@@ -199,6 +201,7 @@ class EmotionConfig:
         _check(0.0 < self.valid_fraction < 1.0, f"emotion.valid_fraction: must be in (0, 1), got {self.valid_fraction}")
         _check(self.focal_gamma >= 0 and self.class_weight_power >= 0, "emotion.focal_gamma/class_weight_power >= 0")
         _check(self.label_batch_size >= 1, "emotion.label_batch_size: must be >= 1")
+        _check(self.max_failures >= 0, f"emotion.max_failures: must be >= 0, got {self.max_failures}")
 
 
 @dataclass
@@ -294,7 +297,7 @@ class RecommenderConfig:
     """The Ray task that encodes the dialogue turns with the frozen text encoder, and the one that evaluates the
     trained model on valid/test (`workers` is not used)."""
     max_failures: int = 2
-    """Ray Train FailureConfig: restarts from the latest checkpoint before giving up."""
+    """Ray Train FailureConfig: restarts from the latest checkpoint (a lost worker or node) before the run fails."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
     """DeepSpeed config (empty = plain DDP); batch sizes are filled in from batch_size / num_workers."""
 
@@ -376,7 +379,87 @@ SELECT_BY = {
 
 
 @dataclass
-class GeneratorConfig:
+class ChatTrainConfig:
+    """How a chat-model stage fine-tunes (the generator and the conversation module share these fields): PEFT LoRA on
+    a causal LM with transformers' `Trainer` inside Ray Train (`generator/train.py`). `batch_size` is the global batch
+    of one optimizer step; each of the `train_resources.workers` ranks runs `micro_batch_size` examples per forward
+    and accumulates gradients up to it. `ecr-ray plan` shows what these cost per GPU."""
+
+    __pydantic_config__ = STRICT
+    SECTION: ClassVar[str] = "generator"
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    max_length: int = 256
+    """Prompt + target tokens per training example; the target is cut to fit."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = run all epochs)."""
+    epochs: int = 1
+    batch_size: int = 16
+    """Global batch: examples per optimizer step over all workers (the paper's 16 for the generator)."""
+    micro_batch_size: int = 0
+    """Examples per worker per forward/backward; gradients accumulate over batch_size / (micro_batch_size × workers)
+    of them. 0 = batch_size / workers (no accumulation). What sizes the activations on each GPU."""
+    gradient_checkpointing: bool = False
+    """Activation (gradient) checkpointing: keep only each decoder layer's input in the forward pass and recompute
+    the layer in the backward pass: activations ~1/L of the whole for ~30% more compute."""
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    checkpoint_every: int = 50
+    """Write a resumable checkpoint (adapter, optimizer, LR schedule, data position) every this many steps."""
+    max_failures: int = 2
+    """Ray Train FailureConfig: restarts from the latest checkpoint (a lost worker or node) before the run fails."""
+    train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    """Ray Train workers fine-tuning the model (one GPU each on a GPU cluster)."""
+    eval_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
+    """The Ray task that builds the training examples (and, for the generator, the one that generates for
+    `evaluate_generator` and the knowledge sweep, and the one that merges the adapter for vLLM: `ecr-ray merge`)."""
+    deepspeed: dict[str, Any] = field(default_factory=dict)
+    """DeepSpeed config handed to transformers' integration (TrainingArguments.deepspeed); batch sizes, gradient
+    clipping and precision are filled in from the fields above. Empty = plain PyTorch / DDP. Under ZeRO-3 the base
+    model is partitioned while it loads (`zero.Init`); otherwise each rank loads it straight onto its own GPU."""
+
+    @property
+    def micro_batch(self) -> int:
+        """Examples per worker per forward pass."""
+        return self.micro_batch_size or max(1, self.batch_size // self.train_resources.workers)
+
+    @property
+    def accumulation(self) -> int:
+        """Micro-batches each worker accumulates per optimizer step."""
+        return max(1, self.batch_size // (self.micro_batch * self.train_resources.workers))
+
+    @property
+    def zero_stage(self) -> int:
+        """The ZeRO stage of `deepspeed` (0: no DeepSpeed, or ZeRO off)."""
+        return int((self.deepspeed.get("zero_optimization") or {}).get("stage", 0)) if self.deepspeed else 0
+
+    def bf16(self, device_type: str) -> bool:
+        """bf16 weights and compute: on CUDA unless the section's dtype is float32, or wherever `deepspeed` asks."""
+        return bool((self.deepspeed.get("bf16") or {}).get("enabled")) or (
+            device_type == "cuda" and getattr(self, "dtype", "auto") != "float32"
+        )
+
+    def _check_training(self) -> None:
+        n = self.SECTION
+        _check(self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, f"{n}.batch_size/epochs/lr must be > 0")
+        _check(self.max_steps >= 0 and self.checkpoint_every >= 1, f"{n}.max_steps >= 0, checkpoint_every >= 1")
+        _check(self.micro_batch_size >= 0, f"{n}.micro_batch_size: must be >= 0, got {self.micro_batch_size}")
+        _check(self.max_failures >= 0, f"{n}.max_failures: must be >= 0, got {self.max_failures}")
+        _check(self.lora_r >= 1 and 0 <= self.lora_dropout < 1, f"{n}.lora_r >= 1 and lora_dropout in [0, 1)")
+        workers = self.train_resources.workers
+        _check(
+            self.batch_size % (self.micro_batch * workers) == 0,
+            f"{n}.batch_size ({self.batch_size}) must be a multiple of {n}.micro_batch_size ({self.micro_batch}) × "
+            f"{n}.train_resources.workers ({workers}): it is the global batch of one optimizer step",
+        )
+
+
+@dataclass
+class GeneratorConfig(ChatTrainConfig):
     """Emotion-aligned response generator (LoRA on a Llama-architecture chat model) and its review database."""
 
     __pydantic_config__ = STRICT
@@ -427,30 +510,7 @@ class GeneratorConfig:
     max_same_opening: int = 0
     """At most this many targets may open with the same four words (later ones start a sentence further on);
     0 = no limit."""
-    # --- fine-tuning
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    max_length: int = 256
-    """Prompt + review tokens per training example; the review is cut to fit."""
-    max_steps: int = 0
-    """Stop after this many optimizer steps (0 = run all epochs)."""
-    epochs: int = 1
-    batch_size: int = 16
-    """Examples per optimizer step per worker."""
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    checkpoint_every: int = 50
-    """Report a resumable checkpoint (PEFT adapter + optimizer state) every this many steps."""
-    train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
-    """Ray Train workers fine-tuning the generator (`batch_size` examples per worker per step)."""
-    eval_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
-    """The Ray task that builds the training examples, the one that generates for `evaluate_generator` and the
-    knowledge sweep, and the one that merges the adapter for vLLM (`ecr-ray merge`)."""
-    deepspeed: dict[str, Any] = field(default_factory=dict)
-    """DeepSpeed config (e.g. ZeRO-3 + bf16 for the paper recipe); empty = plain PyTorch / DDP."""
+    # --- fine-tuning: the fields of ChatTrainConfig
     # --- generation
     max_new_tokens: int = 64
     do_sample: bool = False
@@ -526,8 +586,7 @@ class GeneratorConfig:
         _check(self.max_same_opening >= 0, "generator.max_same_opening: must be >= 0")
         _check(self.knowledge_bonus >= 0 and self.guard_retries >= 0, "generator.knowledge_bonus/guard_retries >= 0")
         _check(self.max_length >= 16, "generator.max_length: must be >= 16")
-        _check(self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "generator.batch_size/epochs/lr must be > 0")
-        _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "generator.max_steps >= 0, checkpoint_every >= 1")
+        self._check_training()
         _check(
             self.max_new_tokens >= 1 and self.eval_samples >= 1 and self.eval_batch_size >= 1,
             "generator.max_new_tokens/eval_samples/eval_batch_size must be >= 1",
@@ -559,7 +618,7 @@ class GeneratorConfig:
 
 
 @dataclass
-class ConversationConfig:
+class ConversationConfig(ChatTrainConfig):
     """The conversation module (UniCRS's conversation task, section 4.3.2's u_r): the recommender's next turn written
     from the dialogue with `<movie>` where it names a film, the slots then filled with the recommender's items. A
     LoRA adapter of a chat model, trained on ReDial's recommender turns that name a movie (titles masked). Serving
@@ -567,31 +626,21 @@ class ConversationConfig:
     says which (`response.recommendation_source`)."""
 
     __pydantic_config__ = STRICT
+    SECTION: ClassVar[str] = "conversation"
 
     base_model: str = "smollm2"
-    """`smollm2` (embedded) or a path / hub id of a chat model."""
+    """`smollm2` (embedded) or a path / hub id of a causal LM: a chat model, or one without a chat template
+    (DialoGPT, UniCRS's conversation model: the prompt then takes the plain instruction layout of `render_prompt`)."""
     context_turns: int = 4
     """Last dialogue turns in the prompt."""
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     method: str = "lora"
     """`lora` (only LoRA is supported for this module)."""
+    # --- fine-tuning: the fields of ChatTrainConfig, with these defaults
     max_length: int = 192
     """Prompt + response tokens per training example (the prompt keeps its end when cut)."""
-    max_steps: int = 0
-    """Stop after this many optimizer steps (0 = run all epochs)."""
-    epochs: int = 1
     batch_size: int = 8
+    """Global batch: examples per optimizer step over all workers."""
     lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    checkpoint_every: int = 50
-    train_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
-    eval_resources: Resources = field(default_factory=lambda: Resources(workers=1, cpus=2))
-    """The Ray task that builds the training examples."""
-    deepspeed: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 40
     do_sample: bool = False
     temperature: float = 0.7
@@ -604,10 +653,7 @@ class ConversationConfig:
         _check(self.method == "lora", f"conversation.method: only lora is supported, got {self.method!r}")
         _check(self.context_turns >= 1, "conversation.context_turns: must be >= 1")
         _check(self.max_length >= 32, "conversation.max_length: must be >= 32")
-        _check(
-            self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "conversation.batch_size/epochs/lr must be > 0"
-        )
-        _check(self.max_steps >= 0 and self.checkpoint_every >= 1, "conversation.max_steps >= 0, checkpoint_every >= 1")
+        self._check_training()
         _check(self.max_new_tokens >= 1, "conversation.max_new_tokens: must be >= 1")
         _check(self.temperature > 0 and 0 < self.top_p <= 1, "conversation.temperature > 0 and top_p in (0, 1]")
         _check_device("conversation", self.device, self.dtype)

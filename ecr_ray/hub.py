@@ -110,6 +110,7 @@ def recipe_models(cfg) -> dict[str, str]:
         "emotion.classifier_model": cfg.emotion.classifier_model,
         "recommender.text_encoder": cfg.recommender.text_encoder,
         "generator.base_model": cfg.generator.base_model,
+        "conversation.base_model": cfg.conversation.base_model,
     }
     if cfg.recommender.backbone == "unicrs":
         models["recommender.plm"] = cfg.recommender.plm
@@ -121,8 +122,11 @@ def fetch_all(cfg) -> dict[str, dict]:
     config field. All failures are reported together in one ModelNotAvailable."""
     if offline_env():
         raise ModelNotAvailable("HF_HUB_OFFLINE is set: fetch_models is the one job that downloads; unset it here")
-    report, problems = {}, []
+    report, problems, fetched = {}, [], {}
     for field_name, name in recipe_models(cfg).items():
+        if name in fetched:  # named by two fields (DialoGPT-small: the recommender's PLM and the conversation module)
+            report[field_name] = fetched[name]
+            continue
         if not is_hub_id(name):
             report[field_name] = {
                 "model": name,
@@ -130,7 +134,7 @@ def fetch_all(cfg) -> dict[str, dict]:
             }
             continue
         try:
-            report[field_name] = {"model": name, "source": "hub", "path": str(fetch(name))}
+            report[field_name] = fetched[name] = {"model": name, "source": "hub", "path": str(fetch(name))}
         except ModelNotAvailable as e:
             problems.append(f"{field_name}: {e}")
     if problems:

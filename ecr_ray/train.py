@@ -1,4 +1,6 @@
-"""The one Ray Train skeleton behind every trainer (emotion classifier, recommender, generator).
+"""The one Ray Train skeleton behind the project's own trainers (emotion classifier, recommender). The chat-model
+stages (generator, conversation module) run transformers' Trainer on the same driver side (`fit`, `TrainRun.loop`;
+`generator/train.py`).
 
 A stage supplies a `Task`: its model, its batches, its loss, and optionally a validation pass and how to write its
 weights. The skeleton does everything else the same way for all of them:
@@ -186,19 +188,26 @@ class TrainRun:
     name: str
     """Ray Train run name: the same name under the same `storage` resumes from the latest checkpoint."""
     storage: Path
-    settings: LoopSettings
     resources: Any
     """The stage's `ecr_ray.config.Resources` (workers, CPUs and GPUs per worker)."""
+    settings: LoopSettings | None = None
+    """How `train_loop` optimises (not used by a `loop` of its own)."""
     config: dict[str, Any] = field(default_factory=dict)
     """Small, JSON-like inputs of the Task (its config section, paths, the seed)."""
     datasets: dict[str, Any] | None = None
     """Ray Data datasets; `split` names those sharded over the workers (the others reach every worker whole)."""
     split: tuple[str, ...] = ("train",)
     max_failures: int = 0
-    """Restarts from the latest checkpoint after a worker or node failure before the run fails."""
+    """Restarts from the latest checkpoint after a worker or node failure before the run fails (every stage sets it
+    from its config section's `max_failures`)."""
     callbacks: list | None = None
     keep: int = 2
     """Checkpoints kept on storage."""
+    loop: Any = None
+    """The function every worker runs (default `train_loop`, the skeleton's loop over `task`); the chat-model
+    stages run transformers' Trainer in theirs (`generator/train.py`)."""
+    marker: str = STATE_FILE
+    """The file, relative to a checkpoint, whose presence makes it complete (`latest_checkpoint`)."""
 
 
 def fit(run: TrainRun):
@@ -208,14 +217,14 @@ def fit(run: TrainRun):
 
     config = {
         "task": run.task,
-        "settings": asdict(run.settings),
+        "settings": asdict(run.settings) if run.settings else None,
         "fault": _fault_from_env(),
         "log_level": logging.getLevelName(logging.getLogger("ecr_ray").getEffectiveLevel()),
         "threads": run.resources.threads,  # torch threads per worker: ceil(cpus), as Ray tasks get
         **run.config,
     }
     trainer = TorchTrainer(
-        train_loop,
+        run.loop or train_loop,
         train_loop_config=config,
         scaling_config=run.resources.scaling_config(),
         datasets=run.datasets,
@@ -229,24 +238,25 @@ def fit(run: TrainRun):
         ),
     )
     result = trainer.fit()
-    checkpoint = result.checkpoint or latest_checkpoint(run.storage / run.name)
+    checkpoint = result.checkpoint or latest_checkpoint(run.storage / run.name, run.marker)
     if checkpoint is None:
         raise RuntimeError(f"Ray Train run {run.name} finished without a checkpoint (error: {result.error})")
     return result, checkpoint
 
 
-def latest_checkpoint(run_dir: Path):
+def latest_checkpoint(run_dir: Path, marker: str = STATE_FILE):
     """The newest complete checkpoint of a run directory (a resumed, already finished run reports none)."""
     from ray.train import Checkpoint
 
-    done = sorted(p for p in Path(run_dir).glob("checkpoint_*") if (p / STATE_FILE).exists())
+    done = sorted(p for p in Path(run_dir).glob("checkpoint_*") if (p / marker).exists())
     return Checkpoint.from_directory(str(done[-1])) if done else None
 
 
-def read_state(checkpoint) -> dict:
-    """The loop state of a checkpoint: step, epoch, history (one row per epoch), losses, best."""
+def read_state(checkpoint, folder: str = "") -> dict:
+    """The loop state of a checkpoint: step, epoch, history (one row per epoch), losses, best (or, in `folder`, the
+    state of transformers' Trainer: global_step, log_history)."""
     with checkpoint.as_directory() as d:
-        return json.loads((Path(d) / STATE_FILE).read_text())
+        return json.loads((Path(d) / folder / STATE_FILE).read_text())
 
 
 def copy_model(checkpoint, dest: Path) -> None:
@@ -409,7 +419,7 @@ def train_loop(config: dict) -> None:
                     f"{task.name}: batches({epoch}) yielded fewer than the {per_epoch} steps of an epoch"
                 )
             if state["step"] == fault_step:
-                _fail_once(config["fault"], state["step"])
+                fail_once(config["fault"], state["step"])
             lr = optimizer.param_groups[0]["lr"]
             loss = step_once(batch)
             state["step"] += 1
@@ -471,7 +481,8 @@ def _fault_step(fault: dict | None, per_epoch: int) -> int | None:
     return int(fault["step"]) if "step" in fault else (int(fault["epoch"]) - 1) * per_epoch
 
 
-def _fail_once(fault: dict, step: int) -> None:
+def fail_once(fault: dict, step: int) -> None:
+    """The test switch: raise once (the marker file remembers it across the restart)."""
     marker = fault.get("once")
     if marker and Path(marker).exists():
         return

@@ -24,6 +24,7 @@ def test_embedded_models_resolve_to_folders_without_network(monkeypatch):
         assert (Path(resolve(name, offline=True)) / "config.json").exists()
         assert not is_hub_id(name)
     assert set(recipe_models(load_config("demo")).values()) == {"minilm", "smollm2"}
+    assert recipe_models(load_config("paper"))["conversation.base_model"] == "microsoft/DialoGPT-small"
 
 
 def test_offline_hub_model_missing_from_the_cache_names_it_and_the_fetch(monkeypatch, tmp_path):
@@ -82,11 +83,16 @@ def _run(args: list[str], env: dict, code: str | None = None) -> subprocess.Comp
 def test_fetch_models_then_load_offline(hub, tmp_path):
     env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_XET": "1"}
     env.pop("HF_HUB_OFFLINE", None)
-    recipe = _recipe(tmp_path, {"emotion.classifier_model": "tiny-org/tiny-bert"})
+    # Two fields naming one model (as the paper recipe's recommender.plm and conversation.base_model): one fetch.
+    recipe = _recipe(
+        tmp_path, {"emotion.classifier_model": "tiny-org/tiny-bert", "conversation.base_model": "tiny-org/tiny-bert"}
+    )
     done = _run(["--recipe", str(recipe)], env)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["emotion.classifier_model"]["source"] == "hub"
+    assert report["conversation.base_model"] == report["emotion.classifier_model"]
+    assert hub.requests.count("GET /api/models/tiny-org/tiny-bert/revision/main") == 1  # one snapshot download
     assert report["recommender.text_encoder"] == {"model": "minilm", "source": "embedded"}
     assert any(r.startswith("GET /tiny-org/tiny-bert/resolve/") for r in hub.requests)
 

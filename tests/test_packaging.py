@@ -31,6 +31,8 @@ def test_the_wheel_carries_recipes_static_files_and_sample_data(tmp_path):
         "ecr_ray/data/sample/redial/test_data.jsonl",
         "ecr_ray/data/sample/ATTRIBUTION.md",  # the real data's slice ships with its sources and licences
         "ecr_ray/data/sample/licences/MIT-iEvaLM-CRS.txt",
+        "ecr_ray/model_configs/meta-llama/Llama-2-7b-chat-hf/config.json",  # what `ecr-ray plan` builds models from
+        "ecr_ray/jobs/plan.py",
     ):
         assert path in names, path
     assert not any(n.startswith(("jobs/", "serve/", "recipes/", "tests/", "scripts/")) for n in names)

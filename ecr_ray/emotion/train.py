@@ -152,6 +152,7 @@ def train_classifier(cfg: Config, train_rows: list[dict], valid_rows: list[dict]
         name=f"emotion-{train_key(cfg)}",
         storage=cfg.run_path / "emotions" / "classifier" / "ray",
         resources=e.train_resources,
+        max_failures=e.max_failures,
         settings=LoopSettings(
             precision=precision_of(e.dtype),
             lr=e.lr,

@@ -1,105 +1,273 @@
-"""Fine-tuning the generator on the emotional reviews: its Train-skeleton task (LoRA or full, plain PyTorch / DDP or
-DeepSpeed ZeRO-3) and the stage as a whole (`fit`).
+"""Fine-tuning the two chat-model stages, the generator (section 4.3.1: the reviews) and the conversation module (u_r:
+ReDial's recommender turns), on the well-trodden path of LLM fine-tuning: transformers' `Trainer` inside Ray Train's
+`TorchTrainer`, as Ray's own Llama fine-tuning examples run it (`ray.train.huggingface.transformers.prepare_trainer`
+and `RayTrainReportCallback`).
 
-`fit` writes <run_dir>/generator/: examples.parquet (built by a Ray task), ray/ (the Ray Train run and its
-checkpoints), adapter/ (PEFT) or model/ (full weights), manifest.json. The same run name resumes from the latest
-checkpoint (optimizer and LR schedule included); `stop_after_steps` ends an invocation early so that a long run can
-go in short resumable pieces.
+From the Trainer come: PEFT LoRA (or full) fine-tuning, micro-batches accumulated to the global `batch_size`,
+gradient checkpointing, bf16 on CUDA, the LR schedule (linear warm-up and decay over the whole run), gradient
+clipping, DeepSpeed through `TrainingArguments.deepspeed` (its sharded checkpoints and resume; under ZeRO-3 the base
+model is partitioned while it loads, `zero.Init`; otherwise each rank loads it straight onto its own device, never a
+whole host copy per rank), and checkpoints that hold the adapter, the optimizer, the schedule, the RNG and the
+position in the data. What this project adds: the content-keyed stage (`artifacts`), the checkpoints in the run
+directory (Ray storage `<run_dir>/<stage>/ray`), rerun = resume from the latest checkpoint, `max_failures` restarts
+after a lost worker, `stop_after_steps` (a long run in short resumable pieces), the memory check of `ecr_ray.plan`
+before a GPU rank loads anything, progress lines with loss and throughput, and the manifest.
+
+`fit` writes <run_dir>/<stage>/: examples.parquet (built by a Ray task), ray/ (the Ray Train run; each checkpoint
+holds the Trainer's checkpoint folder under `checkpoint/`), adapter/ (PEFT) or model/ (full weights), manifest.json.
+Nothing here imports Ray at module level: `benchmarks/gpu_check.py` runs this training code on a machine without Ray.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import random
 import shutil
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from .. import artifacts
-from ..config import Config, config_from_dict
-from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state
+from .. import artifacts, plan
+from ..config import ChatTrainConfig, Config, config_from_dict
+from ..hub import resolve
+from ..runtime import run_task
+from ..train import STATE_FILE, TrainRun, fail_once, read_state
 from ..train import fit as fit_run
-from .data import EXAMPLES_FILE, collate, encode, read_examples
+from .data import EXAMPLES_FILE, build_examples, collate, encode, read_examples
 from .model import ADAPTER_DIR, MODEL_DIR, with_lora
 
 log = logging.getLogger(__name__)
 
-
-def _unwrap(model):
-    """The PEFT / transformers model inside DDP or a DeepSpeed engine."""
-    while hasattr(model, "module") and not hasattr(model, "peft_config"):
-        model = model.module
-    return model
+HF_CHECKPOINT = "checkpoint"  # the Trainer's checkpoint folder inside a Ray checkpoint (RayTrainReportCallback)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+TRAINER_ONLY = ("optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "zero_to_fp32.py", "latest")
 
 
-class GeneratorTask(Task):
-    """Causal-LM loss on the review tokens. Rank r trains on examples r, r + world, ...; each epoch they are
-    shuffled (seeded by the epoch) and taken `batch_size` at a time, wrapping around at the end."""
+# ----------------------------------------------------------------------------- what a rank trains on
 
-    name = "generator"
 
-    def __init__(self, config: dict, worker):
-        from ..hub import load_chat_model
+class ChatExamples:
+    """The stage's examples, tokenised: prompt + target ids, labels masking the prompt (`data.encode`). The Trainer's
+    sampler deals them over the ranks and shuffles them each epoch (seeded)."""
 
-        super().__init__(config, worker)
-        self.cfg = config_from_dict(config["cfg"])
-        self.name = config.get("section", "generator")  # or the conversation module's, on its own data
-        self.g = getattr(self.cfg, self.name)
-        # bf16 weights under DeepSpeed's bf16, or on CUDA unless dtype float32 (LoRA adapters stay fp32: PEFT)
-        bf16 = config["deepspeed_bf16"] or (worker.device.type == "cuda" and self.g.dtype != "float32")
-        self.tok, self.base = load_chat_model(self.g.base_model, "bfloat16" if bf16 else None, "cpu", self.cfg.offline)
-        examples = read_examples(Path(config["examples"]))[worker.rank :: worker.world]
-        self.data = [encode(self.tok, e["messages"], e["target"], self.g.max_length) for e in examples]
-        self.per_epoch = max(config["n_examples"] // (self.g.batch_size * worker.world), 1)
+    def __init__(self, examples: list[dict], tokenizer, max_length: int):
+        self.rows = [encode(tokenizer, e["messages"], e["target"], max_length) for e in examples]
 
-    def model(self):
-        self.base.config.use_cache = False
-        model = with_lora(self.base, self.g) if self.g.method == "lora" else self.base
-        model.train()
-        return model
+    def __len__(self) -> int:
+        return len(self.rows)
 
-    def steps_per_epoch(self) -> int:
-        return self.per_epoch
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
 
-    def batches(self, epoch: int):
-        order = list(range(len(self.data)))
-        random.Random(f"{self.cfg.seed}:{epoch}").shuffle(order)
-        bs = self.g.batch_size
-        for pos in range(self.per_epoch):
-            rows = [self.data[order[(pos * bs + j) % len(self.data)]] for j in range(bs)]
-            yield {k: v.to(self.worker.device) for k, v in collate(rows, self.tok.pad_token_id).items()}
 
-    def batch_size(self, batch) -> int:
-        return len(batch["input_ids"])
+def collator(pad_id: int):
+    """Right-padding to the longest example of the micro-batch (labels -100 there)."""
+    return partial(collate, pad_id=pad_id)
 
-    def loss(self, model, batch):
-        return model(**batch).loss
 
-    def export(self, model, out: Path) -> None:
-        inner = _unwrap(model)
-        if self.g.method == "lora":
-            inner.save_pretrained(out / ADAPTER_DIR)
+# ----------------------------------------------------------------------------- the Trainer's settings
+
+
+def deepspeed_settings(c: ChatTrainConfig) -> dict[str, Any] | None:
+    """The recipe's DeepSpeed dict for transformers' integration: batch sizes, gradient clipping and bf16 left to
+    `auto` (filled from TrainingArguments), so the two cannot disagree. None = no DeepSpeed."""
+    if not c.deepspeed:
+        return None
+    ds = json.loads(json.dumps(c.deepspeed))  # a deep copy; the recipe's dict stays as written
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
+        ds.setdefault(key, "auto")
+    ds.setdefault("gradient_clipping", "auto")
+    ds.setdefault("steps_per_print", 10**9)
+    return ds
+
+
+def training_arguments(c: ChatTrainConfig, output_dir: str, total_steps: int, device_type: str, seed: int):
+    """transformers' TrainingArguments of a chat-model stage. Build them before the model: with ZeRO-3 in the
+    DeepSpeed config they switch `from_pretrained` to partitioned loading (`zero.Init`)."""
+    from transformers import TrainingArguments
+
+    if c.deepspeed and device_type == "cpu":
+        import deepspeed
+
+        # DeepSpeed on CPU rehearses the GPU path: skip its ~2 min build of the shared-memory all-reduce op.
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    return TrainingArguments(
+        output_dir=output_dir,
+        max_steps=total_steps,
+        per_device_train_batch_size=c.micro_batch,
+        gradient_accumulation_steps=c.accumulation,
+        learning_rate=c.lr,
+        weight_decay=c.weight_decay,
+        warmup_steps=c.warmup_steps,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        optim="adamw_torch",
+        bf16=c.bf16(device_type),
+        activation_checkpointing=c.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},  # PEFT: no input-grad hook needed
+        deepspeed=deepspeed_settings(c),
+        use_cpu=device_type == "cpu",
+        seed=seed,
+        logging_steps=1,  # every step's loss into the trainer state (the manifest's loss curve)
+        logging_strategy="steps",
+        save_strategy="steps",
+        save_steps=c.checkpoint_every,
+        save_total_limit=1,  # local copies; Ray storage keeps its own (CheckpointConfig)
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
+        report_to="none",
+        disable_tqdm=True,
+        log_level="warning",
+    )
+
+
+def load_for_training(c: ChatTrainConfig, offline: bool, device, bf16: bool, zero3: bool):
+    """(tokenizer, model to train) for a chat-model stage. Under ZeRO-3 the weights are partitioned over the ranks
+    as they load (transformers' `zero.Init`, switched on by the TrainingArguments built before); otherwise they load
+    straight onto this rank's `device` (`device_map`): no rank ever holds a whole extra copy on the host."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(c.base_model, offline)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    if zero3:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map={"": str(device)})
+    model.config.use_cache = False  # training: no KV cache (and none to checkpoint around)
+    if getattr(c, "method", "lora") == "lora":
+        model = with_lora(model, c)
+    return tok, model
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+def progress_callback(name: str, batch_size: int, every: int = 10, stop_after: int = 0, fault: dict | None = None):
+    """A TrainerCallback: rank 0's progress line every `every` steps and at the end (loss, learning rate, samples/s and
+    tokens/s of the global batch); the end of this invocation at `stop_after` and the run's last step, both saved
+    first (always resumable); the test switch of `ECR_TRAIN_FAULT` (`step=N,once=<marker>`)."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.t0, self.step0, self.tokens0 = time.perf_counter(), None, 0
+
+        def on_step_begin(self, args, state, control, **kw):
+            if self.step0 is None:
+                self.step0, self.tokens0, self.t0 = state.global_step, state.num_input_tokens_seen, time.perf_counter()
+            if fault and "step" in fault and state.global_step == int(fault["step"]):
+                fail_once(fault, state.global_step)
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step >= state.max_steps or state.global_step == stop_after:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            step = state.global_step
+            if not state.is_world_process_zero or "loss" not in (logs or {}):
+                return
+            if step % every and step not in (state.max_steps, stop_after):
+                return
+            dt = max(time.perf_counter() - self.t0, 1e-9)
+            log.info(
+                "[%s] epoch %.2f step %d/%d loss %.4f lr %.2e %.1f samples/s %.0f tokens/s",
+                name,
+                logs.get("epoch", 0.0),
+                step,
+                state.max_steps,
+                logs["loss"],
+                logs.get("learning_rate", 0.0),
+                (step - (self.step0 or 0)) * batch_size / dt,
+                (state.num_input_tokens_seen - self.tokens0) / dt,
+            )
+
+    return Progress()
+
+
+def _report_callback():
+    """RayTrainReportCallback, after a barrier: every rank's part of a checkpoint (DeepSpeed shards, RNG states) is
+    complete before any rank hands its folder to Ray, which merges the ranks' files into one checkpoint; the rank's
+    older local copies go."""
+    import torch.distributed as dist
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    class ReportCheckpoint(RayTrainReportCallback):
+        def on_save(self, args, state, control, **kw):
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
+            super().on_save(args, state, control, **kw)
+            for old in Path(args.output_dir).glob("checkpoint-*"):
+                if old.name != f"checkpoint-{state.global_step}":
+                    shutil.rmtree(old, ignore_errors=True)
+
+    return ReportCheckpoint()
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def train_chat_model(config: dict) -> None:
+    """One Ray Train worker: check the GPU's memory against the plan, build the Trainer, resume from the run's latest
+    checkpoint (if any), train to the end or to `stop_after_steps`, report checkpoints to Ray."""
+    import ray.train
+    import ray.train.torch
+    import torch
+    from ray.train.huggingface.transformers import prepare_trainer
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+
+    logging.basicConfig(level=config.get("log_level", "INFO"), format="%(message)s")
+    cfg = config_from_dict(config["cfg"])
+    stage = config["section"]
+    c: ChatTrainConfig = getattr(cfg, stage)
+    ctx = ray.train.get_context()
+    device = ray.train.torch.get_device()
+    torch.set_num_threads(int(config.get("threads", 1)))
+    if device.type == "cuda":  # before loading anything: a stage that cannot fit fails here, naming the field
+        plan.check_gpu(cfg, stage, torch.cuda.get_device_properties(device).total_memory, torch.cuda.get_device_name())
+    out = Path(tempfile.mkdtemp(prefix=f"ecr-{stage}-rank{ctx.get_world_rank()}-"))
+    args = training_arguments(c, str(out), config["total_steps"], device.type, cfg.seed)
+    tok, model = load_for_training(c, cfg.offline, device, args.bf16, c.zero_stage == 3)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=ChatExamples(read_examples(Path(config["examples"])), tok, c.max_length),
+        data_collator=collator(tok.pad_token_id),
+        processing_class=tok,
+        callbacks=[
+            progress_callback(stage, c.batch_size, stop_after=config["stop_after_steps"], fault=config.get("fault")),
+            _report_callback(),
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)  # its dict per step; the progress line says it once per `every`
+    trainer = prepare_trainer(trainer)
+    checkpoint = ray.train.get_checkpoint()
+    try:
+        if checkpoint:
+            with checkpoint.as_directory() as d:
+                log.info("[%s] resuming from %s", stage, d)
+                trainer.train(resume_from_checkpoint=str(Path(d) / HF_CHECKPOINT))
         else:
-            inner.save_pretrained(out / MODEL_DIR)
-            self.tok.save_pretrained(out / MODEL_DIR)
+            trainer.train()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
-    def restore(self, model, src: Path) -> None:
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
 
-        if self.g.method == "lora":
-            set_peft_model_state_dict(model, load_file(str(src / ADAPTER_DIR / "adapter_model.safetensors")))
-        else:
-            import transformers
-
-            model.load_state_dict(transformers.AutoModelForCausalLM.from_pretrained(src / MODEL_DIR).state_dict())
+# ----------------------------------------------------------------------------- driver side
 
 
 def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False) -> dict:
     """Examples (Ray task) → Ray Train → `<run_dir>/generator/{adapter|model}` + manifest (returned). Skipped when a
     complete run with this config exists (unless `force`). Ray must be initialised."""
-    from .data import build_examples
-
     return fit_chat_model(cfg, "generator", build_examples, run_name, stop_after_steps, force)
 
 
@@ -107,73 +275,85 @@ def fit_chat_model(
     cfg: Config, stage: str, build_examples, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False
 ) -> dict:
     """The shared fit of the two chat-model stages (`generator`, `conversation`: the config section and the
-    directory under the run dir): `build_examples(cfg, path)` in a Ray task → `GeneratorTask` in Ray Train → the
-    adapter (or full weights) + manifest."""
-    from ..runtime import run_task
-
-    g = getattr(cfg, stage)
+    directory under the run dir): `build_examples(cfg, path)` in a Ray task → `train_chat_model` on Ray Train → the
+    adapter (or full weights) + manifest. The same run name resumes from its latest checkpoint."""
+    c: ChatTrainConfig = getattr(cfg, stage)
     if not force and artifacts.is_fresh(cfg, stage):
         log.info("%s: up to date (key %s), skipped", stage, artifacts.key(cfg, stage))
         return {**artifacts.read_manifest(cfg, stage), "skipped": True}
+    plan.check_stage(cfg, stage)  # against the cluster's node types, when their configs are at hand
     t0 = time.perf_counter()
     out = cfg.run_path / stage
     key = artifacts.key(cfg, stage)
     examples = out / EXAMPLES_FILE
-    counts = run_task(build_examples, g.eval_resources, cfg.with_absolute_paths(), examples)
-    workers = g.train_resources.workers
-    total = g.max_steps or g.epochs * max(counts["examples"] // (g.batch_size * workers), 1)
+    counts = run_task(build_examples, c.eval_resources, cfg.with_absolute_paths(), examples)
+    total = c.max_steps or c.epochs * max(counts["examples"] // c.batch_size, 1)
     name = run_name or f"{stage}-{key}"
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
-    run = TrainRun(
-        task="ecr_ray.generator.train:GeneratorTask",
-        name=name,
-        storage=out / "ray",
-        resources=g.train_resources,
-        settings=LoopSettings(
-            precision=precision_of(g.dtype),
-            lr=g.lr,
-            weight_decay=g.weight_decay,
-            epochs=g.epochs,
-            max_steps=g.max_steps,
-            warmup_steps=g.warmup_steps,
-            checkpoint_every=g.checkpoint_every,
-            log_every=10,
-            stop_after_steps=stop_after_steps,
-            deepspeed=g.deepspeed,
-            micro_batch=g.batch_size,
-        ),
-        config={
-            "cfg": cfg.with_absolute_paths().to_dict(),
-            "section": stage,
-            "seed": cfg.seed,
-            "examples": str(examples),
-            "n_examples": counts["examples"],
-            "deepspeed_bf16": bool(g.deepspeed.get("bf16", {}).get("enabled")),
-        },
+    result, checkpoint = fit_run(
+        TrainRun(
+            task="",
+            loop=train_chat_model,
+            name=name,
+            storage=out / "ray",
+            resources=c.train_resources,
+            max_failures=c.max_failures,
+            marker=f"{HF_CHECKPOINT}/{STATE_FILE}",
+            config={
+                "cfg": cfg.with_absolute_paths().to_dict(),
+                "section": stage,
+                "examples": str(examples),
+                "total_steps": total,
+                "stop_after_steps": stop_after_steps,
+            },
+        )
     )
-    result, checkpoint = fit_run(run)
-    state = read_state(checkpoint)
-    shutil.rmtree(out / (ADAPTER_DIR if g.method == "lora" else MODEL_DIR), ignore_errors=True)
-    copy_model(checkpoint, out)
-    losses = state["losses"]
+    state = read_state(checkpoint, HF_CHECKPOINT)
+    lora = getattr(c, "method", "lora") == "lora"
+    dest = out / (ADAPTER_DIR if lora else MODEL_DIR)
+    shutil.rmtree(dest, ignore_errors=True)
+    with checkpoint.as_directory() as d:
+        export_weights(Path(d) / HF_CHECKPOINT, dest, lora)
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    tokens = state.get("num_input_tokens_seen", 0)
     return artifacts.write_manifest(
         cfg,
         stage,
-        complete=state["step"] >= total,
-        method=g.method,
-        base_model=g.base_model,
+        complete=state["global_step"] >= total,
+        method=getattr(c, "method", "lora"),
+        base_model=c.base_model,
         run_name=name,
         **counts,
-        steps=state["step"],
+        steps=state["global_step"],
         total_steps=total,
-        batch_size=g.batch_size,
-        workers=workers,
-        max_length=g.max_length,
-        lora_targets=g.lora_targets,
+        batch_size=c.batch_size,
+        micro_batch_size=c.micro_batch,
+        accumulation=c.accumulation,
+        workers=c.train_resources.workers,
+        gradient_checkpointing=c.gradient_checkpointing,
+        zero_stage=c.zero_stage,
+        max_length=c.max_length,
+        lora_targets=c.lora_targets,
+        tokens_trained=tokens,
         loss_first10=round(sum(losses[:10]) / max(len(losses[:10]), 1), 4),
         loss_last10=round(sum(losses[-10:]) / max(len(losses[-10:]), 1), 4),
         losses=losses,
         fit_seconds=round(time.perf_counter() - t0, 1),
         metrics=result.metrics,
     )
+
+
+def export_weights(src: Path, dest: Path, lora: bool) -> None:
+    """The trained weights of a Trainer checkpoint folder into `dest`: the PEFT adapter, or the full model with its
+    tokenizer (without the optimizer, the schedule, the RNG states and DeepSpeed's shards)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if lora and f.name not in ADAPTER_FILES:
+            continue
+        if f.is_dir() or f.name in TRAINER_ONLY or f.name.startswith("rng_state"):
+            continue
+        shutil.copy2(f, dest / f.name)
+    missing = [f for f in ADAPTER_FILES if lora and not (dest / f).exists()]
+    if missing:
+        raise RuntimeError(f"{src}: the checkpoint holds no {missing}")

@@ -81,3 +81,58 @@ def test_config_checks():
         ConversationConfig(method="full")
     with pytest.raises(ConfigError, match="context_turns"):
         ConversationConfig(context_turns=0)
+
+
+def _tiny_dialogpt(folder, texts: list[str]) -> str:
+    """DialoGPT's architecture (GPT-2: Conv1D layers, no chat template, pad = eos) at tiny width, random weights, with a
+    byte-level BPE tokenizer trained on `texts`: the paper recipe's conversation model, without a download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<|endoftext|>"))
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    assert not tok.chat_template  # the prompt takes render_prompt's plain instruction layout
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=2, n_head=2, n_positions=256))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_paper_recipe_conversation_path_on_a_gpt2_model(cfg, tmp_path):
+    """The paper recipe trains u_r on DialoGPT-small with LoRA on c_attn / c_proj / c_fc; the same path here on a tiny
+    GPT-2 with gradient checkpointing and a micro-batch of 1 accumulated to the global batch of 2: it trains, its
+    adapter targets GPT-2's Conv1D layers, and the predictor answers with it."""
+    import json
+
+    from ecr_ray.conversation.train import fit
+    from ecr_ray.runtime import connect
+
+    samples = pq.read_table(cfg.run_path / "tables" / "samples.parquet").to_pylist()
+    base = _tiny_dialogpt(tmp_path / "dialogpt", [s["response"] for s in samples])
+    paper = load_config("paper").conversation
+    c = load_config(
+        "demo",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "conversation.base_model": base,
+            "conversation.lora_targets": paper.lora_targets,
+            "conversation.max_steps": 2,
+            "conversation.batch_size": 2,
+            "conversation.micro_batch_size": 1,
+            "conversation.gradient_checkpointing": True,
+            "conversation.max_length": 96,
+        },
+    )
+    (c.run_path / "tables").mkdir(parents=True)
+    for f in (cfg.run_path / "tables").iterdir():
+        (c.run_path / "tables" / f.name).write_bytes(f.read_bytes())
+    with connect(None):
+        m = fit(c)
+    assert m["complete"] and m["steps"] == 2 and m["accumulation"] == 2 and m["gradient_checkpointing"]
+    adapter = json.loads((c.run_path / "conversation" / "adapter" / "adapter_config.json").read_text())
+    assert sorted(adapter["target_modules"]) == ["c_attn", "c_fc", "c_proj"]
+    pred = ConversationPredictor.load(c)
+    out = pred.respond_batch(DIALOGUES[:2], [["Up (2009)"]] * 2, ["TEMPLATE"] * 2)
+    assert len(out) == 2 and all(o["source"] in ("conversation", "template") for o in out)

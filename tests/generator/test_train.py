@@ -92,50 +92,97 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     assert "| finetuned |" in (out / "report.md").read_text() and "## Reply guard" in (out / "report.md").read_text()
 
 
-def test_deepspeed_zero3_matches_ddp_and_resumes(tmp_path, ray_cluster):
-    """ZeRO-3 shards every parameter over the 2 workers; the adapter it saves (shards gathered) after one step is
-    the one plain DDP trains on the same data, and a rerun resumes it with the sharded optimizer state and the LR
-    schedule: 1 step + resume + 1 step ends where 2 steps in one go end."""
+def test_deepspeed_zero2_two_workers_resume_and_restart(tmp_path, ray_cluster, monkeypatch):
+    """The paper recipe's path on CPU: transformers' Trainer with DeepSpeed ZeRO-2 over 2 gloo workers (global batch 2
+    = 2 × micro-batch 1), gradient checkpointing. A run cut in pieces (stop after step 1; rerun, a worker fails at step
+    2 and Ray Train restarts it, max_failures 1) ends where 3 steps in one go end: every resume restored DeepSpeed's
+    sharded optimizer state (one shard per rank in the checkpoint), the LR schedule and the data position."""
     from ecr_ray.generator.train import fit as train_generator
 
-    assert build_reviews.main(["--recipe", "demo", "--run-dir", str(tmp_path / "ddp"), "--engine", "local"]) == 0
-    shutil.copytree(tmp_path / "ddp" / "reviews", tmp_path / "zero3" / "reviews")
-    shutil.copytree(tmp_path / "ddp" / "reviews", tmp_path / "straight" / "reviews")
+    assert build_reviews.main(["--recipe", "demo", "--run-dir", str(tmp_path / "straight"), "--engine", "local"]) == 0
+    shutil.copytree(tmp_path / "straight" / "reviews", tmp_path / "pieces" / "reviews")
+    zero2 = {"zero_optimization": {"stage": 2}}
 
-    def fit(name: str, deepspeed: dict, stop_at: int | None):
+    def fit(name: str, stop_at: int = 0):
         cfg = load_config(
             "demo",
             {
                 "run_dir": str(tmp_path / name),
-                "generator.max_steps": 2,
-                "generator.batch_size": 1,
-                "generator.max_length": 96,
+                "generator.max_steps": 3,
+                "generator.batch_size": 2,
+                "generator.micro_batch_size": 1,
+                "generator.gradient_checkpointing": True,
+                "generator.max_length": 64,
                 "generator.lr": 1e-3,
                 "generator.checkpoint_every": 1,
                 "generator.train_resources": {"workers": 2, "cpus": 1},
-                "generator.warmup_steps": 0,
-                "generator.lora_dropout": 0.0,  # no RNG
-                "generator.deepspeed": deepspeed,
+                "generator.lora_dropout": 0.0,  # no RNG in the step
+                "generator.max_failures": 1,
+                "generator.deepspeed": zero2,
             },
         )
-        m = train_generator(cfg, name, stop_after_steps=stop_at or 0)
+        m = train_generator(cfg, name, stop_after_steps=stop_at)
         return m, load_file(str(tmp_path / name / "generator" / "adapter" / "adapter_model.safetensors"))
 
-    m_ddp, ddp = fit("ddp", {}, 1)
-    m_z3, z3 = fit("zero3", {"zero_optimization": {"stage": 3}}, 1)
-    assert m_z3["losses"] == m_ddp["losses"]
-    assert ddp.keys() == z3.keys()
-    for k in ddp:
-        assert z3[k].shape == ddp[k].shape  # gathered, not this rank's shard
-        # Adam's first step moves each weight by ~lr; the two agree to a small fraction of it.
-        torch.testing.assert_close(z3[k], ddp[k], rtol=0, atol=0.05 * 1e-3)
-
-    m, resumed = fit("zero3", {"zero_optimization": {"stage": 3}}, None)
-    assert m["steps"] == 2 and m["losses"][0] == m_z3["losses"][0]
-    assert m["metrics"]["lr"] == pytest.approx(0.5e-3)  # step 2 of 2 on the linear decay, not a restarted schedule
-    assert any(not torch.equal(resumed[k], z3[k]) for k in z3)
-    # Adam's moments came back with the weights: a restarted optimizer would take a different second step.
-    m_straight, straight = fit("straight", {"zero_optimization": {"stage": 3}}, None)
-    assert m_straight["losses"] == m["losses"]
+    m_straight, straight = fit("straight")
+    assert m_straight["steps"] == 3 and m_straight["zero_stage"] == 2 and m_straight["workers"] == 2
+    first, _ = fit("pieces", stop_at=1)
+    assert first["steps"] == 1 and not first["complete"]
+    marker = tmp_path / "failed-once"
+    monkeypatch.setenv("ECR_TRAIN_FAULT", f"step=2,once={marker}")
+    m, pieces = fit("pieces")
+    assert marker.exists()  # a worker failed at step 2; Ray Train restarted the run from its checkpoint
+    assert m["complete"] and m["steps"] == 3
+    assert m["losses"][:2] == m_straight["losses"][:2]
+    assert m["losses"][2] == pytest.approx(m_straight["losses"][2], abs=2e-3)  # after a resumed step: fp32 rounding
+    assert m["metrics"]["learning_rate"] == pytest.approx(1e-3 / 3)  # step 3 of 3 on the linear decay
+    # Adam's moments came back with the weights: a restarted optimizer moves each weight by ~lr (1e-3) differently.
     for k in straight:
-        torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0.05 * 1e-3)
+        torch.testing.assert_close(pieces[k], straight[k], rtol=0, atol=0.05 * 1e-3)
+    shards = sorted(p.name for p in (tmp_path / "pieces" / "generator" / "ray").rglob("*zero_pp_rank_*optim_states.pt"))
+    assert any("rank_0" in n for n in shards) and any("rank_1" in n for n in shards)  # both ranks' shards saved
+
+
+LOAD = """
+import json, os, socket, sys, torch
+import deepspeed
+from ecr_ray.config import load_config
+from ecr_ray.generator.train import load_for_training, training_arguments
+
+with socket.socket() as s:  # a free port for the one-process world's rendezvous
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+out = {}
+for stage in (2, 3):
+    c = load_config("demo", {"generator.deepspeed": {"zero_optimization": {"stage": stage}}}).generator
+    args = training_arguments(c, sys.argv[1], 2, "cpu", 0)  # built first, as the Train worker does
+    # ZeRO-2: the rank's device is "meta" here: weights that land there were never materialised anywhere else
+    device = torch.device("cpu" if stage == 3 else "meta")
+    _, model = load_for_training(c, False, device, args.bf16, c.zero_stage == 3)
+    base = [p for n, p in model.named_parameters() if "lora_" not in n]
+    out[stage] = {
+        "devices": sorted({p.device.type for p in base}),
+        "zero_init": all(hasattr(p, "ds_id") for p in base),
+        "held": sum(p.numel() for p in base),
+        "shards": sum(p.ds_tensor.numel() for p in base if hasattr(p, "ds_tensor")),
+    }
+print(json.dumps(out))
+"""
+
+
+def test_weights_load_partitioned_or_straight_onto_the_device(tmp_path):
+    """Row 2 of issue 24: no rank holds a whole extra host copy of the base model. Under ZeRO-3 transformers loads it
+    inside DeepSpeed's `zero.Init` (the TrainingArguments come first): every parameter is partitioned as it loads and
+    the module keeps empty placeholders (one process here: its shards hold all of it). Otherwise the weights load
+    straight onto the rank's device through `device_map` (on a GPU rank, its GPU; here the meta device, which a
+    weight can only reach by being loaded there)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LOAD, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["2"]["devices"] == ["meta"] and not out["2"]["zero_init"] and out["2"]["held"] > 100_000_000
+    assert out["3"]["zero_init"] and out["3"]["held"] == 0 and out["3"]["shards"] > 100_000_000
