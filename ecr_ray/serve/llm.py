@@ -53,8 +53,6 @@ api.add_middleware(SecurityHeaders)
 install_errors(api)
 
 
-
-
 @serve.deployment(max_ongoing_requests=64)
 @serve.ingress(api)
 class ChatModel:
