@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     over = {k: v for k, v in (("llm_base_url", args.llm_base_url), ("llm_model", args.llm_model)) if v}
     if over:
         cfg = dataclasses.replace(cfg, emotion=dataclasses.replace(cfg.emotion, **over))
-    with ray_for(args):
+    with ray_for(args, cfg, ("label_emotions",)):
         summary = fit(cfg)
     print_json(summary)
     return 0 if summary["missing"] == 0 and summary["duplicates"] == 0 and not summary["errors"]["count"] else 1
