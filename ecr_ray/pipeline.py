@@ -1,21 +1,30 @@
 """The whole ECR pipeline: data → emotions → reviews → recommender → conversation → generator, each stage with its
 evaluation.
 
-Each stage is one or more jobs (`python -m ecr_ray.jobs.<name>`) run as subprocesses with the same recipe and
-overrides, so the pipeline behaves exactly like submitting the jobs one by one. Before running a stage it asks the
-stage's manifest whether it is up to date (`ecr_ray.artifacts`: a content key of the config fields, input files and
-upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed.
+Each stage is one or more jobs (`ecr_ray.jobs.<name>`), run in order with the same recipe and overrides, exactly as
+when they are submitted one by one — but inside this one process: the pipeline is one Ray job. Before running a
+stage it asks the stage's manifest whether it is up to date (`ecr_ray.artifacts`: a content key of the config fields,
+input files and upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed.
 `<run_dir>/pipeline.json` records what ran, when and how long; `<run_dir>/summary.md` gathers every stage's report.
+
+Why one process, not a subprocess per stage: every `ray.init` registers a Ray job, and every node sets up a newly
+registered job's runtime_env at once (eager install). For a `working_dir`, a node's runtime-env agent that sets up a
+package it has not cached deletes the package's directory and unpacks it again (Ray 2.60:
+ray/_private/runtime_env/working_dir.py `WorkingDirPlugin.create` calls `download_and_unpack_package(...,
+overwrite=True)`, which `shutil.rmtree`s the directory first: ray/_private/runtime_env/packaging.py). A pipeline
+submitted as one job with `working_dir` whose stages were subprocesses registered a new job per stage, and nodes that
+share the head's runtime-env directory (several nodes on one host without a temp dir of their own:
+`ray.cluster_utils.Cluster`, Ray's fake multi-node provider) replaced the package under the running pipeline: its
+`train_emotion` stage failed at an import. One process means one registration, when the pipeline connects, after
+every stage's code is imported; it also saves each stage's interpreter start, imports and connection.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +59,20 @@ def up_to_date(cfg: Config, step: Step) -> bool:
     return artifacts.is_fresh(cfg, step.artifact) and all((cfg.run_path / r).exists() for r in step.reports)
 
 
-def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None, force: bool = False) -> dict:
-    """Run the steps (or `only` these) that are not up to date; returns the pipeline state."""
+def pending(cfg: Config, only: list[str] | None = None, force: bool = False) -> list[Step]:
+    """The steps a run would do now (`only` these), in order."""
+    return [s for s in STEPS if (not only or s.name in only) and (force or not up_to_date(cfg, s))]
+
+
+def run_pipeline(
+    cfg: Config,
+    job_args: list[str],
+    run_job: Callable[[str, list[str]], int | None],
+    only: list[str] | None = None,
+    force: bool = False,
+) -> dict:
+    """Run the steps (or `only` these) that are not up to date; returns the pipeline state. `run_job(name, argv)`
+    runs one job's main in this process (jobs/pipeline.py maps the names); Ray is joined once, by the caller."""
     run = cfg.run_path
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "pipeline.json"
@@ -64,15 +85,14 @@ def run_pipeline(cfg: Config, job_args: list[str], only: list[str] | None = None
             continue
         t0 = time.perf_counter()
         for job in step.jobs:
-            cmd = [
-                sys.executable,
-                "-m",
-                f"ecr_ray.jobs.{job}",
-                *job_args,
-                *(["--force"] if force and job in FORCEABLE else []),
-            ]
-            log.info("[pipeline] %s: %s", step.name, " ".join(cmd[1:]))
-            rc = subprocess.call(cmd, env=os.environ.copy())
+            argv = [*job_args, *(["--force"] if force and job in FORCEABLE else [])]
+            log.info("[pipeline] %s: %s %s", step.name, job, " ".join(argv))
+            try:
+                rc = int(run_job(job, argv) or 0)
+            except BaseException as e:  # recorded, then raised as it is (a user mistake stays one error line)
+                state[step.name] = {"failed": job, "error": f"{type(e).__name__}: {e}"[:500]}
+                state_path.write_text(json.dumps(state, indent=2))
+                raise
             if rc != 0:
                 state[step.name] = {"failed": job, "returncode": rc}
                 state_path.write_text(json.dumps(state, indent=2))

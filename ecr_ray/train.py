@@ -199,12 +199,14 @@ class TrainRun:
     callbacks: list | None = None
     keep: int = 2
     """Checkpoints kept on storage."""
+    force_cpu: bool = False
+    """Train on the CPU (gloo) even when the resources reserve GPUs (`Config.force_cpu`)."""
 
 
 def fit(run: TrainRun):
     """Run (or resume) the Ray Train run; returns (result, final checkpoint). Ray must be initialised."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     config = {
         "task": run.task,
@@ -212,12 +214,15 @@ def fit(run: TrainRun):
         "fault": _fault_from_env(),
         "log_level": logging.getLevelName(logging.getLogger("ecr_ray").getEffectiveLevel()),
         "threads": run.resources.threads,  # torch threads per worker: ceil(cpus), as Ray tasks get
+        "force_cpu": run.force_cpu,
         **run.config,
     }
     trainer = TorchTrainer(
         train_loop,
         train_loop_config=config,
         scaling_config=run.resources.scaling_config(),
+        # A GPU-holding worker group joins over NCCL by default; on the CPU it must be gloo.
+        torch_config=TorchConfig(backend="gloo") if run.force_cpu else None,
         datasets=run.datasets,
         dataset_config=DataConfig(datasets_to_split=list(run.split)) if run.datasets else None,
         run_config=RunConfig(
@@ -328,7 +333,7 @@ def make_stepper(
         if worker.world > 1:
             import ray.train.torch
 
-            net = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, NCCL on GPUs)
+            net = ray.train.torch.prepare_model(model, move_to_device=worker.device)  # DDP: gloo on CPU, NCCL on GPUs
         else:
             net = model.to(worker.device)
         return Stepper(
@@ -367,7 +372,8 @@ def train_loop(config: dict) -> None:
     logging.basicConfig(level=config.get("log_level", "INFO"), format="%(message)s")
     s = LoopSettings(**{**config["settings"], "select": tuple(config["settings"]["select"] or ()) or None})
     ctx = ray.train.get_context()
-    worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
+    on = torch.device("cpu") if config.get("force_cpu") else ray.train.torch.get_device()
+    worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), on)
     torch.set_num_threads(int(config.get("threads", 1)))
     seed = int(config.get("seed", 0))
     torch.manual_seed(seed), np.random.seed(seed), random.seed(seed)
@@ -428,6 +434,8 @@ def train_loop(config: dict) -> None:
                 row["train_loss"] = round(float(np.mean(state["losses"][-per_epoch:])), 5)
                 row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 2)
                 row["threads"] = torch.get_num_threads()
+                row["device"] = worker.device.type  # with the GPUs this worker holds: `force_cpu` computes beside them
+                row["gpus_held"] = len(ray.get_gpu_ids())
                 state["epoch"] = epoch + 1
                 state["history"].append(row)
                 _select(s, state, row, lambda out: _export(task, core, engine, out, worker), best_dir)

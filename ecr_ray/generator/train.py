@@ -130,6 +130,7 @@ def fit_chat_model(
         name=name,
         storage=out / "ray",
         resources=g.train_resources,
+        force_cpu=cfg.force_cpu,
         settings=LoopSettings(
             precision=precision_of(g.dtype),
             lr=g.lr,
