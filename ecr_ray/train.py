@@ -278,7 +278,7 @@ def _fault_from_env() -> dict | None:
 
 @dataclass
 class Stepper:
-    """One optimizer step, the same for every trainer: forward (bf16 autocast on CUDA when asked), backward, gradient
+    """One optimizer step, the same for every trainer: forward (under bf16 autocast when asked), backward, gradient
     clipping, optimizer and LR-schedule step (DeepSpeed's engine does the last three itself)."""
 
     task: Task
@@ -291,15 +291,23 @@ class Stepper:
     scheduler: Any
     engine: Any = None
     grad_clip: float = 1.0
-    bf16_autocast: bool = False
+    bf16_autocast: str = ""
+    """Device type ("cuda", "cpu") whose forward passes run under bf16 autocast; "" = none."""
 
-    def __call__(self, batch):
+    def precision(self):
+        """The forward passes' context (training and validation alike)."""
         import contextlib
 
         import torch
 
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16_autocast else contextlib.nullcontext()
-        with autocast:
+        if not self.bf16_autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(self.bf16_autocast, dtype=torch.bfloat16)
+
+    def __call__(self, batch):
+        import torch
+
+        with self.precision():
             loss = self.task.loss(self.net, batch)
         if self.engine is not None:
             self.engine.backward(loss)
@@ -344,7 +352,7 @@ def make_stepper(
             optimizer,
             scheduler,
             grad_clip=s.grad_clip,
-            bf16_autocast=s.precision == "bf16" and worker.device.type == "cuda",
+            bf16_autocast="cuda" if s.precision == "bf16" and worker.device.type == "cuda" else "",
         )
     import deepspeed
 
@@ -359,7 +367,10 @@ def make_stepper(
     )
     if resume_dir is not None:  # weights, the sharded optimizer state and the schedule, as saved
         engine.load_checkpoint(str(resume_dir / DEEPSPEED_DIR), tag="latest_ckpt", load_module_strict=False)
-    return Stepper(task, engine, engine.module, params, optimizer, scheduler, engine=engine)
+    # DeepSpeed's bf16 turns the weights into bf16, not the batches: float inputs meet bf16 weights (a dtype error in
+    # the first Linear, on GPUs as on the CPU) unless the forward passes run under autocast.
+    bf16 = worker.device.type if (s.deepspeed.get("bf16") or {}).get("enabled") else ""
+    return Stepper(task, engine, engine.module, params, optimizer, scheduler, engine=engine, bf16_autocast=bf16)
 
 
 def train_loop(config: dict) -> None:
@@ -430,7 +441,8 @@ def train_loop(config: dict) -> None:
                 "samples_per_s": round(n_log / max(time.perf_counter() - t_log, 1e-9), 2),
             }
             if epoch_done:
-                row.update(task.validate(core))
+                with step_once.precision():
+                    row.update(task.validate(core))
                 row["train_loss"] = round(float(np.mean(state["losses"][-per_epoch:])), 5)
                 row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 2)
                 row["threads"] = torch.get_num_threads()
