@@ -278,7 +278,7 @@ def _fault_from_env() -> dict | None:
 
 @dataclass
 class Stepper:
-    """One optimizer step, the same for every trainer: forward (under bf16 autocast when asked), backward, gradient
+    """One optimizer step, the same for every trainer: forward (bf16 autocast on CUDA when asked), backward, gradient
     clipping, optimizer and LR-schedule step (DeepSpeed's engine does the last three itself)."""
 
     task: Task
@@ -291,8 +291,7 @@ class Stepper:
     scheduler: Any
     engine: Any = None
     grad_clip: float = 1.0
-    bf16_autocast: str = ""
-    """Device type ("cuda", "cpu") whose forward passes run under bf16 autocast; "" = none."""
+    bf16_autocast: bool = False
 
     def precision(self):
         """The forward passes' context (training and validation alike)."""
@@ -300,9 +299,7 @@ class Stepper:
 
         import torch
 
-        if not self.bf16_autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(self.bf16_autocast, dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16_autocast else contextlib.nullcontext()
 
     def __call__(self, batch):
         import torch
@@ -352,7 +349,7 @@ def make_stepper(
             optimizer,
             scheduler,
             grad_clip=s.grad_clip,
-            bf16_autocast="cuda" if s.precision == "bf16" and worker.device.type == "cuda" else "",
+            bf16_autocast=s.precision == "bf16" and worker.device.type == "cuda",
         )
     import deepspeed
 
@@ -367,10 +364,42 @@ def make_stepper(
     )
     if resume_dir is not None:  # weights, the sharded optimizer state and the schedule, as saved
         engine.load_checkpoint(str(resume_dir / DEEPSPEED_DIR), tag="latest_ckpt", load_module_strict=False)
-    # DeepSpeed's bf16 turns the weights into bf16, not the batches: float inputs meet bf16 weights (a dtype error in
-    # the first Linear, on GPUs as on the CPU) unless the forward passes run under autocast.
-    bf16 = worker.device.type if (s.deepspeed.get("bf16") or {}).get("enabled") else ""
-    return Stepper(task, engine, engine.module, params, optimizer, scheduler, engine=engine, bf16_autocast=bf16)
+    if (s.deepspeed.get("bf16") or {}).get("enabled"):
+        bf16_boundary(engine.module)
+    return Stepper(task, engine, engine.module, params, optimizer, scheduler, engine=engine)
+
+
+def bf16_boundary(model) -> None:
+    """DeepSpeed's bf16 makes the weights bf16, not what callers pass: a float batch met bf16 weights in the first
+    Linear (the paper recipe's recommender failed so, on GPUs as on the CPU). So the model takes its floating inputs in
+    bf16 (as HF's Trainer casts inputs under DeepSpeed: `Trainer._prepare_input`) and, when it was fed any, gives its
+    floating outputs back in fp32: callers (losses, validation metrics, numpy) see the dtypes they always saw. Models
+    fed token ids only (the generator) are left as they are, and so are sparse inputs (the recommender multiplies its
+    co-occurrence rows in float32 itself)."""
+    import torch
+
+    def cast(x, dtype):
+        if isinstance(x, torch.Tensor):
+            return x.to(dtype) if x.is_floating_point() and x.layout == torch.strided else x
+        if isinstance(x, dict):
+            return {k: cast(v, dtype) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(cast(v, dtype) for v in x)
+        return x
+
+    def floats(x) -> bool:
+        if isinstance(x, torch.Tensor):
+            return x.is_floating_point()
+        if isinstance(x, dict):
+            return any(map(floats, x.values()))
+        return isinstance(x, (list, tuple)) and any(map(floats, x))
+
+    model.register_forward_pre_hook(
+        lambda m, args, kw: (cast(args, torch.bfloat16), cast(kw, torch.bfloat16)), with_kwargs=True
+    )
+    model.register_forward_hook(
+        lambda m, args, kw, out: cast(out, torch.float32) if floats(args) or floats(kw) else out, with_kwargs=True
+    )
 
 
 def train_loop(config: dict) -> None:
