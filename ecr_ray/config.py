@@ -3,7 +3,7 @@
 One `Config` holds one section per concern (data, emotion, recommender, generator, tune, serve). A recipe
 (`recipes/<name>.yaml`) is a complete, reproducible setting; the command line overrides single fields with
 `--section.field value` (or `--section.field=value`). Precedence: CLI > environment (`ECR_DATA_DIR`,
-`ECR_RUN_DIR`) > recipe > defaults below.
+`ECR_RUN_DIR`, `ECR_NODE_TYPES`) > recipe > defaults below.
 """
 
 from __future__ import annotations
@@ -882,6 +882,19 @@ class Config:
     offline: bool = False
     """Load hub models only from the Hugging Face cache (HF_HOME), never downloading at run time; `ecr-ray
     fetch_models` fills it. HF_HUB_OFFLINE=1 does the same."""
+    force_cpu: bool = False
+    """Compute on the CPU everywhere, even in Ray work that reserves GPUs: every section's `device` becomes `cpu`
+    and Ray Train workers holding a GPU train on the CPU over gloo. The resource requests stay as written, so a GPU
+    recipe's shape (which node types the autoscaler launches, where each piece runs) can be rehearsed on nodes whose
+    GPUs are logical only (docs/cluster.md, "Autoscaling, rehearsed"). Not for real GPUs: they sit idle."""
+    node_types: str = ""
+    """The cluster config whose node types every job's Ray work must fit: a Ray cluster launcher YAML
+    (`available_node_types`, e.g. cluster/aws.yaml) or a KubeRay RayCluster / RayJob / RayService YAML
+    (`workerGroupSpecs`). Each job checks its resource requests against them before it starts work and fails at once,
+    naming the stage, the request and the node types, when none can hold a piece (instead of waiting forever for an
+    autoscaler that has no such node). Empty: `~/ray_bootstrap_config.yaml` where it exists (the head of a `ray up`
+    cluster, where job drivers run), else the nodes of a Ray instance the job started itself; on another cluster the
+    requests are not checked. Environment: ECR_NODE_TYPES."""
     data: DataConfig = field(default_factory=DataConfig)
     emotion: EmotionConfig = field(default_factory=EmotionConfig)
     recommender: RecommenderConfig = field(default_factory=RecommenderConfig)
@@ -889,6 +902,20 @@ class Config:
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+
+    DEVICE_SECTIONS = ("emotion", "recommender", "generator", "conversation")
+    """The sections with a `device` (and `dtype`)."""
+
+    def __post_init__(self) -> None:
+        if not self.force_cpu:
+            return
+        for name in self.DEVICE_SECTIONS:
+            section = getattr(self, name)
+            _check(section.device != "cuda", f"{name}.device: cuda contradicts force_cpu: true")
+            section.device = "cpu"
+        _check(
+            self.generator.engine != "vllm", "generator.engine: vllm needs real GPUs, which force_cpu: true leaves idle"
+        )
 
     @property
     def run_path(self) -> Path:
@@ -1023,6 +1050,8 @@ def load_config(recipe: str = "demo", overrides: dict[str, Any] | None = None) -
         _set_dotted(raw, "data.data_dir", os.environ["ECR_DATA_DIR"])
     if os.environ.get("ECR_RUN_DIR"):
         raw["run_dir"] = os.environ["ECR_RUN_DIR"]
+    if os.environ.get("ECR_NODE_TYPES"):
+        raw["node_types"] = os.environ["ECR_NODE_TYPES"]
     for k, v in (overrides or {}).items():
         _set_dotted(raw, k, v)
     return _build(raw)

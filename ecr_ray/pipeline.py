@@ -1,19 +1,30 @@
 """The whole ECR pipeline: data → emotions → reviews → recommender → conversation → generator (→ merge, with
 `generator.engine: vllm`), each stage with its evaluation.
 
-Each stage is one or more jobs (`python -m ecr_ray.jobs.<name>`) run as subprocesses with the same recipe and
-overrides, so the pipeline behaves exactly like submitting the jobs one by one. Before running a stage it asks the
-stage's manifest whether it is up to date (`ecr_ray.artifacts`: a content key of the config fields, input files and
-upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed.
+Each stage is one or more jobs (`ecr_ray.jobs.<name>`), run in order with the same recipe and overrides, exactly as
+when they are submitted one by one — but inside this one process: the pipeline is one Ray job. Before running a
+stage it asks the stage's manifest whether it is up to date (`ecr_ray.artifacts`: a content key of the config fields,
+input files and upstream stages it reads), so a rerun skips finished stages and resumes at the one that failed.
 `<run_dir>/pipeline.json` records what ran, when and how long; `<run_dir>/summary.md` gathers every stage's report.
+
+Why one process, not a subprocess per stage: every `ray.init` registers a Ray job, and every node sets up a newly
+registered job's runtime_env at once (eager install). For a `working_dir`, a node's runtime-env agent that sets up a
+package it has not cached deletes the package's directory and unpacks it again (Ray 2.60:
+ray/_private/runtime_env/working_dir.py `WorkingDirPlugin.create` calls `download_and_unpack_package(...,
+overwrite=True)`, which `shutil.rmtree`s the directory first: ray/_private/runtime_env/packaging.py). A pipeline
+submitted as one job with `working_dir` whose stages were subprocesses registered a new job per stage, and nodes that
+share the head's runtime-env directory (several nodes on one host without a temp dir of their own:
+`ray.cluster_utils.Cluster`, Ray's fake multi-node provider) replaced the package under the running pipeline: its
+`train_emotion` stage failed at an import. One process means one registration, when the pipeline connects, after
+every stage's code is imported; it also saves each stage's interpreter start, imports and connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -58,32 +69,48 @@ def up_to_date(cfg: Config, step: Step) -> bool:
     return artifacts.is_fresh(cfg, step.artifact) and all((cfg.run_path / r).exists() for r in step.reports)
 
 
+def pending(cfg: Config, only: list[str] | None = None, force: bool = False) -> list[Step]:
+    """The steps a run would do now (`only` these), in order."""
+    return [s for s in STEPS if wanted(cfg, s, only) and (force or not up_to_date(cfg, s))]
+
+
+def wanted(cfg: Config, step: Step, only: list[str] | None) -> bool:
+    """Whether `step` is among `only` (when given) and the recipe needs it."""
+    return (not only or step.name in only) and (step.needed is None or step.needed(cfg))
+
+
 def run_pipeline(
-    cfg: Config, job_args: list[str], only: list[str] | None = None, force: bool = False, log_dir: Path | None = None
+    cfg: Config,
+    job_args: list[str],
+    run_job: Callable[[str, list[str]], int | None],
+    only: list[str] | None = None,
+    force: bool = False,
+    log_dir: Path | None = None,
 ) -> dict:
-    """Run the steps (or `only` these) that are not up to date; returns the pipeline state. With `log_dir`, each job's
-    output goes to `<log_dir>/<job>.log` (one line per job here; the log's tail when it fails)."""
+    """Run the steps (or `only` these) that are not up to date; returns the pipeline state. `run_job(name, argv)`
+    runs one job's main in this process (jobs/pipeline.py maps the names); Ray is joined once, by the caller. With
+    `log_dir`, each job's output goes to `<log_dir>/<job>.log` (one line per job here; the log's tail when it fails).
+    """
     run = cfg.run_path
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "pipeline.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     for step in STEPS:
-        if (only and step.name not in only) or (step.needed and not step.needed(cfg)):
+        if not wanted(cfg, step, only):
             continue
         if not force and up_to_date(cfg, step):
             log.info("[pipeline] %s: up to date (key %s), skipped", step.name, artifacts.key(cfg, step.artifact))
             continue
         t0 = time.perf_counter()
         for job in step.jobs:
-            cmd = [
-                sys.executable,
-                "-m",
-                f"ecr_ray.jobs.{job}",
-                *job_args,
-                *(["--force"] if force and job in FORCEABLE else []),
-            ]
-            log.info("[pipeline] %s: %s", step.name, " ".join(cmd[1:]))
-            rc = _call(cmd, log_dir / f"{job}.log" if log_dir else None)
+            argv = [*job_args, *(["--force"] if force and job in FORCEABLE else [])]
+            log.info("[pipeline] %s: %s %s", step.name, job, " ".join(argv))
+            try:
+                rc = _call(job, argv, run_job, log_dir / f"{job}.log" if log_dir else None)
+            except BaseException as e:  # recorded, then raised as it is (a user mistake stays one error line)
+                state[step.name] = {"failed": job, "error": f"{type(e).__name__}: {e}"[:500]}
+                state_path.write_text(json.dumps(state, indent=2))
+                raise
             if rc != 0:
                 state[step.name] = {"failed": job, "returncode": rc}
                 state_path.write_text(json.dumps(state, indent=2))
@@ -101,20 +128,38 @@ def run_pipeline(
     return state
 
 
-def _call(cmd: list[str], log_path: Path | None) -> int:
-    """Run one job; with `log_path` its output goes there and only a line per job (or the log's tail) is shown."""
+def _call(job: str, argv: list[str], run_job: Callable[[str, list[str]], int | None], log_path: Path | None) -> int:
+    """Run one job in this process; with `log_path` everything it and the Ray workers it drives print (file
+    descriptors 1 and 2) goes there, and only a line per job (or the log's tail) is shown."""
     if log_path is None:
-        return subprocess.call(cmd, env=os.environ.copy())
+        return int(run_job(job, argv) or 0)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(log_path, "w") as out:
-        rc = subprocess.call(cmd, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT)
-    if rc == 0:
-        log.info("[pipeline]   done in %.0f s (log: %s)", time.perf_counter() - t0, log_path)
-    else:
-        tail = log_path.read_text(errors="replace").splitlines()[-40:]
-        log.error("[pipeline]   failed (exit %d); the end of %s:\n%s", rc, log_path, "\n".join(tail))
+    t0, rc = time.perf_counter(), 1
+    try:
+        with open(log_path, "w") as out, _output_to(out):
+            rc = int(run_job(job, argv) or 0)
+    finally:
+        if rc == 0:
+            log.info("[pipeline]   done in %.0f s (log: %s)", time.perf_counter() - t0, log_path)
+        else:
+            tail = log_path.read_text(errors="replace").splitlines()[-40:]
+            log.error("[pipeline]   failed (exit %d); the end of %s:\n%s", rc, log_path, "\n".join(tail))
     return rc
+
+
+@contextlib.contextmanager
+def _output_to(out):
+    """Point file descriptors 1 and 2 at `out` (Python's prints, logging, C libraries and the worker logs Ray forwards
+    to the driver alike), and back."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        os.close(saved[0]), os.close(saved[1])
 
 
 FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator", "merge"}

@@ -44,6 +44,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
         _started_local = False
 
 
+def started_local() -> bool:
+    """Whether `connect` started the Ray instance this process uses (then its nodes are all there will be)."""
+    return _started_local
+
+
 def run_task(fn: Callable, resources, *args, **kwargs) -> Any:
     """`fn(*args, **kwargs)` as one Ray task reserving `resources` (a config `Resources`), its result returned.
     The task sets torch's thread count to the CPUs it reserved. It is scheduled on its own, not inside the caller's

@@ -208,12 +208,14 @@ class TrainRun:
     stages run transformers' Trainer in theirs (`generator/train.py`)."""
     marker: str = STATE_FILE
     """The file, relative to a checkpoint, whose presence makes it complete (`latest_checkpoint`)."""
+    force_cpu: bool = False
+    """Train on the CPU (gloo) even when the resources reserve GPUs (`Config.force_cpu`)."""
 
 
 def fit(run: TrainRun):
     """Run (or resume) the Ray Train run; returns (result, final checkpoint). Ray must be initialised."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.torch import TorchConfig, TorchTrainer
 
     config = {
         "task": run.task,
@@ -221,12 +223,15 @@ def fit(run: TrainRun):
         "fault": _fault_from_env(),
         "log_level": logging.getLevelName(logging.getLogger("ecr_ray").getEffectiveLevel()),
         "threads": run.resources.threads,  # torch threads per worker: ceil(cpus), as Ray tasks get
+        "force_cpu": run.force_cpu,
         **run.config,
     }
     trainer = TorchTrainer(
         run.loop or train_loop,
         train_loop_config=config,
         scaling_config=run.resources.scaling_config(),
+        # A GPU-holding worker group joins over NCCL by default; on the CPU it must be gloo.
+        torch_config=TorchConfig(backend="gloo") if run.force_cpu else None,
         datasets=run.datasets,
         dataset_config=DataConfig(datasets_to_split=list(run.split)) if run.datasets else None,
         run_config=RunConfig(
@@ -298,13 +303,18 @@ class Stepper:
     grad_clip: float = 1.0
     bf16_autocast: bool = False
 
-    def __call__(self, batch):
+    def precision(self):
+        """The forward passes' context (training and validation alike)."""
         import contextlib
 
         import torch
 
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16_autocast else contextlib.nullcontext()
-        with autocast:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16_autocast else contextlib.nullcontext()
+
+    def __call__(self, batch):
+        import torch
+
+        with self.precision():
             loss = self.task.loss(self.net, batch)
         if self.engine is not None:
             self.engine.backward(loss)
@@ -338,7 +348,7 @@ def make_stepper(
         if worker.world > 1:
             import ray.train.torch
 
-            net = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, NCCL on GPUs)
+            net = ray.train.torch.prepare_model(model, move_to_device=worker.device)  # DDP: gloo on CPU, NCCL on GPUs
         else:
             net = model.to(worker.device)
         return Stepper(
@@ -364,7 +374,42 @@ def make_stepper(
     )
     if resume_dir is not None:  # weights, the sharded optimizer state and the schedule, as saved
         engine.load_checkpoint(str(resume_dir / DEEPSPEED_DIR), tag="latest_ckpt", load_module_strict=False)
+    if (s.deepspeed.get("bf16") or {}).get("enabled"):
+        bf16_boundary(engine.module)
     return Stepper(task, engine, engine.module, params, optimizer, scheduler, engine=engine)
+
+
+def bf16_boundary(model) -> None:
+    """DeepSpeed's bf16 makes the weights bf16, not what callers pass: a float batch met bf16 weights in the first
+    Linear (the paper recipe's recommender failed so, on GPUs as on the CPU). So the model takes its floating inputs in
+    bf16 (as HF's Trainer casts inputs under DeepSpeed: `Trainer._prepare_input`) and, when it was fed any, gives its
+    floating outputs back in fp32: callers (losses, validation metrics, numpy) see the dtypes they always saw. Models
+    fed token ids only (the generator) are left as they are, and so are sparse inputs (the recommender multiplies its
+    co-occurrence rows in float32 itself)."""
+    import torch
+
+    def cast(x, dtype):
+        if isinstance(x, torch.Tensor):
+            return x.to(dtype) if x.is_floating_point() and x.layout == torch.strided else x
+        if isinstance(x, dict):
+            return {k: cast(v, dtype) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(cast(v, dtype) for v in x)
+        return x
+
+    def floats(x) -> bool:
+        if isinstance(x, torch.Tensor):
+            return x.is_floating_point()
+        if isinstance(x, dict):
+            return any(map(floats, x.values()))
+        return isinstance(x, (list, tuple)) and any(map(floats, x))
+
+    model.register_forward_pre_hook(
+        lambda m, args, kw: (cast(args, torch.bfloat16), cast(kw, torch.bfloat16)), with_kwargs=True
+    )
+    model.register_forward_hook(
+        lambda m, args, kw, out: cast(out, torch.float32) if floats(args) or floats(kw) else out, with_kwargs=True
+    )
 
 
 def train_loop(config: dict) -> None:
@@ -377,7 +422,8 @@ def train_loop(config: dict) -> None:
     logging.basicConfig(level=config.get("log_level", "INFO"), format="%(message)s")
     s = LoopSettings(**{**config["settings"], "select": tuple(config["settings"]["select"] or ()) or None})
     ctx = ray.train.get_context()
-    worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
+    on = torch.device("cpu") if config.get("force_cpu") else ray.train.torch.get_device()
+    worker = Worker(ctx.get_world_rank(), ctx.get_world_size(), on)
     torch.set_num_threads(int(config.get("threads", 1)))
     seed = int(config.get("seed", 0))
     torch.manual_seed(seed), np.random.seed(seed), random.seed(seed)
@@ -434,10 +480,13 @@ def train_loop(config: dict) -> None:
                 "samples_per_s": round(n_log / max(time.perf_counter() - t_log, 1e-9), 2),
             }
             if epoch_done:
-                row.update(task.validate(core))
+                with step_once.precision():
+                    row.update(task.validate(core))
                 row["train_loss"] = round(float(np.mean(state["losses"][-per_epoch:])), 5)
                 row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 2)
                 row["threads"] = torch.get_num_threads()
+                row["device"] = worker.device.type  # with the GPUs this worker holds: `force_cpu` computes beside them
+                row["gpus_held"] = len(ray.get_gpu_ids())
                 state["epoch"] = epoch + 1
                 state["history"].append(row)
                 _select(s, state, row, lambda out: _export(task, core, engine, out, worker), best_dir)

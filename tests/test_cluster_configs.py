@@ -493,21 +493,21 @@ def test_extras_rules_reject_broken_copy(breakage, expected):
 
 LAUNCHER_FILES = ["aws.yaml", "gcp.yaml"]
 
-# (vCPUs, GPUs) of the machine types the launcher configs may use. A new type has to be added here, which
-# makes whoever adds it look up its real shape.
-MACHINE_SPECS: dict[str, tuple[int, int]] = {
-    # AWS
-    "m6i.2xlarge": (8, 0),
-    "m6i.4xlarge": (16, 0),
-    "g5.xlarge": (4, 1),
-    "g5.2xlarge": (8, 1),
-    "g5.12xlarge": (48, 4),
-    "p4d.24xlarge": (96, 8),
+# (vCPUs, GPUs, GPU model as Ray names it: `accelerator_type:<model>`) of the machine types the launcher configs may
+# use. A new type has to be added here, which makes whoever adds it look up its real shape.
+MACHINE_SPECS: dict[str, tuple[int, int, str]] = {
+    # AWS (the model: EC2's GpuInfo name, what Ray's AWS provider and a node's raylet report)
+    "m6i.2xlarge": (8, 0, ""),
+    "m6i.4xlarge": (16, 0, ""),
+    "g5.xlarge": (4, 1, "A10G"),
+    "g5.2xlarge": (8, 1, "A10G"),
+    "g5.12xlarge": (48, 4, "A10G"),
+    "p4d.24xlarge": (96, 8, "A100"),
     # GCP
-    "n2-standard-8": (8, 0),
-    "n2-standard-16": (16, 0),
-    "g2-standard-8": (8, 1),
-    "a2-highgpu-4g": (48, 4),
+    "n2-standard-8": (8, 0, ""),
+    "n2-standard-16": (16, 0, ""),
+    "g2-standard-8": (8, 1, "L4"),
+    "a2-highgpu-4g": (48, 4, "A100"),
 }
 
 
@@ -578,9 +578,12 @@ def launcher_problems(config: dict) -> list[str]:
         if machine not in MACHINE_SPECS:
             problems.append(f"{name}: machine type {machine!r} is not in MACHINE_SPECS; add its vCPUs and GPUs")
             continue
-        vcpus, gpus = MACHINE_SPECS[machine]
+        vcpus, gpus, model = MACHINE_SPECS[machine]
         if res.get("GPU", 0) != gpus:
             problems.append(f"{name}: {machine} has {gpus} GPU(s) but the node type requests GPU={res.get('GPU', 0)}")
+        declared = sorted(k for k in res if k.startswith("accelerator_type:"))
+        if declared != ([f"accelerator_type:{model}"] if model else []):
+            problems.append(f"{name}: {machine} has GPU model {model or 'none'!r} but declares {declared}")
         if res.get("CPU", 0) > vcpus:
             problems.append(f"{name}: CPU={res['CPU']} exceeds the {vcpus} vCPUs of {machine}")
         problems += image_problem(name, _node_image(config, name), gpus)
@@ -754,6 +757,12 @@ def _worker_proxy_unguarded(c):
     ]
 
 
+def _wrong_gpu_model(c):
+    res = c["available_node_types"][_first_gpu_type(c)]["resources"]
+    res.pop(next(k for k in res if k.startswith("accelerator_type:")))
+    res["accelerator_type:H100"] = 1
+
+
 def _unknown_machine(c):
     node = c["available_node_types"][_first_gpu_type(c)]["node_config"]
     node["InstanceType" if "InstanceType" in node else "machineType"] = "x9.huge"
@@ -772,6 +781,7 @@ def _unknown_machine(c):
         (_cpu_worker_on_gpu_image, "expected the project's -cpu image"),
         (_gpu_worker_on_cpu_image, "expected the project's -gpu image"),
         (_old_image_version, "expected the project's -cpu image"),
+        (_wrong_gpu_model, "but declares ['accelerator_type:H100']"),
         (_unknown_machine, "not in MACHINE_SPECS"),
         (_no_shared_mount, "do not mount the shared filesystem"),
         (_shared_mount_not_in_container, "must bind /mnt/shared into the container"),

@@ -172,6 +172,7 @@ def train_classifier(cfg: Config, train_rows: list[dict], valid_rows: list[dict]
         datasets={"train": dataset(train_rows), "valid": dataset(valid_rows)},
         split=("train",),
         keep=1,
+        force_cpu=cfg.force_cpu,
     )
     _, checkpoint = fit_run(run)
     target = model_dir(cfg)

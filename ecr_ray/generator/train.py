@@ -230,7 +230,7 @@ def train_chat_model(config: dict) -> None:
     stage = config["section"]
     c: ChatTrainConfig = getattr(cfg, stage)
     ctx = ray.train.get_context()
-    device = ray.train.torch.get_device()
+    device = torch.device("cpu") if config.get("force_cpu") else ray.train.torch.get_device()
     torch.set_num_threads(int(config.get("threads", 1)))
     if device.type == "cuda":  # before loading anything: a stage that cannot fit fails here, naming the field
         plan.check_gpu(cfg, stage, torch.cuda.get_device_properties(device).total_memory, torch.cuda.get_device_name())
@@ -299,6 +299,7 @@ def fit_chat_model(
             storage=out / "ray",
             resources=c.train_resources,
             max_failures=c.max_failures,
+            force_cpu=cfg.force_cpu,
             marker=f"{HF_CHECKPOINT}/{STATE_FILE}",
             config={
                 "cfg": cfg.with_absolute_paths().to_dict(),

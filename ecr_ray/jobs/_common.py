@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 
+from ecr_ray import cluster
 from ecr_ray.config import Config, add_config_args, config_from_args
+from ecr_ray.runtime import connect
 
 
 def parse(
@@ -30,11 +34,17 @@ def parse(
     return config_from_args(args, rest), args
 
 
-def ray_for(args: argparse.Namespace, num_cpus: int | None = None):
-    """Ray for this job: the cluster of `--address` / RAY_ADDRESS, else a fresh local instance."""
-    from ecr_ray.runtime import connect
-
-    return connect(args.address, num_cpus=num_cpus)
+@contextlib.contextmanager
+def ray_for(
+    args: argparse.Namespace, cfg: Config | None = None, jobs: tuple[str, ...] = (), apps: list[str] | None = None
+) -> Iterator[None]:
+    """Ray for this job: the cluster of `--address` / RAY_ADDRESS, else a fresh local instance. With `cfg`, first
+    the check that every piece of Ray work `jobs` ask for (`apps`: the Serve applications) fits some node type of
+    the cluster (`ecr_ray.cluster`): a request none can hold fails here, before any work, instead of waiting forever."""
+    with connect(args.address):
+        if cfg is not None:
+            cluster.check(cfg, jobs, apps)
+        yield
 
 
 def print_json(obj) -> None:
@@ -56,7 +66,7 @@ def resumable_fit(doc: str, fit, stage: str, argv: list[str] | None) -> int:
         )
 
     cfg, args = parse(doc.splitlines()[0], argv, extra, force=True)
-    with ray_for(args):
+    with ray_for(args, cfg, (f"train_{stage}",)):
         manifest = fit(cfg, args.run_name, args.stop_after_steps, force=args.force)
     print_json({k: v for k, v in manifest.items() if k != "losses"})
     print(f"{stage} written to {cfg.run_path / stage}", file=sys.stderr)

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         force=True,
     )
-    with ray_for(args) if args.engine == "ray" else contextlib.nullcontext():
+    with ray_for(args, cfg, ("build_reviews",)) if args.engine == "ray" else contextlib.nullcontext():
         manifest = fit(cfg, engine=args.engine, force=args.force)
     print_json(manifest)
     print(f"review DB written to {cfg.run_path / 'reviews'}", file=sys.stderr)

@@ -13,10 +13,11 @@ import sys
 import textwrap
 import time
 
-from ecr_ray.pipeline import run_pipeline
+from ecr_ray.pipeline import pending, run_pipeline
 
 from ._common import parse, ray_for
 from .cli import run_job
+from .pipeline import run_stage_job
 
 DIALOGUE = [{"role": "user", "text": "I loved The Conjuring. Any scary movie like that?"}]
 """README's example."""
@@ -80,16 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     if not any(a == "--recipe" or a.startswith("--recipe=") for a in argv):
         argv = ["--recipe", "demo", *argv]
     cfg, args = parse(__doc__.splitlines()[0], argv)
-    t0 = time.perf_counter()
-    run_pipeline(cfg, argv, log_dir=cfg.run_path / "logs")  # each stage's output in its log, a line per stage here
-    print(f"[demo] pipeline done in {time.perf_counter() - t0:.0f} s; starting the app", flush=True)
-
     from ray import serve
 
     from ecr_ray.serve.app import build_app
 
     port = _free_port()
-    with ray_for(args):
+    jobs = tuple(j for step in pending(cfg) for j in step.jobs)
+    with ray_for(args, cfg, (*jobs, "serve"), ["ecr"]):  # one Ray instance for the pipeline and the app
+        t0 = time.perf_counter()
+        run_pipeline(cfg, argv, run_stage_job, log_dir=cfg.run_path / "logs")  # a line per stage here
+        print(f"[demo] pipeline done in {time.perf_counter() - t0:.0f} s; starting the app", flush=True)
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         try:
             serve.run(build_app(cfg), name="ecr", route_prefix="/")

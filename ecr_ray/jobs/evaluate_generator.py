@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset_items=args.dataset_items,
         variant=args.variant,
     )
-    with ray_for(args):
+    with ray_for(args, cfg, ("evaluate_generator",)):
         report = evaluate(cfg, opts)
     print_json(report)
     print(f"evaluation written to {opts.out or cfg.run_path / 'eval' / 'generator'}", file=sys.stderr)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if over:
         cfg = dataclasses.replace(cfg, emotion=dataclasses.replace(cfg.emotion, **over))
     endpoint_model(cfg)  # a model the endpoint does not serve: refused before Ray starts
-    with ray_for(args):
+    with ray_for(args, cfg, ("label_emotions",)):
         summary = fit(cfg)
     print_json(summary)
     return 0 if summary["missing"] == 0 and summary["duplicates"] == 0 and not summary["errors"]["count"] else 1

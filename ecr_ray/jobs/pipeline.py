@@ -1,19 +1,29 @@
-"""Run the whole ECR pipeline: data → emotions → reviews → recommender → generator, with evaluations.
+"""Run the whole ECR pipeline: data → emotions → reviews → recommender → conversation → generator, with evaluations.
 
-Each stage runs as its own job (`python -m ecr_ray.jobs.<name>`) with the same recipe and overrides; stages that are
-up to date (same config, same inputs) are skipped, and a failed run resumes at the stage that failed.
+Each stage's jobs run in this one process (one Ray job, joined once), with the same recipe and overrides as when
+submitted one by one; stages that are up to date (same config, same inputs) are skipped, and a failed run resumes at
+the stage that failed. Before any work, every stage still to run is checked to fit the cluster's node types.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
-from ecr_ray.pipeline import STEPS, run_pipeline
+from ecr_ray.pipeline import STEPS, pending, run_pipeline
 
-from ._common import parse
+from ._common import parse, ray_for
 from .cli import run_job
+
+# The pipeline's jobs by name, imported here, before Ray is joined (as cli.py finds them).
+JOBS = {job: importlib.import_module(f"ecr_ray.jobs.{job}").main for step in STEPS for job in step.jobs}
+
+
+def run_stage_job(name: str, argv: list[str]) -> int | None:
+    """One job's main, in this process."""
+    return JOBS[name](argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     own.add_argument("--only", nargs="+", choices=[s.name for s in STEPS], help="run only these stages")
     own.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     flags, job_args = own.parse_known_args(argv)
-    cfg, _ = parse(__doc__.splitlines()[0], job_args)
-    state = run_pipeline(cfg, job_args, flags.only, flags.force)
+    cfg, args = parse(__doc__.splitlines()[0], job_args)
+    jobs = tuple(j for step in pending(cfg, flags.only, flags.force) for j in step.jobs)
+    with ray_for(args, cfg, jobs):
+        state = run_pipeline(cfg, job_args, run_stage_job, flags.only, flags.force)
     print(json.dumps(state, indent=2))
     return 0
 

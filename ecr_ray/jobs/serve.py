@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:  # the local Ray instance started below, and its Serve proxy, inherit the header limits
         os.environ.update(guard.proxy_env(cfg.serve))
-    with ray_for(args):
+    with ray_for(args, cfg, ("serve",), [APP_NAME, LLM_NAME] if args.llm else [APP_NAME]):
         check_fits(cfg, [APP_NAME, LLM_NAME] if args.llm else [APP_NAME])
         serve.start(proxy_location=cfg.serve.proxy_location, http_options={"host": host, "port": port})
         started = []

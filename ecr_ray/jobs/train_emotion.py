@@ -13,7 +13,7 @@ from .cli import run_job
 
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse(__doc__.splitlines()[0], argv, force=True)
-    with ray_for(args):
+    with ray_for(args, cfg, ("train_emotion",)):
         manifest = fit(cfg, force=args.force)
     print_json({"valid": manifest["valid"], **manifest["counts"], "seconds": manifest.get("seconds")})
     print(f"emotions written to {cfg.run_path / 'emotions'}", file=sys.stderr)

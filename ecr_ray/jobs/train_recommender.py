@@ -17,7 +17,7 @@ from .cli import run_job
 
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse(__doc__.splitlines()[0], argv, force=True)
-    with ray_for(args):
+    with ray_for(args, cfg, ("train_recommender",)):
         manifest = fit(cfg, force=args.force)
     print_json(manifest)
     print(f"recommender written to {output_dir(cfg)}", file=sys.stderr)

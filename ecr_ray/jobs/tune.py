@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         lambda p: p.add_argument("--sweep", choices=["feedback", "knowledge"], required=True),
     )
-    with ray_for(args):
+    with ray_for(args, cfg, ("tune",)):
         summary = run_sweep(cfg, args.sweep)
     print_json(summary)
     print(Path(summary["results_md"]).read_text(), file=sys.stderr)

@@ -52,7 +52,9 @@ class KGEncoder(nn.Module):
 
     def forward(self) -> torch.Tensor:
         x = self.node.weight
-        h = self.conv(x, self.edge_index, self.edge_type) + x
+        # PyG's RGCNConv sums the messages into a float32 zeros tensor whatever the weights' dtype
+        # (torch_geometric/nn/conv/rgcn_conv.py): back to the weights' dtype (bf16 under DeepSpeed).
+        h = self.conv(x, self.edge_index, self.edge_type).to(x.dtype) + x
         return h + self.mlp(h)
 
 

@@ -195,6 +195,7 @@ def _train_run(
         resources=rc.train_resources,
         max_failures=rc.max_failures,
         callbacks=callbacks,
+        force_cpu=cfg.force_cpu,
         settings=LoopSettings(
             precision=precision_of(rc.dtype),
             lr=lr,

@@ -234,6 +234,25 @@ def test_the_copy_head_learns_to_repeat_the_mentioned_movie_the_user_liked():
     assert top1(swapped, disliked) > 0.95  # the same movies, the emotions swapped: the other one now
 
 
+def test_bf16_weights_as_deepspeed_makes_them_take_float_batches():
+    """DeepSpeed's bf16 casts the weights, not the batches (the paper recipe: ZeRO-2 + bf16): with the skeleton's
+    boundary (ecr_ray.train.bf16_boundary) the float batch goes in as bf16, every layer (PyG's RGCN included) stays
+    bf16, and the scores come back as float32 for the loss and the metrics."""
+    import scipy.sparse as sp
+
+    from ecr_ray.train import bf16_boundary
+
+    m = tiny_model("full").to(torch.bfloat16).train()
+    bf16_boundary(m)
+    P = sp.random(30, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    emo = np.full((2, 4, 3), -1)
+    emo[:, :, 0] = EMOTIONS.index("like")
+    scores = m(tiny_batch(emo, P))
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+    weighted_loss(scores, torch.tensor([1, 2]), torch.tensor([2.0, 0.5])).backward()
+    assert m.kg.conv.weight.grad.dtype == torch.bfloat16 and m.kg.conv.weight.grad.abs().sum() > 0
+
+
 def test_weighted_loss_is_mean_of_weighted_ce():
     scores = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     ce = torch.nn.functional.cross_entropy(scores, torch.tensor([0, 0]), reduction="none")

@@ -30,7 +30,8 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+    # Two logical GPUs: the paper recipe's GPU shape runs here with force_cpu (test_paper_shape_...).
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=True, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -190,18 +191,26 @@ def test_evaluate_writes_json_markdown_and_plots(trained_full, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_deepspeed_zero2_on_cpu(ray_local, run_dir):
+def test_paper_shape_deepspeed_workers_holding_gpus_train_on_the_cpu(ray_local, run_dir):
+    """The paper recipe's recommender shape (DeepSpeed config, one GPU per Train worker) with force_cpu: each worker
+    holds a (logical) GPU, joins over gloo and trains ZeRO on the CPU."""
+    paper = load_config("paper").recommender
     cfg = cfg_for(
         run_dir,
         **{
+            "force_cpu": True,
             "recommender.variant": "baseline",
             "recommender.epochs": 1,
-            "recommender.deepspeed": {"zero_optimization": {"stage": 2}},
+            "recommender.deepspeed": paper.deepspeed,
+            "recommender.train_resources": {"workers": 2, "cpus": 1, "gpus": paper.train_resources.gpus},
         },
     )
+    assert paper.deepspeed["zero_optimization"]["stage"] == 2 and paper.train_resources.gpus == 1
     m = fit(cfg)
     assert m["epochs"] == 1 and m["emotions_source"] == "none"
     assert np.isfinite(m["test"]["ce"])
+    history = json.loads((cfg.run_path / "recommender" / "baseline" / "history.json").read_text())
+    assert [(h["device"], h["gpus_held"]) for h in history] == [("cpu", 1)]
 
 
 def test_full_without_emotions_is_a_clear_error(run_dir, tmp_path, capsys):
