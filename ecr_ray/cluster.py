@@ -25,7 +25,7 @@ import yaml
 
 from . import runtime
 from .config import Config, ConfigError, Resources
-from .serve.deploy import APPS
+from .serve.deploy import APP_NAME, LLM_NAME, deployments, vllm_demand
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def requests(cfg: Config, jobs: list[str] | tuple[str, ...], apps: list[str] | N
     for job in jobs:
         for name in JOB_RESOURCES.get(job, ()):
             if name == "serve.deployments":
-                out += _serve_requests(cfg, job, apps or list(APPS))
+                out += _serve_requests(cfg, job, apps or [APP_NAME, LLM_NAME])
                 continue
             section, field = name.split(".")
             r: Resources = getattr(getattr(cfg, section), field)
@@ -186,9 +186,13 @@ def requests(cfg: Config, jobs: list[str] | tuple[str, ...], apps: list[str] | N
 def _serve_requests(cfg: Config, job: str, apps: list[str]) -> list[Request]:
     out = []
     for app in apps:
-        for name in APPS[app]:
-            if name == "Generator" and cfg.generator.engine == "vllm":
-                continue  # Ray Serve LLM sizes its own deployment (generator.vllm)
+        for name in deployments(cfg, app):
+            vllm = vllm_demand(cfg, name)
+            if vllm is not None:  # Ray Serve LLM's deployment of the generator, sized by generator.vllm
+                replicas, cpus, gpus = vllm
+                bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+                out.append(Request(job, "generator.vllm", bundle, replicas))
+                continue
             o = cfg.serve.deployment_options(name)
             actor = o.get("ray_actor_options") or {}
             bundle = {"CPU": float(actor.get("num_cpus", 1.0))}  # Serve's default: 1 CPU

@@ -136,7 +136,7 @@ def _call(job: str, argv: list[str], run_job: Callable[[str, list[str]], int | N
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0, rc = time.perf_counter(), 1
     try:
-        with open(log_path, "w") as out, _output_to(out):
+        with open(log_path, "w", buffering=1) as out, _output_to(out):
             rc = int(run_job(job, argv) or 0)
     finally:
         if rc == 0:
@@ -149,17 +149,22 @@ def _call(job: str, argv: list[str], run_job: Callable[[str, list[str]], int | N
 
 @contextlib.contextmanager
 def _output_to(out):
-    """Point file descriptors 1 and 2 at `out` (Python's prints, logging, C libraries and the worker logs Ray forwards
-    to the driver alike), and back."""
-    sys.stdout.flush(), sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    """Point file descriptors 1 and 2 (C libraries, child processes, the worker logs Ray forwards to the driver) and
+    Python's sys.stdout / sys.stderr at `out`, and back."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
     try:
-        os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
-        yield
+        for fd in (1, 2):
+            os.dup2(out.fileno(), fd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            yield
     finally:
-        sys.stdout.flush(), sys.stderr.flush()
-        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-        os.close(saved[0]), os.close(saved[1])
+        for stream in (sys.stdout, sys.stderr, out):
+            stream.flush()
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator", "merge"}

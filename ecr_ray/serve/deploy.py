@@ -35,9 +35,12 @@ def deployments(cfg: Config, app: str) -> list[str]:
     return ["ECRIngress", "EmotionDetector", "Recommender", *gen]
 
 
-def _vllm_demand(cfg: Config) -> tuple[int, float, float]:
-    """Ray Serve LLM's generator deployment: a GPU per tensor/pipeline-parallel rank, the replica's CPUs (Ray Serve
-    LLM's default 1) in its first bundle (LLMServer.get_deployment_options)."""
+def vllm_demand(cfg: Config, deployment: str) -> tuple[int, float, float] | None:
+    """(replicas at the largest scale, CPUs, GPUs) of Ray Serve LLM's generator deployment when `deployment` is it,
+    else None: a GPU per tensor/pipeline-parallel rank, the replica's CPUs (Ray Serve LLM's default 1) in its first
+    bundle (LLMServer.get_deployment_options)."""
+    if deployment != llm_deployment_name(SERVED_MODEL):
+        return None
     c = llm_config(cfg)
     d, e = c["deployment_config"], c["engine_kwargs"]
     replicas = (d.get("autoscaling_config") or {}).get("max_replicas", d.get("num_replicas", 1))
@@ -51,8 +54,9 @@ def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
     out = {}
     for app in apps:
         for name in deployments(cfg, app):
-            if name == llm_deployment_name(SERVED_MODEL):
-                out[name] = _vllm_demand(cfg)
+            vllm = vllm_demand(cfg, name)
+            if vllm is not None:
+                out[name] = vllm
                 continue
             o = cfg.serve.deployment_options(name)
             replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
