@@ -6,7 +6,7 @@ PY ?= $(shell for p in python3.12 python3.11 python3; do \
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all rehearsal lint install clean
+.PHONY: demo test test-all rehearsal lint install vllm-types clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "error: no Python 3.11 or 3.12 found (set PY=/path/to/python3.x)"; exit 2; }
@@ -19,16 +19,32 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# vLLM's protocol types for the tests of `generator.engine: vllm` on the CPU (tests/serve/test_vllm.py): the vLLM wheel
+# Ray Serve LLM pins (ray[llm]==2.60.0 → vllm==0.29.0, the `gpu` extra) and the few modules it imports at import time,
+# all without dependencies, in a folder of their own: only the tests that serve that path put it on PYTHONPATH (the
+# Serve application's runtime_env, a pytest process of their own), so nothing else in the suite sees vllm. Its CUDA
+# kernels are never loaded; the engine is a stand-in (tests/serve/vllm_standin.py).
+VLLM_TYPES := .vllm-types
+VLLM_PINS := vllm==0.29.0 cbor2==6.3.0 pyzmq==27.3.0 openai-harmony==0.0.8 pybase64==1.5.1 cachetools==8.0.3 \
+	msgspec==0.23.0 httpx==0.29.0 partial-json-parser==0.2.1.1.post7
+
+$(VLLM_TYPES)/.installed: Makefile $(STAMP)
+	rm -rf $(VLLM_TYPES)
+	$(VENV)/bin/pip install -q --no-deps --target $(VLLM_TYPES) $(VLLM_PINS)
+	echo "$(VLLM_PINS)" > $@
+
+vllm-types: $(VLLM_TYPES)/.installed
+
 demo: $(STAMP)
 	$(VENV)/bin/ecr-ray demo
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_TYPES)/.installed
 	$(VENV)/bin/python -m pytest -q -m "not slow and not rehearsal" --timeout 900 --durations=15
 
 rehearsal: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -s -m rehearsal --timeout 2400 tests/cluster
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(VLLM_TYPES)/.installed
 	$(VENV)/bin/python -m pytest -q -m "not rehearsal" --timeout 1800
 
 lint: $(STAMP)

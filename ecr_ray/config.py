@@ -536,7 +536,9 @@ class GeneratorConfig(ChatTrainConfig):
     `<run_dir>/generator/merged` once; switching engines never retrains."""
     vllm: dict[str, Any] = field(default_factory=dict)
     """With engine vllm: extra Ray Serve LLM `LLMConfig` fields, e.g. `engine_kwargs: {tensor_parallel_size: 2,
-    max_model_len: 4096}`, `accelerator_type: A10G`, `deployment_config: {autoscaling_config: {...}}`."""
+    max_model_len: 4096}`, `accelerator_type: A10G`, `deployment_config: {autoscaling_config: {...}}`,
+    `placement_group_config: {bundles: [...]}` (the engine's placement group; default one GPU per tensor/pipeline
+    rank; CPU-only bundles make it a CPU deployment, as the tests run it)."""
     device: str = "auto"
     """Where evaluation and serving generate (training follows its resources): auto | cpu | cuda."""
     dtype: str = "auto"
@@ -597,12 +599,9 @@ class GeneratorConfig(ChatTrainConfig):
             self.engine in ("transformers", "vllm"),
             f"generator.engine: expected transformers|vllm, got {self.engine!r}",
         )
-        bad = sorted(set(self.vllm) - {"engine_kwargs", "accelerator_type", "deployment_config", "runtime_env"})
-        _check(
-            not bad,
-            f"generator.vllm: unknown field(s) {bad}; known: accelerator_type, deployment_config, "
-            "engine_kwargs, runtime_env",
-        )
+        known = ("accelerator_type", "deployment_config", "engine_kwargs", "placement_group_config", "runtime_env")
+        bad = sorted(set(self.vllm) - set(known))
+        _check(not bad, f"generator.vllm: unknown field(s) {bad}; known: {', '.join(known)}")
         _check(
             self.max_cache_len > self.max_new_tokens,
             f"generator.max_cache_len ({self.max_cache_len}) must exceed max_new_tokens ({self.max_new_tokens})",

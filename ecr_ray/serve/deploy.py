@@ -37,15 +37,23 @@ def deployments(cfg: Config, app: str) -> list[str]:
 
 def vllm_demand(cfg: Config, deployment: str) -> tuple[int, float, float] | None:
     """(replicas at the largest scale, CPUs, GPUs) of Ray Serve LLM's generator deployment when `deployment` is it,
-    else None: a GPU per tensor/pipeline-parallel rank, the replica's CPUs (Ray Serve LLM's default 1) in its first
-    bundle (LLMServer.get_deployment_options)."""
+    else None: its replica's CPUs (Ray's default 1) in the first bundle of the engine's placement group, whose bundles
+    are `generator.vllm.placement_group_config` (`bundles`, or `bundle_per_worker` per tensor/pipeline-parallel rank)
+    or by default one `{GPU: 1}` per rank (LLMServer.get_deployment_options, VLLMEngineConfig.placement_bundles:
+    ray/llm/_internal/serve/core/server/llm_server.py:783-838, engines/vllm/vllm_models.py:266-297)."""
     if deployment != llm_deployment_name(SERVED_MODEL):
         return None
     c = llm_config(cfg)
     d, e = c["deployment_config"], c["engine_kwargs"]
     replicas = (d.get("autoscaling_config") or {}).get("max_replicas", d.get("num_replicas", 1))
-    gpus = int(e.get("tensor_parallel_size", 1)) * int(e.get("pipeline_parallel_size", 1))
-    return int(replicas), float((d.get("ray_actor_options") or {}).get("num_cpus", 1.0)), float(gpus)
+    ranks = int(e.get("tensor_parallel_size", 1)) * int(e.get("pipeline_parallel_size", 1))
+    pg = c.get("placement_group_config") or {}
+    if pg.get("bundle_per_worker") is not None:
+        bundles = [pg["bundle_per_worker"]] * ranks
+    else:
+        bundles = pg.get("bundles") or [{"GPU": 1}] * ranks
+    cpus = float((d.get("ray_actor_options") or {}).get("num_cpus", 1.0)) + sum(b.get("CPU", 0) for b in bundles)
+    return int(replicas), cpus, float(sum(b.get("GPU", 0) for b in bundles))
 
 
 def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:

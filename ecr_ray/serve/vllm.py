@@ -6,8 +6,10 @@ cache), loaded from the adapter merged into the base model by the merge step (`e
 stays a small CPU replica: it builds the Eq. 8 prompt of the recommended item (`Prompter`), tokenizes it exactly as
 training did (one BOS: the chat template writes it, and the ids go to vLLM as they are), sends the ids to the engine
 through a DeploymentHandle, and composes the reply exactly as the transformers path does. The `/llm` endpoint is Ray
-Serve LLM's OpenAI app on the base model. `llm_config` is a plain dict that Ray's `LLMConfig` validates (the tests
-check it without a GPU or vLLM).
+Serve LLM's OpenAI app on the base model. `llm_config` is a plain dict that Ray's `LLMConfig` validates. There is no
+test switch here: the tests (tests/serve/test_vllm.py) run this module's deployment through Ray Serve LLM's real
+`build_llm_deployment` / `LLMServer` and vLLM's protocol types on the CPU, with only the engine standing in, injected
+by Ray's own `RAYLLM_VLLM_ENGINE_CLS` and placed on CPUs by `generator.vllm.placement_group_config` (docs/serve.md).
 
 What `LLMServer.completions` yields through a DeploymentHandle (ray 2.60; read by `read_chunks`):
 - `stream=True`: lists (Ray's `Batcher`, llm_server.py:366-372, 407-408) of server-sent-event strings
@@ -21,7 +23,6 @@ Anything else raises `EngineError`: a reply is never silently empty.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -40,10 +41,6 @@ from ecr_ray.generator.predictor import Prompter, _clean
 from ecr_ray.hub import is_hub_id, resolve, served_model_id
 
 SERVED_MODEL = "ecr-generator"
-STANDIN_ENV = "ECR_VLLM_STANDIN"
-"""A module with `LLMServer` and `CompletionRequest` that replaces Ray Serve LLM's (tests/serve/vllm_standin.py: it
-yields what Ray Serve LLM yields, on the CPU, without vLLM), as Ray's own RAYLLM_VLLM_ENGINE_CLS replaces its engine.
-Unset in production."""
 
 
 class EngineError(RuntimeError):
@@ -115,35 +112,24 @@ def base_llm_config(cfg: Config) -> dict[str, Any]:
     return _llm_config(cfg, served_model_id(name), name if is_hub_id(name) else resolve(name, cfg.offline))
 
 
-def _standin():
-    name = os.environ.get(STANDIN_ENV)
-    return importlib.import_module(name) if name else None
-
-
-def completion_request_type():
-    """Ray Serve LLM's `CompletionRequest` (vLLM's, ray/llm/_internal/serve/core/configs/openai_api_models.py:139), or
-    the stand-in's."""
-    standin = _standin()
-    if standin is not None:
-        return standin.CompletionRequest
-    from ray.serve.llm.openai_api_models import CompletionRequest
-
-    return CompletionRequest
+def _ray_serve_llm():
+    """Ray Serve LLM's `ray.serve.llm`, with its `openai_api_models` (vLLM's protocol models: the `gpu` extra)."""
+    try:
+        import ray.serve.llm as serve_llm
+        import ray.serve.llm.openai_api_models  # noqa: F401  (serve_llm.openai_api_models)
+    except ImportError as e:
+        raise ImportError(
+            f'generator.engine: vllm needs Ray Serve LLM and vLLM on the serving nodes (`pip install "ecr-ray[gpu]"`, '
+            f"the -gpu image): {e}"
+        ) from e
+    return serve_llm
 
 
 def llm_deployment(cfg: Config) -> serve.Application:
     """Ray Serve LLM's deployment of the generator (`build_llm_deployment`), named as the written Serve config says."""
-    from ray.llm._internal.serve.core.configs.llm_config import LLMConfig  # imports without vLLM; ray.serve.llm not
-
-    conf = llm_config(cfg)
-    LLMConfig(**conf)  # validated by Ray's own model, whichever deployment runs it
+    serve_llm = _ray_serve_llm()
+    app = serve_llm.build_llm_deployment(serve_llm.LLMConfig(**llm_config(cfg)))
     name = llm_deployment_name(SERVED_MODEL)
-    standin = _standin()
-    if standin is not None:
-        return serve.deployment(standin.LLMServer, name=name, **conf["deployment_config"]).bind(llm_config=conf)
-    from ray.serve.llm import build_llm_deployment
-
-    app = build_llm_deployment(LLMConfig(**conf))
     if app._bound_deployment.name != name:  # the Serve config file names it: `serve deploy` fails on a mismatch
         raise RuntimeError(
             f"Ray Serve LLM named the generator's deployment {app._bound_deployment.name!r}, not {name!r}: update "
@@ -154,9 +140,8 @@ def llm_deployment(cfg: Config) -> serve.Application:
 
 def openai_app(cfg: Config) -> serve.Application:
     """The `/llm` application on vLLM: Ray Serve LLM's OpenAI-compatible app on the base model."""
-    from ray.serve.llm import LLMConfig, build_openai_app
-
-    return build_openai_app({"llm_configs": [LLMConfig(**base_llm_config(cfg))]})
+    serve_llm = _ray_serve_llm()
+    return serve_llm.build_openai_app({"llm_configs": [serve_llm.LLMConfig(**base_llm_config(cfg))]})
 
 
 # ----------------------------------------------------------------------------- what the LLM deployment yields
@@ -242,7 +227,7 @@ class VLLMGenerator:
         # stream=True for every call: `completions` returns an async generator, streaming or not, and Ray's own
         # router calls it this way too (ray/llm/_internal/serve/core/ingress/ingress.py:306-316).
         self.llm, self.gcfg = llm.options(stream=True), cfg.generator
-        self.Request = completion_request_type()
+        self.Request = _ray_serve_llm().openai_api_models.CompletionRequest  # vLLM's (openai_api_models.py:139)
         self.conversation = ConversationPredictor.load(cfg)  # on this replica's device; None: templates
 
     async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:

@@ -1,13 +1,19 @@
-"""`generator.engine: vllm` on the CPU, without vLLM: the Ray Serve LLM config validated by Ray's own LLMConfig, what
-the LLM deployment yields read as Ray Serve LLM yields it, the deployment names of the written Serve config, the token
-ids the engine receives, the merge step, and the paper recipe's written ECR application served through real Ray Serve
-with a stand-in for Ray Serve LLM's deployment (tests/serve/vllm_standin.py: its shapes cited from the installed Ray)
-generating real text from the merged tiny generator."""
+"""`generator.engine: vllm` on the CPU: the Ray Serve LLM config validated by Ray's own LLMConfig, the deployment
+names of the written Serve config, the merge step, and the paper recipe's written ECR application served through
+real Ray Serve and Ray Serve LLM's real deployment (`build_llm_deployment`, `LLMServer`, vLLM's protocol types), only
+vLLM's engine standing in (tests/serve/vllm_standin.py, injected with Ray's RAYLLM_VLLM_ENGINE_CLS), generating real
+text from the merged tiny generator.
+
+vLLM's types come from `.vllm-types` (`make vllm-types`, a prerequisite of `make test`): on PYTHONPATH of the Serve
+application's runtime_env, and of a pytest process of its own for the checks that import them here
+(tests/serve/vllm_types_checks.py). This process never imports vllm."""
 
 from __future__ import annotations
 
-import ast
+import importlib.metadata
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,33 +29,23 @@ from ray.llm._internal.serve.core.configs.llm_config import LLMConfig  # ray.ser
 from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
 from ray.serve._private.build_app import build_app
 from ray.serve.schema import ServeDeploySchema
-from tokenizers import processors
 from transformers import AutoTokenizer
 
 from ecr_ray import artifacts
 from ecr_ray.config import PROJECT_ROOT, ConfigError, load_config
-from ecr_ray.generator.data import encode, prompt_token_ids
+from ecr_ray.generator.data import prompt_token_ids
 from ecr_ray.generator.train import fit as train_generator
-from ecr_ray.hub import resolve
 from ecr_ray.jobs import serve as serve_job
 from ecr_ray.pipeline import STEPS
 from ecr_ray.prompts import generation_messages, render_prompt
 from ecr_ray.serve import vllm
-from ecr_ray.serve.vllm import (
-    SERVED_MODEL,
-    EngineError,
-    check_weights,
-    chunk_text,
-    completion_request,
-    llm_config,
-    llm_deployment_name,
-    read_chunks,
-)
+from ecr_ray.serve.vllm import SERVED_MODEL, check_weights, llm_config
 from tests.ray_cluster import LocalCluster, free_port
-from tests.serve import vllm_standin as standin
 from tests.serve.conftest import TINY
 
-RAY_LLM = Path(ray.__file__).parent / "llm" / "_internal" / "serve"
+VLLM_TYPES = PROJECT_ROOT / ".vllm-types"
+ENGINE_CLS = "tests.serve.vllm_standin.TransformersEngine"  # imports vLLM: never imported by this process
+LOG_ENV = "ECR_VLLM_STANDIN_LOG"  # vllm_standin.LOG_ENV
 STAGE_DIRS = ("tables", "emotions", "reviews", "recommender", "conversation")
 
 
@@ -110,116 +106,53 @@ def test_bad_engine_settings_name_the_field():
         load_config("demo", {"generator.vllm": {"engine_kwarg": {}}})
 
 
-def test_the_llm_deployment_is_named_as_the_installed_ray_serve_llm_names_it():
-    """builder.py cannot be imported without vLLM: its naming function is run from the installed source."""
-    source = (RAY_LLM / "core" / "server" / "builder.py").read_text()
-    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "_get_deployment_name")
-    scope: dict = {}
-    exec(compile(ast.Module(body=[fn], type_ignores=[]), "builder.py", "exec"), scope)
-    assert 'name_prefix = name_prefix or f"{deployment_cls.__name__}:"' in source
-    assert 'deployment_options["name"] = name_prefix + deployment_name' in source
-    for model_id in (SERVED_MODEL, "meta-llama/Llama-2-7b-chat-hf", "org/model.v1.5"):
-        ray_name = "LLMServer:" + scope["_get_deployment_name"](types.SimpleNamespace(model_id=model_id))
-        assert llm_deployment_name(model_id) == ray_name
+# ----------------------------------------------------------------------------- vLLM's types (make vllm-types)
 
 
-# ----------------------------------------------------------------------------- what LLMServer.completions yields
-
-
-def _stream_event(text: str, finish: str | None = None) -> str:
-    chunk = standin.CompletionStreamResponse(
-        model=SERVED_MODEL,
-        choices=[standin.CompletionResponseStreamChoice(index=0, text=text, finish_reason=finish, stop_reason=None)],
+@pytest.fixture(scope="module")
+def vllm_types() -> Path:
+    """`.vllm-types`, checked: the vLLM version Ray Serve LLM pins, and nothing in it that would shadow a package of
+    the venv (PYTHONPATH comes before site-packages). Absent or stale: fail, saying what to run."""
+    pin = next(
+        r.split(";")[0].split("==")[1].strip()
+        for r in importlib.metadata.requires("ray")
+        if r.startswith("vllm") and 'extra == "llm"' in r
     )
-    return f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n"
+    found = [d.version for d in importlib.metadata.distributions(path=[str(VLLM_TYPES)]) if d.name == "vllm"]
+    if found != [pin]:
+        pytest.fail(
+            f"{VLLM_TYPES}: vLLM's types for the engine: vllm tests are {found or 'missing'}, Ray "
+            f"{ray.__version__} pins vllm=={pin}: run `make vllm-types`"
+        )
+    tops = [p.name.removesuffix(".py") for p in VLLM_TYPES.iterdir() if p.suffix in ("", ".py") and p.name != "bin"]
+    shadowed = [t for t in tops if not t.startswith(".") and importlib.util.find_spec(t) is not None]
+    assert not shadowed, f"{VLLM_TYPES} would shadow these packages of the venv: {shadowed} (Makefile VLLM_PINS)"
+    return VLLM_TYPES
 
 
-def _texts(items) -> tuple[str, bool]:
-    chunks = [c for item in items for c in read_chunks(item)]
-    return "".join(chunk_text(c) for c in chunks if c is not None), None in chunks
-
-
-def test_a_stream_of_batched_sse_strings_is_read_whole():
-    """The bug this replaces read `chunk.choices[0].text if hasattr(chunk, "choices")`: every list → ""."""
-    items = [
-        [_stream_event("I think"), _stream_event(" you'll")],
-        [_stream_event(" love it."), _stream_event("", "stop")],
-        ["data: [DONE]\n\n"],
-    ]
-    assert not any(hasattr(i, "choices") for i in items)
-    assert _texts(items) == ("I think you'll love it.", True)
-    usage = standin.CompletionStreamResponse(model=SERVED_MODEL, choices=[], usage=standin.UsageInfo(prompt_tokens=3))
-    assert _texts([[f"data: {usage.model_dump_json()}\n\n"]]) == ("", False)  # a usage chunk carries no text
-
-
-def test_a_non_stream_answer_is_one_completion_response():
-    resp = standin.CompletionResponse(
-        model=SERVED_MODEL,
-        choices=[standin.CompletionResponseChoice(index=0, text="A fun film.", finish_reason="stop")],
-        usage=standin.UsageInfo(prompt_tokens=5, completion_tokens=4, total_tokens=9),
+def test_the_checks_that_import_vllm_pass_in_a_process_of_their_own(vllm_types):
+    """tests/serve/vllm_types_checks.py: Ray Serve LLM's builder on the written config, vLLM's protocol models read
+    by read_chunks, the request the engine gets, the stand-in engine's answers."""
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/serve/vllm_types_checks.py"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{vllm_types}", "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    assert _texts([resp]) == ("A fun film.", False)
-
-
-@pytest.mark.parametrize(
-    "item, message",
-    [
-        (standin._error("This model's maximum context length is 640 tokens.", "BadRequestError", 400), "640 tokens"),
-        ([standin._error("no such model", "NotFoundError", 404)], "no such model"),
-        ('data: {"error": {"message": "CUDA out of memory", "type": "InternalServerError", "code": 500}}\n\n', "CUDA"),
-        ('data: {"object": "error", "message": "old-style error", "code": 400}\n\n', "old-style"),
-        ("data: {not json\n\n", "not JSON"),
-        ("event: ping\n\n", "unexpected server-sent event"),
-        ('data: {"id": "x", "choices": [{"index": 0}]}\n\n', "without choices"),
-        (42, "unexpected item"),
-        ([b"data: [DONE]"], "unexpected item"),
-    ],
-)
-def test_errors_and_unknown_shapes_raise_instead_of_an_empty_reply(item, message):
-    with pytest.raises(EngineError, match=message):
-        _texts([item])
-
-
-# ----------------------------------------------------------------------------- the token ids the engine gets
-
-LLAMA2_TEMPLATE = (  # Llama-2-chat's layout: the template writes <s> itself
-    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}[INST] <<SYS>>\n{{ m['content'] }}\n"
-    "<</SYS>>\n\n{% elif m['role'] == 'user' %}{{ m['content'] }} [/INST]{% else %} {{ m['content'] }} "
-    "{{ eos_token }}{% endif %}{% endfor %}"
-)
-
-
-def test_the_engine_gets_the_prompt_ids_training_saw_with_one_bos():
-    """A Llama-2-style tokenizer (its chat template writes BOS, and it adds one with add_special_tokens) built from
-    the embedded model's: vLLM given the prompt as text would see two BOS; the request carries training's ids."""
-    tok = AutoTokenizer.from_pretrained(resolve("smollm2"))
-    bos = tok.bos_token
-    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", special_tokens=[(bos, tok.bos_token_id)]
-    )
-    tok.chat_template = LLAMA2_TEMPLATE
-    msgs = generation_messages("Toy Story (1995)", ["Tom Hanks"], ["Toy Story's genre is Animation"], "Try it!")
-    prompt = render_prompt(tok, msgs)
-    assert prompt.startswith(bos)
-    as_text = tok(prompt)["input_ids"]
-    assert as_text[:2] == [tok.bos_token_id] * 2  # what vLLM would tokenize from text (add_special_tokens=True)
-    g = load_config("paper").generator
-    req = completion_request(standin.CompletionRequest, tok, g, prompt, True, max_new_tokens=12)
-    training = encode(tok, msgs, "A great film.", max_length=4096)
-    n_prompt = training["labels"].count(-100)
-    assert req.prompt == training["input_ids"][:n_prompt] == prompt_token_ids(tok, prompt)
-    assert req.prompt[0] == tok.bos_token_id and req.prompt[1] != tok.bos_token_id
-    assert req.stream and req.max_tokens == 12 and req.temperature == 0.0 and req.model == SERVED_MODEL
+    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
+    assert " passed" in p.stdout and "skipped" not in p.stdout, p.stdout[-2000:]
 
 
 # ----------------------------------------------------------------------------- deployment names (row 4)
 
 
 @pytest.mark.parametrize("recipe, engine", [("demo", "transformers"), ("paper", "transformers"), ("paper", "vllm")])
-def test_the_written_config_names_the_deployments_its_applications_hold(recipe, engine, tmp_path, monkeypatch):
+def test_the_written_config_names_the_deployments_its_applications_hold(recipe, engine, tmp_path):
     """Built from the written file as `serve deploy` builds it (import path + args): the deployment names must be the
-    file's, or Serve fails with "Deployment ... does not exist" (ServeDeploySchema does not check it)."""
-    monkeypatch.setenv(vllm.STANDIN_ENV, standin.__name__)  # Ray Serve LLM's builder needs vLLM; names as Ray's
+    file's, or Serve fails with "Deployment ... does not exist" (ServeDeploySchema does not check it). The ECR
+    application on vLLM is built with Ray Serve LLM's builder in vllm_types_checks.py (it imports vLLM)."""
     path = tmp_path / "serve.yaml"
     argv = ["--recipe", recipe, f"--generator.engine={engine}", "--serve.check_resources=false"]
     assert serve_job.main([*argv, "--write-config", str(path)]) == 0
@@ -228,8 +161,8 @@ def test_the_written_config_names_the_deployments_its_applications_hold(recipe, 
     names = {}
     for app in config["applications"]:
         names[app["name"]] = [d["name"] for d in app.get("deployments", [])]
-        if engine == "vllm" and app["name"] == "llm":
-            continue  # Ray Serve LLM's OpenAI app names its own deployments (and needs vLLM to be built)
+        if engine == "vllm":
+            continue  # Ray Serve LLM's builders need vLLM: vllm_types_checks.py builds the ECR application
         application = call_user_app_builder_with_args_if_necessary(import_attr(app["import_path"]), app["args"])
         built = build_app(application, name=app["name"])
         assert sorted(d.name for d in built.deployments) == sorted(names[app["name"]])
@@ -338,10 +271,12 @@ def test_switching_to_vllm_merges_once_and_never_retrains(vllm_run):
 
 
 @pytest.fixture(scope="module")
-def paper_on_vllm(vllm_run, cluster, tmp_path_factory):
+def paper_on_vllm(vllm_run, cluster, vllm_types, tmp_path_factory):
     """`serve run` of the ECR application of `ecr-ray serve --recipe paper --generator.engine vllm --write-config`,
-    pointed at the tiny run and sized to 2 CPUs, on a Ray cluster of its own; Ray Serve LLM's deployment replaced by
-    the stand-in (its import path and request log through the application's runtime_env)."""
+    pointed at the tiny run and sized to 2 CPUs, on a Ray cluster of its own. Ray Serve LLM's own deployment, placed
+    on CPUs by `generator.vllm.placement_group_config` (a CPU-only bundle: Ray's LLMConfig then infers a CPU
+    deployment, core/configs/llm_config.py:505-536); through the application's runtime_env, vLLM's types on
+    PYTHONPATH and Ray's RAYLLM_VLLM_ENGINE_CLS naming the stand-in engine, with its request log."""
     run, _, _ = vllm_run
     tmp = tmp_path_factory.mktemp("paper-vllm")
     port, path, log = free_port(), tmp / "serve.yaml", tmp / "llm-requests.jsonl"
@@ -359,7 +294,13 @@ def paper_on_vllm(vllm_run, cluster, tmp_path_factory):
         "--serve.host=127.0.0.1",
         f"--serve.port={port}",
         f"--serve.deployments={json.dumps(small)}",
-        '--generator.vllm={"deployment_config": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5}}}',
+        "--generator.vllm="
+        + json.dumps(
+            {
+                "deployment_config": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25}},
+                "placement_group_config": {"bundles": [{"CPU": 0.25}]},
+            }
+        ),
         "--conversation.base_model=smollm2",  # the tiny run's conversation adapter
     ]
     assert serve_job.main([*argv, "--write-config", str(path)]) == 0
@@ -368,9 +309,9 @@ def paper_on_vllm(vllm_run, cluster, tmp_path_factory):
     ecr = config["applications"][0]
     ecr["runtime_env"] = {
         "env_vars": {
-            vllm.STANDIN_ENV: standin.__name__,
-            standin.LOG_ENV: str(log),
-            "PYTHONPATH": str(PROJECT_ROOT),
+            "RAYLLM_VLLM_ENGINE_CLS": ENGINE_CLS,  # ray/llm/_internal/serve/constants.py; llm_server.py:296-307
+            LOG_ENV: str(log),
+            "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{vllm_types}",
             "HF_HUB_OFFLINE": "1",
         }
     }
