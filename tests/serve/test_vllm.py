@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -322,8 +323,10 @@ def paper_on_vllm(vllm_run, cluster, vllm_types, tmp_path_factory):
 
 
 def test_serve_holds_exactly_the_deployments_the_written_config_names(paper_on_vllm):
-    app = paper_on_vllm.cluster.serve_status()["applications"]["ecr"]
-    assert app["status"] == "RUNNING", app
+    deadline = time.monotonic() + 180  # /healthz answers once every deployment has a replica; RUNNING may lag
+    while (app := paper_on_vllm.cluster.serve_status()["applications"]["ecr"])["status"] != "RUNNING":
+        assert time.monotonic() < deadline, {n: (d["status"], d.get("message")) for n, d in app["deployments"].items()}
+        time.sleep(5)
     assert sorted(app["deployments"]) == sorted(d["name"] for d in paper_on_vllm.config["deployments"])
     assert "LLMServer:ecr-generator" in app["deployments"]
 
