@@ -26,6 +26,8 @@ from pathlib import Path
 from ecr_ray.config import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
+HEAD_START_ATTEMPTS = 3
+"""`ray start --head` tries before a cluster fixture fails (see LocalCluster.start_head)."""
 _AGENT_PORTS = (
     "dashboard-agent-listen-port",
     "dashboard-agent-grpc-port",
@@ -75,21 +77,33 @@ class LocalCluster:
         # here: with several Ray instances on one host, "auto" finds them all and fails.
         self.env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{self.dashboard}"
         self.env.update(env or {})
-        manager = free_port()
-        self._ray_start(
-            [
-                "--head",
-                f"--port={self.gcs}",
-                "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={self.dashboard}",
-                f"--ray-client-server-port={free_port()}",
-                f"--temp-dir={self.temp}",
-                "--disable-usage-stats",
-                *extra,
-            ],
-            num_cpus,
-            manager,
-        )
+        for attempt in range(HEAD_START_ATTEMPTS):
+            manager = free_port()
+            try:
+                self._ray_start(
+                    [
+                        "--head",
+                        f"--port={self.gcs}",
+                        "--dashboard-host=127.0.0.1",
+                        f"--dashboard-port={self.dashboard}",
+                        f"--ray-client-server-port={free_port()}",
+                        f"--temp-dir={self.temp}",
+                        "--disable-usage-stats",
+                        *extra,
+                    ],
+                    num_cpus,
+                    manager,
+                )
+                break
+            except RuntimeError:
+                # On a busy machine the head's GCS can miss `ray start`'s deadline ("Failed to get node info ...
+                # Deadline Exceeded"); what it left is stopped, and a fresh head gets fresh ports.
+                if attempt + 1 == HEAD_START_ATTEMPTS:
+                    raise
+                if not port:
+                    self.gcs = free_port()
+                self.dashboard = free_port()
+                self.env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{self.dashboard}"
         self.nodes.append(Node("head", manager, num_cpus))
 
     def add_node(self, num_cpus: float) -> Node:
