@@ -6,7 +6,7 @@ PY ?= $(shell for p in python3.12 python3.11 python3; do \
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all rehearsal lint install vllm-types clean
+.PHONY: demo test test-all rehearsal rehearsal-autoscaling lint install vllm-types clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "error: no Python 3.11 or 3.12 found (set PY=/path/to/python3.x)"; exit 2; }
@@ -42,7 +42,11 @@ test: $(STAMP) $(VLLM_TYPES)/.installed
 	$(VENV)/bin/python -m pytest -q -m "not slow and not rehearsal" --timeout 900 --durations=15
 
 rehearsal: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -s -m rehearsal --timeout 2400 tests/cluster
+	$(VENV)/bin/python -m pytest -q -s -m "rehearsal and not autoscaling" --timeout 2400 tests/cluster
+
+# Ray's autoscaler launching and removing nodes of the shipped node types for the paper recipe's shape (docs/cluster.md).
+rehearsal-autoscaling: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -s -m autoscaling --timeout 3600 tests/cluster
 
 test-all: $(STAMP) $(VLLM_TYPES)/.installed
 	$(VENV)/bin/python -m pytest -q -m "not rehearsal" --timeout 1800

@@ -33,6 +33,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     global _started_local
     if address:
         ray.init(address=address, **kwargs)
+        pin_ray_data_stats_actor()
     else:
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
     _started_local = not address
@@ -42,6 +43,19 @@ def connect(address: str | None = None, num_cpus: int | None = None, dashboard: 
     finally:
         ray.shutdown()
         _started_local = False
+
+
+def pin_ray_data_stats_actor() -> None:
+    """Create Ray Data's stats actor from this driver, so that it lives on the driver's node (the head).
+
+    Ray Data keeps one detached `_StatsActor` per cluster, pinned to the node of the first process that runs a
+    Dataset (Ray 2.60: ray/data/_internal/stats.py `get_or_create_stats_actor`). The stages run their Datasets in Ray
+    tasks and Train workers, on worker nodes: the actor would stay on one of them for the cluster's lifetime and the
+    autoscaler could never give that node back (the autoscaling rehearsal's GPU node stayed up, idle, holding only
+    it). It needs no CPU, so the 0-CPU head holds it."""
+    from ray.data._internal.stats import get_or_create_stats_actor
+
+    get_or_create_stats_actor()
 
 
 def started_local() -> bool:

@@ -26,6 +26,8 @@ from pathlib import Path
 from ecr_ray.config import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
+HEAD_START_ATTEMPTS = 3
+"""`ray start --head` tries before a cluster fixture fails (see LocalCluster.start_head)."""
 _AGENT_PORTS = (
     "dashboard-agent-listen-port",
     "dashboard-agent-grpc-port",
@@ -55,9 +57,12 @@ class LocalCluster:
     gcs: int = 0
     dashboard: int = 0
 
-    def start_head(self, num_cpus: float = 0) -> None:
-        """The head; its CPUs (0 = control plane and job drivers only, as in cluster/*.yaml)."""
-        self.gcs, self.dashboard = free_port(), free_port()
+    def start_head(
+        self, num_cpus: float = 0, port: int = 0, extra: list[str] | tuple[str, ...] = (), env: dict | None = None
+    ) -> None:
+        """The head; its CPUs (0 = control plane and job drivers only, as in cluster/*.yaml); `extra` arguments of
+        `ray start` and `env` for its processes (an autoscaler's config, ...)."""
+        self.gcs, self.dashboard = port or free_port(), free_port()
         # Token auth, as Ray >= 2.59 clusters run it: a fresh token for this cluster, given to server and clients.
         self.env = {
             **os.environ,
@@ -68,22 +73,38 @@ class LocalCluster:
         }  # `python` = this venv's
         self.env.pop("RAY_AUTH_TOKEN_PATH", None)
         self.env.pop("RAY_ADDRESS", None)
-        manager = free_port()
-        self._ray_start(
-            [
-                "--head",
-                f"--port={self.gcs}",
-                "--dashboard-host=127.0.0.1",
-                f"--dashboard-port={self.dashboard}",
-                f"--ray-client-server-port={free_port()}",
-                f"--temp-dir={self.temp}",
-                "--disable-usage-stats",
-            ],
-            num_cpus,
-            manager,
-        )
-        self.nodes.append(Node("head", manager, num_cpus))
+        # Ray's own processes that ask the state API without an address (Ray Train's PlacementGroupCleaner) find it
+        # here: with several Ray instances on one host, "auto" finds them all and fails.
         self.env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{self.dashboard}"
+        self.env.update(env or {})
+        for attempt in range(HEAD_START_ATTEMPTS):
+            manager = free_port()
+            try:
+                self._ray_start(
+                    [
+                        "--head",
+                        f"--port={self.gcs}",
+                        "--dashboard-host=127.0.0.1",
+                        f"--dashboard-port={self.dashboard}",
+                        f"--ray-client-server-port={free_port()}",
+                        f"--temp-dir={self.temp}",
+                        "--disable-usage-stats",
+                        *extra,
+                    ],
+                    num_cpus,
+                    manager,
+                )
+                break
+            except RuntimeError:
+                # On a busy machine the head's GCS can miss `ray start`'s deadline ("Failed to get node info ...
+                # Deadline Exceeded"); what it left is stopped, and a fresh head gets fresh ports.
+                if attempt + 1 == HEAD_START_ATTEMPTS:
+                    raise
+                if not port:
+                    self.gcs = free_port()
+                self.dashboard = free_port()
+                self.env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{self.dashboard}"
+        self.nodes.append(Node("head", manager, num_cpus))
 
     def add_node(self, num_cpus: float) -> Node:
         manager = free_port()
@@ -118,6 +139,7 @@ class LocalCluster:
         ]
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
         if done.returncode != 0:
+            self.stop()  # what this `ray start` left running (a busy machine can time a half-started node out)
             raise RuntimeError(f"ray start failed: {done.stderr[-2000:]}")
 
     def raylet(self, node: Node):
@@ -264,6 +286,21 @@ class LocalCluster:
         t0 = time.time()
         status, logs = self.wait(self.submit(*job_args), timeout)
         return status, logs, time.time() - t0
+
+    def wait_serving(self, job_id: str, url: str, timeout: float) -> None:
+        """Wait until the Serve app that job `job_id` runs answers `url`/healthz (the job failing ends the wait)."""
+        import requests
+
+        deadline = time.time() + timeout
+        while True:
+            assert self.status(job_id) in ("PENDING", "RUNNING"), self.wait(job_id, 5)[1][-4000:]
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).ok:
+                    return
+            except requests.RequestException:
+                pass
+            assert time.time() < deadline, "the Serve app did not come up"
+            time.sleep(2)
 
     def stop_job(self, job_id: str) -> None:
         self._probe("stop", job_id)

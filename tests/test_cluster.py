@@ -13,6 +13,7 @@ import yaml
 from ecr_ray import cluster
 from ecr_ray.config import PROJECT_ROOT, RECIPES_DIR, Config, ConfigError, Resources, load_config
 from ecr_ray.jobs.cli import job_names
+from tests.autoscaling_cluster import autoscaling_config, resource_fields, scaled_node_types, scaled_requests
 
 CONFIGS = {
     "cluster/aws.yaml": None,  # every job
@@ -99,3 +100,19 @@ def test_force_cpu_sets_every_device_and_refuses_contradictions():
         load_config("paper", {"force_cpu": True, "recommender.device": "cuda"})
     with pytest.raises(ConfigError, match="generator.engine: vllm"):
         load_config("paper", {"force_cpu": True, "generator.engine": "vllm"})
+
+
+@pytest.mark.parametrize("source", ["cluster/aws.yaml", "cluster/kuberay/raycluster.yaml"])
+def test_the_autoscaling_rehearsal_keeps_the_paper_shape_placeable(source, tmp_path):
+    """The rehearsal scales node types and the paper recipe's requests by the same factor: what fits at full size
+    fits there (tests/autoscaling_cluster.py, tests/cluster/test_autoscaling.py)."""
+    types = scaled_node_types(PROJECT_ROOT / source)
+    assert {k for t in types.values() for k in t["resources"]} >= {"CPU", "GPU"}
+    path = tmp_path / "autoscaling.yaml"
+    path.write_text(yaml.safe_dump(autoscaling_config(types, "127.0.0.1:1", tmp_path, 30)))
+    recipe = tmp_path / "shape.yaml"
+    shape = scaled_requests(yaml.safe_load((RECIPES_DIR / "paper.yaml").read_text()), resource_fields())
+    recipe.write_text(yaml.safe_dump({"extends": "demo", "force_cpu": True, "node_types": str(path), **shape}))
+    cfg = load_config(str(recipe))
+    assert cfg.generator.train_resources.gpus == 1 and cfg.generator.train_resources.workers == 4
+    cluster.check(cfg, tuple(cluster.JOB_RESOURCES))

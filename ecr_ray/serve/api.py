@@ -57,6 +57,8 @@ class APIError(Exception):
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and not part.isidentifier():
+            continue  # the member of a union pydantic tried (`constrained-str`, `list[ContentPart]`): not a field
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "body"
 
@@ -69,7 +71,11 @@ def _message(err: dict) -> str:
 
 def validation_error(e: ValidationError) -> APIError:
     """pydantic errors → one readable 400 (field paths like `dialogue[2].role`; the input is never echoed back)."""
-    details = [{"param": _loc(err["loc"]), "message": _message(err)} for err in e.errors(include_url=False)]
+    details: list[dict] = []
+    for err in e.errors(include_url=False):
+        param = _loc(err["loc"])
+        if all(d["param"] != param for d in details):  # a union's members fail alike: its first member's reason
+            details.append({"param": param, "message": _message(err)})
     first = details[0]
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
     return APIError(
