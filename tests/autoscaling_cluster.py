@@ -73,9 +73,14 @@ def resource_fields() -> dict[str, set[str]]:
     return out
 
 
+CHAT_SECTIONS = ("generator", "conversation")
+"""Sections whose `batch_size` is the global batch of a step (a multiple of micro_batch_size × workers)."""
+
+
 def scaled_requests(recipe: dict, resources: dict[str, set[str]], scale: float = SCALE) -> dict:
     """From a recipe's YAML: every `*_resources` entry with its CPUs × scale, every DeepSpeed config, and the Serve
-    deployments with their CPUs × scale (replicas, GPUs and autoscaling_config as written)."""
+    deployments with their CPUs × scale (replicas, GPUs and autoscaling_config as written); the chat stages' global
+    batch set to their workers' count."""
     out: dict[str, Any] = {}
     for section, fields in recipe.items():
         if not isinstance(fields, dict) or section == "serve":
@@ -85,6 +90,10 @@ def scaled_requests(recipe: dict, resources: dict[str, set[str]], scale: float =
                 out.setdefault(section, {})[name] = {**value, "cpus": round(value.get("cpus", 1.0) * scale, 4)}
             elif name == "deepspeed":
                 out.setdefault(section, {})[name] = copy.deepcopy(value)
+    for section in CHAT_SECTIONS:  # their batch is global: one example per Train worker, a micro-batch of 1
+        workers = (out.get(section, {}).get("train_resources") or {}).get("workers")
+        if workers:
+            out[section].update(batch_size=int(workers), micro_batch_size=1)
     deployments = copy.deepcopy((recipe.get("serve") or {}).get("deployments") or {})
     for opts in deployments.values():
         actor = opts.setdefault("ray_actor_options", {})

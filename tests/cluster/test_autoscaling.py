@@ -49,7 +49,7 @@ TINY = {
     "emotion": {"epochs": 1},
     "recommender": {"epochs": 4},
     "conversation": {"max_steps": 2},
-    "generator": {"max_steps": 2, "batch_size": 1, "max_length": 128, "eval_samples": 4, "max_new_tokens": 8},
+    "generator": {"max_steps": 2, "max_length": 128, "eval_samples": 4, "max_new_tokens": 8},  # batch: one a worker
 }
 FLOAT32_DEEPSPEED = {"bf16": {"enabled": False}}
 """The DeepSpeed configs keep their ZeRO stages but compute in float32 here: this machine's CPU (AVX2, no
