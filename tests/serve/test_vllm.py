@@ -404,7 +404,12 @@ def test_replies_and_streams_carry_the_engine_text_from_the_prompt_ids_training_
     resp, item = answer["response"], answer["items"][0]
     with requests.post(
         f"{url}/v1/chat/completions",
-        json={"messages": [{"role": "user", "content": DIALOGUE[0]["text"]}], "stream": True, "max_tokens": 12},
+        json={
+            "model": "ecr",
+            "messages": [{"role": "user", "content": DIALOGUE[0]["text"]}],
+            "stream": True,
+            "max_tokens": 12,
+        },
         stream=True,
         timeout=300,
     ) as s:
