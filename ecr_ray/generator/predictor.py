@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import Config, GeneratorConfig
 from ..prompts import compose_response, fill_item, generation_messages, prompt_knowledge, render_prompt
-from .guard import EntityGuard, SentenceStream
+from .guard import EntityGuard, SentenceStream, sentences
 from .model import ADAPTER_DIR, MODEL_DIR
 
 
@@ -342,9 +342,10 @@ def _contains(xs: list[int], seq: list[int]) -> bool:
 
 
 def _clean(text: str) -> str:
-    """Drop a trailing unfinished sentence (max_new_tokens cuts mid-sentence) when a finished one exists."""
-    text = " ".join(text.split())
-    cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
-    if text and text[-1] not in ".!?" and cut > 0:
-        return text[: cut + 1]
-    return text
+    """Drop a trailing unfinished sentence (max_new_tokens cuts mid-sentence) when a finished one exists. Sentences
+    end where the reply guard's do (`guard.sentences`: not after an initial, "John C. Reilly"), so a reply and its
+    stream keep the same text."""
+    parts = sentences(text)
+    if len(parts) > 1 and parts[-1][-1] not in ".!?":
+        parts.pop()
+    return " ".join(parts)

@@ -222,7 +222,7 @@ def train_chat_model(config: dict) -> None:
     import ray.train.torch
     import torch
     from ray.train.huggingface.transformers import prepare_trainer
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback
 
     logging.basicConfig(level=config.get("log_level", "INFO"), format="%(message)s")
@@ -236,6 +236,7 @@ def train_chat_model(config: dict) -> None:
         plan.check_gpu(cfg, stage, torch.cuda.get_device_properties(device).total_memory, torch.cuda.get_device_name())
     out = Path(tempfile.mkdtemp(prefix=f"ecr-{stage}-rank{ctx.get_world_rank()}-"))
     args = training_arguments(c, str(out), config["total_steps"], device.type, cfg.seed)
+    set_seed(cfg.seed)  # before LoRA's random init: Trainer seeds only in __init__, after the model exists
     tok, model = load_for_training(c, cfg.offline, device, args.bf16, c.zero_stage == 3)
     trainer = Trainer(
         model=model,

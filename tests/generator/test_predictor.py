@@ -146,8 +146,9 @@ def test_respond_greedy_sampling_stream(pred):
     s2 = pred.respond(titanic, "Try <movie>", seed=1, **sample)
     s3 = pred.respond(titanic, "Try <movie>", seed=2, **sample)
     assert s1 == s2 and s3["empathetic"] != s1["empathetic"]
-    # usage: the prompt's and the reply's tokens; finish_reason `length` when max_new_tokens cut the reply
-    assert r["usage"]["prompt_tokens"] > 50 and 0 < r["usage"]["completion_tokens"] <= pred.gcfg.max_new_tokens
+    # usage: the prompt's and the reply's tokens over every try; finish_reason `length` when max_new_tokens cut it
+    tries = 1 + r["guard"]["regenerations"]
+    assert r["usage"]["prompt_tokens"] > 50 * tries and 0 < r["usage"]["completion_tokens"] <= 12 * tries
     cut = pred.respond(titanic, "You should watch <movie>", max_new_tokens=3)
     assert cut["finish_reason"] == "length" and cut["usage"]["completion_tokens"] == 3
     *chunks, verdict = pred.stream(titanic, "You should watch <movie>")  # guarded: by sentence, then the verdict
@@ -162,6 +163,9 @@ def test_respond_greedy_sampling_stream(pred):
 def test_clean_drops_unfinished_tail():
     assert _clean("I loved it. The cast was") == "I loved it."
     assert _clean("no sentence end") == "no sentence end"
+    # the guard's sentence ends, not every ". ": an initial ends no sentence (the stream splits the same way)
+    assert _clean("The film's director, John C. Reilly, star") == "The film's director, John C. Reilly, star"
+    assert _clean("I loved it. Dr. No was") == "I loved it."
 
 
 def test_config_validation():
