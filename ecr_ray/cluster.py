@@ -25,7 +25,6 @@ import yaml
 
 from . import runtime
 from .config import Config, ConfigError, Resources
-from .serve.deploy import APPS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ JOB_RESOURCES: dict[str, tuple[str, ...]] = {
     "evaluate_generator": ("generator.eval_resources", "emotion.label_resources"),
     "merge": ("generator.eval_resources",),
     "plan": (),
+    "specs": (),
     "tune": (
         "recommender.train_resources",
         "recommender.encode_resources",
@@ -174,7 +174,7 @@ def requests(cfg: Config, jobs: list[str] | tuple[str, ...], apps: list[str] | N
     for job in jobs:
         for name in JOB_RESOURCES.get(job, ()):
             if name == "serve.deployments":
-                out += _serve_requests(cfg, job, apps or list(APPS))
+                out += _serve_requests(cfg, job, apps or list(cfg.serve.APPS))
                 continue
             section, field = name.split(".")
             r: Resources = getattr(getattr(cfg, section), field)
@@ -186,9 +186,7 @@ def requests(cfg: Config, jobs: list[str] | tuple[str, ...], apps: list[str] | N
 def _serve_requests(cfg: Config, job: str, apps: list[str]) -> list[Request]:
     out = []
     for app in apps:
-        for name in APPS[app]:
-            if name == "Generator" and cfg.generator.engine == "vllm":
-                continue  # Ray Serve LLM sizes its own deployment (generator.vllm)
+        for name in cfg.serve.app_deployments(app, cfg.generator.engine):  # Ray Serve LLM sizes its own (vllm)
             o = cfg.serve.deployment_options(name)
             actor = o.get("ray_actor_options") or {}
             bundle = {"CPU": float(actor.get("num_cpus", 1.0))}  # Serve's default: 1 CPU

@@ -3,19 +3,20 @@
     POST /v1/chat/completions   non-streaming, or `"stream": true` for server-sent events (OpenAI chunk format)
     GET  /v1/models, /v1/models/{model}
 
-The request is the ECR endpoint's (api.py `chat_request`): system / developer / user / assistant messages, content as a
-string or text parts, max_tokens, temperature, top_p, stop, seed, stream_options.include_usage; what it does not do
-(tools, logprobs, ...) is refused with a 400 naming the parameter. `usage` counts the prompt's and the reply's tokens;
-`finish_reason` is `length` when max_tokens cut the reply.
+The request is the ECR endpoint's (`ecr_ray/api.py` `chat_request`): system / developer / user / assistant messages,
+content as a string or text parts, max_tokens, temperature, top_p, stop, seed, stream_options.include_usage; what it
+does not do (tools, logprobs, ...) is refused with a 400 naming the parameter. `usage` counts the prompt's and the
+reply's tokens; `finish_reason` is `length` when max_tokens cut the reply.
 
-It is the offline default endpoint for LLM emotion labelling. Run it on its own with
-`serve run ecr_ray.serve.llm:app recipe=demo` (bind 127.0.0.1), or from a job with `start_local(cfg)`.
+It is the offline default endpoint for LLM emotion labelling, so it lives below both the labelling stage and the
+serving layer: the labelling job starts it with `start_local(cfg)`; `ecr_ray/serve/llm.py` is the Serve import path
+that deploys it as the `/llm` application (`serve run ecr_ray.serve.llm:app recipe=demo`, bind 127.0.0.1). With
+`generator.engine: vllm` it is Ray Serve LLM's OpenAI app on the base model (`openai_app`).
 
-It shares the ECR ingress's guards (api.py): the same bearer tokens (`serve.api_token_env`), the same body reader
-(byte limit `serve.max_body_bytes`, deadline `serve.body_timeout_s`), OpenAI-shaped JSON errors and security
-headers; its own limits are `serve.llm_max_messages`, `serve.llm_max_chars` per message and `serve.llm_max_tokens`.
-One generation runs at a time per replica; a request that cannot start within `serve.request_timeout_s` is
-answered 503.
+It shares the ECR ingress's guards (`ecr_ray/api.py`): the same bearer tokens (`serve.api_token_env`), the same body
+reader (byte limit `serve.max_body_bytes`, deadline `serve.body_timeout_s`), OpenAI-shaped JSON errors and security
+headers; its own limits are `serve.llm_max_messages`, `serve.llm_max_chars` per message and `serve.llm_max_tokens`. One
+generation runs at a time per replica; a request that cannot start within `serve.request_timeout_s` is answered 503.
 """
 
 # no `from __future__ import annotations`: Serve rewrites handler signatures and FastAPI needs real types
@@ -26,19 +27,18 @@ import os
 import socket
 import threading
 import time
+import urllib.request
 import uuid
+from typing import Any
 
 import ray
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from ray import serve
+from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-from ecr_ray.config import Config
-from ecr_ray.hub import served_model_id
-
-from .api import (
+from ecr_ray.api import (
     APIError,
-    AppArgs,
     BearerAuth,
     SecurityHeaders,
     StopCutter,
@@ -47,6 +47,8 @@ from .api import (
     parse_chat,
     read_json,
 )
+from ecr_ray.config import Config
+from ecr_ray.hub import device, dtype, is_hub_id, load_chat_model, resolve, served_model_id
 
 api = FastAPI(title="ecr-ray base chat model (OpenAI-compatible)")
 api.add_middleware(SecurityHeaders)
@@ -57,9 +59,7 @@ install_errors(api)
 @serve.ingress(api)
 class ChatModel:
     def __init__(self, cfg: Config):
-        import torch
-
-        from ecr_ray.hub import device, dtype, load_chat_model
+        import torch  # heavy: imported by the replica that loads the model, not by a job that only starts it
 
         g, s = cfg.generator, cfg.serve
         self.limits, self.name, self.base_model = s, served_model_id(g.base_model), g.base_model
@@ -151,12 +151,6 @@ class ChatModel:
                 )
             await asyncio.sleep(0.05)
 
-    def _generate(self, inputs, gen):
-        try:
-            return self.model.generate(**inputs, **gen)
-        finally:
-            self.lock.release()
-
     def _prepare(self, req):
         # The chat template knows system, user and assistant: a developer message is the system prompt.
         msgs = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
@@ -233,23 +227,48 @@ class ChatModel:
         yield "data: [DONE]\n\n"
 
 
+def vllm_config(cfg: Config, model_id: str, source: str) -> dict[str, Any]:
+    """The Ray Serve LLM config (a dict Ray's `LLMConfig` validates) of chat model `source` served as `model_id`, from
+    the recipe (`generator.vllm` adds or overrides fields)."""
+    g = cfg.generator
+    extra = dict(g.vllm)
+    engine = {
+        "dtype": "float32" if g.dtype == "float32" else "bfloat16",
+        "max_model_len": g.max_length + g.max_new_tokens,
+        **extra.pop("engine_kwargs", {}),
+    }
+    out: dict[str, Any] = {
+        "model_loading_config": {"model_id": model_id, "model_source": source},
+        "engine_kwargs": engine,
+        "deployment_config": extra.pop(
+            "deployment_config", {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}
+        ),
+    }
+    if cfg.offline:
+        out["runtime_env"] = {"env_vars": {"HF_HUB_OFFLINE": "1"}}
+    out.update(extra)
+    return out
+
+
+def base_llm_config(cfg: Config) -> dict[str, Any]:
+    """The Ray Serve LLM config of the base chat model (the `/llm` endpoint), under the id the transformers endpoint
+    answers to (`hub.served_model_id`): a hub id stays a hub id (vLLM reads it from the shared HF cache)."""
+    name = cfg.generator.base_model
+    return vllm_config(cfg, served_model_id(name), name if is_hub_id(name) else resolve(name, cfg.offline))
+
+
+def openai_app(cfg: Config) -> serve.Application:
+    """The endpoint on vLLM: Ray Serve LLM's OpenAI-compatible app on the base model."""
+    from ray.serve.llm import LLMConfig, build_openai_app  # needs vLLM (GPU images only)
+
+    return build_openai_app({"llm_configs": [LLMConfig(**base_llm_config(cfg))]})
+
+
 def build_app(cfg: Config):
     """The Serve application for `cfg.generator.base_model` (on vLLM through Ray Serve LLM with engine vllm)."""
     if cfg.generator.engine == "vllm":
-        from .vllm import openai_app
-
         return openai_app(cfg.with_absolute_paths())
     return ChatModel.options(**cfg.serve.deployment_options("ChatModel")).bind(cfg.with_absolute_paths())
-
-
-def app(args: AppArgs):
-    """Typed application builder: `serve run ecr_ray.serve.llm:app recipe=demo`, or a Serve config's `args:`; the
-    deployments must fit the cluster."""
-    from .deploy import LLM_NAME, check_fits
-
-    cfg = args.config()
-    check_fits(cfg, args.apps or [LLM_NAME])
-    return build_app(cfg)
 
 
 def free_port() -> int:
@@ -262,11 +281,6 @@ def start_local(cfg: Config, timeout_s: float = 180.0) -> tuple[str, str]:
     """Serve the endpoint in the current Ray cluster as an application of its own (a fresh name); returns its `/v1`
     base URL once it answers, and the application's name, so that the caller deletes only what it started. Serve is
     started on 127.0.0.1 (a free port) when it is not running yet; a running Serve keeps its own HTTP options."""
-    import urllib.request
-
-    import ray
-    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
-
     try:  # Serve runs in this cluster: use its proxy
         controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
         port = ray.get(controller.get_http_config.remote()).port

@@ -6,8 +6,8 @@ cache), loaded from the adapter merged into the base model by the merge step (`e
 stays a small CPU replica: it builds the Eq. 8 prompt of the recommended item (`Prompter`), tokenizes it exactly as
 training did (one BOS: the chat template writes it, and the ids go to vLLM as they are), sends the ids to the engine
 through a DeploymentHandle, and composes the reply exactly as the transformers path does. The `/llm` endpoint is Ray
-Serve LLM's OpenAI app on the base model. `llm_config` is a plain dict that Ray's `LLMConfig` validates (the tests
-check it without a GPU or vLLM).
+Serve LLM's OpenAI app on the base model (llm_server.py `openai_app`). `llm_config` is a plain dict that Ray's
+`LLMConfig` validates (the tests check it without a GPU or vLLM).
 
 What `LLMServer.completions` yields through a DeploymentHandle (ray 2.60; read by `read_chunks`):
 - `stream=True`: lists (Ray's `Batcher`, llm_server.py:366-372, 407-408) of server-sent-event strings
@@ -30,14 +30,14 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ecr_ray import artifacts
+from ecr_ray import artifacts, reply
 from ecr_ray.config import Config, GeneratorConfig
 from ecr_ray.conversation.predictor import ConversationPredictor
 from ecr_ray.generator.data import prompt_token_ids
 from ecr_ray.generator.guard import SentenceStream
 from ecr_ray.generator.model import MERGED_DIR, MODEL_DIR
 from ecr_ray.generator.predictor import Prompter, _clean
-from ecr_ray.hub import is_hub_id, resolve, served_model_id
+from ecr_ray.llm_server import vllm_config
 
 SERVED_MODEL = "ecr-generator"
 STANDIN_ENV = "ECR_VLLM_STANDIN"
@@ -82,37 +82,9 @@ def check_weights(cfg: Config) -> None:
         )
 
 
-def _llm_config(cfg: Config, model_id: str, source: str) -> dict[str, Any]:
-    g = cfg.generator
-    extra = dict(g.vllm)
-    engine = {
-        "dtype": "float32" if g.dtype == "float32" else "bfloat16",
-        "max_model_len": g.max_length + g.max_new_tokens,
-        **extra.pop("engine_kwargs", {}),
-    }
-    out: dict[str, Any] = {
-        "model_loading_config": {"model_id": model_id, "model_source": source},
-        "engine_kwargs": engine,
-        "deployment_config": extra.pop(
-            "deployment_config", {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}
-        ),
-    }
-    if cfg.offline:
-        out["runtime_env"] = {"env_vars": {"HF_HUB_OFFLINE": "1"}}
-    out.update(extra)
-    return out
-
-
 def llm_config(cfg: Config) -> dict[str, Any]:
     """The Ray Serve LLM config of the trained generator, from the recipe (generator.vllm adds or overrides fields)."""
-    return _llm_config(cfg, SERVED_MODEL, model_source(cfg))
-
-
-def base_llm_config(cfg: Config) -> dict[str, Any]:
-    """The Ray Serve LLM config of the base chat model (the `/llm` endpoint), under the id the transformers endpoint
-    answers to (`hub.served_model_id`): a hub id stays a hub id (vLLM reads it from the shared HF cache)."""
-    name = cfg.generator.base_model
-    return _llm_config(cfg, served_model_id(name), name if is_hub_id(name) else resolve(name, cfg.offline))
+    return vllm_config(cfg, SERVED_MODEL, model_source(cfg))
 
 
 def _standin():
@@ -150,13 +122,6 @@ def llm_deployment(cfg: Config) -> serve.Application:
             f"ecr_ray/serve/vllm.py llm_deployment_name for this Ray version"
         )
     return app
-
-
-def openai_app(cfg: Config) -> serve.Application:
-    """The `/llm` application on vLLM: Ray Serve LLM's OpenAI-compatible app on the base model."""
-    from ray.serve.llm import LLMConfig, build_openai_app
-
-    return build_openai_app({"llm_configs": [LLMConfig(**base_llm_config(cfg))]})
 
 
 # ----------------------------------------------------------------------------- what the LLM deployment yields
@@ -247,9 +212,7 @@ class VLLMGenerator:
 
     async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:
         """As the transformers Generator's: the conversation module's u_r, or `template`."""
-        if self.conversation is None:
-            return {"text": template, "source": "template"}
-        return (await asyncio.to_thread(self.conversation.respond_batch, [dialogue], [names], [template]))[0]
+        return (await asyncio.to_thread(reply.recommendations, self.conversation, [dialogue], [names], [template]))[0]
 
     def _request(self, prompt: str, stream: bool, **gen):
         return completion_request(self.Request, self.prompter.tok, self.gcfg, prompt, stream, **gen)
