@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from ecr_ray.config import Config, ConfigError, load_config
+from ecr_ray.config import Config, ConfigError, ServeConfig, load_config
 
 from .vllm import SERVED_MODEL, llm_config, llm_deployment_name
 
-APP_NAME, LLM_NAME = "ecr", "llm"
+APP_NAME, LLM_NAME = ServeConfig.APPS
 
 
 def deployments(cfg: Config, app: str) -> list[str]:
@@ -29,10 +29,8 @@ def deployments(cfg: Config, app: str) -> list[str]:
     vllm` the ECR application holds VLLMGenerator and Ray Serve LLM's deployment of the generator in place of
     Generator; the `llm` application is then Ray Serve LLM's OpenAI app, whose deployments it names itself."""
     vllm = cfg.generator.engine == "vllm"
-    if app == LLM_NAME:
-        return [] if vllm else ["ChatModel"]
-    gen = ["VLLMGenerator", llm_deployment_name(SERVED_MODEL)] if vllm else ["Generator"]
-    return ["ECRIngress", "EmotionDetector", "Recommender", *gen]
+    own = cfg.serve.app_deployments(app, cfg.generator.engine)
+    return [*own, llm_deployment_name(SERVED_MODEL)] if vllm and app == APP_NAME else own
 
 
 def _vllm_demand(cfg: Config) -> tuple[int, float, float]:
@@ -113,9 +111,16 @@ def overrides(cfg: Config, recipe: str) -> dict[str, Any]:
 def serve_config(cfg: Config, recipe: str) -> dict:
     """The `serve build`-format config of both applications. `args` rebuild exactly `cfg` (recipe, run and data
     directories, any command-line override), and every application lists the deployments it really holds."""
-    s = cfg.serve
-    args: dict[str, Any] = {"recipe": recipe, "run_dir": str(cfg.run_path), "apps": [APP_NAME, LLM_NAME]}
-    if cfg.data.data_dir != "sample":
+    s, own = cfg.serve, load_config(recipe)
+    args: dict[str, Any] = {"recipe": recipe}
+    # Directories as absolute paths, but for a recipe's own relative ones: left to the recipe, they resolve where the
+    # application is built (`serve run` from the checkout), so the file is the same on every machine.
+    if cfg.run_dir != own.run_dir or Path(cfg.run_dir).expanduser().is_absolute():
+        args["run_dir"] = str(cfg.run_path)
+    args["apps"] = [APP_NAME, LLM_NAME]
+    if cfg.data.data_dir != "sample" and (
+        cfg.data.data_dir != own.data.data_dir or Path(cfg.data.data_dir).expanduser().is_absolute()
+    ):
         args["data_dir"] = str(cfg.data.resolved_dir())
     if over := overrides(cfg, recipe):
         args["overrides"] = over
@@ -138,10 +143,15 @@ def serve_config(cfg: Config, recipe: str) -> dict:
     return {"proxy_location": s.proxy_location, "http_options": {"host": s.host, "port": s.port}, "applications": apps}
 
 
-def write_config(cfg: Config, recipe: str, path: Path) -> None:
+def config_text(cfg: Config, recipe: str, shown: str) -> str:
+    """The Serve config file of `cfg` as `ecr-ray serve --write-config <shown>` writes it."""
     head = (
         f"# Ray Serve config for recipe {recipe!r}, written by `ecr-ray serve --recipe {recipe} --write-config "
-        f"{path}`.\n# `serve run {path}` (or `serve deploy` to a running cluster). Deployment options come from "
+        f"{shown}`.\n# `serve run {shown}` (or `serve deploy` to a running cluster). Deployment options come from "
         "the recipe's\n# serve.deployments: edit the recipe and regenerate.\n"
     )
-    path.write_text(head + yaml.safe_dump(serve_config(cfg, recipe), sort_keys=False))
+    return head + yaml.safe_dump(serve_config(cfg, recipe), sort_keys=False)
+
+
+def write_config(cfg: Config, recipe: str, path: Path, shown: str | None = None) -> None:
+    path.write_text(config_text(cfg, recipe, shown or str(path)))
