@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--local-scorer",
         action="store_true",
-        help="score with the project's own embedded SmolLM2 endpoint (serve/llm.py on 127.0.0.1): a check that the "
+        help="score with the project's own embedded SmolLM2 endpoint (llm_server.py on 127.0.0.1): a check that the "
         "benchmark runs end to end, not a judgement worth reporting",
     )
     ap.add_argument("--examples", type=int, default=1000, help="ReDial test contexts scored")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.local_scorer:
         import ray
 
-        from ecr_ray.serve.llm import start_local
+        from ecr_ray.llm_server import start_local
 
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         args.scorer_base_url, _ = start_local(load_config("demo"))

@@ -91,7 +91,7 @@ def http_rows(cfg, off, contexts) -> list[tuple]:
     import ray
     from ray import serve
 
-    from ecr_ray.generator.evaluate import as_dialogue
+    from ecr_ray.prompts import as_dialogue
     from ecr_ray.serve.app import ECRIngress, Generator, build_app
 
     on, off = cfg.with_absolute_paths(), off.with_absolute_paths()

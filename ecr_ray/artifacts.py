@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .data.sources import Sources
 
 MANIFEST = "manifest.json"
 
@@ -50,15 +51,11 @@ class Stage:
 
 
 def _raw_files(cfg: Config) -> list[Path]:
-    from .data.tables import Sources
-
     return Sources.of(cfg.data.resolved_dir(), cfg.data.dataset).files()
 
 
 def _seed_labels(cfg: Config) -> list[Path]:
-    from .emotion.data import seed_path
-
-    return [seed_path(cfg)]
+    return [cfg.emotion.seed_path(cfg.data.resolved_dir())]
 
 
 def _reviews_file(cfg: Config) -> list[Path]:

@@ -25,7 +25,7 @@ import yaml
 
 from . import runtime
 from .config import Config, ConfigError, Resources
-from .serve.deploy import APP_NAME, LLM_NAME, deployments, vllm_demand
+from .serve_spec import APP_NAME, LLM_NAME, deployments, vllm_demand
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ JOB_RESOURCES: dict[str, tuple[str, ...]] = {
     "evaluate_generator": ("generator.eval_resources", "emotion.label_resources"),
     "merge": ("generator.eval_resources",),
     "plan": (),
+    "specs": (),
     "tune": (
         "recommender.train_resources",
         "recommender.encode_resources",

@@ -203,6 +203,10 @@ class EmotionConfig:
         _check(self.label_batch_size >= 1, "emotion.label_batch_size: must be >= 1")
         _check(self.max_failures >= 0, f"emotion.max_failures: must be >= 0, got {self.max_failures}")
 
+    def seed_path(self, data_dir: Path) -> Path:
+        """The seed-label file: `seed_labels`, else `<data_dir>/emotions/redial_llm_labels.jsonl`."""
+        return Path(self.seed_labels) if self.seed_labels else data_dir / "emotions" / "redial_llm_labels.jsonl"
+
 
 @dataclass
 class RecommenderConfig:
@@ -780,6 +784,8 @@ class ServeConfig:
     and Ray Serve LLM's own, sized by `generator.vllm`); `ChatModel` is the base-model endpoint of the `llm`
     application."""
     ALL_DEPLOYMENTS = (*DEPLOYMENTS, "VLLMGenerator", "ChatModel")
+    APPS = ("ecr", "llm")
+    """The Serve applications: the ECR service at `/` and the base-model endpoint at `/llm`."""
     OPTIONS = (
         "num_replicas",
         "autoscaling_config",
@@ -862,6 +868,14 @@ class ServeConfig:
                 f"serve.deployments.{dep}: set num_replicas or autoscaling_config, not both",
             )
 
+    def app_deployments(self, app: str, engine: str) -> list[str]:
+        """The deployments of application `app` whose options `deployments` gives, with generator engine `engine`:
+        with vllm, VLLMGenerator in place of Generator and no ChatModel (Ray Serve LLM's own deployments are sized
+        by generator.vllm)."""
+        if app == "llm":
+            return [] if engine == "vllm" else ["ChatModel"]
+        return ["ECRIngress", "EmotionDetector", "Recommender", "VLLMGenerator" if engine == "vllm" else "Generator"]
+
     def deployment_options(self, name: str) -> dict[str, Any]:
         """Serve options for one deployment (a recipe's entry replaces the default one wholesale)."""
         return copy.deepcopy(self.deployments.get(name, {}))
@@ -926,8 +940,6 @@ class Config:
     def with_absolute_paths(self) -> Config:
         """A copy whose run and data directories no longer depend on the working directory (Ray tasks, Tune trials
         and Serve replicas run elsewhere)."""
-        import copy
-
         cfg = copy.deepcopy(self)
         cfg.run_dir = str(self.run_path)
         if self.data.data_dir != "sample":

@@ -45,7 +45,7 @@ def offline_env() -> bool:
 
 
 def served_model_id(name: str) -> str:
-    """The id the project's own OpenAI endpoint for chat model `name` answers to (`serve/llm.py`, both engines):
+    """The id the project's own OpenAI endpoint for chat model `name` answers to (`llm_server.py`, both engines):
     `smollm2-135m-instruct` for the embedded model, else the path / hub id as written."""
     return EMBEDDED[name][2] if name in EMBEDDED else name
 

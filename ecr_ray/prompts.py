@@ -142,6 +142,16 @@ def turn_line(role: str, text: str) -> str:
     return f"{'User' if role == 'user' else 'Recommender'}: {text}"
 
 
+def as_dialogue(context: list[str]) -> list[dict]:
+    """Context lines ("User: ...", "Recommender: ...", as samples.parquet keeps them; `turn_line` written back) → the
+    dialogue a client sends to Serve."""
+    out = []
+    for line in context:
+        role, _, text = line.partition(": ")
+        out.append({"role": "user" if role == "User" else "recommender", "text": text})
+    return out
+
+
 def format_history(dialogue: list[dict] | list[str]) -> str:
     """[HISTORY]: one line per turn (`turn_line`; strings are taken as already prefixed)."""
     return "\n".join(t if isinstance(t, str) else turn_line(t["role"], t["text"]) for t in dialogue)

@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .config import ConfigError
+
 log = logging.getLogger(__name__)
 _started_local = False  # whether `connect` started the Ray instance (then its nodes are all there will be)
 
@@ -106,7 +108,5 @@ def check_fits(needs: dict[str, object], beside: float = 0.0, what: str = "") ->
             f"it, e.g. --{name} '{{cpus: {max(most - beside, 0.1):.2f}}}'"
         )
         if _started_local:
-            from .config import ConfigError
-
             raise ConfigError(msg)
         log.warning("%s (waiting for the autoscaler)", msg)

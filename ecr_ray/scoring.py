@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections import Counter, defaultdict
 
 import numpy as np
 
 from .config import EMOTIONS
+from .data.kg import strip_disambiguation
 from .prompts import METRICS, baseline_messages, parse_scores, scorer_prompt
 
 # ----------------------------------------------------------------------------- offline metrics
@@ -50,10 +52,6 @@ def item_related(kg, item: int, knowledge: dict | None) -> set[int]:
 def without_title(kg, item: int, text: str) -> str:
     """`text` with the item's own title (with and without its year) blanked out: naming the film is neither using
     its knowledge nor making an entity up ("Chicago" in a reply about Chicago (2002) is the film, not the city)."""
-    import re
-
-    from .data.kg import strip_disambiguation
-
     name = kg.names[item]
     for title in sorted({name, strip_disambiguation(name)}, key=len, reverse=True):
         if len(title) >= 2:

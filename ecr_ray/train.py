@@ -23,6 +23,7 @@ through the stages' signatures.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -36,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +308,6 @@ class Stepper:
 
     def precision(self):
         """The forward passes' context (training and validation alike)."""
-        import contextlib
 
         import torch
 
@@ -414,7 +416,6 @@ def bf16_boundary(model) -> None:
 
 def train_loop(config: dict) -> None:
     """One Ray Train worker: build the Task, resume, train, checkpoint, report."""
-    import numpy as np
     import ray.train
     import ray.train.torch
     import torch
@@ -554,8 +555,6 @@ def _select(s: LoopSettings, state: dict, row: dict, export, best_dir: Path) -> 
 
 def _export(task: Task, core, engine, out: Path, worker: Worker) -> None:
     """task.export on rank 0, with ZeRO-3's partitioned trainable parameters gathered first (on every rank)."""
-    import contextlib
-
     gather = contextlib.nullcontext()
     if engine is not None and engine.zero_optimization_stage() == 3:
         import deepspeed

@@ -61,11 +61,11 @@ def _fresh_ray_per_module(request):
 
 @pytest.fixture(scope="module")
 def endpoint():
-    """The project's own OpenAI-compatible base-model server (serve/llm.py) on 127.0.0.1: its base URL."""
+    """The project's own OpenAI-compatible base-model server (ecr_ray/llm_server.py) on 127.0.0.1: its base URL."""
     import ray
     from ray import serve
 
-    from ecr_ray.serve.llm import start_local
+    from ecr_ray.llm_server import start_local
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

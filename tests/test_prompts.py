@@ -122,3 +122,11 @@ def test_scorer_prompt_e2_and_parsing():
         "Response B": 3.5,
         "Response D": 4.0,
     }
+
+
+def test_as_dialogue_reads_the_context_lines_turn_line_writes():
+    from ecr_ray.prompts import as_dialogue, turn_line
+
+    dialogue = [{"role": "user", "text": "hi: there"}, {"role": "recommender", "text": "Try Up (2009)"}]
+    assert as_dialogue(["User: hi: there", "Recommender: Try Up (2009)"]) == dialogue
+    assert as_dialogue([turn_line(t["role"], t["text"]) for t in dialogue]) == dialogue

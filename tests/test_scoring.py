@@ -1,5 +1,5 @@
 """Generation metrics: offline ones on hand-made texts; the E.1 baseline and E.2 scorer through the project's own
-OpenAI-compatible Ray Serve endpoint (serve/llm.py) over real HTTP on 127.0.0.1; ranking kappa."""
+OpenAI-compatible Ray Serve endpoint (ecr_ray/llm_server.py) over real HTTP on 127.0.0.1; ranking kappa."""
 
 from __future__ import annotations
 

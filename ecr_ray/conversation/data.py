@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 
 from ..config import Config
-from ..prompts import turn_line
+from ..data.linker import EntityLinker
+from ..data.tables import load_dataset_kg
+from ..prompts import as_dialogue, turn_line
 
 SLOT = "<movie>"
 INSTRUCTION = (
@@ -34,8 +36,6 @@ def with_slots(text: str, linker, items: set[int]) -> tuple[str, int]:
 
 def training_examples(samples: list[dict], linker, items: set[int], context_turns: int) -> list[dict]:
     """samples.parquet rows (train split) → one example per recommender turn that names at least one movie."""
-    from ..generator.evaluate import as_dialogue
-
     out, seen = [], set()
     for s in samples:
         turn = (s["conversation_id"], s["turn_index"])
@@ -52,9 +52,6 @@ def build_examples(cfg: Config, out: Path) -> dict:
     """tables/samples.parquet (train split) → `out`; counts for the manifest. Run as a Ray task."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from ..data.linker import EntityLinker
-    from ..data.tables import load_dataset_kg
 
     path = cfg.run_path / "tables" / "samples.parquet"
     if not path.exists():

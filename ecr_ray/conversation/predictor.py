@@ -8,13 +8,12 @@ from pathlib import Path
 
 from ..config import Config, ConversationConfig
 from ..generator.model import ADAPTER_DIR
+from ..hub import device, dtype, load_chat_model
 from ..prompts import render_prompt
+from ..reply import GENERATED, TEMPLATE
 from .data import SLOT, conversation_messages
 
-TEMPLATE, GENERATED = "template", "conversation"
-_PLACEHOLDER = re.compile(
-    r"<[A-Za-z_ ]{1,24}>|\[(?:ITEM|MOVIE|movie)\]"
-)  # where a reply's u_r came from (`recommendation_source`)
+_PLACEHOLDER = re.compile(r"<[A-Za-z_ ]{1,24}>|\[(?:ITEM|MOVIE|movie)\]")  # what a model writes for a title
 
 
 def fill_slots(text: str, names: list[str]) -> str:
@@ -40,8 +39,6 @@ class ConversationPredictor:
         """The run's trained module (base model + merged adapter), or None when it has none (Serve then answers
         with its templates and says so)."""
         from peft import PeftModel
-
-        from ..hub import device, dtype, load_chat_model
 
         path = cls.adapter(cfg)
         if not (path / "adapter_config.json").exists():

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,39 +23,13 @@ import pyarrow.parquet as pq
 from .. import artifacts
 from ..config import Config, ConfigError
 from . import inspired, redial
-from .errors import DataError, InvalidRows
+from .errors import InvalidRows
 from .kg import MOVIE_MAP, KnowledgeGraph, load_kg, read_movie_map
 from .linker import EntityLinker
+from .sources import Sources
 
 log = logging.getLogger(__name__)
 TABLES = ("turns", "feedback", "samples", "entities", "kg_triples")
-
-
-@dataclass
-class Sources:
-    """Where the raw files of one dataset are inside the data directory."""
-
-    splits: dict[str, Path]
-    kg_dir: Path
-    redial_dir: Path | None
-
-    @classmethod
-    def of(cls, data_dir: Path, dataset: str) -> Sources:
-        if dataset == "redial":
-            d = data_dir / "redial"
-            return cls({"train": d / "train_data.jsonl", "test": d / "test_data.jsonl"}, d / "kg", d)
-        d = data_dir / "inspired"
-        # INSPIRED's test split is not public in UniCRS format here: its valid file serves as test, and the
-        # validation split is carved from train like ReDial's (never tune on test).
-        return cls({"train": d / "train_data_dbpedia.jsonl", "test": d / "valid_data_dbpedia.jsonl"}, d, None)
-
-    def files(self) -> list[Path]:
-        return [*self.splits.values(), *sorted(p for p in self.kg_dir.glob("*.json"))]
-
-    def check(self) -> None:
-        for p in self.files() + [self.kg_dir / "entity2id.json"]:
-            if not p.exists():
-                raise DataError(p, None, "<file>", "file not found (run `ecr-ray data download` or set --data-dir)")
 
 
 def in_valid(conversation_id: str, fraction: float, seed: int) -> bool:

@@ -31,11 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def seed_path(cfg: Config) -> Path:
-    return (
-        Path(cfg.emotion.seed_labels)
-        if cfg.emotion.seed_labels
-        else cfg.data.resolved_dir() / "emotions" / "redial_llm_labels.jsonl"
-    )
+    return cfg.emotion.seed_path(cfg.data.resolved_dir())
 
 
 def match_seeds(turns: pa.Table, seeds: list[dict]) -> tuple[list[dict], dict]:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import EMOTIONS
-from .data import EMOTION_INDEX, keep_labels
+from ..hub import device as resolve_device
+from ..hub import dtype as resolve_dtype
+from .data import EMOTION_INDEX, keep_labels, targets_from_labels
+from .predictor import EmotionPredictor
 
 
 def recall_at_k(probs: np.ndarray, y: np.ndarray, k: int = 2) -> float:
@@ -54,11 +57,6 @@ def evaluate_saved(
     path: str, texts: list[str], labels: list[list[str]], threshold: float, device: str = "auto", dtype: str = "auto"
 ) -> dict:
     """The saved classifier at `path` on labelled texts (run as a Ray task: the driver loads no model)."""
-    from ..hub import device as resolve_device
-    from ..hub import dtype as resolve_dtype
-    from .data import targets_from_labels
-    from .predictor import EmotionPredictor
-
     on = resolve_device(device)
     pred = EmotionPredictor.from_dir(path, dtype=resolve_dtype(dtype, on), device=on)
     return evaluate(pred.predict(texts), targets_from_labels(labels), threshold)

@@ -11,8 +11,10 @@ import pyarrow.compute as pc
 import torch
 
 from ..config import EMOTIONS, Config
+from ..hub import device as resolve_device
+from ..hub import dtype as resolve_dtype
 from .data import NUM_EMOTIONS, keep_labels
-from .links import TURN_EMOTIONS_SCHEMA
+from .links import TURN_EMOTIONS_SCHEMA, turn_entities
 from .model import load_classifier, model_dir
 
 
@@ -56,9 +58,6 @@ class BatchLabeler:
     `device` / `dtype` are the config's names, resolved here, where the actor's GPU (if any) is visible."""
 
     def __init__(self, path: str, batch_size: int = 64, threads: int = 0, device: str = "auto", dtype: str = "auto"):
-        from ..hub import device as resolve_device
-        from ..hub import dtype as resolve_dtype
-
         if threads:
             torch.set_num_threads(threads)
         on = resolve_device(device)
@@ -73,8 +72,6 @@ def label_turns(cfg: Config, turns: pa.Table, model_path: Path) -> pa.Table:
     """Every user turn of every split → probabilities and kept labels, with Ray Data over an actor pool of
     `emotion.label_resources`."""
     import ray
-
-    from .links import turn_entities
 
     users = turns.filter(pc.equal(turns["role"], "user"))
     has_ent = [bool(turn_entities(r)) for r in users.select(["movie_entities", "entities"]).to_pylist()]

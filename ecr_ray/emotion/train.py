@@ -19,10 +19,16 @@ import pyarrow.parquet as pq
 
 from .. import artifacts
 from ..config import EMOTIONS, Config, config_from_dict
+from ..data.tables import read_table
+from ..hub import resolve
+from ..runtime import run_task
 from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
 from .data import class_weights, split_seeds, targets_from_labels
+from .evaluate import evaluate, evaluate_saved
+from .links import link_entity_emotions, link_report
 from .model import EmotionClassifier, focal_loss, model_dir, save_classifier
+from .predictor import EmotionPredictor, apply_seed_override, label_turns
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,6 @@ class EmotionTask(Task):
         super().__init__(config, worker)
         self.cfg = config_from_dict(config["cfg"])
         self.e = self.cfg.emotion
-        from ..hub import resolve
 
         self.backbone = resolve(self.e.classifier_model, self.cfg.offline)
         self.tok = AutoTokenizer.from_pretrained(self.backbone)
@@ -86,9 +91,6 @@ class EmotionTask(Task):
         return focal_loss(model(enc["input_ids"], enc["attention_mask"]), target, self.e.focal_gamma, weights)
 
     def validate(self, model) -> dict:
-        from .evaluate import evaluate
-        from .predictor import EmotionPredictor
-
         probs = EmotionPredictor(model, self.tok, self.e.max_length, self.e.label_batch_size).predict(self.valid_texts)
         model.train()
         m = evaluate(probs, self.valid_y, self.e.threshold)
@@ -184,12 +186,6 @@ def train_classifier(cfg: Config, train_rows: list[dict], valid_rows: list[dict]
 def fit(cfg: Config, force: bool = False) -> dict:
     """The emotion stage: (re)train the classifier unless an identical one exists, label every user turn, link entity
     emotions, write the manifest. Skipped entirely when up to date (unless `force`)."""
-    from ..data.tables import read_table
-    from ..runtime import run_task
-    from .evaluate import evaluate_saved
-    from .links import link_entity_emotions, link_report
-    from .predictor import apply_seed_override, label_turns
-
     if not force and artifacts.is_fresh(cfg, "emotions"):
         log.info("emotions: up to date (key %s), skipped", artifacts.key(cfg, "emotions"))
         return {**artifacts.read_manifest(cfg, "emotions"), "skipped": True}

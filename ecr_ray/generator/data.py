@@ -16,7 +16,11 @@ from collections import Counter
 from pathlib import Path
 
 from ..config import Config, GeneratorConfig
+from ..data.linker import EntityLinker
+from ..data.tables import load_dataset_kg
+from ..hub import resolve
 from ..prompts import generation_messages, prompt_knowledge, render_prompt
+from ..reviews.knowledge import load_knowledge
 from .guard import VIEWING_CLAIM, sentences
 
 EXAMPLES_FILE = "examples.parquet"
@@ -135,11 +139,6 @@ def build_examples(cfg: Config, out: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
-
-    from ..data.linker import EntityLinker
-    from ..data.tables import load_dataset_kg
-    from ..hub import resolve
-    from ..reviews.knowledge import load_knowledge
 
     reviews_path = cfg.run_path / "reviews" / "reviews.parquet"
     if not reviews_path.exists():

@@ -14,7 +14,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import reply
 from ..config import Config
+from ..conversation.predictor import ConversationPredictor
+from ..data.linker import EntityLinker
+from ..data.tables import load_dataset_kg
+from ..emotion.model import model_dir
+from ..emotion.predictor import EmotionPredictor
+from ..prompts import as_dialogue
+from ..recommender.predictor import RecommenderPredictor
+from ..reviews.knowledge import load_knowledge
+from ..runtime import run_task
+from ..scoring import aggregate, baseline_responses, make_client, offline_metrics, ranking_kappa, score_example
+from .guard import EntityGuard
+from .predictor import GeneratorPredictor
 
 VARIANTS = ("finetuned", "zeroshot")
 
@@ -46,6 +59,9 @@ class EvalOptions:
     u_r (or Serve's template), which is how the paper generates (its predicted item after UniCRS's u_r)."""
     variant: str | None = None
     """Recommender variant for the served reply (default: the recipe's)."""
+    top_k: int | None = None
+    """Items the recommender ranks for the served reply, which fill a generated u_r's `<movie>` slots in order
+    (default: `serve.default_top_k`, what a request without `top_k` gets)."""
 
 
 def test_contexts(path: Path, n: int, seed: int, split: str = "test") -> list[dict]:
@@ -60,54 +76,26 @@ def test_contexts(path: Path, n: int, seed: int, split: str = "test") -> list[di
     return rows if len(rows) <= n else sorted(rng.sample(rows, n), key=lambda r: r["sample_id"])
 
 
-def as_dialogue(context: list[str]) -> list[dict]:
-    """samples.parquet context lines ("User: ...", "Recommender: ...") → the dialogue a client sends to Serve."""
-    out = []
-    for line in context:
-        role, _, text = line.partition(": ")
-        out.append({"role": "user" if role == "User" else "recommender", "text": text})
-    return out
-
-
-def recommend_contexts(cfg: Config, contexts: list[dict], variant: str | None = None, batch: int = 32) -> list[dict]:
-    """What Serve answers before u_e, per context: the recommender's top item (the user turns' emotions from the
-    emotion classifier) and the recommendation sentence u_r naming it: the conversation module's when the run has
-    one (its slots filled with the top 3 items), else Serve's template (`recommendation_source` says which). Run as a
-    Ray task."""
-    from ..conversation.predictor import ConversationPredictor
-    from ..emotion.model import model_dir
-    from ..emotion.predictor import EmotionPredictor
-    from ..prompts import recommendation_sentence
-    from ..recommender.predictor import RecommenderPredictor
-
+def recommend_contexts(cfg: Config, contexts: list[dict], variant: str | None = None, top_k: int | None = None):
+    """The reply as served, up to u_r, per context (`ecr_ray.reply`'s steps on the predictors, as the ingress runs
+    them on its deployments): the user turns' emotions (the emotion classifier), the recommender's `top_k` items
+    (default: `serve.default_top_k`, as a request without `top_k`) and u_r: the conversation module's turn, its slots
+    filled by those items, when the run has one, else Serve's template (`recommendation_source` says which).
+    Batches of `generator.eval_batch_size` contexts. Run as a Ray task."""
     rec, emo = RecommenderPredictor.load(cfg, variant), EmotionPredictor.from_dir(model_dir(cfg))
     conversation = ConversationPredictor.load(cfg)
+    k, batch = top_k or cfg.serve.default_top_k, cfg.generator.eval_batch_size
     out = []
     for s in range(0, len(contexts), batch):
         dialogues = [as_dialogue(c["context"]) for c in contexts[s : s + batch]]
-        emotions = []
-        for d in dialogues:
-            users = [i for i, t in enumerate(d) if t["role"] == "user"]
-            probs = emo.predict([d[i]["text"] for i in users]) if users else []
-            per = [None] * len(d)
-            for i, p in zip(users, probs):
-                per[i] = p
-            emotions.append(per)
-        ranked = rec.recommend_batch(dialogues, emotions, [3] * len(dialogues))
-        names = [[it["name"] for it in r["items"]] for r in ranked]
-        templates = [
-            recommendation_sentence(n[0], next((p for p in reversed(e) if p is not None), None))
-            for n, e in zip(names, emotions)
+        emotions = [
+            reply.classify_user_turns(d, reply.known_emotions(d, [None] * len(d)), emo.predict) for d in dialogues
         ]
-        ur = (
-            conversation.respond_batch(dialogues, names, templates)
-            if conversation
-            else [{"text": t, "source": "template"} for t in templates]
-        )
-        for r, u in zip(ranked, ur):
-            out.append(
-                {"item": r["items"][0]["entity_id"], "first_sentence": u["text"], "recommendation_source": u["source"]}
-            )
+        items = [reply.ranked_items(r) for r in rec.recommend_batch(dialogues, emotions, [k] * len(dialogues))]
+        templates = [reply.template_sentence(d, e, it) for d, e, it in zip(dialogues, emotions, items)]
+        ur = reply.recommendations(conversation, dialogues, [reply.slot_names(it) for it in items], templates)
+        for it, u in zip(items, ur):
+            out.append({"item": it[0]["entity_id"], "first_sentence": u["text"], "recommendation_source": u["source"]})
     return out
 
 
@@ -127,8 +115,6 @@ def generate_all(pred, contexts: list[dict], batch_size: int) -> list[dict]:
 def _guard_stats(answers: list[dict], kg, knowledge: dict, items: list[int]) -> dict:
     """What the reply guard did to one model's replies, and what checking a reply costs (timed here, in the
     driver, on the replies as generated: the same check the predictor ran)."""
-    from .guard import EntityGuard
-
     dropped = [d for a in answers for d in a["guard"]["dropped"]]
     guard = EntityGuard(kg, knowledge)
     guard.allowed(items[0])  # builds the KG's neighbour map once (what a loaded predictor has done before)
@@ -154,16 +140,12 @@ def _table(rows: dict[str, dict], cols: list[str]) -> str:
 
 def generate(cfg: Config, contexts: list[dict], zero_shot: bool = False) -> list[dict]:
     """Replies of the trained (or zero-shot) generator for `contexts` (run as a Ray task)."""
-    from .predictor import GeneratorPredictor
-
     pred = GeneratorPredictor.load(cfg, zero_shot=zero_shot)
     return generate_all(pred, contexts, cfg.generator.eval_batch_size)
 
 
 def predict_emotions(model_path: str, texts: dict[str, list[str]]):
     """Emotion probabilities of each model's replies (run as a Ray task)."""
-    from ..emotion.predictor import EmotionPredictor
-
     emo = EmotionPredictor.from_dir(model_path)
     return {m: emo.predict(t) for m, t in texts.items()}
 
@@ -171,13 +153,6 @@ def predict_emotions(model_path: str, texts: dict[str, list[str]]):
 def evaluate(cfg: Config, opts: EvalOptions) -> dict:
     """Generate, score and write <out>/{metrics.json, responses.jsonl, report.md}; returns the report."""
     import pyarrow.parquet as pq
-
-    from ..data.linker import EntityLinker
-    from ..data.tables import load_dataset_kg
-    from ..emotion.model import model_dir
-    from ..reviews.knowledge import load_knowledge
-    from ..runtime import run_task
-    from ..scoring import aggregate, baseline_responses, make_client, offline_metrics, ranking_kappa, score_example
 
     models = list(opts.models)
     bad = [m for m in models if m not in VARIANTS]
@@ -191,7 +166,12 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
     gold = [c["target_item"] for c in contexts]
     if not opts.dataset_items:  # the reply as served: predicted item, u_r; the dataset's only as the reference row
         served = run_task(
-            recommend_contexts, cfg.generator.eval_resources, cfg.with_absolute_paths(), contexts, opts.variant
+            recommend_contexts,
+            cfg.generator.eval_resources,
+            cfg.with_absolute_paths(),
+            contexts,
+            opts.variant,
+            opts.top_k,
         )
         contexts = [{**c, **r} for c, r in zip(contexts, served)]
     kg = load_dataset_kg(cfg)
@@ -298,6 +278,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
                         "item": items[i],
                         "gold_item": gold[i],
                         "recommendation_source": c.get("recommendation_source", "dataset"),
+                        "recommendation": c.get("first_sentence", c["response"]),  # u_r (the dataset's turn)
                         "item_name": kg.names[items[i]],
                         "seen": items[i] in seen_items,
                         "knowledge": results[models[0]][i]["knowledge"] if models else None,

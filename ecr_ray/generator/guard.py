@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..data.linker import EntityLinker
+from ..scoring import item_related, without_title
+
 # After . ! ? and a space, but not after an initial or a title ("J.K. Simmons", "Mr. Deeds", "Dr. Strangelove").
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Dr|Ms|St|Jr|Sr|vs)\.)(?<!\bMrs\.)\s+")
 # The reviewer's own viewing, which a recommender replying in a chat has not done ("I just saw this last night").
@@ -42,22 +45,16 @@ class Verdict:
 
 class EntityGuard:
     def __init__(self, kg, knowledge: dict[int, dict]):
-        from ..data.linker import EntityLinker
-
         self.kg, self.knowledge = kg, knowledge
         # with movie titles; and the hallucination metric's own linker (no titles), whose matches a longer title
         # can hide: a sentence either finds unlinked is dropped, so the metric counts none in what is kept
         self.linkers = (EntityLinker.from_kg(kg, include_items=True), EntityLinker.from_kg(kg))
 
     def allowed(self, item: int) -> set[int]:
-        from ..scoring import item_related
-
         return item_related(self.kg, item, self.knowledge.get(item))
 
     def unlinked(self, item: int, sentence: str) -> list[str]:
         """Names of the entities `sentence` mentions (outside the item's own title) not linked to `item`."""
-        from ..scoring import without_title
-
         ok, text = self.allowed(item), without_title(self.kg, item, sentence)
         found = {m.surface: None for lk in self.linkers for m in lk.link(text) if m.entity_id not in ok}
         return list(found)

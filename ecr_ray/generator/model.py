@@ -3,7 +3,10 @@ PEFT LoRA adapter (or fully fine-tuned), and compiled decoding for CPU serving."
 
 from __future__ import annotations
 
+import shutil
+
 from ..config import GeneratorConfig
+from ..hub import load_chat_model
 
 ADAPTER_DIR = "adapter"  # PEFT adapter (method=lora)
 MODEL_DIR = "model"  # full weights (method=full)
@@ -46,8 +49,6 @@ def merge_adapter(cfg) -> str:
     in the generator's dtype. Run as a Ray task after training."""
     from peft import PeftModel
 
-    from ..hub import load_chat_model
-
     g = cfg.generator
     gen = cfg.run_path / "generator"
     tok, base = load_chat_model(g.base_model, "float32" if g.dtype == "float32" else "bfloat16", "cpu", cfg.offline)
@@ -55,7 +56,6 @@ def merge_adapter(cfg) -> str:
     tmp = gen / (MERGED_DIR + ".tmp")
     merged.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    import shutil
 
     shutil.rmtree(gen / MERGED_DIR, ignore_errors=True)
     tmp.rename(gen / MERGED_DIR)

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, GeneratorConfig
+from ..data.tables import load_dataset_kg
+from ..hub import device, dtype, load_chat_model
 from ..prompts import compose_response, fill_item, generation_messages, prompt_knowledge, render_prompt
+from ..reviews.knowledge import knowledge_triples, load_knowledge
 from .guard import EntityGuard, SentenceStream, sentences
-from .model import ADAPTER_DIR, MODEL_DIR
+from .model import ADAPTER_DIR, MODEL_DIR, compile_decode
 
 
 class Prompter:
@@ -27,9 +30,6 @@ class Prompter:
     @staticmethod
     def sources(cfg: Config) -> tuple:
         """(KG, per-movie knowledge) of a run; without a review DB, knowledge comes from the KG alone."""
-        from ..data.tables import load_dataset_kg
-        from ..reviews.knowledge import load_knowledge
-
         try:
             knowledge = load_knowledge(cfg.run_path)
         except FileNotFoundError:
@@ -40,8 +40,6 @@ class Prompter:
         """pn_t triples with the item as head and pn_e of its review entities (seeded by item), in the config's
         `knowledge_format` (`prompts.prompt_knowledge`: with `entities`, no triples and their tails among the
         entities)."""
-        from ..reviews.knowledge import knowledge_triples
-
         row = self.knowledge.get(item)
         ents = list(row["review_entity_names"]) if row else []
         triples, tails = (list(row["triples"]), list(row["triple_tails"])) if row else knowledge_triples(self.kg, item)
@@ -105,8 +103,6 @@ class GeneratorPredictor(Prompter):
     def load(cls, cfg: Config, adapter: str | Path | None = None, zero_shot: bool = False) -> GeneratorPredictor:
         """Base model + the trained adapter of `cfg.run_path/generator` (or `adapter`); `zero_shot` = no adapter.
         Without a review DB in the run dir, knowledge comes from the KG alone."""
-        from ..hub import device, dtype, load_chat_model
-
         gcfg = cfg.generator
         on = device(gcfg.device)
         dt = dtype(gcfg.dtype, on)
@@ -125,8 +121,6 @@ class GeneratorPredictor(Prompter):
         model.eval()
         pred = cls(tok, model, *cls.sources(cfg), gcfg, cfg.seed)
         if gcfg.compile:
-            from .model import compile_decode
-
             compile_decode(model)
             pred.warm_up()
         return pred

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ecr_ray import jobs
 from ecr_ray.config import ConfigError
 from ecr_ray.data.errors import DataError
 
@@ -33,8 +34,6 @@ def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | No
 
 
 def job_names() -> list[str]:
-    from ecr_ray import jobs
-
     return sorted(m.name for m in pkgutil.iter_modules(jobs.__path__) if not m.name.startswith("_") and m.name != "cli")
 
 

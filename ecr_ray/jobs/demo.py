@@ -14,6 +14,7 @@ import textwrap
 import time
 
 from ecr_ray.pipeline import pending, run_pipeline
+from ecr_ray.serve.app import build_app
 
 from ._common import parse, ray_for
 from .cli import run_job
@@ -82,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--recipe", "demo", *argv]
     cfg, args = parse(__doc__.splitlines()[0], argv)
     from ray import serve
-
-    from ecr_ray.serve.app import build_app
 
     port = _free_port()
     jobs = tuple(j for step in pending(cfg) for j in step.jobs)

@@ -37,6 +37,12 @@ def _args(p) -> None:
         "module's u_r), which is how the paper generates; --gold-items is a deprecated alias",
     )
     p.add_argument("--variant", help="recommender variant of the served reply (default: the recipe's)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        help="items ranked for the served reply, filling a generated u_r's <movie> slots in order, as a request's "
+        "top_k (default: serve.default_top_k)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         dataset_items=args.dataset_items,
         variant=args.variant,
+        top_k=args.top_k,
     )
     with ray_for(args, cfg, ("evaluate_generator",)):
         report = evaluate(cfg, opts)

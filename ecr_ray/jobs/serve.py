@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from ecr_ray.data.tables import check_run_data
+from ecr_ray.llm_server import build_app as build_llm
 from ecr_ray.serve import guard
+from ecr_ray.serve.app import build_app
 from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, check_fits, write_config
 
 from ._common import parse, ray_for
@@ -34,9 +36,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from ray import serve
-
-    from ecr_ray.serve.app import build_app
-    from ecr_ray.serve.llm import build_app as build_llm
 
     host, port = cfg.serve.host, cfg.serve.port
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill`: leave through the finally below

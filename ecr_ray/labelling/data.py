@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import Config, ConfigError
+from ..emotion.data import load_seed_rows, match_seeds, seed_path
 from ..hub import served_model_id
 from .prompts import MAX_HISTORY
 
@@ -39,7 +40,7 @@ SHARD_SCHEMA = pa.schema(
 
 def endpoint_model(cfg: Config) -> str:
     """The model id the labeller sends. Another endpoint (`emotion.llm_base_url`): `emotion.llm_model`, required. The
-    project's own endpoint (`llm_base_url` empty; `serve/llm.py`, either engine): the id it serves, that of
+    project's own endpoint (`llm_base_url` empty; `ecr_ray/llm_server.py`, either engine): the id it serves, that of
     `generator.base_model`; an `llm_model` naming another model is refused here, before any request (each one
     would be a 404)."""
     e = cfg.emotion
@@ -120,8 +121,6 @@ def resolve(table: pa.Table) -> tuple[pa.Table, int]:
 
 
 def load_seed_map(cfg: Config, turns: pa.Table, required: bool) -> dict[str, list[str]]:
-    from ..emotion.data import load_seed_rows, match_seeds, seed_path
-
     path = seed_path(cfg)
     if not path.exists() and not required:
         return {}

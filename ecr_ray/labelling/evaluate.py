@@ -8,6 +8,7 @@ from collections import Counter
 import pyarrow as pa
 
 from ..config import Config
+from .client import estimate_cost
 from .data import endpoint_model
 
 
@@ -38,8 +39,6 @@ def agreement(labelled: pa.Table, seeds: dict[str, list[str]]) -> dict:
 
 
 def summarise(cfg: Config, table: pa.Table, seeds: dict[str, list[str]], seconds: float) -> dict:
-    from .client import estimate_cost
-
     ids = table["turn_id"].to_pylist()
     ptok, ctok = sum(table["prompt_tokens"].to_pylist()), sum(table["completion_tokens"].to_pylist())
     unmapped = Counter(w for ws in table["unmapped"].to_pylist() for w in ws)

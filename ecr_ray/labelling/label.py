@@ -5,7 +5,7 @@ Each actor of `emotion.llm_resources` keeps `emotion.llm_concurrency` requests i
 batch as one Parquet shard under <run_dir>/emotions/llm_labels/ (a temp name, then renamed: a shard is all there or
 not at all). A rerun skips turns already in a shard, so a killed run loses at most the batches in flight and
 duplicates none. Without `emotion.llm_base_url` the project's own endpoint (`generator.base_model`: the embedded
-SmolLM2, Llama-2-7b-chat in the paper recipe; `ecr_ray.serve.llm`) is started as a Serve application of its own and
+SmolLM2, Llama-2-7b-chat in the paper recipe; `ecr_ray.llm_server`) is started as a Serve application of its own and
 deleted at the end, and the labeller asks it for the model it serves (`data.endpoint_model`); nothing else running on
 the cluster is touched. The API key is read from OPENAI_API_KEY (for the project's own endpoint: the service's
 token variable, `serve.api_token_env`).
@@ -22,6 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import Config
+from ..data.tables import read_table
+from ..llm_server import start_local
+from ..progress import progress
 from .data import endpoint_model, labels_dir, load_seed_map, read_shards, resolve, sample, user_turns
 from .evaluate import summarise
 from .predictor import LLMLabeler
@@ -33,15 +36,11 @@ def run_labelling(cfg: Config, todo: list[dict], out_dir: Path) -> None:
     """Label `todo` (rows of `user_turns`) into shards under `out_dir`; Ray must be initialised."""
     import ray
 
-    from ..progress import progress
-
     e = cfg.emotion
     model = endpoint_model(cfg)  # what the endpoint below serves (a clear error before it starts, else)
     app = None
     base_url = e.llm_base_url
     if not base_url:
-        from ..serve.llm import start_local
-
         base_url, app = start_local(cfg)
     try:
         kwargs = {
@@ -78,8 +77,6 @@ def run_labelling(cfg: Config, todo: list[dict], out_dir: Path) -> None:
 
 def fit(cfg: Config) -> dict:
     """Label the selected user turns (those not labelled yet), then summarise every label of the selection."""
-    from ..data.tables import read_table
-
     t0 = time.perf_counter()
     endpoint_model(cfg)  # a model the endpoint does not serve fails here, not as a 404 per row
     turns = read_table(cfg.run_path, "turns")

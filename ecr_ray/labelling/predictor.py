@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .client import ChatClient
 from .data import SHARD_SCHEMA
 from .prompts import build_messages, parse_answer
 
@@ -18,8 +19,6 @@ class LLMLabeler:
     """Ray Data actor: label one batch of turns, write it as one shard, return a small summary."""
 
     def __init__(self, base_url: str, model: str, out_dir: str, client_kwargs: dict):
-        from .client import ChatClient
-
         self.client = ChatClient(base_url, model, **client_kwargs)
         self.model, self.out_dir = model, Path(out_dir)
 

@@ -30,14 +30,15 @@ import torch
 from ..config import EMOTIONS, Config
 from ..data.errors import DataError
 from ..data.tables import SAMPLES_SCHEMA, load_dataset_kg, read_table
+from ..emotion.data import load_seed_rows, match_seeds, seed_path
 from ..emotion.links import TURN_EMOTIONS_SCHEMA, link_entity_emotions
+from ..hub import device, dtype, resolve
 from ..prompts import turn_line
+from .layers import ROLE
+from .model import TextEncoder
 
 EMO_INDEX = {e: i for i, e in enumerate(EMOTIONS)}
 MAX_EMO = 3  # slots per entity (emotion.max_emotions_per_entity is capped to this at link time)
-ROLE = {"user": 0, "recommender": 1}
-MAX_AGE = 16
-"""Mention ages (turns since an entity's latest mention) above this share one bucket of the copy head."""
 
 
 # ----------------------------------------------------------------------------- context text embeddings
@@ -55,7 +56,6 @@ def turn_embeddings(cfg: Config, turns: pa.Table) -> tuple[np.ndarray, Path]:
     """[n_turns, dim] float32 embeddings of `turns` rows (in table order), cached by content hash; and the cache
     file."""
     texts = [turn_line(r, t) for r, t in zip(turns["role"].to_pylist(), turns["text"].to_pylist())]
-    from ..hub import device, dtype
 
     rc = cfg.recommender
     on = device(rc.device)
@@ -65,7 +65,6 @@ def turn_embeddings(cfg: Config, turns: pa.Table) -> tuple[np.ndarray, Path]:
     path = cache_dir(cfg) / f"turns-{h}.npy"
     if path.exists():
         return np.load(path).astype(np.float32), path
-    from .model import TextEncoder
 
     emb = TextEncoder(rc.text_encoder, rc.max_context_tokens, dt, on, cfg.offline).encode(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,8 +86,6 @@ class ContextTokens:
 
     def __init__(self, text_encoder: str, plm: str, max_tokens: int, offline: bool = False):
         from transformers import AutoTokenizer
-
-        from ..hub import resolve
 
         self.enc = AutoTokenizer.from_pretrained(resolve(text_encoder, offline))
         self.plm = AutoTokenizer.from_pretrained(resolve(plm, offline))
@@ -145,8 +142,6 @@ def seed_turn_emotions(cfg: Config, turns: pa.Table, embeddings: np.ndarray) -> 
     """The documented fallback: seed LLM labels (+ a probe for unlabelled user turns) → turn_emotions rows."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
-
-    from ..emotion.data import load_seed_rows, match_seeds, seed_path
 
     path = seed_path(cfg)
     if not path.exists():

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RECOMMENDER_VARIANTS, Config, RecommenderConfig
+from ..hub import device
 from ..metrics import KS, RankingAccumulator, ecr_auc, global_auc
 from .data import Batcher, Split, load_batchers, to_device
 from .model import build_model, load_saved, weighted_loss
@@ -78,8 +79,6 @@ def evaluate_model(
 ) -> dict:
     """Score valid and test with the selected model (test once per training run); per-sample test predictions go to
     test_predictions.npz for paired comparisons between models. Runs as a Ray task (`encode_resources`)."""
-    from ..hub import device
-
     prep, data = load_batchers(out / "prepared", splits)
     model = build_model(rc, prep["graph"], prep["meta"]["text_dim"], offline)
     load_saved(model, out / "model.pt")

@@ -17,22 +17,22 @@ import numpy as np
 import torch
 
 from ..config import EMOTIONS, Config, RecommenderConfig, section_from_dict
+from ..data.linker import EntityLinker
+from ..data.redial import MovieCatalogue, titled, turn_mentions
+from ..data.tables import load_dataset_kg
+from ..emotion.data import keep_labels
+from ..emotion.links import select_emotions
+from ..hub import device, inference_dtype
 from ..prompts import turn_line
+from ..text_cache import TextCache
 from .data import MAX_EMO, ROLE, ContextTokens, cooc_rows, load_prepared, mention_features, token_batch
-from .model import build_model, load_saved
+from .model import TextEncoder, build_model, load_saved
 
 
 class RecommenderPredictor:
     """Loads a trained recommender from `run_dir/recommender/<variant>/` and answers a dialogue given as text."""
 
     def __init__(self, cfg: Config, model_dir: Path, cache_size: int = 10_000, encoder_dtype: str = "float32"):
-        from ..data.linker import EntityLinker
-        from ..data.redial import MovieCatalogue
-        from ..data.tables import load_dataset_kg
-        from ..hub import device, inference_dtype
-        from ..text_cache import TextCache
-        from .model import TextEncoder
-
         self.cfg, self.dir = cfg, Path(model_dir)
         meta = json.loads((self.dir / "meta.json").read_text())
         rc = section_from_dict(
@@ -100,17 +100,12 @@ class RecommenderPredictor:
 
     def _link(self, text: str) -> list[int]:
         """A turn's entities as the data stage lists them: its movies (KG ones), then the linked entities."""
-        from ..data.redial import turn_mentions
-
         _, movies, linked = turn_mentions(text, self.movies.entity_of, self.linker)
         return list(dict.fromkeys([e for e in movies if e >= 0] + linked))
 
     def _emotions(self, probs: np.ndarray | None) -> tuple[list[int], list[float]]:
         """A user turn's probabilities → the emotion ids and probabilities its entities take (the emotion stage's
         `keep_labels` + `select_emotions`)."""
-        from ..emotion.data import keep_labels
-        from ..emotion.links import select_emotions
-
         if probs is None:
             return [], []
         p = np.asarray(probs, dtype=np.float32).reshape(-1)
@@ -131,7 +126,6 @@ class RecommenderPredictor:
     def _turn_texts(self, dialogue: list[dict]) -> list[str]:
         """The turns as the data stage wrote them ("User: ..." / "Recommender: ...", `@<movieId>` written as the
         movie's name): the last `max_context_turns` (`light`), or all of them (`unicrs` cuts by tokens)."""
-        from ..data.redial import titled
 
         def name(mid: str) -> str:
             return self.movies.names.get(mid, f"@{mid}")

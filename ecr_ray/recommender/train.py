@@ -27,9 +27,11 @@ import numpy as np
 
 from .. import artifacts
 from ..config import SELECT_BY, Config, config_from_dict
+from ..runtime import run_task
 from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
-from .data import load_batchers, to_device
+from .data import load_batchers, prepare, require_emotions, to_device
+from .evaluate import evaluate_model, score_split
 from .model import build_model, load_saved, saved_state, weighted_loss
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,6 @@ class RecommenderTask(Task):
         return weighted_loss(model(batch), batch["target"], batch["weight"])
 
     def validate(self, model) -> dict:
-        from .evaluate import score_split
-
         loss, ce, acc = score_split(model, self.valid, auc_batch_size=self.rc.auc_batch_size)
         m = acc.compute()
         return {
@@ -111,10 +111,6 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     """Prepare tensors (Ray task), train (Ray Train), keep the best epoch, score valid + test (Ray task); returns the
     manifest. `callbacks` go to the Train RunConfig (Tune's TuneReportCallback in sweeps, which set
     `evaluate_test=False`: a sweep selects on validation only). Ray must be initialised."""
-    from ..runtime import run_task
-    from .data import prepare, require_emotions
-    from .evaluate import evaluate_model
-
     rc = cfg.recommender
     out = output_dir(cfg)
     if not force and artifacts.is_fresh(cfg, "recommender"):

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from ..config import RecommenderConfig
-from .model import CopyHead, EmotionFuse, KGEncoder, entity_to_item
+from ..hub import resolve
+from .layers import CopyHead, EmotionFuse, KGEncoder, entity_to_item
 
 
 def residual_mlp(dim: int, hidden: int) -> nn.Sequential:
@@ -191,8 +192,6 @@ def load_frozen(name: str, offline: bool = False, causal: bool = False) -> nn.Mo
     """A frozen model in float32 by the hub's rules (embedded names, paths, hub ids; offline from the cache): the text
     encoder (`AutoModel`), or the body of a causal LM (`causal`: its hidden states, without the LM head)."""
     from transformers import AutoModel, AutoModelForCausalLM
-
-    from ..hub import resolve
 
     if causal:
         return AutoModelForCausalLM.from_pretrained(resolve(name, offline), dtype=torch.float32).base_model

@@ -5,10 +5,13 @@ Output: <run_dir>/reviews/{reviews,movie_knowledge}.parquet + manifest.json."""
 from __future__ import annotations
 
 import logging
+import time
 
 from .. import artifacts
 from ..data.errors import DataError, InvalidRows
 from ..data.kg import strip_disambiguation
+from ..data.linker import EntityLinker
+from ..data.tables import load_dataset_kg
 from .data import VARIANTS, apply_filters, read_reviews
 from .knowledge import EntityFilter, filter_entities, movie_knowledge
 
@@ -61,9 +64,6 @@ class _LinkBatch:
     """Ray Data actor: builds the linker once, links a batch of reviews."""
 
     def __init__(self, cfg):
-        from ..data.linker import EntityLinker
-        from ..data.tables import load_dataset_kg
-
         kg = load_dataset_kg(cfg)
         self.linker, self.names = EntityLinker.from_kg(kg), kg.names
 
@@ -82,9 +82,6 @@ class _LinkBatch:
 
 def link_all(rows: list[dict], cfg, engine: str = "ray") -> list[dict]:
     """Link every review: `ray` = Ray Data actor pool of `generator.link_resources`; `local` = a plain loop."""
-    from ..data.linker import EntityLinker
-    from ..data.tables import load_dataset_kg
-
     kg = load_dataset_kg(cfg)
     if engine == "local":
         return link_rows(rows, EntityLinker.from_kg(kg), kg.names)
@@ -121,12 +118,9 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
     """Reviews file → `<run_dir>/reviews/{reviews,movie_knowledge}.parquet` + manifest.json (returned). Skipped when
     up to date unless `force`. `engine`: `ray` (Ray Data actors; Ray must be initialised) or `local` (a plain loop,
     same output)."""
-    import time
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from ..data.tables import load_dataset_kg
 
     if not force and artifacts.is_fresh(cfg, "reviews"):
         log.info("reviews: up to date (key %s), skipped", artifacts.key(cfg, "reviews"))

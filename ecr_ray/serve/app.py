@@ -5,9 +5,10 @@
     ecr-ray serve --recipe cpu --write-config serve.yaml && serve run serve.yaml   # + the base model at /llm
 
 The three model deployments are thin wrappers around the predictors (`ecr_ray.<stage>.predictor`); the ingress
-validates requests (api.py), keeps multi-turn sessions and composes the deployments through DeploymentHandles. The
-reply is assembled with `ecr_ray.prompts`. Deployment options (replicas, autoscaling, CPUs/GPUs) come from the
-recipe's `serve.deployments`; `app(args)` builds the application from a recipe, importing this module builds nothing.
+validates requests (`ecr_ray/api.py`), keeps multi-turn sessions and runs the reply's steps (`ecr_ray/reply.py`, the
+same the generator's evaluation runs) on the deployments through DeploymentHandles. Deployment options (replicas,
+autoscaling, CPUs/GPUs) come from the recipe's `serve.deployments`; `app(args)` builds the application from a recipe,
+importing this module builds nothing.
 """
 
 import asyncio
@@ -30,12 +31,21 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, 
 from ray.serve.handle import DeploymentHandle
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from ecr_ray import reply
+from ecr_ray.api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, StopCutter, install_errors, read_json
 from ecr_ray.config import EMOTIONS, Config
+from ecr_ray.conversation.predictor import ConversationPredictor
 from ecr_ray.data.tables import check_run_data
-from ecr_ray.prompts import NO_ITEMS, compose_response, context_turn, recommendation_sentence
+from ecr_ray.emotion.predictor import EmotionPredictor
+from ecr_ray.generator.predictor import GeneratorPredictor
+from ecr_ray.hub import device, inference_dtype
+from ecr_ray.prompts import compose_response, context_turn
+from ecr_ray.recommender.predictor import RecommenderPredictor
+from ecr_ray.text_cache import TextCache
 
 from . import sessions
-from .api import APIError, AppArgs, BearerAuth, Models, SecurityHeaders, StopCutter, install_errors, read_json
+from .deploy import APP_NAME, check_fits
+from .vllm import generator_app
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # A replica that died mid-request (or is being replaced) is retried: every model call here is idempotent.
@@ -57,9 +67,6 @@ class EmotionDetector:
 
     def __init__(self, cfg: Config):
         _replica_env()
-        from ecr_ray.emotion.predictor import EmotionPredictor
-        from ecr_ray.hub import device, inference_dtype
-        from ecr_ray.text_cache import TextCache
 
         on = device(cfg.emotion.device)
         predictor = EmotionPredictor.load(cfg, inference_dtype(cfg.serve.encoder_dtype, on), on)
@@ -94,8 +101,6 @@ class Recommender:
 
     def __init__(self, cfg: Config, emotion: DeploymentHandle):
         _replica_env()
-        from ecr_ray.recommender.predictor import RecommenderPredictor
-        from ecr_ray.text_cache import TextCache
 
         self.emotion = emotion
         self.emotion_memo = TextCache(maxsize=cfg.serve.text_cache_size)  # text → EmotionDetector's probabilities
@@ -166,8 +171,6 @@ class Generator:
 
     def __init__(self, cfg: Config):
         _replica_env()
-        from ecr_ray.conversation.predictor import ConversationPredictor
-        from ecr_ray.generator.predictor import GeneratorPredictor
 
         self.predictor = GeneratorPredictor.load(cfg)
         self.conversation = ConversationPredictor.load(cfg)  # None without a trained module: templates
@@ -197,9 +200,7 @@ class Generator:
 
     async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:
         """u_r: the conversation module's turn with its slots filled by `names`, or `template` (source says which)."""
-        if self.conversation is None:
-            return {"text": template, "source": "template"}
-        return (await asyncio.to_thread(self.conversation.respond_batch, [dialogue], [names], [template]))[0]
+        return (await asyncio.to_thread(reply.recommendations, self.conversation, [dialogue], [names], [template]))[0]
 
     def ready(self) -> bool:
         return True
@@ -224,31 +225,6 @@ async def answers_sessions(store, timeout_s: float) -> int | None:
         return await asyncio.wait_for(store.size.remote(), timeout_s)
     except Exception:
         return None
-
-
-def add_usage(total: dict, usage: dict | None) -> None:
-    """Add one model call's token counts (a predictor's `usage`; none from a template) to `total`."""
-    for k in ("prompt_tokens", "completion_tokens"):
-        total[k] += int((usage or {}).get(k, 0))
-
-
-def total_usage(usage: dict) -> dict:
-    """OpenAI's `usage`: the tokens the models read (prompts) and wrote for one reply (u_r by the conversation
-    module, u_e by the generator, every try of it), and their sum."""
-    return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
-
-
-def _jsonable(x: Any) -> Any:
-    """numpy scalars/arrays and tuples from the predictors → plain JSON types."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 # serve.ingress pickles the class when it is decorated: every helper it uses must be defined above it.
@@ -322,58 +298,29 @@ class ECRIngress:
     async def _answer(
         self, dialogue: list[dict], cache: list, top_k: int, generate: bool, gen: dict, write_ur: bool | None = None
     ) -> dict:
-        """The ECR pipeline on one dialogue; fills `cache` (per-turn emotion probs) for new user turns. `generate`:
-        u_e too; `write_ur` (default: `generate`): u_r by the conversation module rather than the template."""
-        user_emotions = [cache[i] if t["role"] == "user" else None for i, t in enumerate(dialogue)]
+        """The reply (`ecr_ray.reply`'s steps through the deployments) to one dialogue; fills `cache` (per-turn
+        emotion probs) for new user turns. `generate`: u_e too; `write_ur` (default: `generate`): u_r by the
+        conversation module rather than the template."""
         # The Recommender classifies the user turns not in `cache` (EmotionDetector) while it encodes the dialogue.
-        rec = await self._call("recommender", self.recommender.recommend, dialogue, user_emotions, top_k)
-        for i, p in enumerate(rec["user_emotions"]):
+        ranking = await self._call(
+            "recommender", self.recommender.recommend, dialogue, reply.known_emotions(dialogue, cache), top_k
+        )
+        for i, p in enumerate(ranking["user_emotions"]):
             if dialogue[i]["role"] == "user" and cache[i] is None:
                 cache[i] = p
-        items = [
-            {"entity_id": int(it["entity_id"]), "name": str(it["name"]), "score": float(it["score"])}
-            for it in rec.get("items", [])
-        ]
-        last_user = next((cache[i] for i in range(len(dialogue) - 1, -1, -1) if dialogue[i]["role"] == "user"), None)
-        first = recommendation_sentence(items[0]["name"], last_user) if items else NO_ITEMS
-        source, usage = "template", {"prompt_tokens": 0, "completion_tokens": 0}
+        items = reply.ranked_items(ranking)
+        ur = {"text": reply.template_sentence(dialogue, cache, items), "source": reply.TEMPLATE}
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
         if (generate if write_ur is None else write_ur) and items:  # the conversation module's u_r, if the run has one
-            names = [it["name"] for it in items]
-            ur = await self._call("generator", self.generator.recommendation, dialogue, names, first)
-            first, source = ur["text"], ur["source"]
-            add_usage(usage, ur.get("usage"))
-        empathetic, knowledge, final, guard, finish = "", {}, first, {"checked": False}, "stop"
+            ur = await self._call(
+                "generator", self.generator.recommendation, dialogue, reply.slot_names(items), ur["text"]
+            )
+            reply.add_usage(usage, ur.get("usage"))
+        ue = None
         if generate and items:
-            out = await self._call("generator", self.generator.respond, items[0]["entity_id"], first, **gen)
-            empathetic, knowledge, final = out["empathetic"], out["knowledge"], out["response"]
-            guard, finish = out.get("guard", guard), out.get("finish_reason", finish)
-            add_usage(usage, out.get("usage"))
-        explanation = dict(rec.get("explanation", {}))
-        explanation.update(
-            triples=list(knowledge.get("triples", [])), review_entities=list(knowledge.get("review_entities", []))
-        )
-        return {
-            "items": items,
-            "user_emotions": [
-                {e: round(float(p), 4) for e, p in zip(EMOTIONS, cache[i])}
-                for i, t in enumerate(dialogue)
-                if t["role"] == "user"
-            ],
-            # guard: whether the reply guard took sentences out of u_e, and which (generator/guard.py)
-            # recommendation_source: `conversation` (generated u_r, slots filled) or `template` (no module / no slot)
-            # finish_reason: `length` when u_e was cut at max_new_tokens, else `stop`
-            "response": {
-                "recommendation": first,
-                "recommendation_source": source,
-                "empathetic": empathetic,
-                "final": final,
-                "guard": guard,
-                "finish_reason": finish,
-            },
-            "explanation": _jsonable(explanation),
-            "turns": len(dialogue),
-            "usage": total_usage(usage),
-        }
+            ue = await self._call("generator", self.generator.respond, items[0]["entity_id"], ur["text"], **gen)
+            reply.add_usage(usage, ue.get("usage"))
+        return reply.compose(dialogue, cache, items, ranking, ur, ue, usage)
 
     def _gen_kwargs(
         self,
@@ -477,11 +424,11 @@ class ECRIngress:
             # The recommender's next context: the user's words and the items the reply named, not the generated text
             # (u_e, or a generated u_r's other words), whose entities the user never said.
             said = out["response"]["recommendation"]
-            reply = {
+            turn = {
                 "role": "recommender",
                 "text": context_turn([it["name"] for it in out["items"] if it["name"] in said]),
             }
-            updated = session.extended([*new, reply], [*cache[len(cache) - len(new) :], None], keep)
+            updated = session.extended([*new, turn], [*cache[len(cache) - len(new) :], None], keep)
             done = await self._call("sessions", self.sessions.commit, sid, session.version, updated, owner)
             if done is None:  # expired or ended while this request was answered
                 raise self._no_session(sid)
@@ -571,7 +518,7 @@ class ECRIngress:
                     async for piece in handle.stream.remote(out["items"][0]["entity_id"], ur, **gen):
                         if isinstance(piece, dict):  # the reply guard's verdict, after the text
                             guard = dict(piece)
-                            add_usage(usage, guard.pop("usage", None))
+                            reply.add_usage(usage, guard.pop("usage", None))
                             finish = guard.pop("finish_reason", finish)
                         elif piece:
                             if not sent and not piece[:1].isspace():
@@ -603,7 +550,7 @@ class ECRIngress:
         yield event(finish="stop" if cutter.stopped else finish, extra={"ecr": {**ecr, "guard": guard}})
         if with_usage:
             body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
-            yield f"data: {json.dumps({**body, 'choices': [], 'usage': total_usage(usage)})}\n\n"
+            yield f"data: {json.dumps({**body, 'choices': [], 'usage': reply.total_usage(usage)})}\n\n"
         yield "data: [DONE]\n\n"
 
 
@@ -619,8 +566,6 @@ def build_app(cfg: Config) -> serve.Application:
     emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
     recommender = Recommender.options(**opts("Recommender")).bind(cfg, emotion)
     if cfg.generator.engine == "vllm":  # the model on vLLM (Ray Serve LLM), prompts in a small Generator replica
-        from .vllm import generator_app
-
         generator = generator_app(cfg, opts("Generator"))
     else:
         generator = Generator.options(**opts("Generator")).bind(cfg)
@@ -629,8 +574,6 @@ def build_app(cfg: Config) -> serve.Application:
 
 def app(args: AppArgs) -> serve.Application:
     """Typed application builder: Serve validates `args` against AppArgs; the deployments must fit the cluster."""
-    from .deploy import APP_NAME, check_fits
-
     cfg = args.config()
     check_fits(cfg, args.apps or [APP_NAME])
     return build_app(cfg)

@@ -18,59 +18,7 @@ from typing import Any
 import yaml
 
 from ecr_ray.config import Config, ConfigError, load_config
-
-from .vllm import SERVED_MODEL, llm_config, llm_deployment_name
-
-APP_NAME, LLM_NAME = "ecr", "llm"
-
-
-def deployments(cfg: Config, app: str) -> list[str]:
-    """The deployments application `app` holds with this config (what `serve status` lists). With `generator.engine:
-    vllm` the ECR application holds VLLMGenerator and Ray Serve LLM's deployment of the generator in place of
-    Generator; the `llm` application is then Ray Serve LLM's OpenAI app, whose deployments it names itself."""
-    vllm = cfg.generator.engine == "vllm"
-    if app == LLM_NAME:
-        return [] if vllm else ["ChatModel"]
-    gen = ["VLLMGenerator", llm_deployment_name(SERVED_MODEL)] if vllm else ["Generator"]
-    return ["ECRIngress", "EmotionDetector", "Recommender", *gen]
-
-
-def vllm_demand(cfg: Config, deployment: str) -> tuple[int, float, float] | None:
-    """(replicas at the largest scale, CPUs, GPUs) of Ray Serve LLM's generator deployment when `deployment` is it,
-    else None: its replica's CPUs (Ray's default 1) in the first bundle of the engine's placement group, whose bundles
-    are `generator.vllm.placement_group_config` (`bundles`, or `bundle_per_worker` per tensor/pipeline-parallel rank)
-    or by default one `{GPU: 1}` per rank (LLMServer.get_deployment_options, VLLMEngineConfig.placement_bundles:
-    ray/llm/_internal/serve/core/server/llm_server.py:783-838, engines/vllm/vllm_models.py:266-297)."""
-    if deployment != llm_deployment_name(SERVED_MODEL):
-        return None
-    c = llm_config(cfg)
-    d, e = c["deployment_config"], c["engine_kwargs"]
-    replicas = (d.get("autoscaling_config") or {}).get("max_replicas", d.get("num_replicas", 1))
-    ranks = int(e.get("tensor_parallel_size", 1)) * int(e.get("pipeline_parallel_size", 1))
-    pg = c.get("placement_group_config") or {}
-    if pg.get("bundle_per_worker") is not None:
-        bundles = [pg["bundle_per_worker"]] * ranks
-    else:
-        bundles = pg.get("bundles") or [{"GPU": 1}] * ranks
-    cpus = float((d.get("ray_actor_options") or {}).get("num_cpus", 1.0)) + sum(b.get("CPU", 0) for b in bundles)
-    return int(replicas), cpus, float(sum(b.get("GPU", 0) for b in bundles))
-
-
-def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
-    """deployment → (replicas at the largest scale, CPUs each, GPUs each) of the named applications. Serve's own
-    default is 1 CPU for a deployment that names none."""
-    out = {}
-    for app in apps:
-        for name in deployments(cfg, app):
-            vllm = vllm_demand(cfg, name)
-            if vllm is not None:
-                out[name] = vllm
-                continue
-            o = cfg.serve.deployment_options(name)
-            replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
-            actor = o.get("ray_actor_options") or {}
-            out[name] = (int(replicas), float(actor.get("num_cpus", 1.0)), float(actor.get("num_gpus", 0.0)))
-    return out
+from ecr_ray.serve_spec import APP_NAME, LLM_NAME, demand, deployments
 
 
 def shortfall(need: dict[str, tuple[int, float, float]], cpus: float, gpus: float) -> str | None:
@@ -125,9 +73,16 @@ def overrides(cfg: Config, recipe: str) -> dict[str, Any]:
 def serve_config(cfg: Config, recipe: str) -> dict:
     """The `serve build`-format config of both applications. `args` rebuild exactly `cfg` (recipe, run and data
     directories, any command-line override), and every application lists the deployments it really holds."""
-    s = cfg.serve
-    args: dict[str, Any] = {"recipe": recipe, "run_dir": str(cfg.run_path), "apps": [APP_NAME, LLM_NAME]}
-    if cfg.data.data_dir != "sample":
+    s, own = cfg.serve, load_config(recipe)
+    args: dict[str, Any] = {"recipe": recipe}
+    # Directories as absolute paths, but for a recipe's own relative ones: left to the recipe, they resolve where the
+    # application is built (`serve run` from the checkout), so the file is the same on every machine.
+    if cfg.run_dir != own.run_dir or Path(cfg.run_dir).expanduser().is_absolute():
+        args["run_dir"] = str(cfg.run_path)
+    args["apps"] = [APP_NAME, LLM_NAME]
+    if cfg.data.data_dir != "sample" and (
+        cfg.data.data_dir != own.data.data_dir or Path(cfg.data.data_dir).expanduser().is_absolute()
+    ):
         args["data_dir"] = str(cfg.data.resolved_dir())
     if over := overrides(cfg, recipe):
         args["overrides"] = over
@@ -150,10 +105,15 @@ def serve_config(cfg: Config, recipe: str) -> dict:
     return {"proxy_location": s.proxy_location, "http_options": {"host": s.host, "port": s.port}, "applications": apps}
 
 
-def write_config(cfg: Config, recipe: str, path: Path) -> None:
+def config_text(cfg: Config, recipe: str, shown: str) -> str:
+    """The Serve config file of `cfg` as `ecr-ray serve --write-config <shown>` writes it."""
     head = (
         f"# Ray Serve config for recipe {recipe!r}, written by `ecr-ray serve --recipe {recipe} --write-config "
-        f"{path}`.\n# `serve run {path}` (or `serve deploy` to a running cluster). Deployment options come from "
+        f"{shown}`.\n# `serve run {shown}` (or `serve deploy` to a running cluster). Deployment options come from "
         "the recipe's\n# serve.deployments: edit the recipe and regenerate.\n"
     )
-    path.write_text(head + yaml.safe_dump(serve_config(cfg, recipe), sort_keys=False))
+    return head + yaml.safe_dump(serve_config(cfg, recipe), sort_keys=False)
+
+
+def write_config(cfg: Config, recipe: str, path: Path, shown: str | None = None) -> None:
+    path.write_text(config_text(cfg, recipe, shown or str(path)))

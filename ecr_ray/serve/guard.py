@@ -27,6 +27,8 @@ import json
 import logging
 import os
 
+from ecr_ray.config import ServeConfig
+
 CALLBACK = "ecr_ray.serve.guard:proxy_callback"
 CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 TIMEOUT_ENV, MAX_BYTES_ENV = "ECR_SERVE_HEADER_TIMEOUT_S", "ECR_SERVE_MAX_HEADER_BYTES"
@@ -47,8 +49,6 @@ def proxy_env(serve_cfg) -> dict[str, str]:
 
 def proxy_callback() -> list:
     """Serve's proxy start-up hook: install the guarded protocol; no middlewares."""
-    from ecr_ray.config import ServeConfig
-
     timeout_s = float(os.environ.get(TIMEOUT_ENV, ServeConfig.header_timeout_s))
     max_bytes = int(os.environ.get(MAX_BYTES_ENV, ServeConfig.max_header_bytes))
     install(timeout_s, max_bytes)

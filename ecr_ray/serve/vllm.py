@@ -6,7 +6,8 @@ cache), loaded from the adapter merged into the base model by the merge step (`e
 stays a small CPU replica: it builds the Eq. 8 prompt of the recommended item (`Prompter`), tokenizes it exactly as
 training did (one BOS: the chat template writes it, and the ids go to vLLM as they are), sends the ids to the engine
 through a DeploymentHandle, and composes the reply exactly as the transformers path does. The `/llm` endpoint is Ray
-Serve LLM's OpenAI app on the base model. `llm_config` is a plain dict that Ray's `LLMConfig` validates. There is no
+Serve LLM's OpenAI app on the base model (llm_server.py `openai_app`). `llm_config` (serve_spec.py) is a plain dict
+that Ray's `LLMConfig` validates. There is no
 test switch here: the tests (tests/serve/test_vllm.py) run this module's deployment through Ray Serve LLM's real
 `build_llm_deployment` / `LLMServer` and vLLM's protocol types on the CPU, with only the engine standing in, injected
 by Ray's own `RAYLLM_VLLM_ENGINE_CLS` and placed on CPUs by `generator.vllm.placement_group_config` (docs/serve.md).
@@ -31,31 +32,17 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ecr_ray import artifacts
+from ecr_ray import artifacts, reply
 from ecr_ray.config import Config, GeneratorConfig
 from ecr_ray.conversation.predictor import ConversationPredictor
 from ecr_ray.generator.data import prompt_token_ids
 from ecr_ray.generator.guard import SentenceStream
-from ecr_ray.generator.model import MERGED_DIR, MODEL_DIR
 from ecr_ray.generator.predictor import Prompter, _clean
-from ecr_ray.hub import is_hub_id, resolve, served_model_id
-
-SERVED_MODEL = "ecr-generator"
+from ecr_ray.serve_spec import SERVED_MODEL, llm_config, llm_deployment_name, model_source, ray_serve_llm
 
 
 class EngineError(RuntimeError):
     """The vLLM deployment answered with an error, or with something this version of ecr-ray cannot read."""
-
-
-def llm_deployment_name(model_id: str, server_cls: str = "LLMServer") -> str:
-    """The name Ray Serve LLM gives the deployment of `model_id`: `build_llm_deployment` prefixes the class name to
-    `_get_deployment_name` (ray/llm/_internal/serve/core/server/builder.py:37-38, 63-73)."""
-    return f"{server_cls}:{model_id.replace('/', '--').replace('.', '_')}"
-
-
-def model_source(cfg: Config) -> str:
-    """What vLLM loads: the merged (LoRA) or fully fine-tuned weights of the run."""
-    return str(cfg.run_path / "generator" / (MERGED_DIR if cfg.generator.method == "lora" else MODEL_DIR))
 
 
 def check_weights(cfg: Config) -> None:
@@ -79,55 +66,9 @@ def check_weights(cfg: Config) -> None:
         )
 
 
-def _llm_config(cfg: Config, model_id: str, source: str) -> dict[str, Any]:
-    g = cfg.generator
-    extra = dict(g.vllm)
-    engine = {
-        "dtype": "float32" if g.dtype == "float32" else "bfloat16",
-        "max_model_len": g.max_length + g.max_new_tokens,
-        **extra.pop("engine_kwargs", {}),
-    }
-    out: dict[str, Any] = {
-        "model_loading_config": {"model_id": model_id, "model_source": source},
-        "engine_kwargs": engine,
-        "deployment_config": extra.pop(
-            "deployment_config", {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1}}
-        ),
-    }
-    if cfg.offline:
-        out["runtime_env"] = {"env_vars": {"HF_HUB_OFFLINE": "1"}}
-    out.update(extra)
-    return out
-
-
-def llm_config(cfg: Config) -> dict[str, Any]:
-    """The Ray Serve LLM config of the trained generator, from the recipe (generator.vllm adds or overrides fields)."""
-    return _llm_config(cfg, SERVED_MODEL, model_source(cfg))
-
-
-def base_llm_config(cfg: Config) -> dict[str, Any]:
-    """The Ray Serve LLM config of the base chat model (the `/llm` endpoint), under the id the transformers endpoint
-    answers to (`hub.served_model_id`): a hub id stays a hub id (vLLM reads it from the shared HF cache)."""
-    name = cfg.generator.base_model
-    return _llm_config(cfg, served_model_id(name), name if is_hub_id(name) else resolve(name, cfg.offline))
-
-
-def _ray_serve_llm():
-    """Ray Serve LLM's `ray.serve.llm`, with its `openai_api_models` (vLLM's protocol models: the `gpu` extra)."""
-    try:
-        import ray.serve.llm as serve_llm
-        import ray.serve.llm.openai_api_models  # noqa: F401  (serve_llm.openai_api_models)
-    except ImportError as e:
-        raise ImportError(
-            f'generator.engine: vllm needs Ray Serve LLM and vLLM on the serving nodes (`pip install "ecr-ray[gpu]"`, '
-            f"the -gpu image): {e}"
-        ) from e
-    return serve_llm
-
-
 def llm_deployment(cfg: Config) -> serve.Application:
     """Ray Serve LLM's deployment of the generator (`build_llm_deployment`), named as the written Serve config says."""
-    serve_llm = _ray_serve_llm()
+    serve_llm = ray_serve_llm()
     app = serve_llm.build_llm_deployment(serve_llm.LLMConfig(**llm_config(cfg)))
     name = llm_deployment_name(SERVED_MODEL)
     if app._bound_deployment.name != name:  # the Serve config file names it: `serve deploy` fails on a mismatch
@@ -136,12 +77,6 @@ def llm_deployment(cfg: Config) -> serve.Application:
             f"ecr_ray/serve/vllm.py llm_deployment_name for this Ray version"
         )
     return app
-
-
-def openai_app(cfg: Config) -> serve.Application:
-    """The `/llm` application on vLLM: Ray Serve LLM's OpenAI-compatible app on the base model."""
-    serve_llm = _ray_serve_llm()
-    return serve_llm.build_openai_app({"llm_configs": [serve_llm.LLMConfig(**base_llm_config(cfg))]})
 
 
 # ----------------------------------------------------------------------------- what the LLM deployment yields
@@ -227,14 +162,12 @@ class VLLMGenerator:
         # stream=True for every call: `completions` returns an async generator, streaming or not, and Ray's own
         # router calls it this way too (ray/llm/_internal/serve/core/ingress/ingress.py:306-316).
         self.llm, self.gcfg = llm.options(stream=True), cfg.generator
-        self.Request = _ray_serve_llm().openai_api_models.CompletionRequest  # vLLM's (openai_api_models.py:139)
+        self.Request = ray_serve_llm().openai_api_models.CompletionRequest  # vLLM's (openai_api_models.py:139)
         self.conversation = ConversationPredictor.load(cfg)  # on this replica's device; None: templates
 
     async def recommendation(self, dialogue: list[dict], names: list[str], template: str) -> dict:
         """As the transformers Generator's: the conversation module's u_r, or `template`."""
-        if self.conversation is None:
-            return {"text": template, "source": "template"}
-        return (await asyncio.to_thread(self.conversation.respond_batch, [dialogue], [names], [template]))[0]
+        return (await asyncio.to_thread(reply.recommendations, self.conversation, [dialogue], [names], [template]))[0]
 
     def _request(self, prompt: str, stream: bool, **gen):
         return completion_request(self.Request, self.prompter.tok, self.gcfg, prompt, stream, **gen)

@@ -14,7 +14,20 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Config, config_from_dict
+from ..data.linker import EntityLinker
+from ..data.tables import load_dataset_kg
+from ..emotion.model import model_dir
+from ..generator.evaluate import generate, predict_emotions, test_contexts
+from ..generator.train import fit as train_generator
+from ..recommender.data import require_emotions
+from ..recommender.evaluate import paired_bootstrap
+from ..recommender.train import fit, output_dir
+from ..reviews.knowledge import load_knowledge
+from ..runtime import check_fits, run_task
+from ..scoring import offline_metrics
 from . import space
 
 log = logging.getLogger(__name__)
@@ -56,8 +69,6 @@ def feedback_trial(config: dict) -> None:
     the model the training keeps (best epoch by validation loss), on validation and, with `tune.evaluate_test`, on
     test."""
     import ray.tune
-
-    from ..recommender.train import fit, output_dir
 
     cfg = trial_config(config["base"], _trial_dir(config), {"recommender.feedback_weights": config["weights"]})
     manifest = fit(cfg, callbacks=[epoch_reports_to_tune()], evaluate_test=cfg.tune.evaluate_test)
@@ -108,15 +119,6 @@ def evaluate_knowledge(cfg: Config, n: int, train_steps: int) -> dict:
     """Generate for `n` validation contexts with this config's knowledge format (after `train_steps` LoRA steps
     with that format, if any) and return the offline metrics of ecr_ray.scoring. Training, generation and emotion
     classification run on Ray Train / Ray tasks with the recipe's resources, not in the trial."""
-    from ..data.linker import EntityLinker
-    from ..data.tables import load_dataset_kg
-    from ..emotion.model import model_dir
-    from ..generator.evaluate import generate, predict_emotions, test_contexts
-    from ..generator.train import fit as train_generator
-    from ..reviews.knowledge import load_knowledge
-    from ..runtime import run_task
-    from ..scoring import offline_metrics
-
     if train_steps:
         cfg.generator.max_steps = train_steps
         train_generator(cfg)
@@ -136,10 +138,6 @@ def paired_vs_uniform(exp_dir: Path) -> list[dict]:
     """Each feedback setting's kept model against the uniform weights' (1.0, 1.0, 1.0) on the same test samples:
     paired bootstrap differences (`recommender.evaluate.paired_bootstrap`: global AUC, RT@50, ECR's per-batch AUC)
     from the trials' saved test predictions. Empty without a uniform trial or without test predictions."""
-    import numpy as np
-
-    from ..recommender.evaluate import paired_bootstrap
-
     preds = {}
     for meta in exp_dir.glob("trials/*/run/recommender/*/meta.json"):
         npz = meta.parent / "test_predictions.npz"
@@ -177,11 +175,7 @@ def run_sweep(cfg: Config, sweep: str) -> dict:
     param_space["base"] = cfg.with_absolute_paths().to_dict()  # trials run in their own working directories
     param_space["sweep"] = sweep
 
-    from ..runtime import check_fits
-
     if sweep == "feedback":
-        from ..recommender.data import require_emotions
-
         require_emotions(cfg)  # every trial reads the base run's emotions: fail before any trial starts
         needs = {
             "recommender.train_resources": cfg.recommender.train_resources,

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible endpoint (serve/llm.py) over real HTTP on 127.0.0.1, and the LLM labelling job against it:
+"""The OpenAI-compatible endpoint (llm_server.py) over real HTTP on 127.0.0.1, and the LLM labelling job against it:
 resumable shards, killed midway and rerun."""
 
 import json

@@ -1,4 +1,4 @@
-"""Request models, limits and sessions of serve/api.py (no Ray: pure validation logic)."""
+"""Request models, limits and sessions of api.py (no Ray: pure validation logic)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from ecr_ray.api import SESSION_ID, APIError, Models, StopCutter
 from ecr_ray.config import ConfigError, load_config
-from ecr_ray.serve.api import SESSION_ID, APIError, Models, StopCutter
 from ecr_ray.serve.sessions import Session, SessionStore
 
 

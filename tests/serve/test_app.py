@@ -329,39 +329,23 @@ def test_bearer_token_auth(serve_url, secure_url):
 # ----------------------------------------------------------------------------- evaluation sees what Serve answers
 
 
-def test_evaluation_recommends_as_serve_answers(serve_url, serve_cfg):
-    """`recommend_contexts` (the LLM scorer benchmark's and the evaluation's served path) gives, for ReDial test
-    contexts, the top item and the recommendation sentence that POST /v1/recommend answers for the same dialogue."""
-    from ecr_ray.generator.evaluate import as_dialogue, recommend_contexts, test_contexts
-
-    contexts = test_contexts(serve_cfg.run_path / "tables" / "samples.parquet", 4, serve_cfg.seed)
-    assert as_dialogue(["User: hi: there", "Recommender: Try Up (2009)"]) == [
-        {"role": "user", "text": "hi: there"},
-        {"role": "recommender", "text": "Try Up (2009)"},
-    ]
-    ours = recommend_contexts(serve_cfg, contexts, batch=1)
-    for c, r in zip(contexts, ours):
-        body = {"dialogue": as_dialogue(c["context"]), "top_k": 3, "generate": True}
-        served = post(serve_url, "/v1/recommend", body).json()
-        assert r["item"] == served["items"][0]["entity_id"]
-        assert r["first_sentence"] == served["response"]["recommendation"]
-        assert r["recommendation_source"] == served["response"]["recommendation_source"]
-    assert {r["recommendation_source"] for r in ours} <= {"conversation", "template"}
-
-
-def test_evaluate_generator_scores_the_reply_as_served(serve_run_dir, tmp_path):
-    """`evaluate_generator` (a job in its own Ray instance, as a user runs it) on the serve run: the recommender's
-    item and u_r for each context, the dataset's turn only as the `standard` reference row."""
+def test_evaluate_generator_scores_the_reply_as_served(serve_url, serve_run_dir, tmp_path):
+    """`evaluate_generator` (a job in its own Ray instance, as a user runs it) on the serve run evaluates the reply
+    that POST /v1/recommend answers for the same contexts and settings (`top_k` included): the same item, u_r (its
+    source) and final reply; the dataset's turn only as the `standard` reference row. Batches of one on both sides
+    (a batch's padding would be the only difference)."""
     import os
     import subprocess
     import sys
 
     from ecr_ray.config import PROJECT_ROOT
+    from ecr_ray.prompts import as_dialogue
     from tests.serve.conftest import _overrides
 
-    out = tmp_path / "eval"
+    out, top_k, tokens = tmp_path / "eval", 2, 8
     cmd = [sys.executable, "-m", "ecr_ray.jobs.evaluate_generator", *_overrides(serve_run_dir), "--models", "finetuned"]
-    cmd += ["--generator.eval_samples", "4", "--generator.max_new_tokens", "8", "--out", str(out)]
+    cmd += ["--generator.eval_samples", "4", "--generator.max_new_tokens", str(tokens), "--out", str(out)]
+    cmd += ["--generator.eval_batch_size", "1", "--top-k", str(top_k)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     p = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -372,3 +356,10 @@ def test_evaluate_generator_scores_the_reply_as_served(serve_run_dir, tmp_path):
     rows = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
     assert all(r["item"] >= 0 and r["gold_item"] >= 0 and r["standard"] and r["finetuned"] for r in rows)
     assert "The reply as served" in (out / "report.md").read_text()
+    for r in rows:
+        body = {"dialogue": as_dialogue(r["context"]), "top_k": top_k, "generate": True, "max_new_tokens": tokens}
+        served = post(serve_url, "/v1/recommend", body).json()
+        assert len(served["items"]) == top_k and r["item"] == served["items"][0]["entity_id"]
+        assert r["recommendation"] == served["response"]["recommendation"]
+        assert r["recommendation_source"] == served["response"]["recommendation_source"]
+        assert r["finetuned"] == served["response"]["final"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ecr_ray.serve.api import CSP
+from ecr_ray.api import CSP
 from tests.serve.conftest import LIMITS
 from tests.serve.httpraw import closed_by_server, connect, send_quietly, status_of
 

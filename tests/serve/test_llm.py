@@ -1,4 +1,4 @@
-"""The base-model endpoint (/llm, serve/llm.py) behind the ingress's guards, on the real service: bearer auth,
+"""The base-model endpoint (/llm, ecr_ray/llm_server.py) behind the ingress's guards, on the real service: bearer auth,
 the body reader's limits, message/character/token limits from the recipe, and OpenAI-shaped errors."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import openai
 import pytest
 import requests
 
-from ecr_ray.serve.api import CSP
+from ecr_ray.api import CSP
 from tests.serve.conftest import LIMITS, bearer
 from tests.serve.httpraw import connect, send_quietly, status_of
 
@@ -25,7 +25,7 @@ def llm_url(serve_url, serve_cfg):
     """The /llm application (its ChatModel with a token in its environment) on the test's Serve instance."""
     from ray import serve
 
-    from ecr_ray.serve.llm import ChatModel
+    from ecr_ray.llm_server import ChatModel
 
     env = {serve_cfg.serve.api_token_env: TOKEN}
     app = ChatModel.options(ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}}).bind(

@@ -32,14 +32,13 @@ from ray.serve._private.build_app import build_app
 from ray.serve.schema import ServeDeploySchema
 from transformers import AutoTokenizer
 
-from ecr_ray import artifacts
+from ecr_ray import artifacts, llm_server
 from ecr_ray.config import PROJECT_ROOT, ConfigError, load_config
 from ecr_ray.generator.data import prompt_token_ids
 from ecr_ray.generator.train import fit as train_generator
 from ecr_ray.jobs import serve as serve_job
 from ecr_ray.pipeline import STEPS
 from ecr_ray.prompts import generation_messages, render_prompt
-from ecr_ray.serve import vllm
 from ecr_ray.serve.vllm import SERVED_MODEL, check_weights, llm_config
 from tests.ray_cluster import LocalCluster, free_port
 from tests.serve.conftest import TINY
@@ -78,7 +77,7 @@ def test_paper_recipe_on_vllm_serves_the_merged_adapter_in_bf16():
 
 def test_the_llm_endpoint_on_vllm_serves_the_base_model_under_the_id_the_labeller_sends():
     cfg = load_config("paper", {"generator.engine": "vllm"})
-    c = LLMConfig(**vllm.base_llm_config(cfg)).model_dump(exclude_unset=True)
+    c = LLMConfig(**llm_server.base_llm_config(cfg)).model_dump(exclude_unset=True)
     assert c["model_loading_config"] == {
         "model_id": "meta-llama/Llama-2-7b-chat-hf",
         "model_source": "meta-llama/Llama-2-7b-chat-hf",  # from the shared HF cache (HF_HUB_OFFLINE=1)
@@ -178,7 +177,7 @@ def test_the_written_config_rebuilds_the_config_it_was_written_from(tmp_path):
     assert serve_job.main([*argv, "--run-dir", str(tmp_path / "run"), "--write-config", str(path)]) == 0
     args = yaml.safe_load(path.read_text())["applications"][0]["args"]
     assert args["overrides"] == {"generator.engine": "vllm", "data.data_dir": "sample", "serve.max_turns": 20}
-    from ecr_ray.serve.api import AppArgs
+    from ecr_ray.api import AppArgs
 
     rebuilt = AppArgs(**args).config()
     wanted = load_config("paper", {"generator.engine": "vllm", "data.data_dir": "sample", "serve.max_turns": 20})
