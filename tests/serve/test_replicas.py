@@ -91,5 +91,5 @@ def test_a_stream_whose_generator_died_before_its_first_token_is_retried(two_url
     assert events[-1] == "[DONE]", events[-3:]
     chunks = [json.loads(e) for e in events[:-1]]
     assert not [c for c in chunks if "error" in c], chunks
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")  # how the reply ended (8 tokens), no error
     assert len("".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)) > 0
