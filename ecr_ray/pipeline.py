@@ -150,9 +150,12 @@ def _call(job: str, argv: list[str], run_job: Callable[[str, list[str]], int | N
 @contextlib.contextmanager
 def _output_to(out):
     """Point file descriptors 1 and 2 (C libraries, child processes, the worker logs Ray forwards to the driver) and
-    Python's sys.stdout / sys.stderr at `out`, and back."""
+    Python's sys.stdout / sys.stderr at `out`, and back; the root logger too is put back as it was (a job's
+    `logging.basicConfig(force=True)` binds it to `out`, which is closed once the job is done)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     saved = [os.dup(fd) for fd in (1, 2)]
     try:
         for fd in (1, 2):
@@ -165,6 +168,10 @@ def _output_to(out):
         for fd, copy in zip((1, 2), saved):
             os.dup2(copy, fd)
             os.close(copy)
+        for h in root.handlers:
+            h.flush()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator", "merge"}

@@ -44,3 +44,27 @@ def test_without_a_log_the_job_prints_as_it_is(capfd):
     assert _call("job", ["0"], job, None) == 0
     out = capfd.readouterr().out
     assert "stdout line" in out and "child line" in out
+
+
+def logging_job(name: str, argv: list[str]) -> int:
+    """As every job does (jobs/_common.py): the root logger on sys.stderr, which is then the job's log."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("ecr_ray.job").info("job's own line")
+    return 0
+
+
+def test_the_root_logger_is_back_after_a_job_that_configured_it(tmp_path, capfd):
+    root = logging.getLogger()
+    before = root.handlers[:]
+    try:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+        ours = root.handlers[:]
+        assert _call("job", [], logging_job, tmp_path / "job.log") == 0
+        assert (tmp_path / "job.log").read_text() == "job's own line\n"
+        assert root.handlers == ours  # not the job's handler, whose stream (the log) is closed now
+        logging.getLogger("ecr_ray.pipeline").info("the next stage's line")
+        err = capfd.readouterr().err
+        assert "the next stage's line" in err and "Logging error" not in err and "job's own line" not in err
+    finally:
+        root.handlers[:] = before
+
