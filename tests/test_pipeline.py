@@ -67,4 +67,3 @@ def test_the_root_logger_is_back_after_a_job_that_configured_it(tmp_path, capfd)
         assert "the next stage's line" in err and "Logging error" not in err and "job's own line" not in err
     finally:
         root.handlers[:] = before
-
