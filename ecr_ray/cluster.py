@@ -25,7 +25,7 @@ import yaml
 
 from . import runtime
 from .config import Config, ConfigError, Resources
-from .serve_spec import APP_NAME, LLM_NAME, deployments, vllm_demand
+from .serve_spec import APP_NAME, LLM_NAME, reservations
 
 log = logging.getLogger(__name__)
 
@@ -185,26 +185,7 @@ def requests(cfg: Config, jobs: list[str] | tuple[str, ...], apps: list[str] | N
 
 
 def _serve_requests(cfg: Config, job: str, apps: list[str]) -> list[Request]:
-    out = []
-    for app in apps:
-        for name in deployments(cfg, app):
-            vllm = vllm_demand(cfg, name)
-            if vllm is not None:  # Ray Serve LLM's deployment of the generator, sized by generator.vllm
-                replicas, cpus, gpus = vllm
-                bundle = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-                out.append(Request(job, "generator.vllm", bundle, replicas))
-                continue
-            o = cfg.serve.deployment_options(name)
-            actor = o.get("ray_actor_options") or {}
-            bundle = {"CPU": float(actor.get("num_cpus", 1.0))}  # Serve's default: 1 CPU
-            if actor.get("num_gpus"):
-                bundle["GPU"] = float(actor["num_gpus"])
-            bundle.update({k: float(v) for k, v in (actor.get("resources") or {}).items()})
-            replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
-            out.append(
-                Request(job, f"serve.deployments.{name}", bundle, int(replicas), int(o.get("max_replicas_per_node", 0)))
-            )
-    return out
+    return [Request(job, r.field, r.bundle, r.replicas, r.max_per_node) for r in reservations(cfg, apps)]
 
 
 def problems(reqs: list[Request], types: list[NodeType], source: str) -> list[str]:

@@ -5,6 +5,7 @@ cluster pre-flight check (cluster.py), which reads the same numbers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .config import Config, ServeConfig
@@ -84,21 +85,46 @@ def vllm_demand(cfg: Config, deployment: str) -> tuple[int, float, float] | None
     return int(replicas), cpus, float(sum(b.get("GPU", 0) for b in bundles))
 
 
-def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
-    """deployment → (replicas at the largest scale, CPUs each, GPUs each) of the named applications. Serve's own
-    default is 1 CPU for a deployment that names none."""
-    out = {}
+@dataclass(frozen=True)
+class Reservation:
+    """What one deployment reserves at its largest scale: `replicas` × `bundle` (Ray resource → amount), at most
+    `max_per_node` replicas on a node (0 = no limit); `field` is the recipe field that sizes it."""
+
+    deployment: str
+    field: str
+    replicas: int
+    bundle: dict[str, float]
+    max_per_node: int = 0
+
+
+def reservations(cfg: Config, apps: list[str]) -> list[Reservation]:
+    """Every deployment of the named applications with what it reserves. Serve's own default is 1 CPU for a
+    deployment that names none; Ray Serve LLM's generator deployment is sized by generator.vllm (`vllm_demand`)."""
+    out = []
     for app in apps:
         for name in deployments(cfg, app):
             vllm = vllm_demand(cfg, name)
             if vllm is not None:
-                out[name] = vllm
+                replicas, cpus, gpus = vllm
+                out.append(
+                    Reservation(name, "generator.vllm", replicas, {"CPU": cpus, **({"GPU": gpus} if gpus else {})})
+                )
                 continue
             o = cfg.serve.deployment_options(name)
-            replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
             actor = o.get("ray_actor_options") or {}
-            out[name] = (int(replicas), float(actor.get("num_cpus", 1.0)), float(actor.get("num_gpus", 0.0)))
+            bundle = {"CPU": float(actor.get("num_cpus", 1.0))}
+            if actor.get("num_gpus"):
+                bundle["GPU"] = float(actor["num_gpus"])
+            bundle.update({k: float(v) for k, v in (actor.get("resources") or {}).items()})
+            replicas = (o.get("autoscaling_config") or {}).get("max_replicas", o.get("num_replicas", 1))
+            field = f"serve.deployments.{name}"
+            out.append(Reservation(name, field, int(replicas), bundle, int(o.get("max_replicas_per_node", 0))))
     return out
+
+
+def demand(cfg: Config, apps: list[str]) -> dict[str, tuple[int, float, float]]:
+    """deployment → (replicas at the largest scale, CPUs each, GPUs each) of the named applications."""
+    return {r.deployment: (r.replicas, r.bundle["CPU"], r.bundle.get("GPU", 0.0)) for r in reservations(cfg, apps)}
 
 
 def ray_serve_llm():

@@ -74,7 +74,7 @@ def llm_deployment(cfg: Config) -> serve.Application:
     if app._bound_deployment.name != name:  # the Serve config file names it: `serve deploy` fails on a mismatch
         raise RuntimeError(
             f"Ray Serve LLM named the generator's deployment {app._bound_deployment.name!r}, not {name!r}: update "
-            f"ecr_ray/serve/vllm.py llm_deployment_name for this Ray version"
+            f"ecr_ray/serve_spec.py llm_deployment_name for this Ray version"
         )
     return app
 

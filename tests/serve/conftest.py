@@ -66,7 +66,7 @@ def serve_run_dir() -> Path:
         return Path(given).resolve()
     run_dir = PROJECT_ROOT / "runs" / "test-serve"
     stamp_path = run_dir / "serve-test-stamp.json"
-    stamp = {"tiny": TINY, "stages": [job for job, _, _ in STAGES], "layout": 2}  # layout: bump when artifacts change
+    stamp = {"tiny": TINY, "stages": [job for job, _, _ in STAGES], "layout": 3}  # layout: bump when artifacts change
     fresh = stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp
     try:  # artifacts built from other sample data are rebuilt (serving would refuse them)
         check_run_data(load_config("demo", {"run_dir": str(run_dir)}))
