@@ -1,11 +1,12 @@
-"""Stage outputs in the run directory: what each stage reads, its content key, its manifest, and whether it is up to
-date.
+"""The mechanism every stage's outputs share: what a stage is (`Stage`), its content key, its manifest, and whether it
+is up to date. Which stages exist is not said here: each stage package declares its own `STAGE` beside its `fit`, and
+`ecr_ray.stages` lists them in pipeline order.
 
 Every stage writes `<run_dir>/<stage dir>/manifest.json` holding its `key`: a hash of the stage's version, of the
 config fields the stage reads, of the files it reads from outside the run directory (raw data, seed labels, reviews)
 and of the keys of the stages it reads from. A stage is up to date when its manifest holds the key the current config
-gives and its outputs exist. `pipeline` asks `is_fresh` before running a stage, and each stage's `fit` asks it too
-before doing work again, so a rerun of anything skips what is done and resumes what is not.
+gives and its outputs exist. `pipeline` asks `up_to_date` before running a stage, and each stage's `fit` asks
+`done` too before doing work again, so a rerun of anything skips what is done and resumes what is not.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -21,155 +23,96 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .data.sources import Sources
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage of the pipeline, declared once, in its package, beside its `fit` (ecr_ray/stages.py lists them)."""
+
     name: str
+    """The stage's name: `pipeline --only`, pipeline.json, its manifest's `stage`."""
+    section: str
+    """The config section that configures it (a recipe's `<section>:`)."""
     dir: str
     """Where the stage writes, under run_dir; `{variant}` stands for the recommender's name (recommender.variant, with
     `+copy` when recommender.copy_mentioned)."""
     reads: tuple[str, ...]
     """Config fields the output depends on: "section" (all of it), "section.field", or "section.-field" to take a
     whole section but that field (resources and inference-only settings never force a retrain)."""
-    after: tuple[str, ...] = ()
-    """Stages whose outputs this one reads."""
-    outputs: tuple[str, ...] = ()
+    writes: tuple[str, ...]
     """Files under the stage's dir that must exist for it to count as done."""
+    fit: Callable[..., dict]
+    """`fit(cfg, *, force=False) -> manifest`: build the outputs unless up to date (Ray initialised by the caller;
+    a stage's own keyword-only options have defaults)."""
+    jobs: tuple[str, ...]
+    """Job modules (`ecr_ray.jobs.<name>`) the pipeline runs for it, in order: the first calls `fit` (and takes
+    `--force`), the others report on its outputs."""
+    after: tuple[Stage, ...] = ()
+    """Stages whose outputs this one reads."""
+    reports: tuple[str, ...] = ()
+    """Files under run_dir the report jobs write: a missing one reruns the stage's jobs."""
     inputs: Callable[[Config], list[Path]] | None = None
     """Files outside the run directory the stage reads (hashed into the key)."""
+    needed: Callable[[Config], bool] | None = None
+    """Whether a recipe needs the stage at all (None: always)."""
     version: int = 1
-    """Bumped when the code changes what the stage writes from the same config and inputs, so older outputs rebuild
-    (tables 2: movie titles written out are linked as movie mentions; recommender 2: mention ages and the `new`
-    protocol's flags in the prepared tensors and test predictions, UniCRS's pre-training samples)."""
+    """Bumped when the code changes what the stage writes from the same config and inputs, so older outputs
+    rebuild."""
 
     def path(self, cfg: Config) -> Path:
         return cfg.run_path / self.dir.format(variant=cfg.recommender.name)
 
+    def key(self, cfg: Config) -> str:
+        """The content key the current config gives this stage (upstream stages by the keys in their manifests)."""
+        # By content, not by path: the same data under another folder (a job's working dir) is the same input.
+        inputs = [(p.name, file_hash(p) if p.exists() else None) for p in (self.inputs(cfg) if self.inputs else [])]
+        blob = {
+            "version": self.version,
+            "reads": _reads(cfg, self),
+            "inputs": inputs,
+            "after": {a.dir: (a.read_manifest(cfg) or {}).get("key") for a in self.after},
+        }
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def _raw_files(cfg: Config) -> list[Path]:
-    return Sources.of(cfg.data.resolved_dir(), cfg.data.dataset).files()
+    def read_manifest(self, cfg: Config) -> dict | None:
+        path = self.path(cfg) / MANIFEST
+        return json.loads(path.read_text()) if path.exists() else None
 
+    def is_fresh(self, cfg: Config) -> bool:
+        """Done before with this config and these inputs, and its outputs are all there."""
+        manifest = self.read_manifest(cfg)
+        if not manifest or manifest.get("key") != self.key(cfg) or not manifest.get("complete", True):
+            return False
+        return all((self.path(cfg) / o).exists() for o in self.writes)
 
-def _seed_labels(cfg: Config) -> list[Path]:
-    return [cfg.emotion.seed_path(cfg.data.resolved_dir())]
+    def up_to_date(self, cfg: Config) -> bool:
+        """Fresh, and its report jobs have written their reports: the pipeline skips it."""
+        return self.is_fresh(cfg) and all((cfg.run_path / r).exists() for r in self.reports)
 
+    def wanted(self, cfg: Config) -> bool:
+        return self.needed is None or self.needed(cfg)
 
-def _reviews_file(cfg: Config) -> list[Path]:
-    return [cfg.generator.reviews_path(cfg.data.resolved_dir())]
+    def done(self, cfg: Config, force: bool = False) -> dict | None:
+        """What `fit` returns when there is nothing to do (the manifest, `skipped`), else None: the first line of
+        every `fit`."""
+        if force or not self.is_fresh(cfg):
+            return None
+        log.info("%s: up to date in %s (key %s), skipped", self.name, self.path(cfg), self.key(cfg))
+        return {**self.read_manifest(cfg), "skipped": True}
 
-
-_INFERENCE = (
-    "max_new_tokens",
-    "do_sample",
-    "temperature",
-    "top_p",
-    "repetition_penalty",
-    "knowledge_bonus",
-    "reply_guard",
-    "guard_retries",
-    "dtype",
-    "compile",
-    "max_cache_len",
-    "compile_batch_sizes",
-    "eval_samples",
-    "eval_batch_size",
-    "eval_resources",
-    "link_resources",
-    "engine",  # serving: switching to vLLM merges the adapter (the `merge` stage), it never retrains
-    "vllm",
-)
-_CONVERSATION_INFERENCE = (
-    "max_new_tokens",
-    "do_sample",
-    "temperature",
-    "top_p",
-    "repetition_penalty",
-    "device",
-    "dtype",
-    "eval_resources",
-)
-# How a chat-model stage fits its GPUs and survives failures, not what it learns: changing them resumes the same run.
-_CHAT_TRAINING_RUNTIME = ("micro_batch_size", "gradient_checkpointing", "max_failures")
-STAGES: dict[str, Stage] = {
-    s.name: s
-    for s in (
-        Stage("tables", "tables", ("data", "seed"), (), ("turns.parquet", "samples.parquet"), _raw_files, version=2),
-        Stage(
-            "emotions",
-            "emotions",
-            (
-                "emotion.-llm_base_url",
-                "emotion.-llm_model",
-                "emotion.-llm_resources",
-                "emotion.-label_resources",
-                "emotion.-train_resources",
-                "emotion.-label_batch_size",
-                "seed",
-            ),
-            ("tables",),
-            ("turn_emotions.parquet", "entity_emotions.parquet"),
-            _seed_labels,
-        ),
-        Stage(
-            "reviews",
-            "reviews",
-            (
-                "generator.reviews_file",
-                "generator.review_filter",
-                "generator.min_entity_mentions",
-                "generator.review_entity_filter",
-                "generator.review_entity_min_global",
-                "generator.review_entity_max_movies",
-                "generator.review_entity_min_name_chars",
-                "data.skip_invalid",
-            ),
-            ("tables",),
-            ("reviews.parquet", "movie_knowledge.parquet"),
-            _reviews_file,
-        ),
-        Stage(
-            "recommender",
-            "recommender/{variant}",
-            (
-                "recommender.-train_resources",
-                "recommender.-encode_resources",
-                "recommender.-cache_dir",
-                "recommender.-max_failures",
-                "emotion.threshold",
-                "emotion.max_emotions_per_entity",
-                "seed",
-            ),
-            ("tables", "emotions"),
-            ("model.pt", "metrics.json"),
-            version=2,
-        ),
-        Stage(
-            "generator",
-            "generator",
-            tuple(f"generator.-{f}" for f in _INFERENCE + _CHAT_TRAINING_RUNTIME) + ("seed",),
-            ("reviews",),
-            ("manifest.json",),
-        ),
-        Stage(  # the LoRA adapter merged into the base model, what vLLM loads (ecr_ray/generator/merge.py)
-            "merge",
-            "generator/merged",
-            ("generator.dtype",),
-            ("generator",),
-            ("config.json",),
-        ),
-        Stage(
-            "conversation",
-            "conversation",
-            tuple(f"conversation.-{f}" for f in _CONVERSATION_INFERENCE + _CHAT_TRAINING_RUNTIME) + ("seed",),
-            ("tables",),
-            ("manifest.json",),
-        ),
-    )
-}
+    def write_manifest(self, cfg: Config, **fields: Any) -> dict:
+        """Write the stage's manifest (its key first) atomically; returns it."""
+        manifest = {"stage": self.name, "key": self.key(cfg), "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
+        path = self.path(cfg) / MANIFEST
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(manifest, indent=2, default=str))
+        os.replace(tmp, path)
+        return manifest
 
 
 def file_hash(path: Path) -> str:
@@ -201,41 +144,3 @@ def _reads(cfg: Config, stage: Stage) -> dict[str, Any]:
     for section, names in excluded.items():
         out[section] = {k: v for k, v in d[section].items() if k not in names}
     return out
-
-
-def key(cfg: Config, name: str) -> str:
-    """The content key the current config gives stage `name` (upstream stages by the keys in their manifests)."""
-    stage = STAGES[name]
-    # By content, not by path: the same data under another folder (a job's working dir) is the same input.
-    inputs = [(p.name, file_hash(p) if p.exists() else None) for p in (stage.inputs(cfg) if stage.inputs else [])]
-    blob = {
-        "version": stage.version,
-        "reads": _reads(cfg, stage),
-        "inputs": inputs,
-        "after": {a: (read_manifest(cfg, a) or {}).get("key") for a in stage.after},
-    }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def read_manifest(cfg: Config, name: str) -> dict | None:
-    path = STAGES[name].path(cfg) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def is_fresh(cfg: Config, name: str) -> bool:
-    """Done before with this config and these inputs, and its outputs are all there."""
-    stage, manifest = STAGES[name], read_manifest(cfg, name)
-    if not manifest or manifest.get("key") != key(cfg, name) or not manifest.get("complete", True):
-        return False
-    return all((stage.path(cfg) / o).exists() for o in stage.outputs)
-
-
-def write_manifest(cfg: Config, name: str, **fields: Any) -> dict:
-    """Write the stage's manifest (its key first) atomically; returns it."""
-    manifest = {"stage": name, "key": key(cfg, name), "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **fields}
-    path = STAGES[name].path(cfg) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    os.replace(tmp, path)
-    return manifest

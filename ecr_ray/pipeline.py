@@ -28,55 +28,23 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import artifacts
+from .artifacts import Stage
 from .config import Config
+from .stages import STAGES
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Step:
-    name: str
-    artifact: str
-    """The `ecr_ray.artifacts` stage whose manifest says whether this step is up to date."""
-    jobs: tuple[str, ...]
-    """Job modules run in order."""
-    reports: tuple[str, ...] = ()
-    """Files under run_dir the step's later jobs (evaluations) write: missing ones rerun the step."""
-    needed: Callable[[Config], bool] | None = None
-    """Whether the recipe needs the step at all (None: always)."""
+def pending(cfg: Config, only: list[str] | None = None, force: bool = False) -> list[Stage]:
+    """The stages a run would do now (`only` these), in order."""
+    return [s for s in STAGES if wanted(cfg, s, only) and (force or not s.up_to_date(cfg))]
 
 
-def _serves_merged(cfg: Config) -> bool:
-    return cfg.generator.engine == "vllm" and cfg.generator.method == "lora"
-
-
-STEPS = (
-    Step("data", "tables", ("data",)),
-    Step("emotions", "emotions", ("train_emotion",)),
-    Step("reviews", "reviews", ("build_reviews",)),
-    Step("recommender", "recommender", ("train_recommender", "evaluate_recommender"), ("eval/recommender.md",)),
-    Step("conversation", "conversation", ("train_conversation",)),
-    Step("generator", "generator", ("train_generator", "evaluate_generator"), ("eval/generator/metrics.json",)),
-    Step("merge", "merge", ("merge",), needed=_serves_merged),  # engine vllm: the weights it loads
-)
-
-
-def up_to_date(cfg: Config, step: Step) -> bool:
-    return artifacts.is_fresh(cfg, step.artifact) and all((cfg.run_path / r).exists() for r in step.reports)
-
-
-def pending(cfg: Config, only: list[str] | None = None, force: bool = False) -> list[Step]:
-    """The steps a run would do now (`only` these), in order."""
-    return [s for s in STEPS if wanted(cfg, s, only) and (force or not up_to_date(cfg, s))]
-
-
-def wanted(cfg: Config, step: Step, only: list[str] | None) -> bool:
-    """Whether `step` is among `only` (when given) and the recipe needs it."""
-    return (not only or step.name in only) and (step.needed is None or step.needed(cfg))
+def wanted(cfg: Config, stage: Stage, only: list[str] | None) -> bool:
+    """Whether `stage` is among `only` (when given) and the recipe needs it."""
+    return (not only or stage.name in only) and stage.wanted(cfg)
 
 
 def run_pipeline(
@@ -87,7 +55,7 @@ def run_pipeline(
     force: bool = False,
     log_dir: Path | None = None,
 ) -> dict:
-    """Run the steps (or `only` these) that are not up to date; returns the pipeline state. `run_job(name, argv)`
+    """Run the stages (or `only` these) that are not up to date; returns the pipeline state. `run_job(name, argv)`
     runs one job's main in this process (jobs/pipeline.py maps the names); Ray is joined once, by the caller. With
     `log_dir`, each job's output goes to `<log_dir>/<job>.log` (one line per job here; the log's tail when it fails).
     """
@@ -95,31 +63,31 @@ def run_pipeline(
     run.mkdir(parents=True, exist_ok=True)
     state_path = run / "pipeline.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    for step in STEPS:
-        if not wanted(cfg, step, only):
+    for stage in STAGES:
+        if not wanted(cfg, stage, only):
             continue
-        if not force and up_to_date(cfg, step):
-            log.info("[pipeline] %s: up to date (key %s), skipped", step.name, artifacts.key(cfg, step.artifact))
+        if not force and stage.up_to_date(cfg):
+            log.info("[pipeline] %s: up to date (key %s), skipped", stage.name, stage.key(cfg))
             continue
         t0 = time.perf_counter()
-        for job in step.jobs:
-            argv = [*job_args, *(["--force"] if force and job in FORCEABLE else [])]
-            log.info("[pipeline] %s: %s %s", step.name, job, " ".join(argv))
+        for i, job in enumerate(stage.jobs):
+            argv = [*job_args, *(["--force"] if force and i == 0 else [])]  # the first job fits; the rest report
+            log.info("[pipeline] %s: %s %s", stage.name, job, " ".join(argv))
             try:
                 rc = _call(job, argv, run_job, log_dir / f"{job}.log" if log_dir else None)
             except BaseException as e:  # recorded, then raised as it is (a user mistake stays one error line)
-                state[step.name] = {"failed": job, "error": f"{type(e).__name__}: {e}"[:500]}
+                state[stage.name] = {"failed": job, "error": f"{type(e).__name__}: {e}"[:500]}
                 state_path.write_text(json.dumps(state, indent=2))
                 raise
             if rc != 0:
-                state[step.name] = {"failed": job, "returncode": rc}
+                state[stage.name] = {"failed": job, "returncode": rc}
                 state_path.write_text(json.dumps(state, indent=2))
                 raise SystemExit(
-                    f"[pipeline] stage {step.name} failed in {job} (exit {rc}); "
+                    f"[pipeline] stage {stage.name} failed in {job} (exit {rc}); "
                     f"rerun the same command to resume from this stage"
                 )
-        state[step.name] = {
-            "key": artifacts.key(cfg, step.artifact),
+        state[stage.name] = {
+            "key": stage.key(cfg),
             "seconds": round(time.perf_counter() - t0, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -172,9 +140,6 @@ def _output_to(out):
             h.flush()
         root.handlers[:] = handlers
         root.setLevel(level)
-
-
-FORCEABLE = {"train_emotion", "build_reviews", "train_recommender", "train_conversation", "train_generator", "merge"}
 
 
 def write_summary(run: Path, state: dict) -> Path:

@@ -19,7 +19,7 @@ import yaml
 
 from .cluster import JOB_RESOURCES
 from .config import Config, Resources
-from .pipeline import STEPS
+from .stages import STAGES
 
 RUNTIME_ENV: dict[str, Any] = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
 """What every job's processes get beyond the image: the tokenizers' own thread pool off (Ray's workers are the
@@ -30,7 +30,7 @@ OTHER_JOBS = ("label_emotions", "tune", "merge")
 
 def recipe_jobs() -> tuple[str, ...]:
     """The jobs with a specification: the pipeline, each of its stages' jobs in pipeline order, then the others."""
-    staged = [job for step in STEPS for job in step.jobs]
+    staged = [job for stage in STAGES for job in stage.jobs]
     return ("pipeline", *staged, *(j for j in OTHER_JOBS if j not in staged))
 
 
@@ -67,7 +67,7 @@ def submit_command(spec: dict[str, Any]) -> str:
 
 
 def _reserves(cfg: Config, job: str) -> list[str]:
-    jobs = [j for step in STEPS for j in step.jobs] if job == "pipeline" else [job]
+    jobs = [j for stage in STAGES for j in stage.jobs] if job == "pipeline" else [job]
     out = []
     for name in dict.fromkeys(f for j in jobs for f in JOB_RESOURCES.get(j, ())):
         if name == "serve.deployments":

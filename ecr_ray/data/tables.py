@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import artifacts
+from ..artifacts import Stage
 from ..config import Config, ConfigError
 from . import inspired, redial
 from .errors import InvalidRows
@@ -51,7 +52,7 @@ def check_run_data(cfg: Config) -> None:
     """Refuse to read a run with other data than it was built from: the content hashes of the raw files this config
     reads (the dataset's splits and KG files) must be those in the run's tables manifest, else `RunDataMismatch`
     names both (directory, data key, the files that differ) and the two ways out. A run without tables passes."""
-    manifest = artifacts.read_manifest(cfg, "tables")
+    manifest = STAGE.read_manifest(cfg)
     if not manifest or "inputs" not in manifest:
         return
     data_dir = cfg.data.resolved_dir()
@@ -84,11 +85,10 @@ def load_dataset_kg(cfg: Config, check_run: bool = True) -> KnowledgeGraph:
     return load_kg(src.kg_dir, movie_map)
 
 
-def build_tables(cfg: Config, force: bool = False) -> dict:
+def build_tables(cfg: Config, *, force: bool = False) -> dict:
     """Raw data → Parquet tables + manifest (returned). Skipped when up to date unless `force`."""
-    if not force and artifacts.is_fresh(cfg, "tables"):
-        log.info("tables: up to date (key %s), skipped", artifacts.key(cfg, "tables"))
-        return {**artifacts.read_manifest(cfg, "tables"), "skipped": True}
+    if done := STAGE.done(cfg, force):
+        return done
     t0 = time.perf_counter()
     data_dir = cfg.data.resolved_dir()
     src = Sources.of(data_dir, cfg.data.dataset)
@@ -146,9 +146,8 @@ def build_tables(cfg: Config, force: bool = False) -> dict:
     pq.write_table(pa.Table.from_pylist(entities), out_dir / "entities.parquet")
     pq.write_table(pa.table(kg_rows), out_dir / "kg_triples.parquet")
 
-    return artifacts.write_manifest(
+    return STAGE.write_manifest(
         cfg,
-        "tables",
         dataset=cfg.data.dataset,
         data_dir=str(data_dir),
         inputs={str(p.relative_to(data_dir)): artifacts.file_hash(p) for p in src.files()},
@@ -239,3 +238,20 @@ def read_table(run_dir: Path, name: str, split: str | None = None) -> pa.Table:
         raise FileNotFoundError(f"{path} not found: build the tables first (`ecr-ray data --recipe ...`)")
     filters = [("split", "=", split)] if split else None
     return pq.read_table(path, filters=filters)
+
+
+def _raw_files(cfg: Config) -> list[Path]:
+    return Sources.of(cfg.data.resolved_dir(), cfg.data.dataset).files()
+
+
+STAGE = Stage(
+    "data",
+    "data",
+    "tables",
+    reads=("data", "seed"),
+    writes=("turns.parquet", "samples.parquet"),
+    fit=build_tables,
+    jobs=("data",),
+    inputs=_raw_files,
+    version=2,  # 2: movie titles written out are linked as movie mentions
+)

@@ -18,7 +18,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from .. import artifacts
+from ..artifacts import Stage
 from ..config import EMOTIONS, Config, config_from_dict
+from ..data import tables
 from ..data.tables import read_table
 from ..hub import resolve
 from ..runtime import run_task
@@ -132,8 +134,8 @@ def train_key(cfg: Config) -> str:
         "emotion": {k: d["emotion"][k] for k in TRAIN_FIELDS},
         "workers": cfg.emotion.train_resources.workers,
         "seed": cfg.seed,
-        "tables": (artifacts.read_manifest(cfg, "tables") or {}).get("key"),
-        "seed_labels": [artifacts.file_hash(p) for p in artifacts.STAGES["emotions"].inputs(cfg)],
+        "tables": (tables.STAGE.read_manifest(cfg) or {}).get("key"),
+        "seed_labels": [artifacts.file_hash(p) for p in _seed_labels(cfg)],
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -183,12 +185,11 @@ def train_classifier(cfg: Config, train_rows: list[dict], valid_rows: list[dict]
     return target, read_state(checkpoint)["history"]
 
 
-def fit(cfg: Config, force: bool = False) -> dict:
+def fit(cfg: Config, *, force: bool = False) -> dict:
     """The emotion stage: (re)train the classifier unless an identical one exists, label every user turn, link entity
     emotions, write the manifest. Skipped entirely when up to date (unless `force`)."""
-    if not force and artifacts.is_fresh(cfg, "emotions"):
-        log.info("emotions: up to date (key %s), skipped", artifacts.key(cfg, "emotions"))
-        return {**artifacts.read_manifest(cfg, "emotions"), "skipped": True}
+    if done := STAGE.done(cfg, force):
+        return done
     t0 = time.perf_counter()
     turns = read_table(cfg.run_path, "turns")
     train_rows, valid_rows, match_report = split_seeds(cfg, turns)
@@ -243,9 +244,8 @@ def fit(cfg: Config, force: bool = False) -> dict:
         for label in ls:
             label_counts[label] += 1
     valid = report["valid"]
-    return artifacts.write_manifest(
+    return STAGE.write_manifest(
         cfg,
-        "emotions",
         train_key=key,
         reused_classifier=reuse,
         counts={
@@ -257,3 +257,28 @@ def fit(cfg: Config, force: bool = False) -> dict:
         valid={k: valid[k] for k in ("rows", "recall@1", "recall@2", "negative_recall", "macro_f1")},
         seconds={"train": round(t_train, 1), "label": round(t_label, 1), "total": round(time.perf_counter() - t0, 1)},
     )
+
+
+def _seed_labels(cfg: Config) -> list[Path]:
+    return [cfg.emotion.seed_path(cfg.data.resolved_dir())]
+
+
+STAGE = Stage(
+    "emotions",
+    "emotion",
+    "emotions",
+    reads=(
+        "emotion.-llm_base_url",
+        "emotion.-llm_model",
+        "emotion.-llm_resources",
+        "emotion.-label_resources",
+        "emotion.-train_resources",
+        "emotion.-label_batch_size",
+        "seed",
+    ),
+    writes=("turn_emotions.parquet", "entity_emotions.parquet"),
+    fit=fit,
+    jobs=("train_emotion",),
+    after=(tables.STAGE,),
+    inputs=_seed_labels,
+)

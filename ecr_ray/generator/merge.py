@@ -12,15 +12,16 @@ import contextlib
 import logging
 import time
 
-from .. import artifacts
+from ..artifacts import Stage
 from ..config import Config, ConfigError
 from ..runtime import run_task
+from . import train
 from .model import ADAPTER_DIR, merge_adapter
 
 log = logging.getLogger(__name__)
 
 
-def fit(cfg: Config, force: bool = False, ray=contextlib.nullcontext) -> dict:
+def fit(cfg: Config, *, force: bool = False, ray=contextlib.nullcontext) -> dict:
     """Merge the run's adapter (skipped when the merged weights are up to date, unless `force`); the manifest.
     `ray()`: the context in which Ray is initialised for the merge (a job's `ray_for`), entered only to merge."""
     g = cfg.generator
@@ -29,26 +30,42 @@ def fit(cfg: Config, force: bool = False, ray=contextlib.nullcontext) -> dict:
             f"generator.method is {g.method!r}: full fine-tuning writes plain weights (generator/model), which vLLM "
             "loads as they are; there is no adapter to merge"
         )
-    trained = artifacts.read_manifest(cfg, "generator")
+    trained = train.STAGE.read_manifest(cfg)
     adapter = cfg.run_path / "generator" / ADAPTER_DIR
     if not trained or not trained.get("complete", True) or not (adapter / "adapter_config.json").exists():
         raise FileNotFoundError(
             f"{adapter}: no complete trained adapter to merge: train the generator first "
             f"(`ecr-ray train_generator --recipe {cfg.recipe}`)"
         )
-    if not force and artifacts.is_fresh(cfg, "merge"):
-        log.info("merge: up to date (key %s), skipped", artifacts.key(cfg, "merge"))
-        return {**artifacts.read_manifest(cfg, "merge"), "skipped": True}
+    if done := STAGE.done(cfg, force):
+        return done
     t0 = time.perf_counter()
     with ray():
         path = run_task(merge_adapter, g.eval_resources, cfg.with_absolute_paths())
     log.info("merge: %s written", path)
-    return artifacts.write_manifest(
+    return STAGE.write_manifest(
         cfg,
-        "merge",
         adapter_key=trained["key"],
         base_model=g.base_model,
         dtype="float32" if g.dtype == "float32" else "bfloat16",
         path=path,
         seconds=round(time.perf_counter() - t0, 1),
     )
+
+
+def serves_merged(cfg: Config) -> bool:
+    """`generator.engine: vllm` with a LoRA generator: vLLM loads the merged weights."""
+    return cfg.generator.engine == "vllm" and cfg.generator.method == "lora"
+
+
+STAGE = Stage(
+    "merge",
+    "generator",
+    "generator/merged",
+    reads=("generator.dtype",),
+    writes=("config.json",),
+    fit=fit,
+    jobs=("merge",),
+    after=(train.STAGE,),
+    needed=serves_merged,
+)

@@ -29,9 +29,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts, plan
+from .. import plan
+from ..artifacts import Stage
 from ..config import ChatTrainConfig, Config, config_from_dict
 from ..hub import resolve
+from ..reviews import build as reviews_build
 from ..runtime import run_task
 from ..train import STATE_FILE, TrainRun, fail_once, read_state
 from ..train import fit as fit_run
@@ -266,30 +268,36 @@ def train_chat_model(config: dict) -> None:
 # ----------------------------------------------------------------------------- driver side
 
 
-def fit(cfg: Config, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False) -> dict:
+def fit(cfg: Config, *, force: bool = False, run_name: str | None = None, stop_after_steps: int = 0) -> dict:
     """Examples (Ray task) → Ray Train → `<run_dir>/generator/{adapter|model}` + manifest (returned). Skipped when a
     complete run with this config exists (unless `force`). Ray must be initialised."""
-    return fit_chat_model(cfg, "generator", build_examples, run_name, stop_after_steps, force)
+    return fit_chat_model(cfg, STAGE, build_examples, force=force, run_name=run_name, stop_after_steps=stop_after_steps)
 
 
 def fit_chat_model(
-    cfg: Config, stage: str, build_examples, run_name: str | None = None, stop_after_steps: int = 0, force: bool = False
+    cfg: Config,
+    stage: Stage,
+    build_examples,
+    *,
+    force: bool = False,
+    run_name: str | None = None,
+    stop_after_steps: int = 0,
 ) -> dict:
-    """The shared fit of the two chat-model stages (`generator`, `conversation`: the config section and the
-    directory under the run dir): `build_examples(cfg, path)` in a Ray task → `train_chat_model` on Ray Train → the
-    adapter (or full weights) + manifest. The same run name resumes from its latest checkpoint."""
-    c: ChatTrainConfig = getattr(cfg, stage)
-    if not force and artifacts.is_fresh(cfg, stage):
-        log.info("%s: up to date (key %s), skipped", stage, artifacts.key(cfg, stage))
-        return {**artifacts.read_manifest(cfg, stage), "skipped": True}
-    plan.check_stage(cfg, stage)  # against the cluster's node types, when their configs are at hand
+    """The shared fit of the two chat-model stages (`generator`, `conversation`: its config section and its directory
+    under the run dir): `build_examples(cfg, path)` in a Ray task → `train_chat_model` on Ray Train → the adapter (or
+    full weights) + manifest. `run_name` (default: keyed by the config) resumes from its latest checkpoint;
+    `stop_after_steps` ends this call after that many steps in all (resume later with the same run name)."""
+    c: ChatTrainConfig = getattr(cfg, stage.section)
+    if done := stage.done(cfg, force):
+        return done
+    plan.check_stage(cfg, stage.section)  # against the cluster's node types, when their configs are at hand
     t0 = time.perf_counter()
-    out = cfg.run_path / stage
-    key = artifacts.key(cfg, stage)
+    out = stage.path(cfg)
+    key = stage.key(cfg)
     examples = out / EXAMPLES_FILE
     counts = run_task(build_examples, c.eval_resources, cfg.with_absolute_paths(), examples)
     total = c.max_steps or c.epochs * max(counts["examples"] // c.batch_size, 1)
-    name = run_name or f"{stage}-{key}"
+    name = run_name or f"{stage.name}-{key}"
     if force:
         shutil.rmtree(out / "ray" / name, ignore_errors=True)
     result, checkpoint = fit_run(
@@ -304,7 +312,7 @@ def fit_chat_model(
             marker=f"{HF_CHECKPOINT}/{STATE_FILE}",
             config={
                 "cfg": cfg.with_absolute_paths().to_dict(),
-                "section": stage,
+                "section": stage.section,
                 "examples": str(examples),
                 "total_steps": total,
                 "stop_after_steps": stop_after_steps,
@@ -319,9 +327,8 @@ def fit_chat_model(
         export_weights(Path(d) / HF_CHECKPOINT, dest, lora)
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     tokens = state.get("num_input_tokens_seen", 0)
-    return artifacts.write_manifest(
+    return stage.write_manifest(
         cfg,
-        stage,
         complete=state["global_step"] >= total,
         method=getattr(c, "method", "lora"),
         base_model=c.base_model,
@@ -359,3 +366,41 @@ def export_weights(src: Path, dest: Path, lora: bool) -> None:
     missing = [f for f in ADAPTER_FILES if lora and not (dest / f).exists()]
     if missing:
         raise RuntimeError(f"{src}: the checkpoint holds no {missing}")
+
+
+INFERENCE = (
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "repetition_penalty",
+    "knowledge_bonus",
+    "reply_guard",
+    "guard_retries",
+    "dtype",
+    "compile",
+    "max_cache_len",
+    "compile_batch_sizes",
+    "eval_samples",
+    "eval_batch_size",
+    "eval_resources",
+    "link_resources",
+    "engine",  # serving: switching to vLLM merges the adapter (the `merge` stage), it never retrains
+    "vllm",
+)
+"""generator fields that change how it is used, not what it learns: not in the stage's key."""
+TRAINING_RUNTIME = ("micro_batch_size", "gradient_checkpointing", "max_failures")
+"""How a chat-model stage fits its GPUs and survives failures, not what it learns: changing them resumes the same
+run."""
+
+STAGE = Stage(
+    "generator",
+    "generator",
+    "generator",
+    reads=(*(f"generator.-{f}" for f in INFERENCE + TRAINING_RUNTIME), "seed"),
+    writes=("manifest.json",),
+    fit=fit,
+    jobs=("train_generator", "evaluate_generator"),
+    after=(reviews_build.STAGE,),
+    reports=("eval/generator/metrics.json",),
+)

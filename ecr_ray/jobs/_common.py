@@ -7,9 +7,10 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ecr_ray import cluster
+from ecr_ray.artifacts import Stage
 from ecr_ray.config import Config, add_config_args, config_from_args
 from ecr_ray.runtime import connect
 
@@ -52,22 +53,43 @@ def print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
-def resumable_fit(doc: str, fit, stage: str, argv: list[str] | None) -> int:
-    """The body of a resumable training job (`train_generator`, `train_conversation`): recipe + overrides, then
-    `fit(cfg, run_name, stop_after_steps, force)` on Ray; the manifest (without the loss curve) on stdout."""
+BULKY = ("losses", "inputs", "history")
+"""Manifest fields a stage job does not print (per-step losses, per-file hashes): they stay in the manifest."""
 
-    def extra(p):
-        p.add_argument("--run-name", help="Ray Train run name; rerun it to resume (default: keyed by the config)")
-        p.add_argument(
-            "--stop-after-steps",
-            type=int,
-            default=0,
-            help="end this invocation after this many steps in all (resume later with the same run name)",
-        )
 
-    cfg, args = parse(doc.splitlines()[0], argv, extra, force=True)
-    with ray_for(args, cfg, (f"train_{stage}",)):
-        manifest = fit(cfg, args.run_name, args.stop_after_steps, force=args.force)
-    print_json({k: v for k, v in manifest.items() if k != "losses"})
-    print(f"{stage} written to {cfg.run_path / stage}", file=sys.stderr)
-    return 0
+def stage_job(
+    stage: Stage,
+    doc: str,
+    extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    options: Callable[[argparse.Namespace], dict] | None = None,
+    ray: Callable[[argparse.Namespace], bool] = lambda args: True,
+) -> Callable[[list[str] | None], int]:
+    """The main of the job that fits `stage` (its first job): recipe + overrides, `--force` and the job's
+    `extra_args`; then, on Ray unless `ray(args)` says not, after the check that the stage's Ray work fits the
+    cluster, `stage.fit(cfg, force=..., **options(args))`; the manifest (less `BULKY`) on stdout."""
+
+    def main(argv: list[str] | None = None) -> int:
+        cfg, args = parse(doc.splitlines()[0], argv, extra_args, force=True)
+        with ray_for(args, cfg, stage.jobs[:1]) if ray(args) else contextlib.nullcontext():
+            manifest = stage.fit(cfg, force=args.force, **(options(args) if options else {}))
+        print_json({k: v for k, v in manifest.items() if k not in BULKY})
+        print(f"{stage.name} written to {stage.path(cfg)}", file=sys.stderr)
+        return 0
+
+    main.__module__ = f"ecr_ray.jobs.{stage.jobs[0]}"  # what run_job's last line names
+    return main
+
+
+def resumable(p: argparse.ArgumentParser) -> None:
+    """The flags of a resumable training job (`train_generator`, `train_conversation`)."""
+    p.add_argument("--run-name", help="Ray Train run name; rerun it to resume (default: keyed by the config)")
+    p.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=0,
+        help="end this invocation after this many steps in all (resume later with the same run name)",
+    )
+
+
+def resumable_options(args: argparse.Namespace) -> dict:
+    return {"run_name": args.run_name, "stop_after_steps": args.stop_after_steps}

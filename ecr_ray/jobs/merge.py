@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import sys
 
-from ecr_ray.generator.merge import fit
+from ecr_ray.generator.merge import STAGE
 
-from ._common import parse, print_json, ray_for
+from ._common import ray_for, stage_job
 from .cli import run_job
 
-
-def main(argv: list[str] | None = None) -> int:
-    cfg, args = parse(__doc__.splitlines()[0], argv, force=True)
-    manifest = fit(cfg, force=args.force, ray=lambda: ray_for(args))  # Ray only when there is something to merge
-    print_json(manifest)
-    print(f"merged weights in {cfg.run_path / 'generator' / 'merged'}", file=sys.stderr)
-    return 0
+# Ray only when there is something to merge: the stage enters `ray_for` itself.
+main = stage_job(STAGE, __doc__, options=lambda args: {"ray": lambda: ray_for(args)}, ray=lambda args: False)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ import importlib
 import json
 import sys
 
-from ecr_ray.pipeline import STEPS, pending, run_pipeline
+from ecr_ray.pipeline import pending, run_pipeline
+from ecr_ray.stages import STAGES
 
 from ._common import parse, ray_for
 from .cli import run_job
 
 # The pipeline's jobs by name, imported here, before Ray is joined (as cli.py finds them).
-JOBS = {job: importlib.import_module(f"ecr_ray.jobs.{job}").main for step in STEPS for job in step.jobs}
+JOBS = {job: importlib.import_module(f"ecr_ray.jobs.{job}").main for stage in STAGES for job in stage.jobs}
 
 
 def run_stage_job(name: str, argv: list[str]) -> int | None:
@@ -30,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Pipeline-only flags are stripped; everything else (recipe, overrides) goes to every stage unchanged.
     own = argparse.ArgumentParser(add_help=False)
-    own.add_argument("--only", nargs="+", choices=[s.name for s in STEPS], help="run only these stages")
+    own.add_argument("--only", nargs="+", choices=[s.name for s in STAGES], help="run only these stages")
     own.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     flags, job_args = own.parse_known_args(argv)
     cfg, args = parse(__doc__.splitlines()[0], job_args)
-    jobs = tuple(j for step in pending(cfg, flags.only, flags.force) for j in step.jobs)
+    jobs = tuple(j for stage in pending(cfg, flags.only, flags.force) for j in stage.jobs)
     with ray_for(args, cfg, jobs):
         state = run_pipeline(cfg, job_args, run_stage_job, flags.only, flags.force)
     print(json.dumps(state, indent=2))

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import sys
 
-from ecr_ray.generator.train import fit
+from ecr_ray.generator.train import STAGE
 
-from ._common import resumable_fit
+from ._common import resumable, resumable_options, stage_job
 from .cli import run_job
 
-
-def main(argv: list[str] | None = None) -> int:
-    return resumable_fit(__doc__, fit, "generator", argv)
+main = stage_job(STAGE, __doc__, resumable, resumable_options)
 
 
 if __name__ == "__main__":

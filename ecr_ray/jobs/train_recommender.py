@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from ecr_ray.recommender.train import fit, output_dir
+from ecr_ray.recommender.train import STAGE
 
-from ._common import parse, print_json, ray_for
+from ._common import stage_job
 from .cli import run_job
 
-
-def main(argv: list[str] | None = None) -> int:
-    cfg, args = parse(__doc__.splitlines()[0], argv, force=True)
-    with ray_for(args, cfg, ("train_recommender",)):
-        manifest = fit(cfg, force=args.force)
-    print_json(manifest)
-    print(f"recommender written to {output_dir(cfg)}", file=sys.stderr)
-    return 0
+main = stage_job(STAGE, __doc__)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import artifacts
+from ..artifacts import Stage
 from ..config import SELECT_BY, Config, config_from_dict
+from ..data import tables
+from ..emotion import train as emotion_train
 from ..runtime import run_task
 from ..train import LoopSettings, Task, TrainRun, copy_model, precision_of, read_state, steps_for
 from ..train import fit as fit_run
@@ -104,23 +106,22 @@ class RecommenderTask(Task):
 
 
 def output_dir(cfg: Config) -> Path:
-    return artifacts.STAGES["recommender"].path(cfg)
+    return STAGE.path(cfg)
 
 
-def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluate_test: bool = True) -> dict:
+def fit(cfg: Config, *, force: bool = False, callbacks: list | None = None, evaluate_test: bool = True) -> dict:
     """Prepare tensors (Ray task), train (Ray Train), keep the best epoch, score valid + test (Ray task); returns the
     manifest. `callbacks` go to the Train RunConfig (Tune's TuneReportCallback in sweeps, which set
     `evaluate_test=False`: a sweep selects on validation only). Ray must be initialised."""
     rc = cfg.recommender
     out = output_dir(cfg)
-    if not force and artifacts.is_fresh(cfg, "recommender"):
-        log.info("recommender %s: up to date (key %s), skipped", rc.name, artifacts.key(cfg, "recommender"))
-        return {**artifacts.read_manifest(cfg, "recommender"), "skipped": True}
-    if artifacts.read_manifest(cfg, "tables") is None:
+    if done := STAGE.done(cfg, force):
+        return done
+    if tables.STAGE.read_manifest(cfg) is None:
         raise FileNotFoundError(f"{cfg.run_path / 'tables'} not found: build the tables first (`ecr-ray data`)")
     require_emotions(cfg)
     t0 = time.perf_counter()
-    key = artifacts.key(cfg, "recommender")
+    key = STAGE.key(cfg)
     prep_dir = out / "prepared"
     summary = run_task(prepare, rc.encode_resources, cfg.with_absolute_paths(), prep_dir)
     t_prep = time.perf_counter() - t0
@@ -151,9 +152,8 @@ def fit(cfg: Config, force: bool = False, callbacks: list | None = None, evaluat
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return artifacts.write_manifest(
+    return STAGE.write_manifest(
         cfg,
-        "recommender",
         variant=rc.variant,
         model=rc.name,
         backbone=rc.backbone,
@@ -240,3 +240,27 @@ def _pretrain(cfg: Config, key: str, prep_dir: Path, force: bool) -> dict:
     }
     done.write_text(json.dumps(summary, indent=2))
     return summary
+
+
+STAGE = Stage(
+    "recommender",
+    "recommender",
+    "recommender/{variant}",
+    reads=(
+        "recommender.-train_resources",
+        "recommender.-encode_resources",
+        "recommender.-cache_dir",
+        "recommender.-max_failures",
+        "emotion.threshold",
+        "emotion.max_emotions_per_entity",
+        "seed",
+    ),
+    writes=("model.pt", "metrics.json"),
+    fit=fit,
+    jobs=("train_recommender", "evaluate_recommender"),
+    after=(tables.STAGE, emotion_train.STAGE),
+    reports=("eval/recommender.md",),
+    # 2: mention ages and the `new` protocol's flags in the prepared tensors and test predictions, UniCRS's
+    # pre-training samples
+    version=2,
+)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
-from .. import artifacts
+from ..artifacts import Stage
+from ..config import Config
+from ..data import tables
 from ..data.errors import DataError, InvalidRows
 from ..data.kg import strip_disambiguation
 from ..data.linker import EntityLinker
@@ -114,7 +117,7 @@ def link_all(rows: list[dict], cfg, engine: str = "ray") -> list[dict]:
     return out
 
 
-def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
+def fit(cfg: Config, *, force: bool = False, engine: str = "ray") -> dict:
     """Reviews file → `<run_dir>/reviews/{reviews,movie_knowledge}.parquet` + manifest.json (returned). Skipped when
     up to date unless `force`. `engine`: `ray` (Ray Data actors; Ray must be initialised) or `local` (a plain loop,
     same output)."""
@@ -122,9 +125,8 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not force and artifacts.is_fresh(cfg, "reviews"):
-        log.info("reviews: up to date (key %s), skipped", artifacts.key(cfg, "reviews"))
-        return {**artifacts.read_manifest(cfg, "reviews"), "skipped": True}
+    if done := STAGE.done(cfg, force):
+        return done
     t0 = time.perf_counter()
     data_dir = cfg.data.resolved_dir()
     path = cfg.generator.reviews_path(data_dir)
@@ -150,9 +152,8 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
     )
     pq.write_table(pa.Table.from_pylist(knowledge, schema=ks), out_dir / "movie_knowledge.parquet")
     n_words = [len(r["review"].split()) for r in linked]
-    return artifacts.write_manifest(
+    return STAGE.write_manifest(
         cfg,
-        "reviews",
         **{
             "filter": {
                 "variant": cfg.generator.review_filter,
@@ -189,3 +190,29 @@ def fit(cfg, engine: str = "ray", force: bool = False) -> dict:
             "build_seconds": round(time.perf_counter() - t0, 2),
         },
     )
+
+
+def _reviews_file(cfg: Config) -> list[Path]:
+    return [cfg.generator.reviews_path(cfg.data.resolved_dir())]
+
+
+STAGE = Stage(
+    "reviews",
+    "generator",  # the review DB is the generator's training data: its fields are generator.review_*
+    "reviews",
+    reads=(
+        "generator.reviews_file",
+        "generator.review_filter",
+        "generator.min_entity_mentions",
+        "generator.review_entity_filter",
+        "generator.review_entity_min_global",
+        "generator.review_entity_max_movies",
+        "generator.review_entity_min_name_chars",
+        "data.skip_invalid",
+    ),
+    writes=("reviews.parquet", "movie_knowledge.parquet"),
+    fit=fit,
+    jobs=("build_reviews",),
+    after=(tables.STAGE,),
+    inputs=_reviews_file,
+)

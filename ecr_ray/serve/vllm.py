@@ -32,9 +32,11 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from ecr_ray import artifacts, reply
+from ecr_ray import reply
 from ecr_ray.config import Config, GeneratorConfig
 from ecr_ray.conversation.predictor import ConversationPredictor
+from ecr_ray.generator import merge
+from ecr_ray.generator import train as generator_train
 from ecr_ray.generator.data import prompt_token_ids
 from ecr_ray.generator.guard import SentenceStream
 from ecr_ray.generator.predictor import Prompter, _clean
@@ -52,8 +54,8 @@ def check_weights(cfg: Config) -> None:
         if not os.path.exists(os.path.join(src, "config.json")):
             raise FileNotFoundError(f"{src} not found: train the generator first (`ecr-ray train_generator`)")
         return
-    merged = artifacts.read_manifest(cfg, "merge")
-    trained = artifacts.read_manifest(cfg, "generator")
+    merged = merge.STAGE.read_manifest(cfg)
+    trained = generator_train.STAGE.read_manifest(cfg)
     if merged is None or not os.path.exists(os.path.join(src, "config.json")):
         raise FileNotFoundError(
             f"{src} not found: engine vllm serves the LoRA adapter merged into the base model; run the merge job "

@@ -36,7 +36,7 @@ import yaml
 
 from ecr_ray import cluster as placement
 from ecr_ray.config import PROJECT_ROOT, load_config, recipe_path
-from ecr_ray.pipeline import STEPS
+from ecr_ray.stages import STAGES
 from tests.autoscaling_cluster import AutoscalingCluster, Sampler, resource_fields, scaled_node_types, scaled_requests
 from tests.ray_cluster import driver_peak_rss, free_port
 
@@ -169,11 +169,13 @@ def test_pipeline_scales_from_zero_loses_a_node_and_gives_the_nodes_back(cluster
     # Which node types came up during which stage, from the autoscaler's own counts and pipeline.json's times.
     state = json.loads((run / "pipeline.json").read_text())
     stages = []
-    for step in STEPS:  # pipeline.json: local time of the end, seconds taken
-        end = time.mktime(time.strptime(state[step.name]["finished"], "%Y-%m-%dT%H:%M:%S"))
-        start = end - state[step.name]["seconds"]
-        gpu = any(r.bundle.get("GPU") for r in placement.requests(cfg, step.jobs))
-        stages.append((step.name, start - s.t0, end - s.t0 + 1, gpu))
+    for stage in STAGES:  # pipeline.json: local time of the end, seconds taken
+        if not stage.wanted(cfg):
+            continue
+        end = time.mktime(time.strptime(state[stage.name]["finished"], "%Y-%m-%dT%H:%M:%S"))
+        start = end - state[stage.name]["seconds"]
+        gpu = any(r.bundle.get("GPU") for r in placement.requests(cfg, stage.jobs))
+        stages.append((stage.name, start - s.t0, end - s.t0 + 1, gpu))
     launched = _launches(s.rows, stages)
     gpu_types = _gpu_types()
     table = {}

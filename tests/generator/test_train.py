@@ -121,7 +121,7 @@ def test_deepspeed_zero2_two_workers_resume_and_restart(tmp_path, ray_cluster, m
                 "generator.deepspeed": zero2,
             },
         )
-        m = train_generator(cfg, name, stop_after_steps=stop_at)
+        m = train_generator(cfg, run_name=name, stop_after_steps=stop_at)
         return m, load_file(str(tmp_path / name / "generator" / "adapter" / "adapter_model.safetensors"))
 
     m_straight, straight = fit("straight")

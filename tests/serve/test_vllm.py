@@ -32,14 +32,16 @@ from ray.serve._private.build_app import build_app
 from ray.serve.schema import ServeDeploySchema
 from transformers import AutoTokenizer
 
-from ecr_ray import artifacts, llm_server
+from ecr_ray import llm_server
 from ecr_ray.config import PROJECT_ROOT, ConfigError, load_config
+from ecr_ray.generator import merge
+from ecr_ray.generator import train as generator_train
 from ecr_ray.generator.data import prompt_token_ids
 from ecr_ray.generator.train import fit as train_generator
 from ecr_ray.jobs import serve as serve_job
-from ecr_ray.pipeline import STEPS
 from ecr_ray.prompts import generation_messages, render_prompt
 from ecr_ray.serve.vllm import SERVED_MODEL, check_weights, llm_config
+from ecr_ray.stages import STAGES
 from tests.ray_cluster import LocalCluster, free_port
 from tests.serve.conftest import TINY
 
@@ -191,19 +193,19 @@ def test_serving_without_merged_weights_says_to_run_the_merge_job(tmp_path):
     cfg = load_config("demo", {"run_dir": str(tmp_path), "generator.engine": "vllm"})
     with pytest.raises(FileNotFoundError, match="run the merge job first: `ecr-ray merge --recipe demo"):
         check_weights(cfg)
-    artifacts.write_manifest(cfg, "generator", complete=True)
+    generator_train.STAGE.write_manifest(cfg, complete=True)
     (tmp_path / "generator" / "merged").mkdir()
     (tmp_path / "generator" / "merged" / "config.json").write_text("{}")
-    artifacts.write_manifest(cfg, "merge", adapter_key="an older adapter")
+    merge.STAGE.write_manifest(cfg, adapter_key="an older adapter")
     with pytest.raises(FileNotFoundError, match="merged from another adapter.*run the merge job again"):
         check_weights(cfg)
-    artifacts.write_manifest(cfg, "merge", adapter_key=artifacts.read_manifest(cfg, "generator")["key"])
+    merge.STAGE.write_manifest(cfg, adapter_key=generator_train.STAGE.read_manifest(cfg)["key"])
     check_weights(cfg)
 
 
 def test_the_pipeline_merges_only_for_vllm_and_lora():
     def steps(**over):
-        return [s.name for s in STEPS if not s.needed or s.needed(load_config("demo", over))]
+        return [s.name for s in STAGES if s.wanted(load_config("demo", over))]
 
     assert steps()[-2:] == ["conversation", "generator"]
     assert steps(**{"generator.engine": "vllm"})[-2:] == ["generator", "merge"]
@@ -250,7 +252,7 @@ def vllm_run(serve_run_dir, cluster, tmp_path_factory) -> tuple[Path, dict, dict
     shutil.copy(serve_run_dir / "generator" / "manifest.json", run / "generator" / "manifest.json")
     shutil.copytree(serve_run_dir / "generator" / "adapter", run / "generator" / "adapter")
     cfg = load_config("demo", {"run_dir": str(run), **TINY, "generator.engine": "vllm"})
-    assert artifacts.is_fresh(cfg, "generator")  # the engine is not part of the generator's key
+    assert generator_train.STAGE.is_fresh(cfg)  # the engine is not part of the generator's key
     assert train_generator(cfg).get("skipped")  # so switching to vLLM never retrains
     first = _merge(cluster, run, "--generator.engine=vllm")
     second = _merge(cluster, run, "--generator.engine=transformers")  # nor of the merge's: skipped, without Ray

@@ -1,0 +1,26 @@
+"""The pipeline's stages, in the order they run. Each is declared once, by its package, as the `STAGE` beside its
+`fit` (name, config section, what it reads and writes, upstream stages, `fit(cfg, *, force) -> manifest`, its jobs;
+`ecr_ray.artifacts.Stage`). Adding a stage: its package with its `STAGE`, one line here, its recipe fields (and its
+job module under ecr_ray/jobs, three lines: `main = stage_job(STAGE, __doc__)`)."""
+
+from __future__ import annotations
+
+from .artifacts import Stage
+from .conversation import train as conversation
+from .data import tables
+from .emotion import train as emotion
+from .generator import merge
+from .generator import train as generator
+from .recommender import train as recommender
+from .reviews import build as reviews
+
+STAGES: tuple[Stage, ...] = (
+    tables.STAGE,
+    emotion.STAGE,
+    reviews.STAGE,
+    recommender.STAGE,
+    conversation.STAGE,
+    generator.STAGE,
+    merge.STAGE,  # generator.engine vllm: the weights it loads
+)
+BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
