@@ -107,6 +107,9 @@ class RecommenderConfig:
     trained model on valid/test (`workers` is not used)."""
     max_failures: int = 2
     """Ray Train FailureConfig: restarts from the latest checkpoint (a lost worker or node) before the run fails."""
+    log_every: int = 50
+    """A progress line (loss, learning rate, samples/s) every this many steps within an epoch, besides the one per
+    epoch. Not part of the stage's key."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
     """DeepSpeed config (empty = plain DDP); batch sizes are filled in from batch_size / num_workers."""
 
@@ -144,6 +147,7 @@ class RecommenderConfig:
             "recommender.dropout/warmup_fraction: must be in [0, 1)",
         )
         _check(self.auc_batch_size >= 2, "recommender.auc_batch_size: must be >= 2")
+        _check(self.log_every >= 1, f"recommender.log_every: must be >= 1, got {self.log_every}")
         _check(
             self.backbone in RECOMMENDER_BACKBONES,
             f"recommender.backbone: expected light|unicrs, got {self.backbone!r}",

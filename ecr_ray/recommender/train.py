@@ -201,7 +201,7 @@ def _train_run(
             micro_batch=max(1, rc.batch_size // rc.train_resources.workers),
             deepspeed=rc.deepspeed,
             select=(rc.select_by, SELECT_BY[rc.select_by]),
-            log_every=50,
+            log_every=rc.log_every,
         ),
         config={
             "cfg": cfg.with_absolute_paths().to_dict(),
@@ -251,6 +251,7 @@ STAGE = Stage(
         "recommender.-encode_resources",
         "recommender.-cache_dir",
         "recommender.-max_failures",
+        "recommender.-log_every",
         "emotion.threshold",
         "emotion.max_emotions_per_entity",
         "seed",

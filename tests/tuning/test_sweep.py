@@ -59,8 +59,10 @@ def test_feedback_sweep_two_trials_resumable(ray_local, tmp_path):
     over = {
         "run_dir": str(tmp_path / "run"),
         "recommender.epochs": 2,
-        # 84 steps an epoch: past the loop's 50-step progress report, which must not reach Tune (its metric check)
-        "recommender.batch_size": 1,
+        "data.max_conversations": 80,  # what the sweep does, not how well it learns: a small task
+        # several steps an epoch: past a mid-epoch progress report, which must not reach Tune (its metric check)
+        "recommender.batch_size": 8,
+        "recommender.log_every": 4,
         "tune.search_space": {"feedback": {"like": [1.0, 2.0], "dislike": [1.0], "not_said": [1.0]}},
     }
     cfg = load_config("demo", over)
