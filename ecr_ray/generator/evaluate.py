@@ -126,6 +126,7 @@ def _guard_stats(answers: list[dict], kg, knowledge: dict, items: list[int]) -> 
         "sentences_dropped": len(dropped),
         "unlinked_entity": sum(d["reason"] == "unlinked_entity" for d in dropped),
         "viewing_claim": sum(d["reason"] == "viewing_claim" for d in dropped),
+        "repeats": sum(d["reason"] == "repeats" for d in dropped),
         "regenerations": sum(a["guard"]["regenerations"] for a in answers),
         "left_empty": sum(not a["empathetic"] for a in answers),
         "check_ms_per_reply": round(1000 * (time.perf_counter() - t0) / max(len(answers), 1), 2),
@@ -313,7 +314,7 @@ def evaluate(cfg: Config, opts: EvalOptions) -> dict:
     for split, per in metrics.items():
         md += [f"\n## {split}\n", _table(per, cols)]
     if guard_stats:
-        gcols = ["replies_trimmed", "sentences_dropped", "unlinked_entity", "viewing_claim", "regenerations"]
+        gcols = ["replies_trimmed", "sentences_dropped", "unlinked_entity", "viewing_claim", "repeats", "regenerations"]
         gcols += ["left_empty", "check_ms_per_reply"]
         md += ["\n## Reply guard (rows `*_unguarded` above: the replies before it)\n", _table(guard_stats, gcols)]
     if emotion_note:

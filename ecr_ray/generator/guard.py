@@ -1,6 +1,8 @@
 """No made-up entity reaches the user: every sentence of a generated reply is checked with the entity linker, and one
 that names a KG entity (or a movie) not linked to the recommended item is dropped; so is one in which the speaker
-claims to have just watched the film (the reviews the generator learnt from are full of such claims).
+claims to have just watched the film (the reviews the generator learnt from are full of such claims), and one that
+only says again what the reply already said (u_r, shown just before u_e, or an earlier sentence of u_e: a small
+model sometimes copies its prompt's recommendation word for word).
 
 Linked to the item = the item itself, its 1-hop KG neighbours (any relation, both directions) and its review
 entities: the same set `scoring.offline_metrics` counts hallucinations against, with the metric's own linker among
@@ -28,6 +30,16 @@ VIEWING_CLAIM = re.compile(
 )
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def repeats(sentence: str, said: str) -> bool:
+    """`sentence` adds nothing to `said`: its words (three or more), in order, are a run of `said`'s words."""
+    words = _words(sentence)
+    return words.count(" ") >= 2 and f" {words} " in f" {_words(said)} "
+
+
 def sentences(text: str) -> list[str]:
     """Whitespace-normalised sentences (split after . ! ? followed by a space)."""
     return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
@@ -40,7 +52,7 @@ class Verdict:
     text: str
     dropped: list[dict] = field(default_factory=list)
     """One per dropped sentence: {"sentence", "reason": "unlinked_entity" (with "entities": the names not linked to
-    the item) | "viewing_claim"}."""
+    the item) | "viewing_claim" | "repeats" (u_r or an earlier sentence said it)}."""
 
 
 class EntityGuard:
@@ -68,21 +80,27 @@ class EntityGuard:
             return {"sentence": sentence, "reason": "viewing_claim"}
         return None
 
-    def problem_after(self, item: int, kept: str, sentence: str) -> dict | None:
-        """`problem`, with the text already kept before `sentence`: a name that only the two together spell (split
+    def problem_after(self, item: int, kept: str, sentence: str, said: str = "") -> dict | None:
+        """`problem`, with the text already kept before `sentence` and what the reply `said` before u_e (u_r): a
+        sentence that repeats either is dropped, and a name that only `kept` and `sentence` together spell (split
         where the sentence splitter cut it) counts against `sentence`."""
         p = self.problem(item, sentence)
-        if p or not kept:
+        if p:
             return p
+        if repeats(sentence, f"{said} {kept}"):
+            return {"sentence": sentence, "reason": "repeats"}
+        if not kept:
+            return None
         joined = f"{kept} {sentence}"
         bad = self.unlinked(item, joined)
         new = [b for b in bad if b not in self.unlinked(item, kept)]
         return {"sentence": sentence, "reason": "unlinked_entity", "entities": new} if new else None
 
-    def check(self, item: int, text: str) -> Verdict:
+    def check(self, item: int, text: str, said: str = "") -> Verdict:
+        """u_e `text` as it may follow `said` (u_r) in a reply about `item`."""
         kept, dropped = [], []
         for s in sentences(text):
-            p = self.problem_after(item, " ".join(kept), s)
+            p = self.problem_after(item, " ".join(kept), s, said)
             if p:
                 dropped.append(p)
             else:
@@ -94,12 +112,12 @@ class SentenceStream:
     """Token chunks in, checked sentences out (each with a leading space): a sentence is released once the next one
     has begun (or at the end), so a streamed reply shows the user only what `EntityGuard.check` would keep."""
 
-    def __init__(self, guard: EntityGuard, item: int):
-        self.guard, self.item = guard, item
+    def __init__(self, guard: EntityGuard, item: int, said: str = ""):
+        self.guard, self.item, self.said = guard, item, said
         self.buffer, self.dropped, self.sent, self.finished, self.kept = "", [], 0, 0, ""
 
     def _release(self, sentence: str) -> list[str]:
-        p = self.guard.problem_after(self.item, self.kept, sentence)
+        p = self.guard.problem_after(self.item, self.kept, sentence, self.said)
         if p:
             self.dropped.append(p)
             return []

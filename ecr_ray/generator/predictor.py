@@ -65,7 +65,7 @@ class Prompter:
     def reply(self, item: int, first: str, knowledge: dict, text: str, dropped: list | None = None, tries: int = 0):
         """The answer for one generated `text`: u_e as the reply guard lets it through (`guard.py`), the final
         reply, and what the guard took out (`dropped`: earlier tries' too; `regenerations`: tries after the first)."""
-        verdict = self.guard.check(item, text) if self.guard else None
+        verdict = self.guard.check(item, text, first) if self.guard else None
         shown = verdict.text if verdict else text
         guard = {"checked": bool(verdict)}
         if verdict:
@@ -254,7 +254,7 @@ class GeneratorPredictor(Prompter):
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        sentences = SentenceStream(self.guard, item_entity_id)
+        sentences = SentenceStream(self.guard, item_entity_id, first)
         for chunk in streamer:
             if chunk:
                 yield from sentences.feed(chunk) if self.guard else [chunk]

@@ -197,9 +197,9 @@ class VLLMGenerator:
     async def stream(self, item_entity_id: int, first_sentence: str, **gen):
         """Token chunks, or with the reply guard each sentence it passes; then the guard's verdict (a dict)."""
         item = int(item_entity_id)
-        prompt, _, _ = self.prompter.prompt(item, first_sentence)
+        prompt, first, _ = self.prompter.prompt(item, first_sentence)
         guard = self.prompter.guard
-        sentences = SentenceStream(guard, item)
+        sentences = SentenceStream(guard, item, first)
         done = False
         async for batch in self.llm.completions.remote(self._request(prompt, True, **gen)):
             for chunk in read_chunks(batch):

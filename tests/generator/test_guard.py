@@ -145,3 +145,25 @@ def test_a_name_split_across_sentences_is_caught(pred, item):
     assert m["halluc_entities_per_response"] == 0.5  # the unguarded text names it, the kept one does not
     s = SentenceStream(g, item)  # streaming releases the same
     assert "".join(s.feed(text) + s.close()).strip() == v.text
+
+
+def test_a_sentence_that_only_says_again_what_the_reply_said_is_dropped(pred, item):
+    """The demo's small generator sometimes copies u_r word for word as u_e: the guard drops a sentence whose words
+    are a run of u_r's (or of an earlier kept sentence), in the reply and in the stream alike."""
+    g = pred.guard
+    first = "You should watch Titanic (1997), it is one of a kind."
+    text = "You should watch Titanic (1997)! Enjoy it. Titanic is a joy. titanic IS a joy!! Great fun for all."
+    v = g.check(item, text, first)
+    assert v.text == "Enjoy it. Titanic is a joy. Great fun for all."  # two words say nothing new but are no repeat
+    assert v.dropped == [
+        {"sentence": "You should watch Titanic (1997)!", "reason": "repeats"},
+        {"sentence": "titanic IS a joy!!", "reason": "repeats"},
+    ]
+    assert g.check(item, text).text == "You should watch Titanic (1997)! Enjoy it. Titanic is a joy. Great fun for all."
+    s = SentenceStream(g, item, first)
+    out = [o for i in range(0, len(text), 4) for o in s.feed(text[i : i + 4])] + s.close()
+    assert "".join(out).strip() == v.text and s.dropped == v.dropped
+    # the answer the predictors build from a generated text: u_r, then what is left of u_e
+    answer = pred.reply(item, first, {}, text)
+    assert answer["empathetic"] == v.text and answer["response"].startswith(first)
+    assert [d["reason"] for d in answer["guard"]["dropped"]] == ["repeats", "repeats"]

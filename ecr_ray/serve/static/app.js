@@ -87,7 +87,9 @@ function guardNote(g) {
   if (!g || !g.trimmed) return "";
   const why = (g.dropped || []).map((d) => d.reason === "viewing_claim"
     ? "a claim of having just watched it"
-    : `a mention of ${(d.entities || []).join(", ")}, which is not linked to this movie`);
+    : d.reason === "repeats"
+      ? "a repetition of what was already said"
+      : `a mention of ${(d.entities || []).join(", ")}, which is not linked to this movie`);
   return `(${why.length} sentence${why.length === 1 ? "" : "s"} removed: ${[...new Set(why)].join("; ")})`;
 }
 
