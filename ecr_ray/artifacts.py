@@ -74,6 +74,7 @@ class Stage:
             "version": self.version,
             "reads": _reads(cfg, self),
             "inputs": inputs,
+            # upstream keys under their directories: the names every manifest written so far was keyed with
             "after": {a.dir: (a.read_manifest(cfg) or {}).get("key") for a in self.after},
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -84,7 +84,8 @@ def test_train_resume_predict_evaluate(tmp_path, ray_cluster):
     for m in served:
         assert metrics["metrics"]["all"][m]["halluc_entities_per_response"] == 0  # guarded
         g = metrics["reply_guard"][m]
-        assert g["sentences_dropped"] == g["unlinked_entity"] + g["viewing_claim"] and g["check_ms_per_reply"] > 0
+        assert g["sentences_dropped"] == g["unlinked_entity"] + g["viewing_claim"] + g["repeats"]
+        assert g["check_ms_per_reply"] > 0
     for row in metrics["metrics"]["all"].values():
         assert 0 < row["distinct_1"] <= 1 and row["words_mean"] > 0
     lines = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]

@@ -22,7 +22,7 @@ def test_data_job_via_ray_job_submit(cluster, tmp_path):
     run_dir = tmp_path / "run"
     status, logs, _ = cluster.run("ecr_ray.jobs.data", "--recipe", "demo", "--run-dir", str(run_dir))
     assert status == "SUCCEEDED", logs
-    assert "tables written to" in logs and "data: driver peak RSS" in logs
+    assert f"data written to {run_dir / 'tables'}" in logs and "data: driver peak RSS" in logs
     manifest = json.loads((run_dir / "tables" / "manifest.json").read_text())
     assert manifest["counts"]["splits"]["test"]["samples"] > 0 and manifest["key"]
 
