@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -233,6 +234,11 @@ def train_chat_model(config: dict) -> None:
     c: ChatTrainConfig = getattr(cfg, stage)
     ctx = ray.train.get_context()
     device = torch.device("cpu") if config.get("force_cpu") else ray.train.torch.get_device()
+    if config.get("force_cpu"):
+        # Ray Train names a worker's device to accelerate (ray/train/torch/config.py: ACCELERATE_TORCH_DEVICE=cuda:0
+        # where the worker holds a GPU), and accelerate's PartialState takes it over TrainingArguments' use_cpu
+        # (accelerate/state.py, PartialState.__init__): the Trainer would move the model to CUDA.
+        os.environ["ACCELERATE_TORCH_DEVICE"] = "cpu"
     torch.set_num_threads(int(config.get("threads", 1)))
     if device.type == "cuda":  # before loading anything: a stage that cannot fit fails here, naming the field
         plan.check_gpu(cfg, stage, torch.cuda.get_device_properties(device).total_memory, torch.cuda.get_device_name())

@@ -139,3 +139,37 @@ def test_paper_recipe_conversation_path_on_a_gpt2_model(cfg, tmp_path):
     pred = ConversationPredictor.load(c)
     out = pred.respond_batch(DIALOGUES[:2], [["Up (2009)"]] * 2, ["TEMPLATE"] * 2)
     assert len(out) == 2 and all(o["source"] in ("conversation", "template") for o in out)
+
+
+def test_a_worker_holding_a_gpu_fine_tunes_on_the_cpu_with_force_cpu(cfg, tmp_path):
+    """The paper recipe's shape rehearsed without GPUs (`force_cpu`, docs/cluster.md): the Train worker holds a
+    (logical) GPU, so Ray names cuda:0 to accelerate (ACCELERATE_TORCH_DEVICE), which would win over the Trainer's
+    use_cpu and move the model to CUDA; the worker trains on the CPU instead."""
+    import ray
+
+    from ecr_ray.conversation.train import fit
+
+    samples = pq.read_table(cfg.run_path / "tables" / "samples.parquet").to_pylist()
+    base = _tiny_dialogpt(tmp_path / "dialogpt", [s["response"] for s in samples])
+    c = load_config(
+        "demo",
+        {
+            "run_dir": str(tmp_path / "run"),
+            "force_cpu": True,
+            "conversation.base_model": base,
+            "conversation.lora_targets": ["c_attn"],
+            "conversation.max_steps": 1,
+            "conversation.batch_size": 1,
+            "conversation.max_length": 64,
+            "conversation.train_resources": {"workers": 1, "cpus": 1, "gpus": 1},
+        },
+    )
+    (c.run_path / "tables").mkdir(parents=True)
+    for f in (cfg.run_path / "tables").iterdir():
+        (c.run_path / "tables" / f.name).write_bytes(f.read_bytes())
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        m = fit(c)
+    finally:
+        ray.shutdown()
+    assert m["complete"] and m["steps"] == 1
