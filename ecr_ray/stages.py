@@ -1,7 +1,8 @@
 """The pipeline's stages, in the order they run. Each is declared once, by its package, as the `STAGE` beside its
 `fit` (name, config section, what it reads and writes, upstream stages, `fit(cfg, *, force) -> manifest`, its jobs;
-`ecr_ray.artifacts.Stage`). Adding a stage: its package with its `STAGE`, one line here, its recipe fields (and its
-job module under ecr_ray/jobs, three lines: `main = stage_job(STAGE, __doc__)`)."""
+`ecr_ray.artifacts.Stage`). Adding a stage: its package with its `STAGE`, one line here, its recipe fields, its job
+module under ecr_ray/jobs (three lines: `main = stage_job(STAGE, __doc__)`) and, when its Ray work reserves
+resources, its jobs' entries in `cluster.JOB_RESOURCES`."""
 
 from __future__ import annotations
 
