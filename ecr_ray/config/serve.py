@@ -11,6 +11,10 @@ from .base import (
     _check,
 )
 
+SERVE_DEFAULT_MAX_ONGOING_REQUESTS = 5
+SERVE_DEFAULT_TARGET_ONGOING_REQUESTS = 2
+"""Ray Serve's values for a deployment that leaves the option unset (ray/serve/_private/constants.py:290-291)."""
+
 
 @dataclass
 class ServeConfig:
@@ -175,6 +179,29 @@ class ServeConfig:
             _check(
                 not ("num_replicas" in opts and "autoscaling_config" in opts),
                 f"serve.deployments.{dep}: set num_replicas or autoscaling_config, not both",
+            )
+        self._check_ingress_capacity()
+
+    def _check_ingress_capacity(self) -> None:
+        """Every request passes ECRIngress, which holds it while it calls each deployment once: the ingress's
+        capacity (replicas × max_ongoing_requests) bounds the ongoing requests of every deployment behind it. Below
+        what an autoscaled deployment needs to reach its max_replicas (max_replicas × target_ongoing_requests) it
+        never gets there, however heavy the load (the paper recipe's 2 ingress replicas at Serve's default of 5 held
+        its Generator at 3 of 4 replicas)."""
+        ingress = self.deployments.get("ECRIngress", {})
+        replicas = int(ingress.get("num_replicas", (ingress.get("autoscaling_config") or {}).get("max_replicas", 1)))
+        per_replica = int(ingress.get("max_ongoing_requests", SERVE_DEFAULT_MAX_ONGOING_REQUESTS))
+        for dep in (*self.DEPLOYMENTS[1:], "VLLMGenerator"):
+            a = self.deployments.get(dep, {}).get("autoscaling_config")
+            if not a:
+                continue
+            need = a.get("max_replicas", 1) * a.get("target_ongoing_requests", SERVE_DEFAULT_TARGET_ONGOING_REQUESTS)
+            _check(
+                replicas * per_replica >= need,
+                f"serve.deployments.ECRIngress: holds at most {replicas * per_replica} requests ({replicas} replicas "
+                f"× max_ongoing_requests {per_replica}; Serve's default is {SERVE_DEFAULT_MAX_ONGOING_REQUESTS}), but "
+                f"{dep} reaches its max_replicas only at {need} ongoing (max_replicas × target_ongoing_requests): "
+                f"set ECRIngress's max_ongoing_requests to at least {-(-need // replicas)}",
             )
 
     def app_deployments(self, app: str, engine: str) -> list[str]:

@@ -15,7 +15,7 @@ autoscaler's config. What is shown, through `ray job submit` as users run it:
 - from 0 worker nodes the pipeline (one job) SUCCEEDS: the autoscaler launches GPU-typed nodes for the GPU stages and
   none for the CPU stages; the worker node holding a recommender Train worker is killed mid-training, the autoscaler
   launches another and the job still SUCCEEDS; every node is given back after the idle timeout;
-- Serve with the paper recipe's deployments: under a load ramp (1 → 16 concurrent clients → 0) the Generator scales
+- Serve with the paper recipe's deployments: under a load ramp (1 → 24 concurrent clients → 0) the Generator scales
   from min to max replicas, the autoscaler adds GPU nodes for them, both come back down, no request fails.
 
 Timings are compressed for a test: the 30 s idle timeout, and the deployments' upscale/downscale delays (5 s / 20 s,
@@ -227,7 +227,11 @@ def test_serve_replicas_and_nodes_follow_a_load_ramp(cluster, shared, recipe):
     auto = {d: o["autoscaling_config"] for d, o in cfg.serve.deployments.items() if "autoscaling_config" in o}
     job = cluster.submit("ecr_ray.jobs.serve", "--recipe", str(recipe), "--run-dir", str(run), "--llm")
     url = f"http://127.0.0.1:{cfg.serve.port}"
-    ok, failed, phase = {"1": 0, "16": 0, "0": 0}, [], {"clients": 1}
+    gen = auto["Generator"]
+    # Enough clients that the Generator's ongoing requests (u_r and u_e: most of a request's time) ask for its
+    # max_replicas at its target_ongoing_requests, with half as many again for the time spent elsewhere.
+    clients = int(1.5 * gen["max_replicas"] * gen["target_ongoing_requests"])
+    ok, failed, phase = {"1": 0, str(clients): 0, "0": 0}, [], {"clients": 1}
     stop = threading.Event()
 
     def client(i: int) -> None:
@@ -249,37 +253,39 @@ def test_serve_replicas_and_nodes_follow_a_load_ramp(cluster, shared, recipe):
         t0 = time.time()
         cluster.wait_serving(job, url, 900)
         ready_s = round(time.time() - t0, 1)
-        with Sampler(cluster, extra=lambda: cluster.replicas()) as s, ThreadPoolExecutor(16) as pool:
-            for i in range(16):
-                pool.submit(client, i)
-            time.sleep(30)  # 1 client
-            phase["clients"], t_up = 16, time.time()
-            at_max = None
-            while time.time() - t_up < 600:
-                reps = cluster.replicas()
-                if all(reps.get(d, 0) >= a["max_replicas"] for d, a in auto.items() if d == "Generator"):
-                    at_max = at_max or time.time()
-                    if time.time() - at_max > 20:
+        with Sampler(cluster, extra=lambda: cluster.replicas()) as s, ThreadPoolExecutor(clients) as pool:
+            try:  # the clients stop before the pool waits for them, also when an assertion below fails
+                for i in range(clients):
+                    pool.submit(client, i)
+                time.sleep(30)  # 1 client
+                phase["clients"], t_up = clients, time.time()
+                at_max = None
+                while time.time() - t_up < 600:
+                    if cluster.replicas().get("Generator", 0) >= gen["max_replicas"]:
+                        at_max = at_max or time.time()
+                        if time.time() - at_max > 20:
+                            break
+                    time.sleep(3)
+                assert at_max, f"Generator never reached {gen['max_replicas']} replicas: {s.changes()[-3:]}"
+                peak_nodes = max((sum(v for k, v in n.items() if not k.endswith("+")) for _, n, _ in s.rows), default=0)
+                phase["clients"], t_down = 0, time.time()
+                while time.time() - t_down < 600:
+                    reps = cluster.replicas()
+                    if all(reps.get(d, 0) <= a["min_replicas"] for d, a in auto.items()) and (
+                        sum(cluster.nodes_by_type().values()) < peak_nodes
+                    ):
                         break
-                time.sleep(3)
-            assert at_max, f"Generator never reached {auto['Generator']['max_replicas']} replicas: {s.changes()[-3:]}"
-            peak_nodes = max((sum(v for k, v in n.items() if not k.endswith("+")) for _, n, _ in s.rows), default=0)
-            phase["clients"], t_down = 0, time.time()
-            while time.time() - t_down < 600:
-                reps = cluster.replicas()
-                if all(reps.get(d, 0) <= a["min_replicas"] for d, a in auto.items()) and (
-                    sum(cluster.nodes_by_type().values()) < peak_nodes
-                ):
-                    break
-                time.sleep(3)
-            at_min, nodes_after = time.time(), cluster.nodes_by_type()
-            stop.set()
+                    time.sleep(3)
+                at_min, nodes_after = time.time(), cluster.nodes_by_type()
+            finally:
+                stop.set()
         peaks = {d: max(r[2].get(d, 0) for r in s.rows if r[2]) for d in cfg.serve.deployments}
         assert peaks["Generator"] == auto["Generator"]["max_replicas"], peaks
         assert all(cluster.replicas().get(d, 0) <= a["min_replicas"] for d, a in auto.items()), cluster.replicas()
         assert not failed, failed[:5]
         FIGURES["serve: load ramp"] = {
             "app_ready_s": ready_s,
+            "clients": clients,
             "generator_min_to_max_s": round(at_max - t_up, 1),
             "back_to_min_s": round(at_min - t_down, 1),
             "peak_replicas": peaks,

@@ -149,9 +149,8 @@ def test_serve_keeps_a_session_across_ingress_replicas_and_a_lost_node(cluster, 
     if not (run / "generator" / "adapter").exists():
         pytest.skip("needs the trained run of the pipeline test")
     port = free_port()
-    deployments = json.dumps(
-        {"ECRIngress": {"num_replicas": 2, "max_replicas_per_node": 1, "ray_actor_options": {"num_cpus": 0.1}}}
-    )
+    ingress = {"num_replicas": 2, "max_replicas_per_node": 1, "max_ongoing_requests": 256}
+    deployments = json.dumps({"ECRIngress": {**ingress, "ray_actor_options": {"num_cpus": 0.1}}})
     job = cluster.submit(
         "ecr_ray.jobs.serve",
         "--recipe",

@@ -9,7 +9,7 @@ import sys
 import pytest
 import requests
 
-from ecr_ray.config import PROJECT_ROOT, load_config
+from ecr_ray.config import PROJECT_ROOT, ConfigError, load_config
 from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, demand, shortfall, write_config
 from tests.ray_cluster import LocalCluster, free_port
 
@@ -26,6 +26,23 @@ def test_a_config_that_cannot_fit_names_the_deployments_and_the_shortfall():
     msg = shortfall(demand(cfg, [APP_NAME, LLM_NAME]), cpus=2, gpus=0)
     assert msg and "need 2.35 CPUs" in msg and "Recommender 2×0.25 CPU" in msg and "ChatModel 1×1 CPU" in msg
     assert "short by 0.35 CPU" in msg and "serve.deployments" in msg
+
+
+def test_an_ingress_that_caps_load_below_an_autoscaled_maximum_is_refused():
+    """The paper recipe's 2 ingress replicas at Serve's default 5 ongoing requests held its Generator at 3 of 4
+    replicas under any load (the autoscaling rehearsal): such a config is refused, naming the fix."""
+    two = {"num_replicas": 2, "ray_actor_options": {"num_cpus": 0.1}}
+    auto = {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 4}}
+    with pytest.raises(ConfigError) as e:
+        load_config("demo", {"serve.deployments": {"ECRIngress": two, "Generator": auto}})
+    msg = str(e.value)
+    assert "serve.deployments.ECRIngress: holds at most 10 requests" in msg and "Recommender" in msg, msg
+    assert "max_ongoing_requests to at least 16" in msg, msg
+    # Enough room: the same ingress with max_ongoing_requests 16 (2 × 16 ≥ Generator 4 × 4, Recommender 2 × 16).
+    cfg = load_config(
+        "demo", {"serve.deployments": {"ECRIngress": {**two, "max_ongoing_requests": 16}, "Generator": auto}}
+    )
+    assert cfg.serve.deployments["Generator"] == auto
 
 
 @pytest.fixture(scope="module")
