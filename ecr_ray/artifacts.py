@@ -17,8 +17,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,12 @@ class Stage:
     """`fit(cfg, *, force=False) -> manifest`: build the outputs unless up to date (Ray initialised by the caller;
     a stage's own keyword-only options have defaults)."""
     jobs: tuple[str, ...]
-    """Job modules (`ecr_ray.jobs.<name>`) the pipeline runs for it, in order: the first calls `fit` (and takes
-    `--force`), the others report on its outputs."""
+    """Jobs the pipeline runs for it, in order: the first calls `fit` (and takes `--force`; its module
+    `ecr_ray/jobs/<name>.py` is optional: without one, `ecr-ray <name>` runs `fit` with the common options), the
+    others report on its outputs (modules of their own)."""
+    resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    """Per job, the recipe fields (`section.field`, of type `Resources`) whose resources its Ray work reserves:
+    what `ecr_ray.cluster` checks against the node types before the job runs, and `jobs/<recipe>/*.yaml` list."""
     after: tuple[Stage, ...] = ()
     """Stages whose outputs this one reads."""
     reports: tuple[str, ...] = ()
@@ -62,6 +66,10 @@ class Stage:
     version: int = 1
     """Bumped when the code changes what the stage writes from the same config and inputs, so older outputs
     rebuild."""
+
+    def __post_init__(self) -> None:
+        if unknown := sorted(set(self.resources) - set(self.jobs)):
+            raise ValueError(f"stage {self.name}: `resources` names jobs it does not run: {unknown}")
 
     def path(self, cfg: Config) -> Path:
         return cfg.run_path / self.dir.format(variant=cfg.recommender.name)

@@ -26,23 +26,15 @@ import yaml
 from . import runtime
 from .config import Config, ConfigError, Resources
 from .serve_spec import APP_NAME, LLM_NAME, reservations
+from .stages import STAGES
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 """Where `ray up` puts the autoscaler's config on the head node (the job drivers' node)."""
 
-JOB_RESOURCES: dict[str, tuple[str, ...]] = {
-    "data": (),
-    "train_emotion": ("emotion.train_resources", "emotion.label_resources"),
+OTHER_JOB_RESOURCES: dict[str, tuple[str, ...]] = {
     "label_emotions": ("emotion.llm_resources",),
-    "build_reviews": ("generator.link_resources",),
-    "train_recommender": ("recommender.train_resources", "recommender.encode_resources"),
-    "evaluate_recommender": (),
-    "train_conversation": ("conversation.train_resources", "conversation.eval_resources"),
-    "train_generator": ("generator.train_resources", "generator.eval_resources"),
-    "evaluate_generator": ("generator.eval_resources", "emotion.label_resources"),
-    "merge": ("generator.eval_resources",),
     "plan": (),
     "specs": (),
     "tune": (
@@ -54,8 +46,14 @@ JOB_RESOURCES: dict[str, tuple[str, ...]] = {
     ),
     "serve": ("serve.deployments",),
 }
-"""The recipe fields whose `Resources` each job's Ray work reserves (`serve.deployments`: every replica of the
-applications served). Jobs without Ray work map to ()."""
+"""The recipe fields whose `Resources` the jobs outside the pipeline's stages reserve (`serve.deployments`: every
+replica of the applications served)."""
+JOB_RESOURCES: dict[str, tuple[str, ...]] = {
+    **{job: tuple(stage.resources.get(job, ())) for stage in STAGES for job in stage.jobs},
+    **OTHER_JOB_RESOURCES,
+}
+"""Every job's: the stages' jobs as each stage declares them (`Stage.resources`), then the others. Jobs without Ray
+work map to ()."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The pipeline's stages, in the order they run. Each is declared once, by its package, as the `STAGE` beside its
-`fit` (name, config section, what it reads and writes, upstream stages, `fit(cfg, *, force) -> manifest`, its jobs;
-`ecr_ray.artifacts.Stage`). Adding a stage: its package with its `STAGE`, one line here, its recipe fields, its job
-module under ecr_ray/jobs (three lines: `main = stage_job(STAGE, __doc__)`) and, when its Ray work reserves
-resources, its jobs' entries in `cluster.JOB_RESOURCES`."""
+`fit` (name, config section, what it reads and writes, upstream stages, `fit(cfg, *, force) -> manifest`, its jobs
+and what their Ray work reserves; `ecr_ray.artifacts.Stage`). Adding a stage: its package with its `STAGE`, one line
+here, its recipe fields. `ecr-ray <its first job>` then fits it (ecr_ray/jobs/_common.py:job_main); a job module
+under ecr_ray/jobs is needed only for options of its own or a report job."""
 
 from __future__ import annotations
 

@@ -4,12 +4,13 @@ the checkout's top-level `jobs/<recipe>/<job>.yaml` by `ecr-ray specs` (tests/te
 
 A job's driver orchestrates and loads no model: it reserves nothing itself (`entrypoint_num_cpus: 0`, so it runs on
 the head node, which the cluster configs start with `num-cpus: 0`); its Ray work reserves what the recipe fields in
-`cluster.JOB_RESOURCES` say, listed in each file's header. Every node runs the project image (the Dockerfile), so the
-runtime_env installs nothing and ships no code.
+`cluster.JOB_RESOURCES` (the stages' from their `STAGE.resources`) say, listed in each file's header. Every node
+runs the project image (the Dockerfile), so the runtime_env installs nothing and ships no code.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 from pathlib import Path
@@ -34,10 +35,16 @@ def recipe_jobs() -> tuple[str, ...]:
     return ("pipeline", *staged, *(j for j in OTHER_JOBS if j not in staged))
 
 
+def entry_module(job: str) -> str:
+    """What `python -m` runs for `job`: its module, or for a stage declared without one, the CLI with the job's name
+    (ecr_ray/jobs/cli.py)."""
+    return f"ecr_ray.jobs.{job}" if importlib.util.find_spec(f"ecr_ray.jobs.{job}") else f"ecr_ray.jobs.cli {job}"
+
+
 def job_spec(recipe: str, job: str) -> dict[str, Any]:
     """`JobSubmissionClient.submit_job(**job_spec(recipe, job))` submits `job` of `recipe`."""
     return {
-        "entrypoint": f"python -m ecr_ray.jobs.{job} --recipe {recipe}",
+        "entrypoint": f"python -m {entry_module(job)} --recipe {recipe}",
         "runtime_env": RUNTIME_ENV,
         "entrypoint_num_cpus": 0,
         "entrypoint_num_gpus": 0,

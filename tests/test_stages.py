@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
-from ecr_ray import pipeline
+import pytest
+
+from ecr_ray import cluster, pipeline
 from ecr_ray.artifacts import Stage
-from ecr_ray.config import Config, load_config
+from ecr_ray.config import PROJECT_ROOT, Config, Resources, load_config
 from ecr_ray.stages import BY_NAME, STAGES
 
 
@@ -19,10 +26,24 @@ def test_every_stage_is_declared_once_in_pipeline_order_and_fitted_by_its_first_
     for i, stage in enumerate(STAGES):
         assert all(up in STAGES[:i] for up in stage.after), f"{stage.name} runs before a stage it reads"
         assert stage.section in {f.name for f in dataclasses.fields(Config)}, stage.section
-        fit_job = importlib.import_module(f"ecr_ray.jobs.{stage.jobs[0]}")
-        assert fit_job.STAGE is stage, f"ecr_ray/jobs/{stage.jobs[0]}.py does not fit {stage.name}"
+        if importlib.util.find_spec(f"ecr_ray.jobs.{stage.jobs[0]}"):  # else `ecr-ray <job>` fits it (below)
+            fit_job = importlib.import_module(f"ecr_ray.jobs.{stage.jobs[0]}")
+            assert fit_job.STAGE is stage, f"ecr_ray/jobs/{stage.jobs[0]}.py does not fit {stage.name}"
         for job in stage.jobs[1:]:
             assert callable(importlib.import_module(f"ecr_ray.jobs.{job}").main)
+
+
+def test_what_a_stage_reserves_names_its_jobs_and_real_resources_fields():
+    for stage in STAGES:
+        for job, fields in stage.resources.items():
+            assert job in stage.jobs, f"{stage.name}.resources: {job}"
+            for name in fields:
+                section, _, field = name.partition(".")
+                value = getattr(getattr(Config(), section, None), field, None)
+                assert isinstance(value, Resources), f"{stage.name}.resources[{job}]: {name} is not a Resources field"
+            assert cluster.JOB_RESOURCES[job] == tuple(fields)
+    with pytest.raises(ValueError, match="names jobs it does not run"):
+        dataclasses.replace(STAGES[0], resources={"no_such_job": ()})
 
 
 def test_what_a_stage_reads_names_real_config_fields():
@@ -91,3 +112,68 @@ def test_a_stage_added_to_the_registry_runs_skips_when_fresh_and_reruns_with_wha
     assert pipeline.pending(cfg) == [first, second]
     run(cfg)
     assert (runs(first), runs(second)) == (3, 3) and second.is_fresh(cfg)
+
+
+TOY_PACKAGE = '''
+"""Count the words of the seed: a stage added to the registry, without a job module of its own."""
+
+from ecr_ray.artifacts import Stage
+from ecr_ray.config import Config
+
+
+def fit(cfg: Config, *, force: bool = False) -> dict:
+    if done := STAGE.done(cfg, force):
+        return done
+    import ray
+
+    count = ray.remote(count_words)
+    out = STAGE.path(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "words.txt").write_text(str(ray.get(count.remote(str(cfg.seed)))))  # on Ray, as stages are
+    return STAGE.write_manifest(cfg)
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+STAGE = Stage(
+    "toy", "data", "toy", reads=("seed",), writes=("words.txt",), fit=fit, jobs=("count_words",),
+    resources={"count_words": ("emotion.label_resources",)},
+)
+'''
+
+
+def test_a_stage_is_added_by_its_package_and_one_registry_line(tmp_path):
+    """Adding a stage: its package (here `toy`, on the path) and one line in the registry — no job module, no
+    resource table, no pipeline edit. In a fresh interpreter, the registry extended before anything reads it:
+    `ecr-ray` lists its job, the pipeline runs it on Ray, the cluster check and `jobs/<recipe>/` see its request."""
+    (tmp_path / "toy.py").write_text(TOY_PACKAGE)
+    script = textwrap.dedent(
+        f"""
+        import json
+        import toy
+        from ecr_ray import stages
+        stages.STAGES = (*stages.STAGES, toy.STAGE)  # the one registry line
+        from ecr_ray import cluster, submission
+        from ecr_ray.jobs import cli
+        assert cli.main(["--help"]) == 0
+        argv = ["--recipe", "demo", "--run-dir", {str(tmp_path / "run")!r}]
+        assert cli.main(["pipeline", "--only", "toy", *argv]) == 0
+        print(json.dumps({{"spec": submission.job_spec("demo", "count_words"),
+                           "resources": cluster.JOB_RESOURCES["count_words"]}}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT)])}  # Ray's workers too
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed = [line for line in done.stdout.splitlines() if line.strip().startswith("count_words")]
+    assert listed and "Count the words of the seed" in listed[0], done.stdout[:3000]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["spec"]["entrypoint"] == "python -m ecr_ray.jobs.cli count_words --recipe demo"
+    assert result["resources"] == ["emotion.label_resources"]
+    cfg = load_config("demo", {"run_dir": str(tmp_path / "run")})
+    assert (tmp_path / "run" / "toy" / "words.txt").read_text() == str(len(str(cfg.seed).split()))
+    assert "toy" in json.loads((tmp_path / "run" / "pipeline.json").read_text())

@@ -26,5 +26,6 @@ STAGE = Stage(
     writes=("manifest.json",),
     fit=fit,
     jobs=("train_conversation",),
+    resources={"train_conversation": ("conversation.train_resources", "conversation.eval_resources")},
     after=(tables.STAGE,),
 )

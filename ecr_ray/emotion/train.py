@@ -279,6 +279,7 @@ STAGE = Stage(
     writes=("turn_emotions.parquet", "entity_emotions.parquet"),
     fit=fit,
     jobs=("train_emotion",),
+    resources={"train_emotion": ("emotion.train_resources", "emotion.label_resources")},
     after=(tables.STAGE,),
     inputs=_seed_labels,
 )

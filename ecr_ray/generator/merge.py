@@ -66,6 +66,7 @@ STAGE = Stage(
     writes=("config.json",),
     fit=fit,
     jobs=("merge",),
+    resources={"merge": ("generator.eval_resources",)},
     after=(train.STAGE,),
     needed=serves_merged,
 )

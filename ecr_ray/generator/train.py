@@ -407,6 +407,10 @@ STAGE = Stage(
     writes=("manifest.json",),
     fit=fit,
     jobs=("train_generator", "evaluate_generator"),
+    resources={
+        "train_generator": ("generator.train_resources", "generator.eval_resources"),
+        "evaluate_generator": ("generator.eval_resources", "emotion.label_resources"),
+    },
     after=(reviews_build.STAGE,),
     reports=("eval/generator/metrics.json",),
 )

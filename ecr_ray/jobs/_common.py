@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import logging
 import sys
@@ -13,6 +14,7 @@ from ecr_ray import cluster
 from ecr_ray.artifacts import Stage
 from ecr_ray.config import Config, add_config_args, config_from_args
 from ecr_ray.runtime import connect
+from ecr_ray.stages import STAGES
 
 
 def parse(
@@ -77,6 +79,7 @@ def stage_job(
         return 0
 
     main.__module__ = f"ecr_ray.jobs.{stage.jobs[0]}"  # what run_job's last line names
+    main.__doc__ = doc
     return main
 
 
@@ -93,3 +96,14 @@ def resumable(p: argparse.ArgumentParser) -> None:
 
 def resumable_options(args: argparse.Namespace) -> dict:
     return {"run_name": args.run_name, "stop_after_steps": args.stop_after_steps}
+
+
+def job_main(name: str) -> Callable[[list[str] | None], int]:
+    """Job `name`'s main: its module's (`ecr_ray/jobs/<name>.py`); for the fitting job of a stage declared without a
+    module of its own, `stage_job` of that stage, described by its `fit`'s module docstring."""
+    if importlib.util.find_spec(f"ecr_ray.jobs.{name}") is not None:
+        return importlib.import_module(f"ecr_ray.jobs.{name}").main
+    stage = next((s for s in STAGES if s.jobs[0] == name), None)
+    if stage is None:
+        raise ModuleNotFoundError(f"no job {name!r}: no ecr_ray/jobs/{name}.py, and no stage it fits")
+    return stage_job(stage, sys.modules[stage.fit.__module__].__doc__ or f"Fit the {stage.name} stage.")

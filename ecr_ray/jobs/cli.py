@@ -1,9 +1,9 @@
 """`ecr-ray <command>`: one CLI whose commands are the jobs of this package (each also
-`python -m ecr_ray.jobs.<name>`, the form `ray job submit` runs)."""
+`python -m ecr_ray.jobs.<name>`, the form `ray job submit` runs) and the fitting job of every stage of the registry
+(a stage declared without a job module: `python -m ecr_ray.jobs.cli <name>`)."""
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
 import resource
 import sys
@@ -13,6 +13,9 @@ from pathlib import Path
 from ecr_ray import jobs
 from ecr_ray.config import ConfigError
 from ecr_ray.data.errors import DataError
+from ecr_ray.stages import STAGES
+
+from ._common import job_main
 
 
 def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
@@ -34,7 +37,8 @@ def run_job(main: Callable[[list[str] | None], int | None], argv: list[str] | No
 
 
 def job_names() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(jobs.__path__) if not m.name.startswith("_") and m.name != "cli")
+    modules = {m.name for m in pkgutil.iter_modules(jobs.__path__) if not m.name.startswith("_") and m.name != "cli"}
+    return sorted(modules | {s.jobs[0] for s in STAGES})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,17 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     names = job_names()
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: ecr-ray <command> [--recipe demo|cpu|paper|file.yaml] [--section.field value ...]\n")
-        print("commands (each is also `python -m ecr_ray.jobs.<command>`):")
+        print("commands (each is also `python -m ecr_ray.jobs.<command>`; a stage's without a module of its own:")
+        print("`python -m ecr_ray.jobs.cli <command>`):")
         for n in names:
-            doc = (importlib.import_module(f"ecr_ray.jobs.{n}").__doc__ or "").strip().splitlines()
+            main = job_main(n)
+            module = sys.modules.get(main.__module__)  # none for a stage without a job module: its main's doc
+            doc = ((module.__doc__ if module else main.__doc__) or "").strip().splitlines()
             print(f"  {n:22s} {doc[0] if doc else ''}")
         return 0
     cmd = argv[0].replace("-", "_")
     if cmd not in names:
         print(f"error: unknown command {argv[0]!r}; commands: {', '.join(names)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"ecr_ray.jobs.{cmd}")
-    return run_job(module.main, argv[1:])
+    return run_job(job_main(cmd), argv[1:])
 
 
 if __name__ == "__main__":

@@ -8,18 +8,17 @@ the stage that failed. Before any work, every stage still to run is checked to f
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
 from ecr_ray.pipeline import pending, run_pipeline
 from ecr_ray.stages import STAGES
 
-from ._common import parse, ray_for
+from ._common import job_main, parse, ray_for
 from .cli import run_job
 
 # The pipeline's jobs by name, imported here, before Ray is joined (as cli.py finds them).
-JOBS = {job: importlib.import_module(f"ecr_ray.jobs.{job}").main for stage in STAGES for job in stage.jobs}
+JOBS = {job: job_main(job) for stage in STAGES for job in stage.jobs}
 
 
 def run_stage_job(name: str, argv: list[str]) -> int | None:

@@ -258,7 +258,8 @@ STAGE = Stage(
     ),
     writes=("model.pt", "metrics.json"),
     fit=fit,
-    jobs=("train_recommender", "evaluate_recommender"),
+    jobs=("train_recommender", "evaluate_recommender"),  # the report reads saved predictions: no Ray work
+    resources={"train_recommender": ("recommender.train_resources", "recommender.encode_resources")},
     after=(tables.STAGE, emotion_train.STAGE),
     reports=("eval/recommender.md",),
     # 2: mention ages and the `new` protocol's flags in the prepared tensors and test predictions, UniCRS's

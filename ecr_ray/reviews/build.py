@@ -213,6 +213,7 @@ STAGE = Stage(
     writes=("reviews.parquet", "movie_knowledge.parquet"),
     fit=fit,
     jobs=("build_reviews",),
+    resources={"build_reviews": ("generator.link_resources",)},
     after=(tables.STAGE,),
     inputs=_reviews_file,
 )
