@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,16 @@ class Stage:
         if not manifest or manifest.get("key") != self.key(cfg) or not manifest.get("complete", True):
             return False
         return all((self.path(cfg) / o).exists() for o in self.writes)
+
+    def built_by_older_code(self, cfg: Config) -> int | None:
+        """The older `version` of this stage's code that wrote its outputs, when its manifest holds the key this
+        config gives at that version (same config, same inputs, older code); else None (built by this code, from
+        another config, or not built)."""
+        manifest = self.read_manifest(cfg)
+        if not manifest or manifest.get("key") == self.key(cfg):
+            return None
+        older = (v for v in range(self.version - 1, 0, -1) if replace(self, version=v).key(cfg) == manifest["key"])
+        return next(older, None)
 
     def up_to_date(self, cfg: Config) -> bool:
         """Fresh, and its report jobs have written their reports: the pipeline skips it."""

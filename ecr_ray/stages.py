@@ -7,6 +7,7 @@ under ecr_ray/jobs is needed only for options of its own or a report job."""
 from __future__ import annotations
 
 from .artifacts import Stage
+from .config import Config, ConfigError
 from .conversation import train as conversation
 from .data import tables
 from .emotion import train as emotion
@@ -25,3 +26,16 @@ STAGES: tuple[Stage, ...] = (
     merge.STAGE,  # generator.engine vllm: the weights it loads
 )
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
+
+
+def check_built_by_this_code(cfg: Config) -> None:
+    """Refuse to read a run whose stages an older version of this code built, from this same config (a stage's
+    `version` was bumped since: what it writes changed, e.g. new columns the serving code reads). Served as it is,
+    such a run fails on every request while its health check says ready; rebuilt, it is current."""
+    old = {s.name: v for s in STAGES if s.wanted(cfg) and (v := s.built_by_older_code(cfg))}
+    if old:
+        shown = ", ".join(f"{name} (version {v}, this code writes {BY_NAME[name].version})" for name, v in old.items())
+        raise ConfigError(
+            f"run {cfg.run_path}: built by an older ecr-ray: {shown}. Rebuild what changed (the rest is kept): "
+            f"`ecr-ray pipeline --recipe {cfg.recipe} --run-dir {cfg.run_path}`, with the overrides it was built with"
+        )

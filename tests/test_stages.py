@@ -17,8 +17,10 @@ import pytest
 
 from ecr_ray import cluster, pipeline
 from ecr_ray.artifacts import Stage
-from ecr_ray.config import PROJECT_ROOT, Config, Resources, load_config
-from ecr_ray.stages import BY_NAME, STAGES
+from ecr_ray.config import PROJECT_ROOT, Config, ConfigError, Resources, load_config
+from ecr_ray.jobs import serve as serve_job
+from ecr_ray.jobs.cli import run_job
+from ecr_ray.stages import BY_NAME, STAGES, check_built_by_this_code
 
 
 def test_every_stage_is_declared_once_in_pipeline_order_and_fitted_by_its_first_job():
@@ -177,3 +179,24 @@ def test_a_stage_is_added_by_its_package_and_one_registry_line(tmp_path):
     cfg = load_config("demo", {"run_dir": str(tmp_path / "run")})
     assert (tmp_path / "run" / "toy" / "words.txt").read_text() == str(len(str(cfg.seed).split()))
     assert "toy" in json.loads((tmp_path / "run" / "pipeline.json").read_text())
+
+
+def test_a_run_an_older_ecr_ray_built_is_refused_naming_the_stage_and_the_rebuild(tmp_path, capsys):
+    """Served as it is, such a run can fail every request (the serving code reads what the newer stage writes, e.g.
+    the recommender's mention ages of version 2) while /healthz says ready: refused at start instead."""
+    cfg = load_config("demo", {"run_dir": str(tmp_path)})
+    rec = BY_NAME["recommender"]
+    dataclasses.replace(rec, version=rec.version - 1).write_manifest(cfg)  # as the code before the last bump wrote it
+    assert rec.built_by_older_code(cfg) == rec.version - 1
+    with pytest.raises(
+        ConfigError, match=f"recommender \\(version {rec.version - 1}, this code writes {rec.version}\\)"
+    ):
+        check_built_by_this_code(cfg)
+    assert run_job(serve_job.main, ["--recipe", "demo", "--run-dir", str(tmp_path)]) == 2  # before Ray: one line
+    err = capsys.readouterr().err
+    assert "built by an older ecr-ray" in err and f"ecr-ray pipeline --recipe demo --run-dir {tmp_path}" in err, err
+    assert "Traceback" not in err
+    check_built_by_this_code(load_config("demo", {"run_dir": str(tmp_path), "recommender.epochs": 99}))  # not older
+    rec.write_manifest(cfg)  # rebuilt by this code
+    assert rec.built_by_older_code(cfg) is None
+    check_built_by_this_code(cfg)

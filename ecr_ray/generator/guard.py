@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 from ..data.linker import EntityLinker
 from ..scoring import item_related, without_title
@@ -34,10 +35,19 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
+REPEAT_RUN = 8
+"""Words in a row that a sentence may share with what was said before it is taken for a repeat, when that run is at
+least half of it (u_r quoted, then a few words: the demo's generator did that)."""
+
+
 def repeats(sentence: str, said: str) -> bool:
-    """`sentence` adds nothing to `said`: its words (three or more), in order, are a run of `said`'s words."""
-    words = _words(sentence)
-    return words.count(" ") >= 2 and f" {words} " in f" {_words(said)} "
+    """`sentence` adds nothing to `said`: its words (three or more), in order, are a run of `said`'s words, or most of
+    them are (a run of REPEAT_RUN or more words that is at least half of the sentence)."""
+    words, known = _words(sentence).split(), _words(said).split()
+    if len(words) < 3:
+        return False
+    run = SequenceMatcher(None, words, known, autojunk=False).find_longest_match(0, len(words), 0, len(known)).size
+    return run == len(words) or (run >= REPEAT_RUN and 2 * run >= len(words))
 
 
 def sentences(text: str) -> list[str]:

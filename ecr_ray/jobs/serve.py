@@ -18,6 +18,7 @@ from ecr_ray.llm_server import build_app as build_llm
 from ecr_ray.serve import guard
 from ecr_ray.serve.app import build_app
 from ecr_ray.serve.deploy import APP_NAME, LLM_NAME, check_fits, write_config
+from ecr_ray.stages import check_built_by_this_code
 
 from ._common import parse, ray_for
 from .cli import run_job
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg, args = parse(__doc__.splitlines()[0], argv, extra)
     check_run_data(cfg)  # a run served with other data than it was built from fails on every request: refuse now
+    check_built_by_this_code(cfg)  # so does a run an older ecr-ray built
     if args.write_config:
         write_config(cfg, args.recipe, Path(args.write_config))
         print(f"wrote {args.write_config}", file=sys.stderr)

@@ -41,6 +41,7 @@ from ecr_ray.generator.predictor import GeneratorPredictor
 from ecr_ray.hub import device, inference_dtype
 from ecr_ray.prompts import compose_response, context_turn
 from ecr_ray.recommender.predictor import RecommenderPredictor
+from ecr_ray.stages import check_built_by_this_code
 from ecr_ray.text_cache import TextCache
 
 from . import sessions
@@ -559,9 +560,11 @@ class ECRIngress:
 
 def build_app(cfg: Config) -> serve.Application:
     """The ECR application: ingress bound to the three model deployments, options from `cfg.serve.deployments`.
-    Refused (`RunDataMismatch`) when the data the config reads are not those the run was built from."""
+    Refused (`RunDataMismatch`) when the data the config reads are not those the run was built from, and
+    (`ConfigError`) when an older ecr-ray built it."""
     cfg = cfg.with_absolute_paths()  # replicas may run in another working directory
     check_run_data(cfg)
+    check_built_by_this_code(cfg)
     opts = cfg.serve.deployment_options
     emotion = EmotionDetector.options(**opts("EmotionDetector")).bind(cfg)
     recommender = Recommender.options(**opts("Recommender")).bind(cfg, emotion)

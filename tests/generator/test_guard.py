@@ -167,3 +167,22 @@ def test_a_sentence_that_only_says_again_what_the_reply_said_is_dropped(pred, it
     answer = pred.reply(item, first, {}, text)
     assert answer["empathetic"] == v.text and answer["response"].startswith(first)
     assert [d["reason"] for d in answer["guard"]["dropped"]] == ["repeats", "repeats"]
+
+
+def test_a_sentence_that_mostly_quotes_the_reply_is_dropped(pred, item):
+    """What `make demo` answered (2026-12-07): u_r quoted in u_e, then two words. A run of REPEAT_RUN words or more
+    that is at least half of a sentence is a repeat; a sentence that quotes a shorter part, or a long one inside
+    more of its own, is kept."""
+    g = pred.guard
+    ur = "Titanic (1997) is one of those movies where they have some really cool stuff but it's not as bad as the "
+    ur += "original."
+    quoted = f'"{ur[:-1]}" is an'
+    v = g.check(item, quoted, ur)
+    assert v.text == "" and v.dropped == [{"sentence": quoted, "reason": "repeats"}]
+    own = "Some say it has really cool stuff, and the music, the sets and the ending make every minute worth it."
+    assert g.check(item, own, ur).text == own  # 3 words in a row from u_r
+    long_own = (
+        "My sister, who never liked long films, told me that it is one of those movies where they have some really "
+        "cool stuff, and she still hums the songs, quotes the lines and cries at the ending every single time."
+    )
+    assert g.check(item, long_own, ur).text == long_own  # 11 words in a row, but not half of its 40
