@@ -43,6 +43,17 @@ def ask(url: str, payload: dict, timeout: float = 300) -> dict:
         time.sleep(1)
 
 
+def _why(dropped: dict, item: str) -> str:
+    """Why the guard dropped a sentence (its `reason`s: ecr_ray/generator/guard.py), in words."""
+    if dropped["reason"] == "unlinked_entity":
+        return f"names {', '.join(dropped['entities'])}, not linked to {item}"
+    if dropped["reason"] == "viewing_claim":
+        return "claims a viewing of its own"
+    if dropped["reason"] == "repeats":
+        return "says again what the reply already said"
+    return dropped["reason"]
+
+
 def readable(dialogue: list[dict], answer: dict, width: int = 100) -> str:
     """The answer as a person reads it: the dialogue, the recommended movies, the reply, what the reply guard took
     out of it, and the emotions read in the user's turns."""
@@ -70,8 +81,7 @@ def readable(dialogue: list[dict], answer: dict, width: int = 100) -> str:
             f"reply guard removed {len(dropped)} sentence(s) (regenerations: {guard.get('regenerations', 0)}):"
         )
         for d in dropped:
-            why = "names " + ", ".join(d["entities"]) if d["reason"] == "unlinked_entity" else "claims a viewing"
-            lines.append(wrap(f"{d['sentence']!r} ({why}, not linked to {items[0]['name']})", "  - "))
+            lines.append(wrap(f"{d['sentence']!r} ({_why(d, items[0]['name'])})", "  - "))
     return "\n".join(lines)
 
 
