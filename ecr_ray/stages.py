@@ -31,10 +31,10 @@ BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 def check_built_by_this_code(cfg: Config) -> None:
     """Refuse to read a run whose stages an older version of this code built, from this same config (a stage's
     `version` was bumped since: what it writes changed, e.g. new columns the serving code reads). Served as it is,
-    such a run fails on every request while its health check says ready; rebuilt, it is current."""
-    old = {s.name: v for s in STAGES if s.wanted(cfg) and (v := s.built_by_older_code(cfg))}
+    such a run can fail every request while its health check says ready; rebuilt, it is current."""
+    old = [(s, v) for s in STAGES if s.wanted(cfg) and (v := s.built_by_older_code(cfg))]
     if old:
-        shown = ", ".join(f"{name} (version {v}, this code writes {BY_NAME[name].version})" for name, v in old.items())
+        shown = ", ".join(f"{s.name} (version {v}, this code writes {s.version})" for s, v in old)
         raise ConfigError(
             f"run {cfg.run_path}: built by an older ecr-ray: {shown}. Rebuild what changed (the rest is kept): "
             f"`ecr-ray pipeline --recipe {cfg.recipe} --run-dir {cfg.run_path}`, with the overrides it was built with"
