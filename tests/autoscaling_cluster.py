@@ -223,6 +223,18 @@ class AutoscalingCluster(LocalCluster):
                 out[name] = sum(r.get("state") == "RUNNING" for r in d.get("replicas") or [])
         return out
 
+    def replica_nodes(self) -> dict[str, list[str]]:
+        """The node type each RUNNING replica of each Serve deployment is on (`head` for the head node)."""
+        types = self.node_types_by_id()
+        apps = self.get("/api/serve/applications/").get("applications") or {}
+        return {
+            name: sorted(
+                types.get(r.get("node_id"), "head") for r in d.get("replicas") or [] if r.get("state") == "RUNNING"
+            )
+            for app in apps.values()
+            for name, d in (app.get("deployments") or {}).items()
+        }
+
     def kill_worker(self, node_id: str) -> None:
         """Hard-kill a launched node (its raylet and everything it started, SIGKILL), as a lost machine; the
         autoscaler finds it gone and launches another if the work still needs one."""

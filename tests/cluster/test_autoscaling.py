@@ -287,7 +287,7 @@ def test_serve_replicas_and_nodes_follow_a_load_ramp(cluster, shared, recipe):
                     ):
                         break
                     time.sleep(3)
-                at_min, nodes_after = time.time(), cluster.nodes_by_type()
+                at_min, nodes_after, placed = time.time(), cluster.nodes_by_type(), cluster.replica_nodes()
             finally:
                 stop.set()
         peaks = {d: max(r[2].get(d, 0) for r in s.rows if r[2]) for d in cfg.serve.deployments}
@@ -303,11 +303,17 @@ def test_serve_replicas_and_nodes_follow_a_load_ramp(cluster, shared, recipe):
             "autoscaling_config": auto,
             "worker_nodes_peak": peak_nodes,
             "worker_nodes_after": nodes_after,
+            "replicas_on_after": placed,
             "requests_ok": ok,
             "requests_failed": len(failed),
             "latency_s": {"median": round(sorted(latency)[len(latency) // 2], 1), "max": round(max(latency), 1)},
             "counts": [[t, n, r] for t, n, r in s.changes()],
         }
+        # Given back: fewer worker nodes than at the peak once the replicas are at their minimum (the node the
+        # autoscaler added for the Generator's extra replicas goes, or another one the scale-down emptied).
+        assert sum(nodes_after.values()) < peak_nodes, (
+            f"no node given back {round(at_min - t_down)} s after the load ended: {nodes_after}; replicas on {placed}"
+        )
     finally:
         stop.set()
         cluster.stop_job(job)
