@@ -193,6 +193,15 @@ def problems(reqs: list[Request], types: list[NodeType], source: str) -> list[st
     for r in reqs:
         fits = [(t, t.holds(r.bundle)) for t in types]
         fits = [(t, min(n, r.per_node) if r.per_node else n) for t, n in fits if n > 0 and t.max_workers > 0]
+        missing = [k for k in r.bundle if r.bundle[k] > 0 and not any(k in t.resources for t in types)]
+        if missing:
+            out.append(
+                f"{r.job}: {r.field} asks {_fmt(r.bundle)}, but no node type of {source} carries "
+                f"{', '.join(f'`{k}`' for k in missing)}: {listing}. Give the node types meant for it that resource "
+                f"(`resources:` in a launcher config or a KubeRay group, `ray start --resources`), or drop it from "
+                f"the request"
+            )
+            continue
         if not fits:
             out.append(
                 f"{r.job}: {r.field} asks {_fmt(r.bundle)} for each of its {r.count}, but no node type of {source} "

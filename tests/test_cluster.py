@@ -64,6 +64,29 @@ def test_more_pieces_than_the_node_types_can_hold_at_their_max_is_refused():
     assert "hold at most 2" in p1 and "at most 1 per node" in p2
 
 
+@pytest.mark.parametrize("config", CONFIGS)
+def test_no_cpu_only_serve_replica_of_the_paper_recipe_fits_a_gpu_node_type(config):
+    """A CPU-only replica on a GPU node keeps that node up after the GPU replicas scaled down (the autoscaling
+    rehearsal saw it: an ingress replica held a worker.gpu1 for good). The paper recipe's CPU-only deployments ask
+    for `cpu_node`, which only the CPU node types carry; the GPU deployments fit the GPU types."""
+    types = [t for t in cluster.load_node_types(PROJECT_ROOT / config) if t.max_workers]
+    reqs = cluster.requests(load_config("paper"), ["serve"])
+    cpu_only = [r for r in reqs if not r.bundle.get("GPU")]
+    assert {r.field.rsplit(".", 1)[-1] for r in cpu_only} >= {"ECRIngress", "EmotionDetector", "Recommender"}
+    for r in reqs:
+        hosts = [t.name for t in types if t.holds(r.bundle)]
+        assert hosts, (r.field, config)
+        on_gpu = [t.name for t in types if t.holds(r.bundle) and t.resources.get("GPU")]
+        assert bool(on_gpu) == bool(r.bundle.get("GPU")), (r.field, r.bundle, on_gpu, config)
+
+
+def test_a_resource_no_node_type_carries_is_named():
+    types = [cluster.NodeType("head", {"CPU": 0}, 1), cluster.NodeType("gpu1", {"CPU": 8, "GPU": 1}, 2)]
+    req = cluster.Request("serve", "serve.deployments.ECRIngress", {"CPU": 0.5, "cpu_node": 0.001}, 2, per_node=1)
+    [problem] = cluster.problems([req], types, "one GPU machine")
+    assert "no node type of one GPU machine carries `cpu_node`" in problem, problem
+
+
 def test_check_reads_the_recipe_node_types_then_the_bootstrap_config(tmp_path, monkeypatch):
     types = {"head": {"resources": {"CPU": 0}}, "w": {"resources": {"CPU": 4}, "max_workers": 2}}
     path = tmp_path / "cluster.yaml"

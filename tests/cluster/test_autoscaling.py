@@ -309,6 +309,11 @@ def test_serve_replicas_and_nodes_follow_a_load_ramp(cluster, shared, recipe):
             "latency_s": {"median": round(sorted(latency)[len(latency) // 2], 1), "max": round(max(latency), 1)},
             "counts": [[t, n, r] for t, n, r in s.changes()],
         }
+        # No CPU-only replica on a GPU node (they ask for `cpu_node`, which only the CPU node types carry): one there
+        # keeps the node up after the GPU replicas it was launched for are gone.
+        gpus = {d: (o.get("ray_actor_options") or {}).get("num_gpus") for d, o in cfg.serve.deployments.items()}
+        on_gpu = {d: placed[d] for d in placed if not gpus.get(d) and set(placed[d]) & _gpu_types()}
+        assert not on_gpu, f"CPU-only replicas on GPU nodes: {on_gpu}"
         # Given back: fewer worker nodes than at the peak once the replicas are at their minimum (the node the
         # autoscaler added for the Generator's extra replicas goes, or another one the scale-down emptied).
         assert sum(nodes_after.values()) < peak_nodes, (
