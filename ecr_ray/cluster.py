@@ -186,6 +186,9 @@ def _serve_requests(cfg: Config, job: str, apps: list[str]) -> list[Request]:
     return [Request(job, r.field, r.bundle, r.replicas, r.max_per_node) for r in reservations(cfg, apps)]
 
 
+_BUILTIN = ("CPU", "GPU", "memory")
+
+
 def problems(reqs: list[Request], types: list[NodeType], source: str) -> list[str]:
     """Why some of `reqs` cannot be placed on `types` (of `source`); [] when all can."""
     out = []
@@ -193,7 +196,10 @@ def problems(reqs: list[Request], types: list[NodeType], source: str) -> list[st
     for r in reqs:
         fits = [(t, t.holds(r.bundle)) for t in types]
         fits = [(t, min(n, r.per_node) if r.per_node else n) for t, n in fits if n > 0 and t.max_workers > 0]
-        missing = [k for k in r.bundle if r.bundle[k] > 0 and not any(k in t.resources for t in types)]
+        # a custom resource (e.g. the paper recipe's `cpu_node`) that no node type carries at all: say which
+        missing = [
+            k for k in r.bundle if k not in _BUILTIN and r.bundle[k] > 0 and not any(k in t.resources for t in types)
+        ]
         if missing:
             out.append(
                 f"{r.job}: {r.field} asks {_fmt(r.bundle)}, but no node type of {source} carries "
