@@ -64,13 +64,14 @@ def test_more_pieces_than_the_node_types_can_hold_at_their_max_is_refused():
     assert "hold at most 2" in p1 and "at most 1 per node" in p2
 
 
+@pytest.mark.parametrize("engine", ["transformers", "vllm"])
 @pytest.mark.parametrize("config", CONFIGS)
-def test_no_cpu_only_serve_replica_of_the_paper_recipe_fits_a_gpu_node_type(config):
+def test_no_cpu_only_serve_replica_of_the_paper_recipe_fits_a_gpu_node_type(config, engine):
     """A CPU-only replica on a GPU node keeps that node up after the GPU replicas scaled down (the autoscaling
     rehearsal saw it: an ingress replica held a worker.gpu1 for good). The paper recipe's CPU-only deployments ask
     for `cpu_node`, which only the CPU node types carry; the GPU deployments fit the GPU types."""
     types = [t for t in cluster.load_node_types(PROJECT_ROOT / config) if t.max_workers]
-    reqs = cluster.requests(load_config("paper"), ["serve"])
+    reqs = cluster.requests(load_config("paper", {"generator.engine": engine}), ["serve"])
     cpu_only = [r for r in reqs if not r.bundle.get("GPU")]
     assert {r.field.rsplit(".", 1)[-1] for r in cpu_only} >= {"ECRIngress", "EmotionDetector", "Recommender"}
     for r in reqs:

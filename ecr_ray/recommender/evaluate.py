@@ -177,6 +177,7 @@ PROTOCOLS = {
     "paper": "every target (the paper's and UniCRS's protocol)",
     "new": "only targets not named earlier in the dialogue (Kostric & Balog's standardized ReDial protocol)",
     "norep": "every target; the items mentioned in the context are removed from the ranking (a repeat is a miss)",
+    "repeated": "only targets named earlier in the dialogue (the complement of `new`: how well a ranking repeats)",
 }
 
 
@@ -273,15 +274,17 @@ def per_batch_auc(probs: np.ndarray, liked: np.ndarray, batch_size: int = 32) ->
 
 def protocol_view(protocol: str, pred: dict) -> tuple[tuple[str, ...], np.ndarray | None]:
     """The recall statistics and the sample mask of a protocol."""
-    if protocol == "new":
-        return tuple(f"r@{k}" for k in KS), ~pred["repeat"].astype(bool)
+    if protocol in ("new", "repeated"):
+        repeat = pred["repeat"].astype(bool)
+        return tuple(f"r@{k}" for k in KS), ~repeat if protocol == "new" else repeat
     suffix = "_norep" if protocol == "norep" else ""
     return tuple(f"r@{k}{suffix}" for k in KS), None
 
 
 def protocol_tables(runs: dict[str, dict], baselines: dict[str, dict]) -> dict:
-    """Per protocol: how many samples it keeps, each ranking's R@k (baselines first), and each model's paired
-    differences against each baseline."""
+    """Per protocol: how many samples it keeps, each ranking's R@k (baselines first), each model's paired
+    differences against each baseline, and each `<variant>+copy`'s against its `<variant>` when both are trained
+    (what the copy head changes)."""
     first = next(iter(baselines.values()))["pred"]
     out = {}
     for protocol in PROTOCOLS:
@@ -297,11 +300,17 @@ def protocol_tables(runs: dict[str, dict], baselines: dict[str, dict]) -> dict:
             name: {b: paired_bootstrap(baselines[b]["pred"], r["pred"], stats, mask) for b in baselines}
             for name, r in runs.items()
         }
+        copy = {
+            name: paired_bootstrap(runs[name.removesuffix("+copy")]["pred"], r["pred"], stats, mask)
+            for name, r in runs.items()
+            if name.endswith("+copy") and name.removesuffix("+copy") in runs
+        }
         out[protocol] = {
             "about": PROTOCOLS[protocol],
             "samples": int(len(first["rank"]) if mask is None else mask.sum()),
             "rows": rows,
             "paired": paired,
+            "copy": copy,
         }
     return out
 
@@ -352,8 +361,8 @@ def markdown(runs: dict[str, dict], cfg: Config) -> str:
 
 
 def protocols_markdown(tables: dict) -> str:
-    """One table per protocol: the baselines' and the models' R@k, and each model − repeat / − popularity (paired
-    bootstrap, 95%)."""
+    """One table per protocol: the baselines' and the models' R@k, each model − repeat / − popularity (paired
+    bootstrap, 95%), then a line per copy head: `<variant>+copy` − `<variant>`."""
     md = []
     for protocol, t in tables.items():
         md += [
@@ -371,6 +380,10 @@ def protocols_markdown(tables: dict) -> str:
             ]
             md.append(f"| {name} | " + " | ".join(_fmt(row[f"r@{k}"]) for k in KS) + " | " + " | ".join(cells) + " |")
         md.append("")
+        stats = protocol_view(protocol, {"repeat": np.zeros(1, bool)})[0]
+        for name, d in t.get("copy", {}).items():
+            diffs = ", ".join(f"R@{k} {_diff(d.get(st))}" for k, st in zip(KS, stats))
+            md += [f"The copy head, `{name}` − `{name.removesuffix('+copy')}`: {diffs}.", ""]
     return "\n".join(md)
 
 

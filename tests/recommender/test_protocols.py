@@ -1,6 +1,6 @@
-"""The evaluation protocols (paper / new / norep), the two rankings every model must beat (popularity, repeat), the
-mention features of the copy head and UniCRS's prompt pre-training samples, on one dialogue written out by hand and
-run through the data stage's own sample builder."""
+"""The evaluation protocols (paper / new / norep, and the `repeated` view), the two rankings every model must beat
+(popularity, repeat), the mention features of the copy head and UniCRS's prompt pre-training samples, on one dialogue
+written out by hand and run through the data stage's own sample builder."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from ecr_ray.data.redial import recommendation_samples
 from ecr_ray.data.tables import SAMPLES_SCHEMA, TURNS_SCHEMA
 from ecr_ray.metrics import RankingAccumulator
 from ecr_ray.recommender.data import ContextTokens, Mentions, build_split, pretrain_samples
-from ecr_ray.recommender.evaluate import baseline_scores, item_lookup, paired_bootstrap, protocol_view
+from ecr_ray.recommender.evaluate import (
+    baseline_scores,
+    item_lookup,
+    paired_bootstrap,
+    protocol_tables,
+    protocol_view,
+    protocols_markdown,
+)
 
 # Entities 10-13 are movies (KG items), 20-21 a genre and a person. Turn by turn: who speaks, the @ids and their
 # entities, the other linked entities.
@@ -122,6 +129,31 @@ def test_paired_bootstrap_on_a_protocols_samples():
     same = paired_bootstrap(base, other, ("r@1",), repeat, n_boot=50)
     assert same["r@1"]["diff"] == 0 and same["r@1"]["ci95"] == [0.0, 0.0]
     assert paired_bootstrap(base, {**other, "sample_id": np.arange(n) + 1}, ("r@1",)) == {}
+
+
+def test_the_report_splits_repeated_targets_and_compares_each_copy_head_with_its_variant():
+    """`repeated` keeps exactly the targets `new` drops; a `<variant>+copy` is compared with its `<variant>` on every
+    protocol, a model without its copy-less twin is not."""
+    rng = np.random.default_rng(1)
+    n = 300
+    repeat = np.arange(n) % 10 == 0  # 30 repeated targets
+    base = {
+        "rank": rng.integers(1, 100, n),
+        "liked": rng.integers(0, 3, n),
+        "sample_id": np.arange(n),
+        "repeat": repeat,
+    }
+    base["rank_norep"] = base["rank"]
+    copy = {**base, "rank": np.where(repeat, 0, base["rank"] + 5)}  # repeats first, the new targets 5 ranks lower
+    runs = {"full": {"pred": base}, "full+copy": {"pred": copy}, "L+copy": {"pred": copy}}
+    tables = protocol_tables(runs, {"repeat": {"pred": base}})
+    new, repeated = protocol_view("new", base)[1], protocol_view("repeated", base)[1]
+    assert repeated.sum() == 30 and not (new & repeated).any() and (new | repeated).all()
+    assert tables["repeated"]["samples"] == 30 and tables["repeated"]["rows"]["full+copy"]["r@1"] == 1.0
+    assert set(tables["paper"]["copy"]) == {"full+copy"}  # no `L` trained: nothing to compare L+copy with
+    assert tables["repeated"]["copy"]["full+copy"]["r@1"]["diff"] == 1.0
+    assert tables["new"]["copy"]["full+copy"]["r@10"]["diff"] < 0
+    assert "The copy head, `full+copy` − `full`: R@1 +1.000" in protocols_markdown({"repeated": tables["repeated"]})
 
 
 def test_pretraining_samples_are_unicrs(known):
