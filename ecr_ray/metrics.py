@@ -116,6 +116,7 @@ class RankingAccumulator:
             out[f"rt@{k}_norep"] = recall(norep[like], k)
             out[f"r@{k}_new"] = recall(ranks[new], k)
             out[f"rt@{k}_new"] = recall(ranks[new & like], k)
+            out[f"r@{k}_repeated"] = recall(ranks[~new], k)
         return out
 
 

@@ -81,6 +81,7 @@ def test_protocols_keep_the_samples_the_study_defines(known):
     m = acc.compute()
     assert (m["n"], m["n_new"]) == (5, 3)
     assert m["r@1"] == pytest.approx(3 / 5) and m["r@1_new"] == pytest.approx(2 / 3)
+    assert m["r@1_repeated"] == pytest.approx(1 / 2)  # the complement of `new`: samples 1 (hit) and 3 (miss)
     _, mask = protocol_view("new", {"repeat": s.repeat})
     assert mask.sum() == 3 and protocol_view("paper", {"repeat": s.repeat}) == (("r@1", "r@10", "r@50"), None)
     assert protocol_view("norep", {"repeat": s.repeat})[0] == ("r@1_norep", "r@10_norep", "r@50_norep")
