@@ -11,6 +11,8 @@ from ..config import EMOTIONS
 ROLE = {"user": 0, "recommender": 1}
 MAX_AGE = 16
 """Mention ages (turns since an entity's latest mention) above this share one bucket of the copy head."""
+MAX_RANK = 8
+"""Recency places among the mentioned items (0 = the most recent) from this one on share one bias of the copy head."""
 
 
 class KGEncoder(nn.Module):
@@ -66,16 +68,21 @@ class CopyHead(nn.Module):
     entity slots that are items:
 
         ptr_j   = (W_q u) · (W_k k_j + Age[a_j] + Role[r_j]) / √d      k_j: the slot's state in the backbone
+                  + b_rank[n_j] + α · log softmax(g)_{item j}            n_j: recency rank, g: the backbone's scores
         s       = w_s · u + b_s                                        the sentinel: "a new item"
         [π_1..π_L, γ] = softmax([ptr_1..ptr_L, s])                     (non-item slots masked)
         p(item) = π_j                     for the item in slot j
-                  γ · softmax_{i ∉ context}(g_i)   for every other item (g: the backbone's item scores)
+                  γ · softmax_{i ∉ context}(g_i)   for every other item
 
     so the probability of repeating a mentioned item, which one, and the backbone's ranking of the new items are all
     learned from the same loss. The key k_j carries what the dialogue said about the item: in the emotion variants it
     is built from the entity fused with the emotions of its latest mention (Eq. 3-4); a_j = turns since its latest
-    mention (capped at MAX_AGE), r_j = who made it. Returns log-probabilities (a softmax of them gives p back, so
-    the loss, the metrics and serving read them as scores)."""
+    mention (capped at MAX_AGE), r_j = who made it. Two terms need no query, so the pointer starts from what the
+    trivial rankings know: n_j = the item's place among the mentioned items, most recent first (the repeat rule's
+    order: later turns first, later slots first within a turn; capped at MAX_RANK), with a learned bias per place;
+    and the backbone's own log-probability of the item (what the user's preferences say about it), with a learned
+    weight α. Returns log-probabilities (a softmax of them gives p back, so the loss, the metrics and serving read
+    them as scores)."""
 
     def __init__(self, dim: int, query_dim: int | None = None):
         super().__init__()
@@ -83,9 +90,22 @@ class CopyHead(nn.Module):
         self.key = nn.Linear(dim, dim)
         self.age = nn.Embedding(MAX_AGE + 1, dim)
         self.role = nn.Embedding(len(ROLE), dim)
+        self.rank_bias = nn.Embedding(MAX_RANK + 1, 1)
+        self.prior_weight = nn.Parameter(torch.zeros(()))
         self.sentinel = nn.Linear(query_dim or dim, 1)
         for emb in (self.age, self.role):
             nn.init.normal_(emb.weight, std=dim**-0.5)
+        nn.init.zeros_(self.rank_bias.weight)
+
+    @staticmethod
+    def recency_rank(age: torch.Tensor, is_item: torch.Tensor) -> torch.Tensor:
+        """[B, L] each item slot's place among the row's item slots, most recent first (0); later slots first among
+        equal ages. Non-item slots get MAX_RANK (they are masked anyway)."""
+        L = age.shape[1]
+        recency = -age.clamp(min=0) * L + torch.arange(L, device=age.device)  # higher = more recent, all distinct
+        recency = recency.masked_fill(~is_item, torch.iinfo(recency.dtype).min)
+        above = (recency.unsqueeze(1) > recency.unsqueeze(2)) & is_item.unsqueeze(1)  # [B, j, i]: slot i above j
+        return above.sum(-1).clamp(max=MAX_RANK).masked_fill(~is_item, MAX_RANK)
 
     def forward(
         self,
@@ -100,8 +120,10 @@ class CopyHead(nn.Module):
         role [B, L], item_scores [B, n_items] → log-probabilities [B, n_items] (float32)."""
         q = self.query(u).float()
         k = (self.key(keys) + self.age(age.clamp(0, MAX_AGE)) + self.role(role.clamp(min=0))).float()
-        ptr = (k @ q.unsqueeze(-1)).squeeze(-1) / k.shape[-1] ** 0.5
         is_item = slot_items >= 0
+        prior = item_scores.float().log_softmax(-1).gather(1, slot_items.clamp(min=0)).clamp(min=-100.0)  # [B, L]
+        ptr = (k @ q.unsqueeze(-1)).squeeze(-1) / k.shape[-1] ** 0.5
+        ptr = ptr + self.rank_bias(self.recency_rank(age, is_item)).squeeze(-1).float() + self.prior_weight * prior
         ptr = ptr.masked_fill(~is_item, float("-inf"))
         logp = torch.cat([ptr, self.sentinel(u).float()], 1).log_softmax(-1)  # [B, L + 1]
         b, j = is_item.nonzero(as_tuple=True)

@@ -151,6 +151,7 @@ def test_training_step_reaches_every_component(copy):
     names = ["kg.node.weight", "kg.conv.weight", "fuse.emb.weight", "fuse.mlp.0.weight", "prompt", "text.0.weight"]
     if copy:
         names += ["copy.query.weight", "copy.key.weight", "copy.age.weight", "copy.role.weight", "copy.sentinel.bias"]
+        names += ["copy.rank_bias.weight", "copy.prior_weight"]
     for name in names:
         grad = dict(m.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
@@ -232,6 +233,65 @@ def test_the_copy_head_learns_to_repeat_the_mentioned_movie_the_user_liked():
     after = top1(test, liked)
     assert before < 0.7 and after > 0.95, (before, after)
     assert top1(swapped, disliked) > 0.95  # the same movies, the emotions swapped: the other one now
+
+
+def test_the_copy_heads_recency_places_are_the_repeat_rules_order():
+    """n_j of the copy head: the place of each mentioned item, most recent first: later turns first, later slots
+    first within a turn (evaluate.baseline_scores' order); padding and non-item slots get MAX_RANK."""
+    from ecr_ray.recommender.layers import MAX_RANK, CopyHead
+
+    age = torch.tensor([[-1, 3, 0, 1, 0], [2, 2, 2, -1, -1]])
+    is_item = torch.tensor([[False, True, True, False, True], [True, True, True, False, False]])
+    assert CopyHead.recency_rank(age, is_item).tolist() == [
+        [MAX_RANK, 2, 1, MAX_RANK, 0],  # slot 3 (age 1) is not an item: slot 1 (age 3) is third
+        [2, 1, 0, MAX_RANK, MAX_RANK],
+    ]
+
+
+def test_the_copy_head_learns_recency_without_a_query():
+    """The repeat rule's knowledge in one term: targets always the most recent mentioned item, whatever the turns
+    say (random text, neutral emotions, items at random slots). The pointer's place bias learns it: top-1 on the most
+    recent mentioned item after a few steps, and place 0's bias above the others'."""
+    torch.manual_seed(0)
+    m = tiny_model("baseline", copy=True).train()
+    rng = np.random.default_rng(0)
+
+    def batch(n: int):
+        ents = np.stack([rng.choice(10, 4, replace=False) for _ in range(n)])
+        age = np.stack([rng.permutation(4) for _ in range(n)])
+        b = {
+            "entities": torch.as_tensor(ents),
+            "emo_ids": torch.full((n, 4, 3), -1),
+            "emo_probs": torch.zeros(n, 4, 3),
+            "turn_emb": torch.randn(n, 3, 16),
+            "turn_mask": torch.ones(n, 3, dtype=torch.bool),
+            "ent_age": torch.as_tensor(age),
+            "ent_role": torch.zeros(n, 4, dtype=torch.long),
+        }
+        return b, torch.as_tensor(ents[np.arange(n), age.argmin(1)])
+
+    test, recent = batch(200)
+
+    def top1() -> float:
+        with torch.no_grad():
+            return float((m.eval()(test).argmax(1) == recent).float().mean())
+
+    before = top1()
+    opt = torch.optim.Adam(m.parameters(), lr=2e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(40):
+            b, target = batch(32)
+            loss = weighted_loss(m.train()(b), target, torch.ones(32))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    assert before < 0.5 and top1() > 0.95, (before, top1())
+    bias = m.copy.rank_bias.weight[:4, 0].tolist()
+    assert bias[0] > max(bias[1:]) + 0.2, bias  # the most recent place above the others
 
 
 def test_bf16_weights_as_deepspeed_makes_them_take_float_batches():
