@@ -81,8 +81,8 @@ class CopyHead(nn.Module):
     trivial rankings know: n_j = the item's place among the mentioned items, most recent first (the repeat rule's
     order: later turns first, later slots first within a turn; capped at MAX_RANK), with a learned bias per place;
     and the backbone's own log-probability of the item (what the user's preferences say about it), with a learned
-    weight α. Returns log-probabilities (a softmax of them gives p back, so the loss, the metrics and serving read
-    them as scores)."""
+    weight α. The query projection starts at zero, so training starts from those two terms. Returns
+    log-probabilities (a softmax of them gives p back, so the loss, the metrics and serving read them as scores)."""
 
     def __init__(self, dim: int, query_dim: int | None = None):
         super().__init__()
@@ -95,7 +95,10 @@ class CopyHead(nn.Module):
         self.sentinel = nn.Linear(query_dim or dim, 1)
         for emb in (self.age, self.role):
             nn.init.normal_(emb.weight, std=dim**-0.5)
-        nn.init.zeros_(self.rank_bias.weight)
+        # the query starts at 0 (as LoRA's B): the pointer starts as the learned recency order plus the backbone's
+        # view, and the query term moves it only as far as the data supports
+        for p in (self.query.weight, self.query.bias, self.rank_bias.weight):
+            nn.init.zeros_(p)
 
     @staticmethod
     def recency_rank(age: torch.Tensor, is_item: torch.Tensor) -> torch.Tensor:

@@ -146,12 +146,24 @@ def test_training_step_reaches_every_component(copy):
     P = sp.random(30, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
     emo = np.full((2, 4, 3), -1)
     emo[:, :, :2] = [EMOTIONS.index("like"), EMOTIONS.index("happy")]
-    scores = m(tiny_batch(emo, P))
-    weighted_loss(scores, torch.tensor([1, 3]), torch.tensor([2.0, 0.5])).backward()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+
+    def step():
+        opt.zero_grad()
+        weighted_loss(m(tiny_batch(emo, P)), torch.tensor([1, 3]), torch.tensor([2.0, 0.5])).backward()
+
+    step()
     names = ["kg.node.weight", "kg.conv.weight", "fuse.emb.weight", "fuse.mlp.0.weight", "prompt", "text.0.weight"]
     if copy:
-        names += ["copy.query.weight", "copy.key.weight", "copy.age.weight", "copy.role.weight", "copy.sentinel.bias"]
-        names += ["copy.rank_bias.weight", "copy.prior_weight"]
+        # the copy head's query starts at zero: the first step reaches the query, the place biases, α and the gate,
+        # not yet the keys (q · k = 0); from the second step on, everything
+        first = ["copy.query.weight", "copy.sentinel.bias", "copy.rank_bias.weight", "copy.prior_weight"]
+        keys = ["copy.key.weight", "copy.age.weight", "copy.role.weight"]
+        assert all(dict(m.named_parameters())[n].grad.abs().sum() > 0 for n in first)
+        assert all(dict(m.named_parameters())[n].grad.abs().sum() == 0 for n in keys)
+        opt.step()
+        step()
+        names += first + keys
     for name in names:
         grad = dict(m.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
