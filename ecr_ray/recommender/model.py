@@ -142,7 +142,8 @@ def load_saved(model: nn.Module, path) -> None:
     if missing or unexpected:
         raise RuntimeError(
             f"{path}: weights do not fit this recommender (backbone/variant/sizes changed?): "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}; a model trained by an older version: retrain it "
+            "with `ecr-ray train_recommender ... --force`"
         )
 
 

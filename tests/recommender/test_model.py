@@ -306,6 +306,20 @@ def test_the_copy_head_learns_recency_without_a_query():
     assert bias[0] > max(bias[1:]) + 0.2, bias  # the most recent place above the others
 
 
+def test_a_copy_model_from_before_the_place_biases_gets_a_retrain_message(tmp_path):
+    """A `+copy` model.pt written before the copy head had its place biases and α (f328436) names them and says to
+    retrain, rather than serving a half-loaded head."""
+    from ecr_ray.recommender.model import load_saved, saved_state
+
+    old = {k: v for k, v in saved_state(tiny_model("L", copy=True)).items() if k not in NEW_COPY_PARAMS}
+    torch.save(old, tmp_path / "model.pt")
+    with pytest.raises(RuntimeError, match=r"missing \['copy.prior_weight', 'copy.rank_bias.weight'\].*--force"):
+        load_saved(tiny_model("L", copy=True), tmp_path / "model.pt")
+
+
+NEW_COPY_PARAMS = ("copy.rank_bias.weight", "copy.prior_weight")
+
+
 def test_bf16_weights_as_deepspeed_makes_them_take_float_batches():
     """DeepSpeed's bf16 casts the weights, not the batches (the paper recipe: ZeRO-2 + bf16): with the skeleton's
     boundary (ecr_ray.train.bf16_boundary) the float batch goes in as bf16, every layer (PyG's RGCN included) stays
