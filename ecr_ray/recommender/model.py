@@ -141,9 +141,9 @@ def load_saved(model: nn.Module, path) -> None:
     missing = [k for k in missing if not k.startswith(model.FROZEN)]
     if missing or unexpected:
         raise RuntimeError(
-            f"{path}: weights do not fit this recommender (backbone/variant/sizes changed?): "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}; a model trained by an older version: retrain it "
-            "with `ecr-ray train_recommender ... --force`"
+            f"{path}: weights do not fit this recommender: missing {missing[:5]}, unexpected {unexpected[:5]} "
+            "(backbone/variant/sizes changed, or a model written by an older version: retrain it with "
+            "`ecr-ray train_recommender ... --force`)"
         )
 
 

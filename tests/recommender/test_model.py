@@ -258,6 +258,24 @@ def test_the_copy_heads_recency_places_are_the_repeat_rules_order():
         [MAX_RANK, 2, 1, MAX_RANK, 0],  # slot 3 (age 1) is not an item: slot 1 (age 3) is third
         [2, 1, 0, MAX_RANK, MAX_RANK],
     ]
+    # the same order as the repeat baseline's ranking, by its own code, on random layouts
+    from types import SimpleNamespace
+
+    from ecr_ray.recommender.evaluate import baseline_scores
+
+    rng = np.random.default_rng(0)
+    ents = np.where(rng.random((50, 6)) < 0.8, rng.integers(0, 20, (50, 6)), -1)
+    ents = np.stack([np.where(np.isin(np.arange(6), np.unique(r, return_index=True)[1]), r, -1) for r in ents])
+    age = np.where(ents >= 0, rng.integers(0, 4, (50, 6)), -1)
+    lookup = np.where(np.arange(20) < 12, np.arange(20), -1)  # entities 12-19 are not items
+    split = SimpleNamespace(entities=ents, ent_age=age)
+    scores = baseline_scores("repeat", split, np.arange(50), np.ones(12), lookup)
+    slots = np.where(ents >= 0, lookup[ents.clip(0)], -1)
+    places = CopyHead.recency_rank(torch.as_tensor(age), torch.as_tensor(slots >= 0)).numpy()
+    for row in range(50):
+        items = slots[row][slots[row] >= 0]
+        by_rule = items[np.argsort(-scores[row, items], kind="stable")]
+        assert by_rule.tolist() == items[np.argsort(places[row][slots[row] >= 0])].tolist()
 
 
 def test_the_copy_head_learns_recency_without_a_query():
@@ -320,15 +338,16 @@ def test_a_copy_model_from_before_the_place_biases_gets_a_retrain_message(tmp_pa
 NEW_COPY_PARAMS = ("copy.rank_bias.weight", "copy.prior_weight")
 
 
-def test_bf16_weights_as_deepspeed_makes_them_take_float_batches():
+@pytest.mark.parametrize("copy", [False, True])
+def test_bf16_weights_as_deepspeed_makes_them_take_float_batches(copy):
     """DeepSpeed's bf16 casts the weights, not the batches (the paper recipe: ZeRO-2 + bf16): with the skeleton's
     boundary (ecr_ray.train.bf16_boundary) the float batch goes in as bf16, every layer (PyG's RGCN included) stays
-    bf16, and the scores come back as float32 for the loss and the metrics."""
+    bf16, and the scores come back as float32 for the loss and the metrics; with the copy head too."""
     import scipy.sparse as sp
 
     from ecr_ray.train import bf16_boundary
 
-    m = tiny_model("full").to(torch.bfloat16).train()
+    m = tiny_model("full", copy=copy).to(torch.bfloat16).train()
     bf16_boundary(m)
     P = sp.random(30, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
     emo = np.full((2, 4, 3), -1)
